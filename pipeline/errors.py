@@ -1,0 +1,87 @@
+"""The pipeline's one exception tree.
+
+    PipelineError                  base; ``exit_code`` is what the CLI exits with
+    ├── UsageError                 exit 2: the input or the config can't be used
+    │   ├── ConfigError            a settings value or the TOML file is wrong
+    │   ├── InputFileError         a reservation file can't be read or lacks a column
+    │   └── DeviceDataError        device data is malformed (names the device)
+    └── SeamError                  Seam answered with an error (type, message, status, request id)
+        └── SeamUnavailableError   no usable answer: connection failed, timed out, 5xx
+
+A row that can't be provisioned is *not* an exception: it becomes a result row with a reason
+code. These exceptions are for problems that stop a whole command.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """What is wrong and what to do, as the single line the CLI prints."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(PipelineError):
+    """The command can't start with the input or config it was given."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """A setting from the environment or the TOML config file is missing or wrong."""
+
+
+class InputFileError(UsageError):
+    """A reservation file is unreadable, empty, or lacks a required column."""
+
+
+class DeviceDataError(UsageError):
+    """Device data (from Seam or a ``--devices`` file) is malformed."""
+
+
+class SeamError(PipelineError):
+    """Seam answered a request with an error.
+
+    Carries Seam's error ``type`` and ``message``, the HTTP status and the ``seam-request-id``
+    header, so that a person can quote the request to Seam's support.
+    """
+
+    exit_code = 3
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_type: str = "unknown",
+        status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.error_type = error_type
+        self.status = status
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def one_line(self) -> str:
+        context = [f"HTTP {self.status}"] if self.status is not None else []
+        if self.request_id:
+            context.append(f"seam-request-id {self.request_id}")
+        text = f"Seam error {self.error_type}: {self.message}"
+        if context:
+            text += f" [{', '.join(context)}]"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class SeamUnavailableError(SeamError):
+    """No usable answer from Seam: connection failure, timeout, 5xx, or a body that isn't JSON."""
