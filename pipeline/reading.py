@@ -1,0 +1,151 @@
+"""Reading reservation files (CSV or Parquet, by extension) into one table of canonical columns.
+
+Every value is kept as text here: planning parses it and turns a bad value into a row-level
+rejection that names the column, instead of failing the whole file. What fails the whole file
+(exit 2) is what makes its rows meaningless: unreadable, empty, malformed CSV, a missing column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.errors import InputFileError
+from pipeline.settings import CANONICAL_COLUMNS, Config
+
+CSV_EXTENSIONS = {".csv", ".tsv", ".txt"}
+PARQUET_EXTENSIONS = {".parquet", ".pq"}
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
+    """Read every file into one table of the canonical columns, all as stripped text or null.
+
+    Adds ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in a
+    Parquet file) so every result can point back at its input, and ``row`` (0-based position
+    over all files). Raises InputFileError for a file that can't be used.
+    """
+    frames = [_read_one(path, config) for path in paths]
+    table = pl.concat(frames, how="vertical") if frames else _empty()
+    return table.with_row_index("row")
+
+
+def _read_one(path: Path, config: Config) -> pl.DataFrame:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputFileError(f"reservation file {path} does not exist")
+    if suffix in CSV_EXTENSIONS:
+        frame, first_line = _scan_csv(path), 2
+    elif suffix in PARQUET_EXTENSIONS:
+        frame, first_line = _scan_parquet(path), 1
+    else:
+        raise InputFileError(
+            f"reservation file {path} has extension {suffix!r}",
+            hint="use .csv or .parquet",
+        )
+    renamed = _rename_to_canonical(frame.collect_schema().names(), config)
+    _require_columns(path, renamed)
+    present = [source for source, target in renamed.items() if target is not None]
+    frame = frame.select(
+        *(pl.col(source).alias(str(renamed[source])) for source in present),
+        *(
+            pl.lit(None, pl.String).alias(name)
+            for name in CANONICAL_COLUMNS
+            if name not in renamed.values()
+        ),
+    ).select(
+        *(
+            pl.col(name).str.strip_chars().replace("", None).alias(name)
+            for name in CANONICAL_COLUMNS
+        )
+    )
+    try:
+        table = frame.collect()
+    except pl.exceptions.PolarsError as exc:
+        detail = str(exc).strip().splitlines()[0]
+        raise InputFileError(
+            f"reservation file {path} can't be parsed: {detail}",
+            hint="check quoting and that every line has the same number of fields",
+        ) from exc
+    if table.height == 0:
+        raise InputFileError(f"reservation file {path} has a header but no rows")
+    return table.with_columns(
+        pl.lit(str(path)).alias("source_file"),
+        (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
+    )
+
+
+def _scan_csv(path: Path) -> pl.LazyFrame:
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if not head.strip():
+        raise InputFileError(f"reservation file {path} is empty")
+    header = head.splitlines()[0].decode("utf-8", errors="replace")
+    separator = max(_DELIMITERS, key=header.count)
+    return pl.scan_csv(
+        path,
+        separator=separator,
+        infer_schema=False,
+        encoding="utf8-lossy",
+        raise_if_empty=True,
+        missing_columns="insert",
+    )
+
+
+def _scan_parquet(path: Path) -> pl.LazyFrame:
+    try:
+        frame = pl.scan_parquet(path)
+        schema = frame.collect_schema()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputFileError(f"reservation file {path} is not a readable Parquet file") from exc
+    return frame.select(_as_text(name, dtype) for name, dtype in schema.items())
+
+
+def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Typed Parquet columns become the same text a CSV export would carry."""
+    column = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone is not None:
+            return column.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias(name)
+        return column.dt.strftime("%Y-%m-%dT%H:%M:%S").alias(name)
+    if isinstance(dtype, pl.Date):
+        return column.dt.strftime("%Y-%m-%d").alias(name)
+    return column.cast(pl.String).alias(name)
+
+
+def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | None]:
+    """Map each header to its canonical column (None when it is not one we use)."""
+    renamed: dict[str, str | None] = {}
+    for header in headers:
+        clean = header.strip().lstrip("\ufeff")
+        target = config.columns.get(clean) or config.columns.get(header)
+        if target is None and clean.lower() in CANONICAL_COLUMNS:
+            target = clean.lower()
+        if target is not None and target in renamed.values():
+            target = None  # the first header that maps to a column wins
+        renamed[header] = target
+    return renamed
+
+
+def _require_columns(path: Path, renamed: dict[str, str | None]) -> None:
+    found = set(renamed.values())
+    missing = [name for name in ("reservation_id", "check_in", "check_out") if name not in found]
+    if not found & {"device_id", "door_name"}:
+        missing.append("device_id or door_name")
+    if not missing:
+        return
+    headers = list(renamed)
+    hint = "rename the file's headers with a [columns] table in the config"
+    if len(headers) == 1 and any(sep in headers[0] for sep in _DELIMITERS):
+        hint = "the delimiter was guessed wrong: the header is one column"
+    raise InputFileError(
+        f"reservation file {path} lacks column {', '.join(missing)}; it has {headers}",
+        hint=hint,
+    )
+
+
+def _empty() -> pl.DataFrame:
+    schema = dict.fromkeys(CANONICAL_COLUMNS, pl.String)
+    return pl.DataFrame(schema={**schema, "source_file": pl.String, "source_line": pl.Int64})
