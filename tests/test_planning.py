@@ -1,0 +1,234 @@
+"""Planning decisions per row: door, user level, rules, duplicates, tags and names."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.planning import plan_reservations
+from pipeline.settings import Config, UserLevelDefaults
+from tests.conftest import NOW, plan, reservations
+
+HV = {"site_name": "Harbor View"}
+STAY = {"check_in": "2027-03-12", "check_out": "2027-03-16"}
+
+# Each row: what the input says, then the reason it must get (None: planned).
+REASON_CASES = [
+    ({**HV, **STAY, "door_name": "Room 101", "user_level": "guest 3:30PM-10:30am"}, None),
+    ({**HV, **STAY, "door_name": "room  101", "user_level": "1"}, None),
+    ({**STAY, "door_name": "Room 101"}, "ambiguous_device"),
+    ({**HV, **STAY, "door_name": "Room 999"}, "unknown_device"),
+    ({**STAY, "device_id": "00000000-0000-0000-0000-000000000000"}, "unknown_device"),
+    ({**STAY, "door_name": "Haupteingang"}, "offline_codes_not_supported"),
+    ({**HV, **STAY, "door_name": "Room 101", "user_level": "Penthouse"}, "unknown_user_level"),
+    (
+        {**HV, **STAY, "door_name": "Room 101", "user_level": "Owner Master"},
+        "master_user_level_unsupported",
+    ),
+    ({**HV, **STAY, "door_name": "Room 101", "user_level": "8"}, "one_time_use_unsupported"),
+    ({**HV, **STAY, "door_name": "Room 101"}, "ambiguous_user_level"),
+    (
+        {
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-12T09:00",
+            "check_out": "2027-03-16T09:30",
+        },
+        "no_matching_user_level",
+    ),
+    (
+        {
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-12T07:00",
+            "check_out": "2027-03-16T19:00",
+        },
+        None,
+    ),
+    (
+        {
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-12T07:00",
+            "check_out": "2027-03-16T19:00",
+            "user_level": "Guest 3:30pm-10:30am",
+        },
+        "user_level_times_mismatch",
+    ),
+    (
+        {**HV, "door_name": "Room 101", "check_in": "2027-03-12T07:00", "check_out": "2027-03-16"},
+        "invalid_row",
+    ),
+    (
+        {**HV, "door_name": "Room 101", "check_in": "12/03/2027", "check_out": "2027-03-16"},
+        "invalid_row",
+    ),
+    (
+        {**HV, "door_name": "Room 101", "check_in": "2027-02-29", "check_out": "2027-03-16"},
+        "invalid_row",
+    ),
+    ({**HV, "door_name": "Room 101", "check_out": "2027-03-16"}, "invalid_row"),
+    ({**STAY}, "invalid_row"),
+    (
+        {
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-01",
+            "check_out": "2027-03-16",
+            "user_level": "Two Week Stay",
+        },
+        "biweekly_needs_14_days",
+    ),
+    (
+        {
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-01",
+            "check_out": "2027-03-15",
+            "user_level": "Two Week Stay",
+        },
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("row", "reason"), REASON_CASES)
+def test_reason(sandbox_catalog, row, reason):
+    """Each row gets exactly the reason the table gives, and a message when rejected."""
+    (result,) = plan(sandbox_catalog, {"reservation_id": "R1", **row})
+    assert result["reason"] == reason
+    assert result["outcome"] == ("planned" if reason is None else "rejected")
+    assert (result["message"] is None) == (reason is None)
+
+
+def test_empty_reservation_id_names_the_column(sandbox_catalog):
+    """A bad value's message names the column it is in."""
+    (result,) = plan(sandbox_catalog, {**HV, **STAY, "door_name": "Room 101"})
+    assert result["reason"] == "invalid_row"
+    assert "reservation_id" in result["message"]
+
+
+def test_no_matching_level_lists_the_doors_levels(sandbox_catalog):
+    """The message for an unmatched time pair lists what the door offers."""
+    (result,) = plan(
+        sandbox_catalog,
+        {
+            "reservation_id": "R1",
+            **HV,
+            "door_name": "Room 101",
+            "check_in": "2027-03-12T09:00",
+            "check_out": "2027-03-16T09:30",
+        },
+    )
+    assert "Guest 3:30pm-10:30am (prefix 1, 15:30→10:30)" in result["message"]
+    assert "Day Pass 24h (prefix 3, 00:00→23:59, 24-hour)" in result["message"]
+
+
+def test_equal_times_pick_the_24_hour_level(sandbox_catalog):
+    """A row whose check-in and check-out times are equal asks for a daily-bound level."""
+    (result,) = plan(
+        sandbox_catalog,
+        {
+            "reservation_id": "R1",
+            "door_name": "Zimmer 2",
+            "check_in": "2027-03-20T12:00",
+            "check_out": "2027-03-22T12:00",
+        },
+    )
+    assert (result["user_level_name"], result["max_time_rounding"]) == ("Tagesgast 24h", "1d")
+    assert (result["starts_at"], result["ends_at"]) == (
+        "2027-03-20T12:00:00+01:00",
+        "2027-03-22T12:00:00+01:00",
+    )
+
+
+def test_config_defaults_pick_the_level_for_dates_only_rows(sandbox_catalog):
+    """A door default wins over a site default; both only apply to dates-only rows."""
+    config = Config(
+        user_levels=UserLevelDefaults(
+            sites={"harbor view": "Guest RCI D 7am-7pm"}, doors={"ROOM 102": "Guest 3:30pm-10:30am"}
+        )
+    )
+    rows = plan(
+        sandbox_catalog,
+        {"reservation_id": "A", **HV, **STAY, "door_name": "Room 101"},
+        {"reservation_id": "B", **HV, **STAY, "door_name": "Room 102"},
+        config=config,
+    )
+    assert [r["user_level_name"] for r in rows] == ["Guest RCI D 7am-7pm", "Guest 3:30pm-10:30am"]
+
+
+def test_configured_default_missing_on_door_is_rejected(sandbox_catalog):
+    """A default that names a level the door lacks is a clear rejection, not a guess."""
+    config = Config(user_levels=UserLevelDefaults(sites={"Harbor View": "Nope"}))
+    (result,) = plan(
+        sandbox_catalog,
+        {"reservation_id": "A", **HV, **STAY, "door_name": "Room 101"},
+        config=config,
+    )
+    assert result["reason"] == "unknown_user_level"
+    assert "configured default" in result["message"]
+
+
+def test_identical_duplicates_are_planned_once(sandbox_catalog):
+    """The same reservation twice with the same content: the first is planned, the copy skipped."""
+    row = {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+    first, copy = plan(sandbox_catalog, row, row)
+    assert (first["outcome"], copy["outcome"], copy["reason"]) == (
+        "planned",
+        "skipped",
+        "duplicate_reservation",
+    )
+    assert "line 2" in copy["message"]
+
+
+def test_conflicting_duplicates_are_all_rejected(sandbox_catalog):
+    """The same reservation_id with different content: every copy is a conflict."""
+    row = {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+    rows = plan(sandbox_catalog, row, {**row, "check_out": "2027-03-17"}, row)
+    assert {r["reason"] for r in rows} == {"duplicate_reservation_conflict"}
+
+
+def test_device_id_lookup_fills_door_and_site(sandbox_catalog):
+    """A row found by device_id reports the door's own name and site."""
+    door = sandbox_catalog.doors.filter(door_name="Cabin 1").row(0, named=True)
+    (result,) = plan(
+        sandbox_catalog, {"reservation_id": "R1", "device_id": door["device_id"], **STAY}
+    )
+    assert (result["door_name"], result["site_name"], result["user_level_name"]) == (
+        "Cabin 1",
+        "Lakeside Lodge",
+        None,
+    )
+    assert result["reason"] == "ambiguous_user_level"
+
+
+def test_tags_are_deterministic_and_distinct(sandbox_catalog):
+    """Same input → same tag; a different window or reservation → a different tag."""
+    base = {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+    rows = [
+        base,
+        {**base, "reservation_id": "R2"},
+        {**base, "reservation_id": "R3", "check_out": "2027-03-17"},
+    ]
+    first = plan_reservations(reservations(*rows), sandbox_catalog, Config(), now=NOW)
+    again = plan_reservations(reservations(*rows), sandbox_catalog, Config(), now=NOW)
+    assert first["idempotency_tag"].to_list() == again["idempotency_tag"].to_list()
+    assert first["idempotency_tag"].n_unique() == 3
+    assert all(tag.startswith("opl-") and len(tag) == 20 for tag in first["idempotency_tag"])
+
+
+def test_name_template_always_carries_the_tag(sandbox_catalog):
+    """The code name follows the template, collapses blanks from empty fields, and holds the tag."""
+    config = Config(name_template="{guest_name} · {reservation_id} · {tag}")
+    (result,) = plan(
+        sandbox_catalog,
+        {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"},
+        config=config,
+    )
+    assert result["name"] == f"· R1 · {result['idempotency_tag']}"
+
+
+def test_name_template_without_tag_is_refused():
+    """A template that would lose the tag can't be configured."""
+    with pytest.raises(ValueError, match="tag"):
+        Config(name_template="{reservation_id}")

@@ -1,0 +1,173 @@
+"""Settings, config files, device data parsing and fetching devices from Seam."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import anyio
+import httpx
+import pytest
+
+from bench.generate import make_devices, make_door, make_level
+from pipeline.catalog import DeviceCatalog, parse_time_of_day, read_device_file
+from pipeline.cli import main
+from pipeline.errors import ConfigError, DeviceDataError
+from pipeline.jobs import fetch_catalog
+from pipeline.settings import Config, SeamCredentials, load_config
+from tests.conftest import SANDBOX_DEVICES
+
+GOOD_CSV = (
+    "reservation_id,site_name,door_name,check_in,check_out\n"
+    "R1,Harbor View,Room 101,2027-03-12,2027-03-16\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "time", "zone"),
+    [
+        ("07:00:00[America/Los_Angeles]", dt.time(7), "America/Los_Angeles"),
+        ("15:30:00-08:00[America/Los_Angeles]", dt.time(15, 30), "America/Los_Angeles"),
+        ("09:00:00-05:00", dt.time(9), None),
+        ("09:00:00Z", dt.time(9), None),
+        ("15:30:00[PST8PDT]", dt.time(15, 30), "PST8PDT"),
+        ("7:05", dt.time(7, 5), None),
+    ],
+)
+def test_time_of_day_forms(text, time, zone):
+    """Every form Seam writes a user level's time in parses to wall time and zone."""
+    assert parse_time_of_day(text) == (time, zone)
+
+
+def test_prefix_spellings_and_sandbox_file():
+    """All three prefix spellings are read; non-Oracode devices are left out."""
+    catalog = read_device_file(SANDBOX_DEVICES)
+    assert catalog.doors.height == 12
+    assert catalog.levels["level_prefix"].null_count() == 0
+    assert set(catalog.doors["door_zone"]) == {
+        "America/Los_Angeles",
+        "America/New_York",
+        "Europe/Berlin",
+    }
+    assert "PST8PDT" in catalog.zones
+
+
+@pytest.mark.parametrize("field", ["prefix_field", "check_in_time"])
+def test_missing_level_field_names_the_device(field):
+    """A user level without prefix or times is an error naming the device."""
+    level = make_level("Guest", 1, "15:00", "11:00", prefix_field="something_else")
+    if field == "check_in_time":
+        level = make_level("Guest", 1, "15:00", "11:00")
+        del level["check_in_time"]
+    door = make_door("door-x", "X", "S", "UTC", [level])
+    with pytest.raises(DeviceDataError, match="door-x"):
+        DeviceCatalog.from_payload({"devices": [door]}, source="f.json")
+
+
+def test_bad_time_string_names_device_and_level():
+    """An unparseable time of day names the device and the user level."""
+    door = make_door("door-y", "Y", "S", "UTC", [make_level("Odd", 1, "3pm", "11:00")])
+    with pytest.raises(DeviceDataError, match=r"door-y: user level 'Odd'"):
+        DeviceCatalog.from_payload([door], source="f.json")
+
+
+def test_unknown_zone_rejects_rows_not_the_run(tmp_path):
+    """A door whose zone nobody knows gets its rows rejected with unknown_time_zone."""
+    devices = tmp_path / "d.json"
+    door = make_door("door-z", "Z", "S", "Mars/Olympus", [make_level("G", 1, "15:00", "11:00")])
+    devices.write_text(json.dumps({"devices": [door]}))
+    source = tmp_path / "r.csv"
+    source.write_text(
+        "reservation_id,device_id,check_in,check_out\nR1,door-z,2027-03-12,2027-03-16\n"
+    )
+    out = tmp_path / "p.csv"
+    assert main(["plan", str(source), "--devices", str(devices), "--out", str(out)]) == 1
+    assert "unknown_time_zone" in out.read_text()
+
+
+def test_plan_without_key_or_devices_says_which_variable(tmp_path, capsys, monkeypatch):
+    """Planning from the API without a key: one line naming SEAM_API_KEY, exit 2."""
+    for name in ("SEAM_API_KEY", "SEAM_PERSONAL_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    source = tmp_path / "r.csv"
+    source.write_text(GOOD_CSV)
+    assert main(["plan", str(source)]) == 2
+    assert "set SEAM_API_KEY" in capsys.readouterr().err
+
+
+def test_both_key_kinds_is_an_error(monkeypatch):
+    """SEAM_API_KEY and SEAM_PERSONAL_ACCESS_TOKEN together are refused, as the SDKs do."""
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    monkeypatch.setenv("SEAM_PERSONAL_ACCESS_TOKEN", "seam_at_token")
+    with pytest.raises(ConfigError, match="both"):
+        SeamCredentials().auth_headers()
+
+
+def test_personal_access_token_needs_workspace(monkeypatch):
+    """A personal access token is sent with the seam-workspace header."""
+    monkeypatch.delenv("SEAM_API_KEY", raising=False)
+    monkeypatch.setenv("SEAM_PERSONAL_ACCESS_TOKEN", "seam_at_token")
+    monkeypatch.delenv("SEAM_WORKSPACE_ID", raising=False)
+    with pytest.raises(ConfigError, match="SEAM_WORKSPACE_ID"):
+        SeamCredentials().auth_headers()
+    monkeypatch.setenv("SEAM_WORKSPACE_ID", "ws_1")
+    assert SeamCredentials().auth_headers()["seam-workspace"] == "ws_1"
+
+
+def test_key_never_shows_in_repr(monkeypatch):
+    """The key is a secret: it doesn't appear in the settings' repr."""
+    monkeypatch.setenv("SEAM_API_KEY", "seam_supersecret")
+    assert "supersecret" not in repr(SeamCredentials())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("api_key = 'seam_x'", "holds an API key"),
+        ("[columns]\nRef = 'booking'", "not one of"),
+        ("name_template = '{reservation_id}'", "must contain {tag}"),
+        ("colums = {}", "colums"),
+        ("[columns", "not valid TOML"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, message):
+    """A config mistake is named with the file and the key."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_devices_are_fetched_over_every_page(monkeypatch):
+    """/devices/list is followed page by page; only Oracode doors are asked for."""
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    devices = make_devices(5)["devices"]
+    bodies = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        bodies.append(body)
+        assert request.headers["authorization"] == "Bearer seam_test_key"
+        start = int(body.get("page_cursor") or 0)
+        page = devices[start : start + 2]
+        more = start + 2 < len(devices)
+        return httpx.Response(
+            200,
+            json={
+                "devices": page,
+                "ok": True,
+                "pagination": {
+                    "has_next_page": more,
+                    "next_page_cursor": str(start + 2) if more else None,
+                    "next_page_url": None,
+                },
+            },
+            headers={"seam-request-id": f"req-{start}"},
+        )
+
+    catalog = anyio.run(
+        fetch_catalog, Config(endpoint="https://seam.test"), httpx.MockTransport(serve)
+    )
+    assert catalog.doors.height == 5
+    assert len(bodies) == 3
+    assert all(b["device_type"] == "dormakaba_oracode_door" for b in bodies)
