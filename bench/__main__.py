@@ -1,0 +1,5 @@
+"""`make bench`: every benchmark, printing measured figures (not a test: nothing asserts)."""
+
+from bench import plan_bench
+
+plan_bench.report(plan_bench.run())

@@ -1,0 +1,110 @@
+"""Planning benchmark: 1,000,000 reservations over 5,000 doors, and the row-by-row baseline.
+
+The timed run happens in a child process so its peak RSS is the planner's own, not the
+generator's. Targets: at most 10 s and 2 GB; vectorised at least 20 times row by row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from bench.generate import make_devices, make_reservations
+from bench.rowwise import plan_rowwise
+from pipeline.catalog import read_device_file
+from pipeline.planning import plan_reservations
+from pipeline.reading import read_reservations
+from pipeline.settings import Config
+
+NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+
+
+def measure_plan(reservations: Path, devices: Path, out: Path) -> dict[str, float]:
+    """Read, plan and write once; wall times per stage and the process's peak RSS."""
+    config = Config()
+    started = time.perf_counter()
+    table = read_reservations([reservations], config)
+    catalog = read_device_file(devices)
+    read_done = time.perf_counter()
+    plan = plan_reservations(table, catalog, config, now=NOW)
+    plan_done = time.perf_counter()
+    plan.write_parquet(out)
+    written = time.perf_counter()
+    return {
+        "rows": plan.height,
+        "planned": int((plan["outcome"] == "planned").sum()),
+        "read_s": read_done - started,
+        "plan_s": plan_done - read_done,
+        "write_s": written - plan_done,
+        "total_s": written - started,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run(rows: int = 1_000_000, doors: int = 5_000, sample: int = 50_000) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        devices = make_devices(doors)
+        (base / "devices.json").write_text(json.dumps(devices))
+        make_reservations(rows, devices).write_csv(base / "reservations.csv")
+        child = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.plan_bench",
+                str(base / "reservations.csv"),
+                str(base / "devices.json"),
+                str(base / "plan.parquet"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        figures: dict[str, float] = json.loads(child.stdout)
+
+        config = Config()
+        catalog = read_device_file(base / "devices.json")
+        table = read_reservations([base / "reservations.csv"], config).head(sample)
+        started = time.perf_counter()
+        plan_reservations(table, catalog, config, now=NOW)
+        vector_sample_s = time.perf_counter() - started
+        rows_as_dicts = table.to_dicts()
+        started = time.perf_counter()
+        plan_rowwise(rows_as_dicts, catalog, config, NOW)
+        rowwise_s = time.perf_counter() - started
+
+    figures["rows_per_s"] = figures["rows"] / figures["total_s"]
+    figures["vector_plan_rows_per_s"] = figures["rows"] / figures["plan_s"]
+    figures["rowwise_rows_per_s"] = sample / rowwise_s
+    figures["ratio_throughput"] = figures["vector_plan_rows_per_s"] / figures["rowwise_rows_per_s"]
+    figures["ratio_same_sample"] = rowwise_s / vector_sample_s
+    return figures
+
+
+def report(figures: dict[str, float]) -> None:
+    print("== planning: 1,000,000 reservations over 5,000 doors ==")
+    print(f"  rows              {figures['rows']:>12,.0f}  ({figures['planned']:,.0f} planned)")
+    print(f"  read              {figures['read_s']:>12.2f} s")
+    print(f"  plan              {figures['plan_s']:>12.2f} s")
+    print(f"  write parquet     {figures['write_s']:>12.2f} s")
+    print(f"  wall time         {figures['total_s']:>12.2f} s   (target ≤ 10 s)")
+    print(f"  rows/s            {figures['rows_per_s']:>12,.0f}")
+    print(f"  peak RSS          {figures['peak_rss_mb']:>12,.0f} MB  (target ≤ 2048 MB)")
+    print("== planning: vectorised vs row by row in plain Python (50,000-row sample) ==")
+    print(f"  row by row        {figures['rowwise_rows_per_s']:>12,.0f} rows/s")
+    print(f"  vectorised (1M)   {figures['vector_plan_rows_per_s']:>12,.0f} rows/s")
+    print(f"  ratio             {figures['ratio_throughput']:>12.1f} x  (target ≥ 20 x)")
+    print(f"  ratio, same 50k   {figures['ratio_same_sample']:>12.1f} x")
+
+
+if __name__ == "__main__":
+    pl.Config.set_tbl_rows(0)
+    print(json.dumps(measure_plan(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))))

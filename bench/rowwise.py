@@ -1,0 +1,263 @@
+"""The planning decisions made row by row in plain Python (zoneinfo, dicts, loops).
+
+Two uses: the benchmark times it against the vectorised planner, and the property tests use it
+as an independent oracle (it shares no code with ``pipeline.planning`` beyond the catalog
+tables and the reason codes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipeline.catalog import DeviceCatalog
+from pipeline.settings import Config
+
+_STAY = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})"
+    r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
+
+
+def _key(text: str | None) -> str | None:
+    return " ".join(text.split()).lower() if text else None
+
+
+def _parse(text: str | None) -> tuple[dt.date, dt.time | None, int | None] | None:
+    if text is None:
+        return None
+    match = _STAY.match(text)
+    if not match:
+        return None
+    try:
+        day = dt.date.fromisoformat(match[1])
+        clock = dt.time(int(match[2]), int(match[3]), int(match[4] or 0)) if match[2] else None
+    except ValueError:
+        return None
+    offset = None
+    if match[5]:
+        if clock is None:
+            return None
+        if match[5] == "Z":
+            offset = 0
+        else:
+            digits = re.sub(r"[^0-9]", "", match[5])
+            sign = -1 if match[5].startswith("-") else 1
+            offset = sign * (int(digits[:2]) * 60 + int(digits[2:4] or 0))
+    return day, clock, offset
+
+
+def _localize(naive: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    aware = naive.replace(tzinfo=zone, fold=0)  # fold=0: the earlier instant in a DST fold
+    back = aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+    return aware if back == naive else None  # a wall time in a DST gap doesn't round-trip
+
+
+def plan_rowwise(
+    rows: list[dict[str, Any]], catalog: DeviceCatalog, config: Config, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """Per input row: reason (None when planned), user level name, starts_at, ends_at, tag."""
+    doors = {door["device_id"]: door for door in catalog.doors.to_dicts()}
+    by_name: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for door in doors.values():
+        by_name[door["door_key"]].append(door)
+    levels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for level in catalog.levels.sort("level_prefix").to_dicts():
+        levels[level["device_id"]].append(level)
+    zones: dict[str, ZoneInfo] = {}
+    door_defaults = {_key(k): v for k, v in config.user_levels.doors.items()}
+    site_defaults = {_key(k): v for k, v in config.user_levels.sites.items()}
+
+    content: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
+    first_row: dict[str, int] = {}
+    for index, row in enumerate(rows):
+        rid = row["reservation_id"]
+        if rid is not None:
+            content[rid].add(
+                tuple(
+                    row[c]
+                    for c in (
+                        "device_id",
+                        "door_name",
+                        "site_name",
+                        "check_in",
+                        "check_out",
+                        "guest_name",
+                        "user_level",
+                    )
+                )
+            )
+            first_row.setdefault(rid, index)
+
+    results = []
+    for index, row in enumerate(rows):
+        result: dict[str, Any] = {
+            "reason": None,
+            "user_level_name": None,
+            "starts_at": None,
+            "ends_at": None,
+            "idempotency_tag": None,
+        }
+        results.append(result)
+        check_in, check_out = _parse(row["check_in"]), _parse(row["check_out"])
+        rid = row["reservation_id"]
+        if rid is None or (row["device_id"] is None and row["door_name"] is None):
+            result["reason"] = "invalid_row"
+            continue
+        if check_in is None or check_out is None:
+            result["reason"] = "invalid_row"
+            continue
+        if (check_in[1] is None) != (check_out[1] is None):
+            result["reason"] = "invalid_row"
+            continue
+        if len(content[rid]) > 1:
+            result["reason"] = "duplicate_reservation_conflict"
+            continue
+        if first_row[rid] != index:
+            result["reason"] = "duplicate_reservation"
+            continue
+        if row["device_id"] is not None:
+            door = doors.get(row["device_id"])
+            if door is None:
+                result["reason"] = "unknown_device"
+                continue
+        else:
+            want_site = _key(row["site_name"])
+            matches = [
+                d
+                for d in by_name.get(_key(row["door_name"]), [])
+                if want_site is None or d["site_key"] == want_site
+            ]
+            if not matches:
+                result["reason"] = "unknown_device"
+                continue
+            if len(matches) > 1:
+                result["reason"] = "ambiguous_device"
+                continue
+            door = matches[0]
+        if not door["can_program_offline"]:
+            result["reason"] = "offline_codes_not_supported"
+            continue
+        zone_name = door["door_zone"]
+        try:
+            door_zone = zones.setdefault(zone_name, ZoneInfo(zone_name))
+        except Exception:
+            result["reason"] = "unknown_time_zone"
+            continue
+        stays = []
+        for day, clock, offset in (check_in, check_out):
+            if offset is not None and clock is not None:
+                instant = dt.datetime.combine(day, clock, dt.UTC) - dt.timedelta(minutes=offset)
+                local = instant.astimezone(door_zone)
+                day, clock = local.date(), local.time().replace(tzinfo=None)
+            stays.append((day, clock))
+        (in_day, in_time), (out_day, out_time) = stays
+        stay_days = (out_day - in_day).days
+        timed = in_time is not None
+        named = row["user_level"] is not None
+        door_levels = levels[door["device_id"]]
+        default = door_defaults.get(door["device_id"].lower()) or door_defaults.get(
+            door["door_key"]
+        )
+        default = default or site_defaults.get(door["site_key"])
+        wanted = row["user_level"] if named else (default if not timed else None)
+
+        def fits(level: dict[str, Any], days: int = stay_days) -> bool:
+            return not level["is_biweekly"] or days == 14
+
+        def eligible(level: dict[str, Any]) -> bool:
+            return not level["is_master"] and not level["is_one_shot"]
+
+        ranked: list[tuple[int, dict[str, Any]]] = []
+        if wanted is not None:
+            wanted_key, wanted_text = _key(wanted), wanted.strip()
+            for level in door_levels:
+                if level["level_key"] == wanted_key:
+                    ranked.append((0, level))
+                elif named and level["level_prefix_text"] == wanted_text:
+                    ranked.append((1, level))
+        elif timed:
+            for level in door_levels:
+                same = level["level_check_in"] == in_time and level["level_check_out"] == out_time
+                daily = (
+                    in_time == out_time
+                    and level["is_24_hour"]
+                    and level["level_check_in"] == in_time
+                )
+                if eligible(level) and (same or daily):
+                    ranked.append((0 if fits(level) else 1, level))
+        else:
+            ranked = [
+                (0, level)
+                for level in door_levels
+                if eligible(level) and not level["is_24_hour"] and fits(level)
+            ]
+        if not ranked:
+            result["reason"] = (
+                "unknown_user_level" if wanted is not None else "no_matching_user_level"
+            )
+            continue
+        best = min(rank for rank, _ in ranked)
+        options = [level for rank, level in ranked if rank == best]
+        if len(options) > 1:
+            result["reason"] = "ambiguous_user_level"
+            continue
+        level = options[0]
+        result["user_level_name"] = level["level_name"]
+        if level["is_master"]:
+            result["reason"] = "master_user_level_unsupported"
+            continue
+        if level["is_one_shot"]:
+            result["reason"] = "one_time_use_unsupported"
+            continue
+        if (
+            named
+            and timed
+            and (level["level_check_in"], level["level_check_out"])
+            != (
+                in_time,
+                out_time,
+            )
+        ):
+            result["reason"] = "user_level_times_mismatch"
+            continue
+        try:
+            level_zone = zones.setdefault(level["level_zone"], ZoneInfo(level["level_zone"]))
+        except Exception:
+            result["reason"] = "unknown_time_zone"
+            continue
+        start_naive = dt.datetime.combine(in_day, level["level_check_in"])
+        end_naive = dt.datetime.combine(out_day, level["level_check_out"])
+        start, end = _localize(start_naive, level_zone), _localize(end_naive, level_zone)
+        if start is None or end is None:
+            result["reason"] = "nonexistent_local_time"
+            continue
+        result["starts_at"] = start.isoformat()
+        result["ends_at"] = end.isoformat()
+        if end <= start:
+            result["reason"] = "invalid_window"
+        elif end_naive - start_naive > dt.timedelta(days=31):
+            result["reason"] = "duration_exceeds_31_days"
+        elif level["is_biweekly"] and stay_days != 14:
+            result["reason"] = "biweekly_needs_14_days"
+        elif level["is_24_hour"] and _cyclic_gap(level) > 60:
+            result["reason"] = "daily_bound_times_differ"
+        elif end <= now:
+            result["reason"] = "in_the_past"
+        else:
+            key = "\x1f".join((rid, door["device_id"], result["starts_at"], result["ends_at"]))
+            result["idempotency_tag"] = f"opl-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return results
+
+
+def _cyclic_gap(level: dict[str, Any]) -> int:
+    def seconds(t: dt.time) -> int:
+        return t.hour * 3600 + t.minute * 60 + t.second
+
+    gap = abs(seconds(level["level_check_in"]) - seconds(level["level_check_out"]))
+    return min(gap, 86_400 - gap)
