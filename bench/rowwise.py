@@ -8,11 +8,12 @@ tables and the reason codes).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import xxhash
 
 from pipeline.catalog import DeviceCatalog
 from pipeline.settings import Config
@@ -251,7 +252,7 @@ def plan_rowwise(
             result["reason"] = "in_the_past"
         else:
             key = "\x1f".join((rid, door["device_id"], result["starts_at"], result["ends_at"]))
-            result["idempotency_tag"] = f"opl-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+            result["idempotency_tag"] = f"opl-{xxhash.xxh3_64_intdigest(key.encode()):020d}"
     return results
 
 

@@ -214,7 +214,7 @@ def test_tags_are_deterministic_and_distinct(sandbox_catalog):
     again = plan_reservations(reservations(*rows), sandbox_catalog, Config(), now=NOW)
     assert first["idempotency_tag"].to_list() == again["idempotency_tag"].to_list()
     assert first["idempotency_tag"].n_unique() == 3
-    assert all(tag.startswith("opl-") and len(tag) == 20 for tag in first["idempotency_tag"])
+    assert all(tag.startswith("opl-") and len(tag) == 24 for tag in first["idempotency_tag"])
 
 
 def test_name_template_always_carries_the_tag(sandbox_catalog):
