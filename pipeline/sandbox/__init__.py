@@ -1,0 +1,18 @@
+"""A local Seam API for dormakaba Oracode doors: the same paths, shapes, rules, rate limits and
+failure modes the pipeline meets in production, as a real HTTP server (uvicorn) or in-process
+(``httpx.ASGITransport``). It imports nothing from the pipeline's client.
+"""
+
+from pipeline.sandbox.app import DroppedConnection, Faults, create_app
+from pipeline.sandbox.server import build_sandbox, serve, serve_in_thread
+from pipeline.sandbox.state import SandboxState
+
+__all__ = [
+    "DroppedConnection",
+    "Faults",
+    "SandboxState",
+    "build_sandbox",
+    "create_app",
+    "serve",
+    "serve_in_thread",
+]

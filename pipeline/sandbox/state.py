@@ -1,0 +1,219 @@
+"""The sandbox's memory: devices, codes, action attempts, rate-limit windows, clock, counters."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import time
+import uuid
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.sandbox.rules import Slot, read_slots
+
+# Offline codes stay `unset` until close to starts_at, then `setting`, then `set` with a PIN.
+SETTING_LEAD = dt.timedelta(days=1)
+SET_LEAD = dt.timedelta(hours=1)
+
+
+class SandboxClock:
+    """Real time plus an offset that tests move forward (``advance``) instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+class SlidingWindow:
+    """At most ``limit`` events per ``period`` seconds; says how long until the next fits."""
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit, self.period = limit, period
+        self.events: deque[float] = deque()
+
+    def wait_needed(self, now: float) -> float:
+        while self.events and self.events[0] <= now - self.period:
+            self.events.popleft()
+        if len(self.events) < self.limit:
+            return 0.0
+        return self.events[0] + self.period - now
+
+    def record(self, now: float) -> None:
+        self.events.append(now)
+
+
+@dataclass
+class Code:
+    """One access code; ``public`` is what Seam would show for it at a given time."""
+
+    access_code_id: str
+    device_id: str
+    name: str | None
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    slot: Slot
+    site_name: str | None
+    pin: str
+    created_at: dt.datetime
+    rounded_by_s: float
+    max_time_rounding: str
+    is_stuck: bool = False
+    created_monotonic: float = 0.0
+
+    def status(self, now: dt.datetime) -> str:
+        if self.is_stuck or now < self.starts_at - SETTING_LEAD:
+            return "unset"
+        return "set" if now >= self.starts_at - SET_LEAD else "setting"
+
+    def public(self, now: dt.datetime, workspace_id: str) -> dict[str, Any]:
+        status = self.status(now)
+        errors = []
+        if self.is_stuck and now >= self.starts_at - SETTING_LEAD:
+            errors.append(
+                {
+                    "error_code": "failed_to_set_on_device",
+                    "message": "The code could not be set on the device; Seam keeps retrying.",
+                    "is_access_code_error": True,
+                    "created_at": _iso(self.starts_at - SETTING_LEAD),
+                }
+            )
+        return {
+            "access_code_id": self.access_code_id,
+            "device_id": self.device_id,
+            "workspace_id": workspace_id,
+            "name": self.name,
+            "code": self.pin if status == "set" else None,
+            "common_code_key": None,
+            "type": "time_bound",
+            "status": status,
+            "starts_at": _iso(self.starts_at),
+            "ends_at": _iso(self.ends_at),
+            "created_at": _iso(self.created_at),
+            "errors": errors,
+            "warnings": [],
+            "is_managed": True,
+            "is_offline_access_code": True,
+            "is_one_time_use": False,
+            "is_backup_access_code_available": False,
+            "is_external_modification_allowed": False,
+            "is_scheduled_on_device": status == "set",
+            "is_waiting_for_code_assignment": status != "set",
+            "pending_mutations": [],
+            "dormakaba_oracode_metadata": {
+                "stay_id": int(uuid.UUID(self.access_code_id).int % 10**8),
+                "user_level_id": self.slot.raw.get("dormakaba_oracode_user_level_id"),
+                "user_level_name": self.slot.name,
+                "site_name": self.site_name,
+                "is_cancellable": False,
+                "is_extendable": False,
+                "is_early_checkin_able": False,
+                "is_overridable": False,
+            },
+        }
+
+
+def _iso(instant: dt.datetime) -> str:
+    return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class SandboxState:
+    """Everything the sandbox remembers; reset() forgets codes, attempts and counters."""
+
+    devices: dict[str, dict[str, Any]]
+    slots: dict[str, list[Slot]]
+    code_limits: dict[str, int]
+    stuck_devices: set[str]
+    door_rate: tuple[int, float] | None
+    global_rate: float | None
+    seed: int
+    clock: SandboxClock = field(default_factory=SandboxClock)
+    codes: dict[str, Code] = field(default_factory=dict)
+    codes_by_device: dict[str, list[Code]] = field(default_factory=lambda: defaultdict(list))
+    attempts: dict[str, str] = field(default_factory=dict)
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
+    door_windows: dict[str, SlidingWindow] = field(default_factory=dict)
+    global_window: SlidingWindow | None = None
+    rng: random.Random = field(init=False)
+    ids: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    @classmethod
+    def from_payload(
+        cls,
+        payload: dict[str, Any],
+        *,
+        door_rate: tuple[int, float] | None = (10, 60.0),
+        global_rate: float | None = None,
+        seed: int = 0,
+    ) -> SandboxState:
+        """From a ``/devices/list`` response, with an optional ``sandbox`` section:
+        ``code_limits`` (device_id → codes the door holds; defaults to the device's
+        ``max_active_codes_supported``) and ``stuck_devices`` (codes never get set)."""
+        devices = {device["device_id"]: device for device in payload["devices"]}
+        extra = payload.get("sandbox", {})
+        limits = {
+            device_id: int(limit)
+            for device_id, device in devices.items()
+            if (limit := device.get("properties", {}).get("max_active_codes_supported"))
+        }
+        limits.update({key: int(value) for key, value in extra.get("code_limits", {}).items()})
+        slots = {
+            device_id: read_slots(device)
+            for device_id, device in devices.items()
+            if device.get("properties", {}).get("dormakaba_oracode_metadata")
+        }
+        return cls(
+            devices=devices,
+            slots=slots,
+            code_limits=limits,
+            stuck_devices=set(extra.get("stuck_devices", [])),
+            door_rate=door_rate,
+            global_rate=global_rate,
+            seed=seed,
+        )
+
+    def reset(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.ids = random.Random(self.seed + 1)
+        self.codes = {}
+        self.codes_by_device = defaultdict(list)
+        self.attempts = {}
+        self.requests = Counter()
+        self.door_windows = {}
+        self.global_window = None
+        if self.global_rate:
+            # N per second as a sliding window; below 1/s, one request per 1/N seconds.
+            per = max(1, math.floor(self.global_rate))
+            self.global_window = SlidingWindow(per, per / self.global_rate)
+
+    def new_id(self) -> str:
+        return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
+
+    def door_window(self, device_id: str) -> SlidingWindow | None:
+        if self.door_rate is None:
+            return None
+        if device_id not in self.door_windows:
+            self.door_windows[device_id] = SlidingWindow(*self.door_rate)
+        return self.door_windows[device_id]
+
+    def new_pin(self, device_id: str, prefix: int) -> str:
+        """Six digits that begin with the user level's prefix, unique on the door."""
+        head = str(prefix)
+        taken = {code.pin for code in self.codes_by_device[device_id]}
+        while True:
+            tail = "".join(str(self.ids.randrange(10)) for _ in range(6 - len(head)))
+            if head + tail not in taken:
+                return head + tail
