@@ -6,6 +6,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import stamina
 
 from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.planning import plan_reservations
@@ -14,6 +15,13 @@ from pipeline.settings import CANONICAL_COLUMNS, Config
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_DEVICES = ROOT / "inputs" / "sandbox-devices.json"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def no_retry_sleeps():
+    """Retries keep their logic (attempt count, what is retried) but never sleep."""
+    with stamina.set_testing(True, attempts=10, cap=True):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,13 @@ import anyio
 import httpx
 import pytest
 
-from bench.generate import make_devices, make_door, make_level
+from bench.generate import make_door, make_level
 from pipeline.catalog import DeviceCatalog, parse_time_of_day, read_device_file
 from pipeline.cli import main
-from pipeline.errors import ConfigError, DeviceDataError
-from pipeline.jobs import fetch_catalog
-from pipeline.settings import Config, SeamCredentials, load_config
+from pipeline.errors import ConfigError, DeviceDataError, SeamUnavailableError
+from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
+from pipeline.seam import SeamClient
+from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
 from tests.conftest import SANDBOX_DEVICES
 
 GOOD_CSV = (
@@ -139,35 +140,53 @@ def test_bad_config_files(tmp_path, text, message):
 
 
 def test_devices_are_fetched_over_every_page(monkeypatch):
-    """/devices/list is followed page by page; only Oracode doors are asked for."""
+    """/devices/list is followed page by page against the sandbox; reads survive 503s."""
     monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
-    devices = make_devices(5)["devices"]
-    bodies = []
+    monkeypatch.delenv("SEAM_ENDPOINT", raising=False)
+    state, app = build_sandbox(SANDBOX_DEVICES, faults=Faults(fail_before=0.3), seed=9)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
 
-    def serve(request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        bodies.append(body)
-        assert request.headers["authorization"] == "Bearer seam_test_key"
-        start = int(body.get("page_cursor") or 0)
-        page = devices[start : start + 2]
-        more = start + 2 < len(devices)
-        return httpx.Response(
-            200,
-            json={
-                "devices": page,
-                "ok": True,
-                "pagination": {
-                    "has_next_page": more,
-                    "next_page_cursor": str(start + 2) if more else None,
-                    "next_page_url": None,
-                },
-            },
-            headers={"seam-request-id": f"req-{start}"},
-        )
+    async def fetch() -> list[str]:
+        async with SeamClient(
+            load_credentials(Config(endpoint="http://sandbox")), transport=transport
+        ) as client:
+            return [device.device_id async for device in client.list_devices(limit=5)]
 
-    catalog = anyio.run(
-        fetch_catalog, Config(endpoint="https://seam.test"), httpx.MockTransport(serve)
-    )
-    assert catalog.doors.height == 5
-    assert len(bodies) == 3
-    assert all(b["device_type"] == "dormakaba_oracode_door" for b in bodies)
+    ids = anyio.run(fetch)
+    statuses = {status for (path, status) in state.requests if path == "/devices/list"}
+    assert len(ids) == len(set(ids)) == 12
+    assert statuses == {200, 503}
+    assert state.requests[("/devices/list", 200)] == 3
+
+
+def test_read_gives_up_with_the_seam_error(monkeypatch):
+    """A read that keeps failing raises SeamError with Seam's type, status and request id."""
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    _, app = build_sandbox(SANDBOX_DEVICES, faults=Faults(fail_before=1.0))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    async def fetch() -> None:
+        async with SeamClient(
+            load_credentials(Config(endpoint="http://sandbox")), transport=transport
+        ) as client:
+            await client.read("/devices/get", {"device_id": "x"})
+
+    with pytest.raises(SeamUnavailableError) as caught:
+        anyio.run(fetch)
+    assert (caught.value.status, caught.value.error_type) == (503, "service_unavailable")
+    assert caught.value.request_id.startswith("req_")
+
+
+def test_plan_fetches_devices_from_a_real_sandbox(tmp_path, monkeypatch):
+    """`plan` without --devices reads the doors from the Seam API named by SEAM_ENDPOINT."""
+    _, app = build_sandbox(SANDBOX_DEVICES)
+    source = tmp_path / "r.csv"
+    source.write_text(GOOD_CSV)
+    out = tmp_path / "plan.csv"
+    with serve_in_thread(app) as url:
+        monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+        monkeypatch.setenv("SEAM_ENDPOINT", url)
+        code = main(["plan", str(source), "--out", str(out)])
+    assert code == 1  # Room 101 at Harbor View has two guest levels: ambiguous without a default
+    assert "ambiguous_user_level" in out.read_text()
+    assert "Guest 3:30pm-10:30am" in out.read_text()

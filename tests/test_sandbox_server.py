@@ -1,0 +1,94 @@
+"""The sandbox as a real HTTP server: uvicorn on a free loopback port, and the CLI process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
+from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.sandbox_helpers import KEY, create_body, door
+
+pytestmark = pytest.mark.slow
+
+
+def test_real_server_auth_rate_limit_and_dropped_answer():
+    """Over TCP: 401 without a key, 429 + Retry-After after 10 creates, a dropped create exists."""
+    state, app = build_sandbox(SANDBOX_DEVICES, faults=Faults(), seed=5)
+    device_id = door(state, "Harbor View", "Room 101")
+
+    def body(n: int) -> dict[str, object]:
+        start = dt.date(2027, 1, 1) + dt.timedelta(days=n)
+        return create_body(
+            device_id, f"{start}T15:30:00-08:00", f"{start + dt.timedelta(days=1)}T10:30:00-08:00"
+        )
+
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        unauthorized = client.post("/devices/list", json={})
+        answers = [
+            client.post("/access_codes/create", json=body(n), headers=KEY) for n in range(11)
+        ]
+        state.clock.advance(60)
+        client.post("/_sandbox/configure", json={"drop_after": 1.0})
+        lost = []
+        for n in range(20, 26):
+            try:
+                lost.append(
+                    client.post("/access_codes/create", json=body(n), headers=KEY).status_code
+                )
+            except httpx.RemoteProtocolError:
+                lost.append("dropped")
+        listed = client.post("/access_codes/list", json={"device_id": device_id}, headers=KEY)
+    assert unauthorized.status_code == 401
+    assert unauthorized.json()["error"]["type"] == "unauthorized"
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    assert all(a.headers["seam-request-id"] for a in answers)
+    assert "dropped" in lost
+    assert set(lost) <= {"dropped", 502, 504}
+    assert len(listed.json()["access_codes"]) == 16  # 10 answered + 6 whose answer was lost
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_cli_serves_and_stops_cleanly_on_ctrl_c():
+    """`oracode-provision sandbox` answers on its port and exits 0 on SIGINT, no traceback."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "sandbox", "--port", str(port), "--seed", "1"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/devices/list", json={}, headers=KEY)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert answer.status_code == 200
+    assert len(answer.json()["devices"]) == 13
+    assert process.returncode == 0
+    assert "Traceback" not in err
+    assert "12 Oracode doors" in out
