@@ -1,5 +1,6 @@
 """`make bench`: every benchmark, printing measured figures (not a test: nothing asserts)."""
 
-from bench import plan_bench
+from bench import plan_bench, sandbox_bench
 
 plan_bench.report(plan_bench.run())
+sandbox_bench.report(sandbox_bench.run())
