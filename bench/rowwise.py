@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo
 import xxhash
 
 from pipeline.catalog import DeviceCatalog
-from pipeline.settings import Config
+from pipeline.settings import CANONICAL_COLUMNS, Config
 
 _STAY = re.compile(
     r"^(\d{4}-\d{2}-\d{2})"
-    r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
-    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"(?:[Tt ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
+    r"\s*([Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 
 
@@ -40,16 +40,20 @@ def _parse(text: str | None) -> tuple[dt.date, dt.time | None, int | None] | Non
         clock = dt.time(int(match[2]), int(match[3]), int(match[4] or 0)) if match[2] else None
     except ValueError:
         return None
+    if not 2000 <= day.year <= 2099:
+        return None
     offset = None
     if match[5]:
         if clock is None:
             return None
-        if match[5] == "Z":
+        if match[5] in "Zz":
             offset = 0
         else:
             digits = re.sub(r"[^0-9]", "", match[5])
-            sign = -1 if match[5].startswith("-") else 1
-            offset = sign * (int(digits[:2]) * 60 + int(digits[2:4] or 0))
+            hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+            if minutes >= 60 or hours * 60 + minutes > 14 * 60:
+                return None
+            offset = (-1 if match[5].startswith("-") else 1) * (hours * 60 + minutes)
     return day, clock, offset
 
 
@@ -107,6 +111,9 @@ def plan_rowwise(
         results.append(result)
         check_in, check_out = _parse(row["check_in"]), _parse(row["check_out"])
         rid = row["reservation_id"]
+        if all(row[column] is None for column in CANONICAL_COLUMNS):
+            result["reason"] = "blank_row"
+            continue
         if rid is None or (row["device_id"] is None and row["door_name"] is None):
             result["reason"] = "invalid_row"
             continue

@@ -97,9 +97,12 @@ class DeviceCatalog:
         """Build the tables from parsed devices; non-Oracode devices are left out."""
         doors: list[dict[str, Any]] = []
         levels: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for device in devices:
-            if device.device_type != ORACODE_DEVICE_TYPE:
+            # A device listed twice (pages shifting while they are read) counts once.
+            if device.device_type != ORACODE_DEVICE_TYPE or device.device_id in seen:
                 continue
+            seen.add(device.device_id)
             door, door_levels = _tabulate_device(device)
             doors.append(door)
             levels.extend(door_levels)
@@ -203,4 +206,5 @@ def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any
 
 def _key(text: str | None) -> str | None:
     """Case- and space-insensitive matching key, the same one planning builds for input rows."""
-    return " ".join(text.split()).casefold() if text else None
+    # str.lower, not casefold: Polars' to_lowercase (planning's side) keeps "ß" as it is.
+    return " ".join(text.split()).lower() if text else None

@@ -5,6 +5,7 @@ Python loop. Each step only touches rows that no earlier step rejected, and the 
 found is the one a row keeps.
 
 Reason codes (rejected unless noted):
+    blank_row                       skipped: a row with no values at all
     invalid_row                     a required value is empty or unparseable (the column is named)
     duplicate_reservation           skipped: an identical copy of an earlier row
     duplicate_reservation_conflict  the same reservation_id with different content
@@ -121,6 +122,9 @@ def _text(value: str) -> pl.Expr:
 
 def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
     frame = parse_stays(parse_stays(frame, "check_in"), "check_out")
+    # Exports often end in empty lines: skip them rather than fail the run over them.
+    frame = frame.with_columns(skipped=pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null()))
+    frame = _reject(frame, pl.col("skipped"), "blank_row", _text("the row has no values"))
     frame = _reject(
         frame, pl.col("reservation_id").is_null(), "invalid_row", _text("reservation_id is empty")
     )
@@ -193,14 +197,11 @@ def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
             "_copies",
         ),
     )
-    frame = frame.with_columns(
-        skipped=_open()
-        & pl.col("_first_row").is_not_null()
-        & (pl.col("row") != pl.col("_first_row"))
-    )
+    is_copy = _open() & pl.col("_first_row").is_not_null() & (pl.col("row") != pl.col("_first_row"))
+    frame = frame.with_columns(skipped=pl.col("skipped") | is_copy)
     frame = _reject(
         frame,
-        pl.col("skipped"),
+        is_copy,
         "duplicate_reservation",
         pl.format("identical to {} line {}", "_first_file", "_first_line"),
     )
@@ -282,7 +283,7 @@ def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog) -> pl.DataFrame:
     )
     frame = _reject(
         frame,
-        ~pl.col("door_zone").is_in(_known_zones(frame, "door_zone")),
+        ~pl.col("door_zone").is_in(_known_zones(frame, "door_zone")).fill_null(False),
         "unknown_time_zone",
         pl.format(
             "door {} has no usable time zone ({})",
@@ -578,7 +579,8 @@ def _compute_windows(frame: pl.DataFrame) -> pl.DataFrame:
     )
     frame = _reject(
         frame,
-        ~pl.col("level_zone").is_in(_known_zones(frame, "level_zone")),
+        pl.col("level_name").is_not_null()
+        & ~pl.col("level_zone").is_in(_known_zones(frame, "level_zone")).fill_null(False),
         "unknown_time_zone",
         pl.format("user level {} has an unknown time zone {}", "level_name", "level_zone"),
     )

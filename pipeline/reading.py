@@ -47,7 +47,11 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
             f"reservation file {path} has extension {suffix!r}",
             hint="use .csv or .parquet",
         )
-    renamed = _rename_to_canonical(frame.collect_schema().names(), config)
+    try:
+        headers = frame.collect_schema().names()
+    except pl.exceptions.PolarsError as exc:
+        raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
+    renamed = _rename_to_canonical(headers, config)
     _require_columns(path, renamed)
     present = [source for source, target in renamed.items() if target is not None]
     frame = frame.select(
@@ -82,7 +86,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
 def _scan_csv(path: Path) -> pl.LazyFrame:
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
-    if not head.strip():
+    if not head.removeprefix(b"\xef\xbb\xbf").strip():
         raise InputFileError(f"reservation file {path} is empty")
     header = head.splitlines()[0].decode("utf-8", errors="replace")
     separator = max(_DELIMITERS, key=header.count)
@@ -120,9 +124,10 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | None]:
     """Map each header to its canonical column (None when it is not one we use)."""
     renamed: dict[str, str | None] = {}
+    mapping = {" ".join(k.split()).lower(): v for k, v in config.columns.items()}
     for header in headers:
         clean = header.strip().lstrip("\ufeff")
-        target = config.columns.get(clean) or config.columns.get(header)
+        target = mapping.get(" ".join(clean.split()).lower())
         if target is None and clean.lower() in CANONICAL_COLUMNS:
             target = clean.lower()
         if target is not None and target in renamed.values():

@@ -13,10 +13,15 @@ from pipeline.catalog import is_known_zone
 
 # What may follow the date: a time of day, then an optional offset.
 _TIME_PART = (
-    r"^[T ](?<hour>\d{1,2}):(?<minute>\d{2})(?::(?<second>\d{2})(?:\.\d+)?)?"
-    r"\s*(?<offset>Z|[+-]\d{2}(?::?\d{2})?)?$"
+    r"^[Tt ](?<hour>\d{1,2}):(?<minute>\d{2})(?::(?<second>\d{2})(?:\.\d+)?)?"
+    r"\s*(?<offset>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
-STAY_FORMATS = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (lock-local) or with an offset/Z"
+# UTC offsets in use run from -12:00 to +14:00.
+MAX_OFFSET_MINUTES = 14 * 60
+STAY_FORMATS = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (lock-local) or with an offset/Z, year 2000-2099"
+# The zone rules Polars carries stop applying daylight saving time in 2100, and no stay is
+# booked that far ahead (or before 2000): dates outside these years are refused.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def parse_stays(frame: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -38,28 +43,41 @@ def parse_stays(frame: pl.DataFrame, column: str) -> pl.DataFrame:
         "row", text.str.slice(10).str.extract_groups(_TIME_PART).alias("_parts")
     )
     if timed.height == 0:
-        return frame.with_columns(pl.col(f"{column}_ok") & pl.col(f"{column}_date").is_not_null())
+        return frame.with_columns(_date_ok(column))
     timed = timed.unnest("_parts")
     clock = pl.format(
         "{}:{}:{}", pl.col("hour").str.zfill(2), "minute", pl.col("second").fill_null("00")
     ).str.to_time("%H:%M:%S", strict=False)
     digits = pl.col("offset").str.replace_all(r"[^0-9]", "")
-    minutes = digits.str.slice(0, 2).cast(pl.Int32, strict=False) * 60 + digits.str.slice(
-        2, 2
-    ).replace("", "0").cast(pl.Int32, strict=False)
+    offset_minutes = digits.str.slice(2, 2).replace("", "0").cast(pl.Int32, strict=False)
+    minutes = digits.str.slice(0, 2).cast(pl.Int32, strict=False) * 60 + offset_minutes
     sign = pl.when(pl.col("offset").str.starts_with("-")).then(-1).otherwise(1)
     timed = timed.select(
         "row",
         clock.alias(f"{column}_time"),
-        pl.when(pl.col("offset") == "Z")
+        pl.when(pl.col("offset").str.to_uppercase() == "Z")
         .then(0)
         .otherwise(sign * minutes)
         .cast(pl.Int32)
         .alias(f"{column}_offset_min"),
-        clock.is_not_null().alias(f"{column}_ok"),
+        (
+            clock.is_not_null()
+            & (
+                pl.col("offset").is_null()
+                | (pl.col("offset").str.to_uppercase() == "Z")
+                | ((offset_minutes < 60) & (minutes <= MAX_OFFSET_MINUTES))
+            )
+        ).alias(f"{column}_ok"),
     )
     frame = frame.update(timed, on="row")
-    return frame.with_columns(pl.col(f"{column}_ok") & pl.col(f"{column}_date").is_not_null())
+    return frame.with_columns(_date_ok(column))
+
+
+def _date_ok(column: str) -> pl.Expr:
+    date = pl.col(f"{column}_date")
+    in_range = date.dt.year().is_between(FIRST_YEAR, LAST_YEAR)
+    is_ok = pl.col(column).is_null() | (pl.col(f"{column}_ok") & date.is_not_null() & in_range)
+    return is_ok.alias(f"{column}_ok")
 
 
 def to_lock_local(frame: pl.DataFrame, column: str, zone_column: str) -> pl.DataFrame:

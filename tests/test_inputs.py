@@ -30,6 +30,7 @@ def run_plan(tmp_path: Path, name: str, content: bytes, *extra: str) -> tuple[in
     [
         ("empty.csv", b"", "is empty"),
         ("blank.csv", b"\n\n  \n", "is empty"),
+        ("bomonly.csv", b"\xef\xbb\xbf\r\n", "is empty"),
         ("header.csv", HEADER.encode() + b"\n", "has a header but no rows"),
         (
             "nocheckout.csv",
@@ -188,3 +189,23 @@ def test_module_entry_point_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_short_rows_are_rejected_on_their_own(tmp_path):
+    """A line with fewer fields than the header reads as empty values: a row-level rejection."""
+    code, out = run_plan(
+        tmp_path, "short.csv", f"{HEADER}\n{GOOD}\nR2,Harbor View,Room 101,2027-03-12\n".encode()
+    )
+    plan = pl.read_csv(out)
+    assert code == 1
+    assert plan["message"].to_list()[1] == "check_out is empty"
+
+
+def test_config_column_names_match_any_case(tmp_path):
+    """[columns] keys match the file's headers whatever their case and spacing."""
+    config = tmp_path / "c.toml"
+    config.write_text('[columns]\n"Booking Ref" = "reservation_id"\n')
+    content = f"BOOKING  REF,site_name,door_name,check_in,check_out,user_level\n{GOOD}\n".encode()
+    code, out = run_plan(tmp_path, "pms.csv", content, "--config", str(config))
+    assert code == 0
+    assert pl.read_csv(out)["reservation_id"].to_list() == ["R1"]

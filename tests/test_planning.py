@@ -232,3 +232,108 @@ def test_name_template_without_tag_is_refused():
     """A template that would lose the tag can't be configured."""
     with pytest.raises(ValueError, match="tag"):
         Config(name_template="{reservation_id}")
+
+
+@pytest.mark.parametrize(
+    ("check_in", "check_out", "reason"),
+    [
+        ("2027-03-12t15:30", "2027-03-16t10:30", None),
+        ("2027-03-12T23:30:00z", "2027-03-16T17:30:00Z", None),
+        ("2027-03-12T23:30+16:00", "2027-03-16T17:30Z", "invalid_row"),
+        ("2027-03-12T23:30+05:75", "2027-03-16T17:30Z", "invalid_row"),
+        ("2100-03-12", "2100-03-16", "invalid_row"),
+        ("1999-03-12", "1999-03-16", "invalid_row"),
+    ],
+)
+def test_stay_value_edges(sandbox_catalog, check_in, check_out, reason):
+    """Lowercase t/z are fine; impossible offsets and years outside 2000-2099 are refused."""
+    (result,) = plan(
+        sandbox_catalog,
+        {
+            "reservation_id": "R1",
+            **HV,
+            "door_name": "Room 101",
+            "check_in": check_in,
+            "check_out": check_out,
+            "user_level": "1",
+        },
+    )
+    assert result["reason"] == reason
+
+
+def test_blank_rows_are_skipped(sandbox_catalog):
+    """A row with no values at all (a trailing empty line) is skipped, not rejected."""
+    rows = plan(
+        sandbox_catalog,
+        {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"},
+        {},
+    )
+    assert [(r["outcome"], r["reason"]) for r in rows] == [
+        ("planned", None),
+        ("skipped", "blank_row"),
+    ]
+
+
+def test_sharp_s_in_names_matches():
+    """Door, site and level names match case-insensitively, ß included."""
+    from bench.generate import make_door, make_level
+    from pipeline.catalog import DeviceCatalog
+
+    catalog = DeviceCatalog.from_payload(
+        [
+            make_door(
+                "d1",
+                "Großes Zimmer",
+                "Schloßhotel",
+                "Europe/Berlin",
+                [make_level("Groß 24h", 3, "12:00", "12:00", is_24_hour=True)],
+            )
+        ],
+        source="test",
+    )
+    (result,) = plan(
+        catalog,
+        {
+            "reservation_id": "R1",
+            "door_name": "GROßES zimmer",
+            "site_name": "schloßhotel",
+            "check_in": "2027-03-12",
+            "check_out": "2027-03-14",
+            "user_level": "groß 24H",
+        },
+    )
+    assert (result["outcome"], result["user_level_name"]) == ("planned", "Groß 24h")
+
+
+def test_door_without_any_zone_is_unknown_time_zone():
+    """A door with no iana_timezone whose levels carry only offsets: unknown_time_zone."""
+    from bench.generate import make_door, make_level
+    from pipeline.catalog import DeviceCatalog
+
+    catalog = DeviceCatalog.from_payload(
+        [
+            make_door(
+                "d1", "Cabin", "S", None, [make_level("G", 1, "16:00:00-05:00", "11:00:00-05:00")]
+            )
+        ],
+        source="test",
+    )
+    (result,) = plan(catalog, {"reservation_id": "R", "device_id": "d1", **STAY})
+    assert result["reason"] == "unknown_time_zone"
+    assert "no usable time zone" in result["message"]
+
+
+def test_a_device_listed_twice_counts_once(sandbox_catalog):
+    """Device data that lists a door twice (pages shifting) still gives one row per input row."""
+    import json
+
+    from pipeline.catalog import DeviceCatalog
+    from tests.conftest import SANDBOX_DEVICES
+
+    devices = json.loads(SANDBOX_DEVICES.read_text())["devices"]
+    catalog = DeviceCatalog.from_payload(devices + devices[:3], source="test")
+    rows = plan(
+        catalog, {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+    )
+    assert catalog.doors.height == 12
+    assert [r["outcome"] for r in rows] == ["planned"]

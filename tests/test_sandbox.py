@@ -6,9 +6,11 @@ import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 
-from pipeline.sandbox import Faults
+from bench.generate import make_door, make_level
+from pipeline.sandbox import Faults, SandboxState, create_app
 from tests.sandbox_helpers import HV_END, HV_START, KEY, create_body, door, sandbox
 
 pytestmark = pytest.mark.anyio
@@ -463,3 +465,56 @@ async def test_holds_100000_codes():
     assert seeded["codes"] >= 100_000
     assert len(listed["access_codes"]) == 8_334
     assert [c["name"] for c in found["access_codes"]] == ["seeded 8333"]
+
+
+async def test_stored_window_must_fit_31_days():
+    """A request rounded onto a level window over 31 days is refused: the lock keeps that one."""
+    la = "[America/Los_Angeles]"
+    payload = {
+        "devices": [
+            make_door(
+                "d1",
+                "Room",
+                "S",
+                "America/Los_Angeles",
+                [make_level("Day", 2, f"07:00:00{la}", f"19:00:00{la}")],
+            )
+        ]
+    }
+    app = create_app(SandboxState.from_payload(payload))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://s", headers=KEY) as client:
+        answer = await client.post(
+            "/access_codes/create",
+            json=create_body(
+                "d1",
+                "2027-01-01T09:00:00-08:00",
+                "2027-02-01T09:00:00-08:00",
+                max_time_rounding="1d",
+            ),
+        )
+    assert answer.status_code == 400
+    assert "31 days, 12:00:00" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/access_codes/create", {"max_time_rounding": []}),
+        ("/access_codes/create", {"name": 123}),
+        (
+            "/access_codes/create",
+            {"starts_at": "9999-12-29T15:30:00-08:00", "ends_at": "9999-12-31T10:30:00-08:00"},
+        ),
+        ("/access_codes/list", {"page_cursor": 5}),
+        ("/devices/list", {"limit": float("nan")}),
+    ],
+)
+async def test_wrong_types_are_400_not_500(path, body):
+    """Malformed values get a 400 that names the field, never a server error."""
+    async with sandbox() as (state, client):
+        base = create_body(door(state, *HV), HV_START, HV_END) if path != "/devices/list" else {}
+        request = {**base, **body}
+        answer = await client.post(path, content=json.dumps(request))
+    assert answer.status_code == 400
+    assert answer.json()["error"]["type"] == "invalid_input"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -92,3 +93,23 @@ def test_cli_serves_and_stops_cleanly_on_ctrl_c():
     assert process.returncode == 0
     assert "Traceback" not in err
     assert "12 Oracode doors" in out
+
+
+def test_cli_refuses_a_device_file_it_cannot_use(tmp_path):
+    """A user level without a prefix: one line, exit 2, no traceback."""
+    from bench.generate import make_door, make_level
+
+    level = make_level("G", 1, "15:00", "11:00", prefix_field="not_a_prefix")
+    devices = tmp_path / "d.json"
+    devices.write_text(json.dumps({"devices": [make_door("d1", "R", "S", "UTC", [level])]}))
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "sandbox", "--devices", str(devices), "--port", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "level 'G' has no prefix" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -25,8 +25,8 @@ from starlette.types import Receive, Scope, Send
 from pipeline.sandbox.rules import (
     ROUNDING,
     RuleViolation,
+    check_duration,
     check_window,
-    door_zone,
     match_slot,
     parse_instant,
 )
@@ -233,12 +233,12 @@ def _page(
     items: list[Any], body: dict[str, Any], default_limit: int
 ) -> tuple[list[Any], dict[str, Any]]:
     limit = body.get("limit", default_limit)
-    if not isinstance(limit, int | float) or limit < 1:
+    if not isinstance(limit, int | float) or not math.isfinite(limit) or limit < 1:
         raise _invalid("limit", "must be a positive number")
     cursor = body.get("page_cursor")
     try:
         start = int(base64.urlsafe_b64decode(cursor).decode()) if cursor else 0
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise _invalid("page_cursor", "is not a cursor this API gave out") from exc
     end = start + int(limit)
     has_next = end < len(items)
@@ -287,13 +287,15 @@ def _create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     )
     if not can_offline:
         raise _invalid("device_id", "this device can't program offline access codes")
+    if not isinstance(body.get("name", ""), str | None):
+        raise _invalid("name", "must be a string")
     if "code" in body:
         raise _invalid("code", "dormakaba Oracode PINs are generated; don't send code")
     is_offline = body.get("is_offline_access_code", body.get("use_offline_access_code"))
     if is_offline is not True:
         raise _invalid("is_offline_access_code", "must be true on a dormakaba Oracode door")
     rounding_name = body.get("max_time_rounding", "1hour")
-    if rounding_name not in ROUNDING:
+    if not isinstance(rounding_name, str) or rounding_name not in ROUNDING:
         raise _invalid("max_time_rounding", "must be one of 1hour, 1h, 1day, 1d")
     window = state.door_window(device_id)
     now_mono = state.clock.monotonic()
@@ -306,8 +308,10 @@ def _create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     try:
         starts_at = parse_instant(body.get("starts_at"), "starts_at")
         ends_at = parse_instant(body.get("ends_at"), "ends_at")
-        check_window(starts_at, ends_at, state.clock.now(), door_zone(device))
+        check_window(starts_at, ends_at, state.clock.now())
         match = match_slot(state.slots[device_id], starts_at, ends_at, ROUNDING[rounding_name])
+        # The lock keeps the level's window (in the level's zone): that is what must fit.
+        check_duration(match.starts_at, match.ends_at, match.slot.zone)
     except RuleViolation as violation:
         raise SeamFailure(400, violation.error_type, violation.message) from violation
     limit = state.code_limits.get(device_id)

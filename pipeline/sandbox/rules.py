@@ -10,10 +10,12 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 # Oracode: "The duration limit for a dormakaba Oracode offline access code is 31 consecutive days."
 MAX_DURATION = dt.timedelta(days=31)
+# Instants this far out can't be shifted by a day without leaving the calendar.
+FIRST_YEAR, LAST_YEAR = 1970, 2999
 ROUNDING = {
     "1hour": dt.timedelta(hours=1),
     "1h": dt.timedelta(hours=1),
@@ -21,7 +23,7 @@ ROUNDING = {
     "1d": dt.timedelta(days=1),
 }
 _CLOCK = re.compile(
-    r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?(?:\[(.+)\])?$"
+    r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?(?:Z|[+-]\d{2}(?::?\d{2})?)?(?:\[(.+)\])?$"
 )
 
 
@@ -65,15 +67,14 @@ def read_slots(device: dict[str, Any]) -> list[Slot]:
         zone_name = in_zone or out_zone or meta.get("iana_timezone")
         if not zone_name:
             raise ValueError(f"device {device['device_id']}: no time zone for {raw['name']}")
-        prefix = next(
-            raw[key]
-            for key in (
-                "prefix",
-                "dormakaba_oracode_user_level_prefix",
-                "ext_dormakaba_oracode_user_level_prefix",
-            )
-            if raw.get(key) is not None
+        keys = (
+            "prefix",
+            "dormakaba_oracode_user_level_prefix",
+            "ext_dormakaba_oracode_user_level_prefix",
         )
+        prefix = next((raw[key] for key in keys if raw.get(key) is not None), None)
+        if prefix is None:
+            raise ValueError(f"device {device['device_id']}: level {raw['name']!r} has no prefix")
         slots.append(
             Slot(
                 raw=raw,
@@ -109,6 +110,8 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
         raise RuleViolation(f"{field} {value!r} is not an ISO 8601 date-time") from exc
     if instant.tzinfo is None:
         raise RuleViolation(f"{field} {value!r} has no UTC offset")
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise RuleViolation(f"{field} {value!r} is outside {FIRST_YEAR}-{LAST_YEAR}")
     return instant
 
 
@@ -160,21 +163,26 @@ def _nearest(instant: dt.datetime, wall: dt.time, zone: ZoneInfo) -> dt.datetime
     local_day = instant.astimezone(zone).date()
     options = []
     for shift in (-1, 0, 1):
-        naive = dt.datetime.combine(local_day + dt.timedelta(days=shift), wall)
+        try:
+            naive = dt.datetime.combine(local_day + dt.timedelta(days=shift), wall)
+        except OverflowError:
+            continue  # past 9999-12-31
         aware = naive.replace(tzinfo=zone, fold=0)
         if aware.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) == naive:
             options.append(aware)  # a wall time inside a DST gap never shows on the clock
     return min(options, key=lambda option: abs(option - instant), default=None)
 
 
-def check_window(
-    starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime, zone: ZoneInfo
-) -> None:
-    """Order, future end and the 31-day limit (in the lock's local time)."""
+def check_window(starts_at: dt.datetime, ends_at: dt.datetime, now: dt.datetime) -> None:
+    """Order and a future end."""
     if ends_at <= starts_at:
         raise RuleViolation("ends_at must be after starts_at")
     if ends_at <= now:
         raise RuleViolation("ends_at must be in the future")
+
+
+def check_duration(starts_at: dt.datetime, ends_at: dt.datetime, zone: ZoneInfo) -> None:
+    """At most 31 days of the lock's local time."""
     local_span = ends_at.astimezone(zone).replace(tzinfo=None) - starts_at.astimezone(zone).replace(
         tzinfo=None
     )
@@ -182,11 +190,3 @@ def check_window(
         raise RuleViolation(
             f"the window is {local_span}; dormakaba Oracode codes can last at most 31 days"
         )
-
-
-def door_zone(device: dict[str, Any]) -> ZoneInfo:
-    meta = device["properties"]["dormakaba_oracode_metadata"]
-    try:
-        return ZoneInfo(meta.get("iana_timezone") or "UTC")
-    except ZoneInfoNotFoundError:
-        return ZoneInfo("UTC")
