@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import xxhash
 
 from pipeline.catalog import DeviceCatalog
-from pipeline.settings import CANONICAL_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
 
 _STAY = re.compile(
     r"^(\d{4}-\d{2}-\d{2})"
@@ -83,20 +83,7 @@ def plan_rowwise(
     for index, row in enumerate(rows):
         rid = row["reservation_id"]
         if rid is not None:
-            content[rid].add(
-                tuple(
-                    row[c]
-                    for c in (
-                        "device_id",
-                        "door_name",
-                        "site_name",
-                        "check_in",
-                        "check_out",
-                        "guest_name",
-                        "user_level",
-                    )
-                )
-            )
+            content[rid].add(tuple(row[c] for c in CONTENT_COLUMNS))
             first_row.setdefault(rid, index)
 
     results = []

@@ -20,7 +20,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from pipeline.errors import DeviceDataError
-from pipeline.models import Device
+from pipeline.models import Device, first_problem
 
 ORACODE_DEVICE_TYPE = "dormakaba_oracode_door"
 
@@ -136,9 +136,7 @@ def parse_device(raw: Any, *, source: str) -> Device:
     try:
         return Device.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        raise DeviceDataError(f"device {name} in {source}: {field}: {first['msg']}") from exc
+        raise DeviceDataError(f"device {name} in {source}: {first_problem(exc)}") from exc
 
 
 def read_device_file(path: Path) -> DeviceCatalog:

@@ -30,7 +30,7 @@ import polars as pl
 from polars_hash import NonCryptographicHashingNameSpace
 
 from pipeline.catalog import DeviceCatalog, is_known_zone
-from pipeline.settings import CANONICAL_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
 from pipeline.stays import STAY_FORMATS, parse_stays, to_lock_local
 
 PLAN_COLUMNS = (
@@ -162,9 +162,7 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Same reservation_id: identical copies are planned once, differing copies all conflict."""
-    content = pl.struct(
-        "device_id", "door_name", "site_name", "check_in", "check_out", "guest_name", "user_level"
-    )
+    content = pl.struct(CONTENT_COLUMNS)
     repeated = frame.select(
         pl.col("reservation_id").is_duplicated() & pl.col("reservation_id").is_not_null()
     ).to_series()

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
+from pipeline.models import first_problem
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -37,6 +38,9 @@ CANONICAL_COLUMNS = (
     "guest_name",
     "user_level",
 )
+
+# What makes two rows with the same reservation_id the same reservation: all but the id.
+CONTENT_COLUMNS = CANONICAL_COLUMNS[1:]
 
 # Fields a code name template may use; `tag` is mandatory because apply finds codes by it.
 NAME_FIELDS = frozenset(
@@ -140,9 +144,7 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"config file {path}: {where}: {first['msg']}") from exc
+        raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
 
 
 def load_credentials(config: Config) -> SeamCredentials:
