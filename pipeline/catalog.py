@@ -175,8 +175,8 @@ def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any
         "device_id": device.device_id,
         "door_name": door_name,
         "site_name": meta.site_name,
-        "door_key": _key(door_name),
-        "site_key": _key(meta.site_name),
+        "door_key": name_key(door_name),
+        "site_key": name_key(meta.site_name),
         "can_program_offline": device.can_program_offline,
         "door_zone": door_zone,
         "max_active_codes_supported": device.properties.max_active_codes_supported,
@@ -185,7 +185,7 @@ def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any
         {
             "device_id": device.device_id,
             "level_name": slot.name,
-            "level_key": _key(slot.name),
+            "level_key": name_key(slot.name),
             "level_prefix": slot.prefix,
             "level_prefix_text": str(slot.prefix),
             "level_check_in": check_in,
@@ -202,7 +202,20 @@ def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any
     return door, levels
 
 
-def _key(text: str | None) -> str | None:
-    """Case- and space-insensitive matching key, the same one planning builds for input rows."""
-    # str.lower, not casefold: Polars' to_lowercase (planning's side) keeps "ß" as it is.
+def name_key(text: str | None) -> str | None:
+    """The case- and space-insensitive key names are matched by (doors, sites, levels, headers).
+
+    Keep in step with ``name_key_expr``: ``str.lower``, not ``casefold``, because Polars'
+    ``to_lowercase`` keeps "ß" as it is.
+    """
     return " ".join(text.split()).lower() if text else None
+
+
+def name_key_expr(expr: pl.Expr) -> pl.Expr:
+    """``name_key`` for a column of names."""
+    return expr.str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
+
+
+def known_zones(frame: pl.DataFrame, column: str) -> list[str]:
+    """The zone names in ``column`` that both zoneinfo and Polars know."""
+    return [str(zone) for zone in frame[column].drop_nulls().unique() if is_known_zone(str(zone))]

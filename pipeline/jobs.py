@@ -42,7 +42,6 @@ def load_catalog(config: Config, devices: Path | None) -> DeviceCatalog:
     """From a ``--devices`` file when given, else from the Seam API (needs SEAM_API_KEY)."""
     if devices is not None:
         return read_device_file(devices)
-    load_credentials(config).auth_headers()  # fail before any I/O when no key is set
     return anyio.run(fetch_catalog, config)
 
 
@@ -59,7 +58,9 @@ def plan_files(
     out = out or default_output_path("plan", now=now)
     check_output_path(out)
     config = load_config(config_path)
-    reservations = read_reservations(paths, config)
+    # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
+    # export is read.
     catalog = load_catalog(config, devices)
+    reservations = read_reservations(paths, config)
     plan = plan_reservations(reservations, catalog, config, now=now)
     return PlanRun(plan=plan, out=write_table(plan, out))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.catalog import name_key
 from pipeline.errors import InputFileError
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
@@ -124,10 +125,10 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | None]:
     """Map each header to its canonical column (None when it is not one we use)."""
     renamed: dict[str, str | None] = {}
-    mapping = {" ".join(k.split()).lower(): v for k, v in config.columns.items()}
+    mapping = {name_key(k): v for k, v in config.columns.items()}
     for header in headers:
         clean = header.strip().lstrip("\ufeff")
-        target = mapping.get(" ".join(clean.split()).lower())
+        target = mapping.get(name_key(clean))
         if target is None and clean.lower() in CANONICAL_COLUMNS:
             target = clean.lower()
         if target is not None and target in renamed.values():

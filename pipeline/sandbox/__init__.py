@@ -3,9 +3,9 @@ failure modes the pipeline meets in production, as a real HTTP server (uvicorn) 
 (``httpx.ASGITransport``). It imports nothing from the pipeline's client.
 """
 
-from pipeline.sandbox.app import DroppedConnection, Faults, create_app
+from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.server import build_sandbox, serve, serve_in_thread
-from pipeline.sandbox.state import SandboxState
+from pipeline.sandbox.state import Faults, SandboxState
 
 __all__ = [
     "DroppedConnection",

@@ -8,11 +8,9 @@ from a seeded generator so a run can be repeated exactly.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import math
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -22,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from pipeline.sandbox.controls import control_routes
 from pipeline.sandbox.rules import (
     ROUNDING,
     RuleViolation,
@@ -30,21 +29,9 @@ from pipeline.sandbox.rules import (
     match_slot,
     parse_instant,
 )
-from pipeline.sandbox.state import Code, SandboxState
+from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
 
-WORKSPACE_ID = "00000000-0000-4000-8000-00000000a001"
 ORACODE = "dormakaba_oracode_door"
-
-
-@dataclass
-class Faults:
-    """Failure injection: a share of requests answered 503 before acting (``fail_before``), a
-    share of successful creates whose answer is lost after the code exists (``drop_after``),
-    and a latency range in milliseconds."""
-
-    fail_before: float = 0.0
-    drop_after: float = 0.0
-    latency_ms: tuple[float, float] = (0.0, 0.0)
 
 
 class SeamFailure(Exception):
@@ -115,7 +102,7 @@ def create_app(state: SandboxState, faults: Faults | None = None) -> Starlette:
         response.headers["seam-request-id"] = request_id
         return response
 
-    control = _controls(state, faults)
+    control = control_routes(state, faults)
     return Starlette(
         routes=[
             *(
@@ -262,7 +249,8 @@ def _list_devices(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
             d for d in devices if d.get("properties", {}).get("manufacturer") == manufacturer
         ]
     if ids := body.get("device_ids"):
-        devices = [d for d in devices if d["device_id"] in set(ids)]
+        wanted = set(ids)
+        devices = [d for d in devices if d["device_id"] in wanted]
     page, pagination = _page(devices, body, 500)
     return {"devices": page, "pagination": pagination}
 
@@ -407,94 +395,3 @@ def _get_attempt(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     )
     code = state.codes[code_id].public(state.clock.now(), WORKSPACE_ID)
     return {"action_attempt": _attempt(attempt_id, "success", {"access_code": code})}
-
-
-def _controls(
-    state: SandboxState, faults: Faults
-) -> dict[str, Callable[[Request], Awaitable[Response]]]:
-    """``/_sandbox/`` endpoints for tests and benchmarks (never on Seam's paths, no key)."""
-
-    async def stats(request: Request) -> Response:
-        return JSONResponse(
-            {
-                "requests": [
-                    {"path": path, "status": status, "count": count}
-                    for (path, status), count in sorted(state.requests.items())
-                ],
-                "codes_per_door": {d: len(c) for d, c in state.codes_by_device.items() if c},
-                "codes": len(state.codes),
-                "clock": state.clock.now().isoformat(),
-            }
-        )
-
-    async def codes(request: Request) -> Response:
-        now = state.clock.now()
-        return JSONResponse(
-            {
-                "codes": [
-                    {
-                        **code.public(now, WORKSPACE_ID),
-                        "pin": code.pin,
-                        "rounded_by_s": code.rounded_by_s,
-                        "max_time_rounding": code.max_time_rounding,
-                        "created_monotonic": code.created_monotonic,
-                    }
-                    for code in state.codes.values()
-                ]
-            }
-        )
-
-    async def reset(request: Request) -> Response:
-        state.reset()
-        return JSONResponse({"ok": True})
-
-    async def clock(request: Request) -> Response:
-        body = _json_body(await request.body())
-        state.clock.advance(float(body.get("advance_seconds", 0)))
-        return JSONResponse({"now": state.clock.now().isoformat()})
-
-    async def configure(request: Request) -> Response:
-        body = _json_body(await request.body())
-        faults.fail_before = float(body.get("fail_before", faults.fail_before))
-        faults.drop_after = float(body.get("drop_after", faults.drop_after))
-        if "door_rate" in body:
-            rate = body["door_rate"]
-            state.door_rate = None if rate is None else (int(rate[0]), float(rate[1]))
-            state.door_windows = {}
-        return JSONResponse({"fail_before": faults.fail_before, "drop_after": faults.drop_after})
-
-    async def seed_codes(request: Request) -> Response:
-        body = _json_body(await request.body())
-        per_door = int(body.get("per_door", 0))
-        now = state.clock.now()
-        for device_id, slots in state.slots.items():
-            slot = next((s for s in slots if s.is_eligible), None)
-            if slot is None:
-                continue
-            for n in range(per_door):
-                start = now + dt.timedelta(days=2 + n % 300)
-                code = Code(
-                    access_code_id=state.new_id(),
-                    device_id=device_id,
-                    name=f"seeded {n}",
-                    starts_at=start,
-                    ends_at=start + dt.timedelta(days=2),
-                    slot=slot,
-                    site_name=None,
-                    pin=f"{slot.prefix}{n:05d}"[:6],
-                    created_at=now,
-                    rounded_by_s=0.0,
-                    max_time_rounding="1hour",
-                )
-                state.codes[code.access_code_id] = code
-                state.codes_by_device[device_id].append(code)
-        return JSONResponse({"codes": len(state.codes)})
-
-    return {
-        "stats": stats,
-        "codes": codes,
-        "reset": reset,
-        "clock": clock,
-        "configure": configure,
-        "seed_codes": seed_codes,
-    }

@@ -13,8 +13,8 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from pipeline.sandbox.app import Faults, create_app
-from pipeline.sandbox.state import SandboxState
+from pipeline.sandbox.app import create_app
+from pipeline.sandbox.state import Faults, SandboxState
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
 

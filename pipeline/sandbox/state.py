@@ -13,9 +13,22 @@ from typing import Any
 
 from pipeline.sandbox.rules import Slot, read_slots
 
+WORKSPACE_ID = "00000000-0000-4000-8000-00000000a001"
+
 # Offline codes stay `unset` until close to starts_at, then `setting`, then `set` with a PIN.
 SETTING_LEAD = dt.timedelta(days=1)
 SET_LEAD = dt.timedelta(hours=1)
+
+
+@dataclass
+class Faults:
+    """Failure injection: a share of requests answered 503 before acting (``fail_before``), a
+    share of successful creates whose answer is lost after the code exists (``drop_after``),
+    and a latency range in milliseconds."""
+
+    fail_before: float = 0.0
+    drop_after: float = 0.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)
 
 
 class SandboxClock:

@@ -1,0 +1,289 @@
+"""Choosing each reservation's user level: named, by its times, a configured default, or the
+door's only guest level. Every path is a join on keys, never a loop over rows.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.catalog import DeviceCatalog, name_key, name_key_expr
+from pipeline.rejections import is_open, reject, text
+from pipeline.settings import Config
+
+# A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").
+BIWEEKLY_DAYS = 14
+
+
+def _level_lists(levels: pl.DataFrame) -> dict[str, str]:
+    """Per door, a readable list of its user levels for rejection messages."""
+    flags = pl.concat_str(
+        pl.when("is_24_hour").then(text(", 24-hour")),
+        pl.when("is_biweekly").then(text(", biweekly")),
+        pl.when("is_master").then(text(", master")),
+        pl.when("is_one_shot").then(text(", one-shot")),
+        ignore_nulls=True,
+    )
+    described = pl.format(
+        "{} (prefix {}, {}→{}{})",
+        "level_name",
+        "level_prefix",
+        pl.col("level_check_in").dt.strftime("%H:%M"),
+        pl.col("level_check_out").dt.strftime("%H:%M"),
+        flags,
+    )
+    lists = (
+        levels.sort("device_id", "level_prefix")
+        .group_by("device_id", maintain_order=True)
+        .agg(described.str.join("; "))
+    )
+    return dict(lists.iter_rows())
+
+
+def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
+    """Per open row, the configured default level's key (door setting wins over site setting)."""
+    defaults = config.user_levels
+    if not defaults.doors and not defaults.sites:
+        return frame.with_columns(_default=pl.lit(None, pl.String))
+    door_keys = {name_key(k): v for k, v in defaults.doors.items()}
+    site_keys = {name_key(k): v for k, v in defaults.sites.items()}
+    door_default = (
+        pl.col("device_id")
+        .str.to_lowercase()
+        .replace_strict(door_keys, default=None, return_dtype=pl.String)
+    )
+    door_default = door_default.fill_null(
+        name_key_expr(pl.col("door_name")).replace_strict(
+            door_keys, default=None, return_dtype=pl.String
+        )
+    )
+    site_default = name_key_expr(pl.col("site_name")).replace_strict(
+        site_keys, default=None, return_dtype=pl.String
+    )
+    return frame.with_columns(_default=door_default.fill_null(site_default))
+
+
+LEVEL_COLUMNS = (
+    "level_name",
+    "level_prefix",
+    "level_check_in",
+    "level_check_out",
+    "level_zone",
+    "is_24_hour",
+    "is_biweekly",
+    "is_master",
+    "is_one_shot",
+)
+
+
+def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Config) -> pl.DataFrame:
+    """Pick each open row's user level: named, else by its times, else the door's default.
+
+    Every path is a join on keys (door + name, door + times, door alone), so a row meets only
+    the levels that can fit it; ``_options`` counts the equally good ones (more than one is
+    ``ambiguous_user_level``).
+    """
+    frame = _default_levels(frame, config).with_columns(
+        _stay_days=(pl.col("check_out_date") - pl.col("check_in_date")).dt.total_days(),
+        _named=pl.col("user_level").is_not_null(),
+        _timed=pl.col("check_in_time").is_not_null(),
+    )
+    # A configured default only applies to dates-only rows: a row with times picks by times.
+    wanted = (
+        pl.when(pl.col("_named"))
+        .then(pl.col("user_level"))
+        .when(~pl.col("_timed"))
+        .then(pl.col("_default"))
+    )
+    rows = frame.filter(is_open()).select(
+        "row",
+        "device_id",
+        "check_in_time",
+        "check_out_time",
+        "_named",
+        "_timed",
+        name_key_expr(wanted).alias("_wanted_key"),
+        wanted.str.strip_chars().alias("_wanted_text"),
+        (pl.col("_stay_days") == BIWEEKLY_DAYS).alias("_fortnight"),
+    )
+    levels = catalog.levels.sort("device_id", "level_prefix")
+    eligible = levels.filter(~pl.col("is_master") & ~pl.col("is_one_shot"))
+    chosen = pl.concat(
+        [_pick_best(_ranked_candidates(rows, levels, eligible)), _door_defaults(rows, eligible)],
+        how="diagonal",
+    )
+    # Several fitting levels is no choice at all: keep none of them on the row.
+    chosen = chosen.with_columns(
+        pl.when(pl.col("_options") == 1).then(pl.col(c)).alias(c) for c in LEVEL_COLUMNS
+    )
+    frame = frame.join(chosen, on="row", how="left", maintain_order="left")
+    return _reject_level_choices(frame, _level_lists(levels)).drop("_options", "_option_names")
+
+
+def _ranked_candidates(
+    rows: pl.DataFrame, levels: pl.DataFrame, eligible: pl.DataFrame
+) -> pl.DataFrame:
+    """Candidate levels for rows that name a level (or have a default) or give times."""
+    by_name = rows.filter(pl.col("_wanted_key").is_not_null()).join(
+        levels, left_on=["device_id", "_wanted_key"], right_on=["device_id", "level_key"]
+    )
+    by_prefix = rows.filter(pl.col("_named")).join(
+        levels, left_on=["device_id", "_wanted_text"], right_on=["device_id", "level_prefix_text"]
+    )
+    timed = rows.filter(~pl.col("_named") & pl.col("_timed"))
+    by_times = timed.join(
+        eligible,
+        left_on=["device_id", "check_in_time", "check_out_time"],
+        right_on=["device_id", "level_check_in", "level_check_out"],
+    ).with_columns(level_check_in="check_in_time", level_check_out="check_out_time")
+    # Equal check-in and check-out times on a row ask for a daily-bound (24-hour) level.
+    daily = (
+        timed.filter(pl.col("check_in_time") == pl.col("check_out_time"))
+        .join(
+            eligible.filter("is_24_hour"),
+            left_on=["device_id", "check_in_time"],
+            right_on=["device_id", "level_check_in"],
+        )
+        .with_columns(level_check_in="check_in_time")
+        .filter(pl.col("level_check_out") != pl.col("check_in_time"))
+    )
+    fits_stay = ~pl.col("is_biweekly") | pl.col("_fortnight")
+    return pl.concat(
+        [
+            by_name.with_columns(_rank=pl.lit(0)),
+            by_prefix.with_columns(_rank=pl.lit(1)),
+            by_times.with_columns(_rank=pl.when(fits_stay).then(0).otherwise(1)),
+            daily.with_columns(_rank=pl.when(fits_stay).then(0).otherwise(1)),
+        ],
+        how="diagonal",
+    )
+
+
+def _pick_best(candidates: pl.DataFrame) -> pl.DataFrame:
+    """Per row, the best-ranked level (lowest prefix first) and how many tie for best."""
+    best = candidates.filter(pl.col("_rank") == pl.col("_rank").min().over("row"))
+    return (
+        best.sort("row", "level_prefix")
+        .group_by("row", maintain_order=True)
+        .agg(
+            pl.col(*LEVEL_COLUMNS).first(),
+            _options=pl.len(),
+            _option_names=pl.col("level_name").str.join(", "),
+        )
+    )
+
+
+def _door_defaults(rows: pl.DataFrame, eligible: pl.DataFrame) -> pl.DataFrame:
+    """For dates-only rows without a configured default: the door's only guest level.
+
+    Computed once per door (and once more for 14-day stays, where a biweekly level also fits),
+    then joined, so each row costs one lookup.
+    """
+    guest_levels = eligible.filter(~pl.col("is_24_hour"))
+    per_door = pl.concat(
+        [
+            guest_levels.filter(~pl.col("is_biweekly") | pl.lit(fortnight))
+            .group_by("device_id", maintain_order=True)
+            .agg(
+                pl.col(*LEVEL_COLUMNS).first(),
+                _options=pl.len(),
+                _option_names=pl.col("level_name").str.join(", "),
+            )
+            .with_columns(_fortnight=pl.lit(fortnight))
+            for fortnight in (False, True)
+        ]
+    )
+    dates_only = rows.filter(pl.col("_wanted_key").is_null() & ~pl.col("_timed"))
+    return dates_only.select("row", "device_id", "_fortnight").join(
+        per_door, on=["device_id", "_fortnight"]
+    )
+
+
+def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> pl.DataFrame:
+    none_chosen = pl.col("level_name").is_null() & pl.col("_options").is_null()
+    levels = pl.col("device_id").replace_strict(level_lists, default="none", return_dtype=pl.String)
+    frame = reject(
+        frame,
+        none_chosen & pl.col("_named"),
+        "unknown_user_level",
+        pl.format(
+            "door {} has no user level {}; its levels: {}", "door_name", "user_level", levels
+        ),
+    )
+    frame = reject(
+        frame,
+        none_chosen & pl.col("_default").is_not_null() & ~pl.col("_timed"),
+        "unknown_user_level",
+        pl.format(
+            "the configured default user level {} is not on door {}; its levels: {}",
+            "_default",
+            "door_name",
+            levels,
+        ),
+    )
+    frame = reject(
+        frame,
+        none_chosen & pl.col("_timed"),
+        "no_matching_user_level",
+        pl.format(
+            "no user level of door {} runs {}→{}; its levels: {}",
+            "door_name",
+            pl.col("check_in_time").dt.strftime("%H:%M"),
+            pl.col("check_out_time").dt.strftime("%H:%M"),
+            levels,
+        ),
+    )
+    frame = reject(
+        frame,
+        none_chosen,
+        "no_matching_user_level",
+        pl.format(
+            "door {} has no guest user level for a {}-day stay; its levels: {}",
+            "door_name",
+            "_stay_days",
+            levels,
+        ),
+    )
+    frame = reject(
+        frame,
+        pl.col("_options") > 1,
+        "ambiguous_user_level",
+        pl.format(
+            "door {} has {} user levels that fit ({}); name one in user_level or set a default",
+            "door_name",
+            "_options",
+            "_option_names",
+        ),
+    )
+    frame = reject(
+        frame,
+        pl.col("is_master"),
+        "master_user_level_unsupported",
+        pl.format("user level {} is a master level; Seam can't create master codes", "level_name"),
+    )
+    frame = reject(
+        frame,
+        pl.col("is_one_shot"),
+        "one_time_use_unsupported",
+        pl.format("user level {} is one-time-use; Seam can't create those codes", "level_name"),
+    )
+    mismatch = (
+        pl.col("_named")
+        & pl.col("_timed")
+        & ~(
+            (pl.col("level_check_in") == pl.col("check_in_time"))
+            & (pl.col("level_check_out") == pl.col("check_out_time"))
+        )
+    )
+    return reject(
+        frame,
+        mismatch,
+        "user_level_times_mismatch",
+        pl.format(
+            "user level {} runs {}→{} but the row says {}→{}",
+            "level_name",
+            pl.col("level_check_in").dt.strftime("%H:%M"),
+            pl.col("level_check_out").dt.strftime("%H:%M"),
+            pl.col("check_in_time").dt.strftime("%H:%M"),
+            pl.col("check_out_time").dt.strftime("%H:%M"),
+        ),
+    )

@@ -1,0 +1,118 @@
+"""``/_sandbox/`` endpoints for tests and benchmarks: inspect, reset, move the clock, change
+faults, seed codes. Never on Seam's paths, and no key needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        raise HTTPException(400, "the request body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the request body must be a JSON object")
+    return body
+
+
+def control_routes(
+    state: SandboxState, faults: Faults
+) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """``/_sandbox/`` endpoints for tests and benchmarks (never on Seam's paths, no key)."""
+
+    async def stats(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "requests": [
+                    {"path": path, "status": status, "count": count}
+                    for (path, status), count in sorted(state.requests.items())
+                ],
+                "codes_per_door": {d: len(c) for d, c in state.codes_by_device.items() if c},
+                "codes": len(state.codes),
+                "clock": state.clock.now().isoformat(),
+            }
+        )
+
+    async def codes(request: Request) -> Response:
+        now = state.clock.now()
+        return JSONResponse(
+            {
+                "codes": [
+                    {
+                        **code.public(now, WORKSPACE_ID),
+                        "pin": code.pin,
+                        "rounded_by_s": code.rounded_by_s,
+                        "max_time_rounding": code.max_time_rounding,
+                        "created_monotonic": code.created_monotonic,
+                    }
+                    for code in state.codes.values()
+                ]
+            }
+        )
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return JSONResponse({"ok": True})
+
+    async def clock(request: Request) -> Response:
+        body = await _body(request)
+        state.clock.advance(float(body.get("advance_seconds", 0)))
+        return JSONResponse({"now": state.clock.now().isoformat()})
+
+    async def configure(request: Request) -> Response:
+        body = await _body(request)
+        faults.fail_before = float(body.get("fail_before", faults.fail_before))
+        faults.drop_after = float(body.get("drop_after", faults.drop_after))
+        if "door_rate" in body:
+            rate = body["door_rate"]
+            state.door_rate = None if rate is None else (int(rate[0]), float(rate[1]))
+            state.door_windows = {}
+        return JSONResponse({"fail_before": faults.fail_before, "drop_after": faults.drop_after})
+
+    async def seed_codes(request: Request) -> Response:
+        body = await _body(request)
+        per_door = int(body.get("per_door", 0))
+        now = state.clock.now()
+        for device_id, slots in state.slots.items():
+            slot = next((s for s in slots if s.is_eligible), None)
+            if slot is None:
+                continue
+            for n in range(per_door):
+                start = now + dt.timedelta(days=2 + n % 300)
+                code = Code(
+                    access_code_id=state.new_id(),
+                    device_id=device_id,
+                    name=f"seeded {n}",
+                    starts_at=start,
+                    ends_at=start + dt.timedelta(days=2),
+                    slot=slot,
+                    site_name=None,
+                    pin=f"{slot.prefix}{n:05d}"[:6],
+                    created_at=now,
+                    rounded_by_s=0.0,
+                    max_time_rounding="1hour",
+                )
+                state.codes[code.access_code_id] = code
+                state.codes_by_device[device_id].append(code)
+        return JSONResponse({"codes": len(state.codes)})
+
+    return {
+        "stats": stats,
+        "codes": codes,
+        "reset": reset,
+        "clock": clock,
+        "configure": configure,
+        "seed_codes": seed_codes,
+    }
