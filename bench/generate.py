@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
@@ -64,6 +65,7 @@ def make_door(
     """A ``/devices/list`` item for a dormakaba Oracode door."""
     properties: dict[str, Any] = {
         "name": door_name,
+        "manufacturer": "dormakaba_oracode",
         "online": False,
         "offline_access_codes_enabled": can_program_offline,
         "dormakaba_oracode_metadata": {
@@ -142,5 +144,28 @@ def make_reservations(
             "check_out": check_out,
             "guest_name": [f"Guest {n}" for n in range(rows)],
             "user_level": level,
+        }
+    )
+
+
+def make_stays(
+    doors: Sequence[tuple[str, int]], *, seed: int = 5, start: dt.date = dt.date(2027, 1, 1)
+) -> pl.DataFrame:
+    """Valid dates-only reservations: ``count`` of them on each ``(device_id, count)`` door."""
+    rng = random.Random(seed)
+    ids, check_in, check_out = [], [], []
+    for device, count in doors:
+        for _ in range(count):
+            first = start + dt.timedelta(days=rng.randrange(300))
+            ids.append(device)
+            check_in.append(first.isoformat())
+            check_out.append((first + dt.timedelta(days=rng.choice((1, 2, 3, 5, 7)))).isoformat())
+    return pl.DataFrame(
+        {
+            "reservation_id": [f"S{seed:03d}-{n:06d}" for n in range(len(ids))],
+            "device_id": ids,
+            "check_in": check_in,
+            "check_out": check_out,
+            "guest_name": [f"Guest {n}" for n in range(len(ids))],
         }
     )

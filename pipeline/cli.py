@@ -7,17 +7,26 @@ Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or f
 from __future__ import annotations
 
 import argparse
+import functools
+import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import anyio
 from rich.console import Console
 
 from pipeline import jobs
+from pipeline.applying import ApplySettings
+from pipeline.creating import CreatePolicy
 from pipeline.errors import PipelineError, UsageError
-from pipeline.reports import print_plan_summary
+from pipeline.ledger import DEFAULT_LEDGER
+from pipeline.reports import ApplyProgress, print_outcomes, print_plan_summary
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
+from pipeline.scheduling import Rate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +42,26 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--devices", type=Path, help="a /devices/list response saved as JSON")
     plan.add_argument("--out", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
     plan.set_defaults(handler=_plan)
+
+    apply = commands.add_parser("apply", help="plan, then create every planned code once")
+    apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    apply.add_argument("--config", type=Path, help="TOML config file")
+    apply.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
+    apply.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    apply.add_argument(
+        "--door-rate", default="10/60s", help="creates per door, e.g. 10/60s, or off"
+    )
+    apply.add_argument("--global-rate", type=float, help="requests per second over all doors")
+    apply.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
+    apply.add_argument(
+        "--give-up-after",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="stop (exit 3) when Seam gives no usable answer for this long",
+    )
+    apply.add_argument("--log-format", choices=("text", "json"), default="text")
+    apply.set_defaults(handler=_apply)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -80,6 +109,80 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
     print_plan_summary(run.plan, console)
     console.print(f"wrote {run.plan.height} rows to {run.out}")
     return run.exit_code
+
+
+def _apply(args: argparse.Namespace, console: Console) -> int:
+    configure_logging(args.log_format)
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if args.global_rate is not None and args.global_rate <= 0:
+        raise UsageError("--global-rate must be positive")
+    settings = ApplySettings(
+        door_rate=Rate.parse(args.door_rate),
+        global_rate=args.global_rate,
+        concurrency=args.concurrency,
+        policy=CreatePolicy(give_up_after=args.give_up_after),
+    )
+    with ApplyProgress(Console(stderr=True)) as progress:
+        run = anyio.run(
+            functools.partial(
+                jobs.apply_files,
+                args.reservations,
+                config_path=args.config,
+                ledger_path=args.ledger,
+                out=args.results,
+                settings=settings,
+                progress=progress,
+            )
+        )
+    result = run.result
+    print_outcomes(result.results, "Results by outcome and reason", console)
+    stats = result.stats
+    console.print(
+        f"{stats.creates} creates and {stats.sent - stats.creates} lookups in "
+        f"{result.seconds:.1f} s; 429s: {stats.rate_limited_door} door, "
+        f"{stats.rate_limited_global} global"
+    )
+    console.print(f"results: {run.out}  ledger: {run.ledger}  run: {result.run_id}")
+    if result.stopped is not None:
+        print(f"error: {result.stopped.one_line()}", file=sys.stderr)
+    return run.exit_code
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
+        return json.dumps(entry, default=str)
+
+
+class TextLogFormatter(logging.Formatter):
+    """``LEVEL message key=value ...``: the extra fields after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in JsonLogFormatter.STANDARD
+        )
+        return f"{record.levelname.lower()}: {record.getMessage()} {extra}".rstrip()
+
+
+def configure_logging(log_format: str) -> None:
+    """Warnings and errors of the pipeline to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
+    logger = logging.getLogger("pipeline")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,14 +5,17 @@
     │   ├── ConfigError            a settings value or the TOML file is wrong
     │   ├── InputFileError         a reservation file can't be read or lacks a column
     │   └── DeviceDataError        device data is malformed (names the device)
-    └── SeamError                  Seam answered with an error (type, message, status, request id)
-        └── SeamUnavailableError   no usable answer: connection failed, timed out, 5xx
+    ├── SeamError                  Seam answered with an error (type, message, status, request id)
+    │   └── SeamUnavailableError   no usable answer: connection failed, timed out, 5xx
+    └── RunStopped                 exit 3: apply had to stop (key refused, Seam unreachable)
 
 A row that can't be provisioned is *not* an exception: it becomes a result row with a reason
 code. These exceptions are for problems that stop a whole command.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class PipelineError(Exception):
@@ -65,6 +68,7 @@ class SeamError(PipelineError):
         status: int | None = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        data: dict[str, Any] | None = None,
         hint: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
@@ -72,6 +76,7 @@ class SeamError(PipelineError):
         self.status = status
         self.request_id = request_id
         self.retry_after = retry_after
+        self.data = data or {}
 
     def one_line(self) -> str:
         context = [f"HTTP {self.status}"] if self.status is not None else []
@@ -85,3 +90,9 @@ class SeamError(PipelineError):
 
 class SeamUnavailableError(SeamError):
     """No usable answer from Seam: connection failure, timeout, 5xx, or a body that isn't JSON."""
+
+
+class RunStopped(PipelineError):
+    """``apply`` stopped before finishing; what was done is in the ledger and the results."""
+
+    exit_code = 3

@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+import anyio.to_thread
 import polars as pl
 
+from pipeline.applying import ApplyResult, ApplySettings, apply_plan
 from pipeline.catalog import DeviceCatalog, read_device_file
+from pipeline.creating import KEY_REFUSED_STATUS, key_refused
+from pipeline.errors import PipelineError, SeamError
+from pipeline.ledger import DEFAULT_LEDGER, Ledger
 from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
-from pipeline.reports import check_output_path, default_output_path, write_table
+from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
+from pipeline.scheduling import GlobalPace
 from pipeline.seam import SeamClient, Transport
 from pipeline.settings import Config, load_config, load_credentials
 
@@ -34,7 +40,11 @@ class PlanRun:
 async def fetch_catalog(config: Config, transport: Transport | None = None) -> DeviceCatalog:
     """The Oracode doors of the workspace, from Seam's ``/devices/list`` (all pages)."""
     async with SeamClient(load_credentials(config), transport=transport) as client:
-        devices = [device async for device in client.list_devices()]
+        return await list_catalog(client)
+
+
+async def list_catalog(client: SeamClient) -> DeviceCatalog:
+    devices = [device async for device in client.list_devices()]
     return DeviceCatalog.from_devices(devices)
 
 
@@ -64,3 +74,82 @@ def plan_files(
     reservations = read_reservations(paths, config)
     plan = plan_reservations(reservations, catalog, config, now=now)
     return PlanRun(plan=plan, out=write_table(plan, out))
+
+
+@dataclass(frozen=True)
+class ApplyRun:
+    """What ``apply_files`` did: the apply result, and where results and ledger are."""
+
+    result: ApplyResult
+    out: Path
+    ledger: Path
+
+    @property
+    def exit_code(self) -> int:
+        return self.result.exit_code
+
+
+async def apply_files(
+    paths: Sequence[Path],
+    *,
+    config_path: Path | None = None,
+    ledger_path: Path = DEFAULT_LEDGER,
+    out: Path | None = None,
+    settings: ApplySettings | None = None,
+    transport: Transport | None = None,
+    progress: ApplyProgress | None = None,
+    now: dt.datetime | None = None,
+) -> ApplyRun:
+    """Plan the files against the live doors and create every planned code exactly once.
+
+    Writes the results file (one row per input row, mode 0600) and records the run in the
+    ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
+    Raises UsageError (exit 2) for unusable input before anything is sent, and SeamError
+    (exit 3) when the doors can't be listed.
+    """
+    settings = settings or ApplySettings()
+    now = now or dt.datetime.now(dt.UTC)
+    out = out or default_output_path("results", now=now)
+    check_output_path(out)
+    config = load_config(config_path)
+    credentials = load_credentials(config)
+    credentials.auth_headers()  # a missing key stops the run before the ledger is touched
+    ledger = await Ledger.open(ledger_path)
+    try:
+        run_id = await ledger.start_run("apply", [str(path) for path in paths])
+        pace = GlobalPace(settings.global_rate)
+        async with SeamClient(
+            credentials,
+            transport=transport,
+            pace=pace,
+            observe=ledger.observe(run_id),
+            max_connections=settings.concurrency,
+        ) as client:
+            try:
+                catalog = await list_catalog(client)
+                reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
+                plan = await anyio.to_thread.run_sync(
+                    lambda: plan_reservations(reservations, catalog, config, now=now)
+                )
+            except PipelineError as exc:
+                stop = exc
+                if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
+                    stop = key_refused(exc)
+                await ledger.finish_run(run_id, stop.exit_code, {})
+                raise stop from exc
+            result = await apply_plan(
+                plan,
+                client=client,
+                pace=pace,
+                ledger=ledger,
+                run_id=run_id,
+                settings=settings,
+                on_progress=progress.advance if progress else lambda event: None,
+                on_total=progress.start if progress else lambda total: None,
+            )
+        await anyio.to_thread.run_sync(write_table, result.results, out)
+        counts = result.results.group_by("outcome").len().rows()
+        await ledger.finish_run(run_id, result.exit_code, dict(counts))
+    finally:
+        await ledger.close()
+    return ApplyRun(result=result, out=out, ledger=ledger_path)

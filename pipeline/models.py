@@ -106,6 +106,7 @@ class AccessCode(SeamModel):
     type: str | None = None
     starts_at: str | None = None
     ends_at: str | None = None
+    created_at: str | None = None
     is_offline_access_code: bool = False
     is_waiting_for_code_assignment: bool | None = None
     errors: list[CodeIssue] = Field(default_factory=list)

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import polars as pl
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.errors import UsageError
 
@@ -59,17 +69,22 @@ def write_table(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def print_plan_summary(plan: pl.DataFrame, console: Console) -> None:
-    """Counts per outcome and reason, then per door."""
+def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
+    """Rows per outcome and reason, most frequent first within each outcome."""
     by_reason = (
-        plan.group_by("outcome", "reason").len().sort("outcome", "len", descending=[False, True])
+        frame.group_by("outcome", "reason").len().sort("outcome", "len", descending=[False, True])
     )
-    table = Table(title="Plan by outcome and reason")
+    table = Table(title=title)
     for column in ("outcome", "reason", "rows"):
         table.add_column(column, justify="right" if column == "rows" else "left")
     for outcome, reason, count in by_reason.iter_rows():
         table.add_row(outcome, reason or "", str(count))
     console.print(table)
+
+
+def print_plan_summary(plan: pl.DataFrame, console: Console) -> None:
+    """Counts per outcome and reason, then per door."""
+    print_outcomes(plan, "Plan by outcome and reason", console)
 
     per_door = (
         plan.with_columns(pl.col("door_name").fill_null("(unknown door)"))
@@ -89,3 +104,47 @@ def print_plan_summary(plan: pl.DataFrame, console: Console) -> None:
     for site, door, planned, rejected, skipped in per_door.iter_rows():
         doors.add_row(site or "", door, str(planned), str(rejected), str(skipped))
     console.print(doors)
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0.0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:.1f} codes/s  429s: {task.fields.get('rate_limited', 0)}")
+
+
+class ApplyProgress:
+    """Codes done/total, rate, 429s and ETA on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("creating codes"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,
+            transient=False,
+        )
+        self._task = self._progress.add_task("codes", total=None, rate_limited=0, start=False)
+        self._rate_limited = 0
+
+    def __enter__(self) -> ApplyProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def start(self, total: int) -> None:
+        self._progress.update(self._task, total=total)
+        self._progress.start_task(self._task)
+
+    def advance(self, event: str) -> None:
+        """``created``/``failed`` finish a code; ``rate_limited``/``unknown`` don't."""
+        if event == "rate_limited":
+            self._rate_limited += 1
+            self._progress.update(self._task, rate_limited=self._rate_limited)
+        elif event in {"created", "failed"}:
+            self._progress.advance(self._task)

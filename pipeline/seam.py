@@ -3,26 +3,53 @@
 Every call is ``POST <path>`` with a JSON body. Reads (``list``, ``get``) are retried on 429,
 5xx and connection errors, honouring ``Retry-After``; errors become ``SeamError`` carrying
 Seam's error type and message, the HTTP status and the ``seam-request-id``.
+
+A create is sent exactly once per call and never retried here: Seam has no idempotency key,
+so only the caller (who can look for the code first) may decide to send it again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 import stamina
+from pydantic import ValidationError
 
 from pipeline.errors import SeamError, SeamUnavailableError
-from pipeline.models import Device, Pagination
+from pipeline.models import AccessCode, Device, Pagination, first_problem
 from pipeline.settings import SeamCredentials
 
 ORACODE_FILTERS = {"device_type": "dormakaba_oracode_door", "manufacturer": "dormakaba_oracode"}
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Callers pass an in-process transport (tests, sandbox) without importing httpx themselves.
 Transport = httpx.AsyncBaseTransport
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer, as the event log keeps it (never any header: no secrets)."""
+
+    path: str
+    body: dict[str, Any]
+    status: int | None
+    request_id: str | None
+    error_type: str | None
+    message: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CreatedCode:
+    """A successful ``/access_codes/create``: the code and the request that made it."""
+
+    access_code: AccessCode
+    request_id: str | None
 
 
 class RetryableRead(Exception):
@@ -54,14 +81,22 @@ class SeamClient:
         transport: Transport | None = None,
         timeout: float = 30.0,
         read_attempts: int = 6,
+        max_connections: int = 8,
+        pace: Callable[[], Awaitable[None]] | None = None,
+        observe: Callable[[Exchange], None] | None = None,
     ) -> None:
         self._http = httpx.AsyncClient(
             base_url=credentials.endpoint,
             headers=credentials.auth_headers(),
             transport=transport,
             timeout=httpx.Timeout(timeout, connect=10.0),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
         self._read_attempts = read_attempts
+        self._pace = pace
+        self._observe = observe
 
     async def __aenter__(self) -> Self:
         return self
@@ -96,22 +131,99 @@ class SeamClient:
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST once; returns the JSON body or raises SeamError / SeamUnavailableError."""
+        payload, _ = await self._exchange(path, body)
+        return payload
+
+    async def _exchange(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        if self._pace is not None:
+            await self._pace()
+        started = time.perf_counter()
         try:
-            response = await self._http.post(path, json=body)
-        except httpx.HTTPError as exc:
+            try:
+                response = await self._http.post(path, json=body)
+            except httpx.HTTPError as exc:
+                # A connection that was never made carried no request: that outcome is known.
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                raise SeamUnavailableError(
+                    f"no answer from {self._http.base_url}{path}: {type(exc).__name__}",
+                    error_type="connect_failed" if never_sent else "connection_error",
+                ) from exc
+            payload = parse_response(response)
+        except SeamError as exc:
+            self._record(path, body, started, exc.status, exc.request_id, exc)
+            raise
+        request_id = response.headers.get("seam-request-id")
+        self._record(path, body, started, response.status_code, request_id, None)
+        return payload, request_id
+
+    def _record(
+        self,
+        path: str,
+        body: dict[str, Any],
+        started: float,
+        status: int | None,
+        request_id: str | None,
+        error: SeamError | None,
+    ) -> None:
+        if self._observe is None:
+            return
+        self._observe(
+            Exchange(
+                path=path,
+                body=body,
+                status=status,
+                request_id=request_id,
+                error_type=error.error_type if error else None,
+                message=error.message if error else None,
+                seconds=time.perf_counter() - started,
+            )
+        )
+
+    async def create_access_code(self, body: dict[str, Any]) -> CreatedCode:
+        """Send one ``/access_codes/create``, once: never retried, whatever happens.
+
+        Raises SeamUnavailableError when the outcome is unknown (timeout, connection lost, 5xx,
+        an answer that isn't the expected JSON): the code may or may not exist. Raises SeamError
+        for Seam's refusals (4xx, including 429), after which no code exists.
+        """
+        payload, request_id = await self._exchange("/access_codes/create", body)
+        try:
+            code = AccessCode.model_validate(payload.get("access_code"))
+        except ValidationError as exc:
             raise SeamUnavailableError(
-                f"no answer from {self._http.base_url}{path}: {type(exc).__name__}",
-                error_type="connection_error",
+                f"/access_codes/create answered 200 without a usable access_code: "
+                f"{first_problem(exc)}",
+                error_type="malformed_answer",
+                status=200,
+                request_id=request_id,
             ) from exc
-        return parse_response(response)
+        return CreatedCode(access_code=code, request_id=request_id)
+
+    async def list_access_codes(
+        self, device_id: str, *, search: str | None = None
+    ) -> list[AccessCode]:
+        """Every code on a door (``search``: partial match on name, code or id), all pages."""
+        body: dict[str, Any] = {"device_id": device_id}
+        if search is not None:
+            body["search"] = search
+        return [
+            AccessCode.model_validate(raw)
+            async for raw in self._pages("/access_codes/list", body, "access_codes")
+        ]
 
     async def list_devices(self, **filters: Any) -> AsyncIterator[Device]:
         """Every dormakaba Oracode door, following ``/devices/list`` cursor pagination."""
-        body: dict[str, Any] = {**ORACODE_FILTERS, **filters}
+        async for raw in self._pages("/devices/list", {**ORACODE_FILTERS, **filters}, "devices"):
+            yield Device.model_validate(raw)
+
+    async def _pages(
+        self, path: str, body: dict[str, Any], key: str
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The items under ``key`` of every page of a cursor-paginated list."""
         while True:
-            page = await self.read("/devices/list", body)
-            for raw in page.get("devices", []):
-                yield Device.model_validate(raw)
+            page = await self.read(path, body)
+            for raw in page.get(key, []):
+                yield raw
             pagination = Pagination.model_validate(page.get("pagination") or {})
             if not (pagination.has_next_page and pagination.next_page_cursor):
                 return
@@ -136,6 +248,7 @@ def parse_response(response: httpx.Response) -> dict[str, Any]:
         status=response.status_code,
         request_id=request_id,
         retry_after=_retry_after(response),
+        data=error.get("data") if isinstance(error.get("data"), dict) else None,
     )
 
 

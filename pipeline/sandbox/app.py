@@ -123,7 +123,7 @@ def _answer(
     request_id: str,
 ) -> Response:
     try:
-        _authenticate(request)
+        _authenticate(request, faults.revoked_keys)
         if handler is None:
             raise SeamFailure(404, "not_found", f"no endpoint {request.url.path}")
         if request.method != "POST":
@@ -153,9 +153,11 @@ def _error(failure: SeamFailure) -> JSONResponse:
     )
 
 
-def _authenticate(request: Request) -> None:
+def _authenticate(request: Request, revoked: set[str]) -> None:
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    if token in revoked:
+        raise SeamFailure(401, "unauthorized", "Unauthorized: this API key has been revoked")
     if not token.startswith("seam_"):
         raise SeamFailure(401, "unauthorized", "Unauthorized: send Authorization: Bearer seam_...")
     if token.startswith("seam_at") and not request.headers.get("seam-workspace"):

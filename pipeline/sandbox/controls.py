@@ -75,6 +75,8 @@ def control_routes(
         body = await _body(request)
         faults.fail_before = float(body.get("fail_before", faults.fail_before))
         faults.drop_after = float(body.get("drop_after", faults.drop_after))
+        if key := body.get("revoke_key"):
+            faults.revoked_keys.add(str(key))
         if "door_rate" in body:
             rate = body["door_rate"]
             state.door_rate = None if rate is None else (int(rate[0]), float(rate[1]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import random
@@ -24,15 +25,20 @@ SET_LEAD = dt.timedelta(hours=1)
 class Faults:
     """Failure injection: a share of requests answered 503 before acting (``fail_before``), a
     share of successful creates whose answer is lost after the code exists (``drop_after``),
-    and a latency range in milliseconds."""
+    a latency range in milliseconds, and keys revoked while the sandbox runs (answered 401)."""
 
     fail_before: float = 0.0
     drop_after: float = 0.0
     latency_ms: tuple[float, float] = (0.0, 0.0)
+    revoked_keys: set[str] = field(default_factory=set)
 
 
 class SandboxClock:
-    """Real time plus an offset that tests move forward (``advance``) instead of sleeping."""
+    """Real time plus an offset that tests move forward (``advance``) instead of sleeping.
+
+    Rate windows use the event loop's clock when there is one (the same time base as
+    ``time.monotonic`` under uvicorn), so a test loop with virtual time drives them too.
+    """
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -44,7 +50,11 @@ class SandboxClock:
         return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
 
     def monotonic(self) -> float:
-        return time.monotonic() + self.offset
+        try:
+            base = asyncio.get_running_loop().time()
+        except RuntimeError:
+            base = time.monotonic()
+        return base + self.offset
 
 
 class SlidingWindow:

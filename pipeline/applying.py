@@ -1,0 +1,207 @@
+"""The apply stage: planned rows in, codes created through the scheduler, one result per row out.
+
+Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
+    created          made by this run (reason ``adopted`` when found on the door after its
+                     answer was lost)
+    already_created  made by an earlier run: no call was sent
+    failed           Seam refused it (reason = Seam's error type), or the run stopped before
+                     it was made (``not_attempted``) or before its outcome was known
+                     (``outcome_unknown``: the next run looks for it before sending again)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.to_thread
+import polars as pl
+
+from pipeline.creating import CodeCreator, CreatePolicy, create_body
+from pipeline.errors import RunStopped
+from pipeline.ledger import Ledger
+from pipeline.scheduling import (
+    SEAM_DOOR_RATE,
+    DoorScheduler,
+    GlobalPace,
+    Job,
+    Rate,
+    SchedulerStats,
+)
+from pipeline.seam import SeamClient
+
+log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = (
+    "access_code_id",
+    "code",
+    "code_status",
+    "attempts",
+    "seam_request_id",
+    "run_id",
+)
+OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
+OUTCOME_UNKNOWN = (
+    "the create's answer was lost and the run stopped before the code could be looked for; "
+    "the next run looks for it on the door before sending again"
+)
+NOT_ATTEMPTED = "the run stopped before this code was created; rerun to create it"
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """Limits and patience of one apply run (the CLI's options)."""
+
+    door_rate: Rate | None = SEAM_DOOR_RATE
+    global_rate: float | None = None
+    concurrency: int = 8
+    policy: CreatePolicy = field(default_factory=CreatePolicy)
+
+
+@dataclass
+class ApplyResult:
+    """What ``apply_plan`` did: one result row per plan row, and how the sending went."""
+
+    results: pl.DataFrame
+    run_id: str
+    stats: SchedulerStats
+    seconds: float
+    learnt_door_rate: Rate | None = None
+    stopped: RunStopped | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """3 when the run stopped, 1 when any row was rejected or failed, else 0."""
+        if self.stopped is not None:
+            return self.stopped.exit_code
+        return 1 if self.results["outcome"].is_in(["rejected", "failed"]).any() else 0
+
+
+async def apply_plan(
+    plan: pl.DataFrame,
+    *,
+    client: SeamClient,
+    pace: GlobalPace,
+    ledger: Ledger,
+    run_id: str,
+    settings: ApplySettings,
+    on_progress: Callable[[str], None] = lambda event: None,
+    on_total: Callable[[int], None] = lambda total: None,
+) -> ApplyResult:
+    """Create every planned code of ``plan`` exactly once; returns the results table.
+
+    Codes the ledger already has as ``created`` are not sent again; codes an earlier run left
+    ``sending`` are looked for on their door before anything else. RunStopped (401, Seam
+    unreachable) ends the sending early but still returns the results of what was done.
+    """
+    started = anyio.current_time()
+    planned = plan.filter(pl.col("outcome") == "planned")
+    rows = planned.to_dicts()
+    known = await ledger.register(run_id, rows)
+    already = {tag for tag, code in known.items() if code.state == "created"}
+    scheduler = DoorScheduler(
+        door_rate=settings.door_rate, concurrency=settings.concurrency, global_pace=pace
+    )
+    # Codes a killed run left `sending` come first: their outcome must be known before
+    # anything is sent for them, and they may not be in this run's input at all.
+    for code in await ledger.codes_in_state("sending"):
+        scheduler.add(Job(code.device_id, code.idempotency_tag, "verify"))
+    bodies = {}
+    for row in rows:
+        tag = row["idempotency_tag"]
+        bodies[tag] = create_body(row)
+        if known[tag].state in {"pending", "failed"}:
+            scheduler.add(Job(row["device_id"], tag, "create"))
+    on_total(len(rows) - len(already))
+    creator = CodeCreator(
+        client, ledger, run_id, bodies, policy=settings.policy, on_progress=on_progress
+    )
+    stopped = None
+    try:
+        await scheduler.run(creator.send)
+    except RunStopped as exc:
+        stopped = exc
+        log.error("run stopped", extra={"error": exc.one_line()})
+    codes = pl.DataFrame(
+        await ledger.code_table([row["idempotency_tag"] for row in rows]),
+        schema=LEDGER_SCHEMA,
+    )
+    results = await anyio.to_thread.run_sync(
+        lambda: result_table(plan, codes, already=already, run_id=run_id)
+    )
+    return ApplyResult(
+        results=results,
+        run_id=run_id,
+        stats=scheduler.stats,
+        seconds=anyio.current_time() - started,
+        learnt_door_rate=scheduler.learnt_door_rate,
+        stopped=stopped,
+    )
+
+
+LEDGER_SCHEMA = {
+    "idempotency_tag": pl.String,
+    "state": pl.String,
+    "reason": pl.String,
+    "message": pl.String,
+    "access_code_id": pl.String,
+    "code": pl.String,
+    "code_status": pl.String,
+    "attempts": pl.Int64,
+    "seam_request_id": pl.String,
+    "last_run_id": pl.String,
+}
+
+
+def result_table(
+    plan: pl.DataFrame, codes: pl.DataFrame, *, already: set[str], run_id: str
+) -> pl.DataFrame:
+    """The plan's rows with their outcome: one row per plan row, in the plan's order."""
+    joined = plan.join(
+        codes.rename({"reason": "ledger_reason", "message": "ledger_message"}),
+        on="idempotency_tag",
+        how="left",
+        maintain_order="left",
+    )
+    planned = pl.col("outcome") == "planned"
+    state = pl.col("state")
+    is_already = pl.col("idempotency_tag").is_in(list(already))
+    outcome = (
+        pl.when(~planned)
+        .then(pl.col("outcome"))
+        .when(is_already)
+        .then(pl.lit("already_created"))
+        .when(state == "created")
+        .then(pl.lit("created"))
+        .otherwise(pl.lit("failed"))
+    )
+    reason = (
+        pl.when(~planned)
+        .then(pl.col("reason"))
+        .when(state == "created")
+        .then(pl.when(pl.col("ledger_reason") == "adopted").then(pl.lit("adopted")))
+        .when(state == "failed")
+        .then(pl.col("ledger_reason"))
+        .when(state == "sending")
+        .then(pl.lit("outcome_unknown"))
+        .otherwise(pl.lit("not_attempted"))
+    )
+    message = (
+        pl.when(~planned)
+        .then(pl.col("message"))
+        .when(state == "failed")
+        .then(pl.col("ledger_message"))
+        .when(state == "sending")
+        .then(pl.lit(OUTCOME_UNKNOWN))
+        .when(state == "pending")
+        .then(pl.lit(NOT_ATTEMPTED))
+    )
+    return joined.with_columns(
+        outcome=outcome,
+        reason=reason,
+        message=message,
+        run_id=pl.lit(run_id),
+        attempts=pl.col("attempts").fill_null(0),
+    ).drop("state", "ledger_reason", "ledger_message", "last_run_id")

@@ -1,0 +1,382 @@
+"""The ledger: what the pipeline did, in SQLite, so that no crash or rerun creates a code twice.
+
+Tables
+    runs    one row per ``apply`` run: command, inputs, pid, host, start, end, exit code, counts
+    codes   one row per planned code (a reservation on a door with its window), keyed by the
+            idempotency tag; ``state`` goes pending → sending → created | failed
+    events  append-only: every request sent to Seam with its answer, every state change
+
+A code is marked ``sending`` (and committed) before its create leaves the process; only a
+``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
+on the door. The ledger holds PINs, so the file is created readable by its owner only; it never
+holds an API key (requests are logged without headers).
+
+Every method runs in one worker thread (``anyio.to_thread`` with a limiter of 1), never on the
+event loop, and each change is committed durably (WAL, ``synchronous=FULL``) before it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from pipeline.errors import UsageError
+from pipeline.models import AccessCode
+from pipeline.seam import Exchange
+
+DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
+STATES = ("pending", "sending", "created", "failed")
+# What the ledger keeps of a planned row, besides its state.
+CODE_COLUMNS = (
+    "idempotency_tag",
+    "reservation_id",
+    "device_id",
+    "door_name",
+    "site_name",
+    "user_level_name",
+    "starts_at",
+    "ends_at",
+    "max_time_rounding",
+    "name",
+)
+LEDGER_CODE_COLUMNS = (
+    "idempotency_tag",
+    "device_id",
+    "name",
+    "state",
+    "access_code_id",
+    "attempts",
+)
+RESULT_COLUMNS = (
+    "idempotency_tag",
+    "state",
+    "reason",
+    "message",
+    "access_code_id",
+    "code",
+    "code_status",
+    "attempts",
+    "seam_request_id",
+    "last_run_id",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    counts TEXT
+);
+CREATE TABLE IF NOT EXISTS codes (
+    idempotency_tag TEXT PRIMARY KEY,
+    reservation_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    door_name TEXT,
+    site_name TEXT,
+    user_level_name TEXT,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    max_time_rounding TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'created', 'failed')),
+    reason TEXT,
+    message TEXT,
+    access_code_id TEXT,
+    code TEXT,
+    code_status TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    seam_request_id TEXT,
+    first_run_id TEXT NOT NULL REFERENCES runs (run_id),
+    last_run_id TEXT NOT NULL REFERENCES runs (run_id),
+    created_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS codes_by_reservation ON codes (reservation_id, device_id);
+CREATE INDEX IF NOT EXISTS codes_by_state ON codes (state);
+CREATE TABLE IF NOT EXISTS events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    idempotency_tag TEXT,
+    path TEXT,
+    http_status INTEGER,
+    seam_request_id TEXT,
+    detail TEXT
+);
+"""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LedgerCode:
+    """A ``codes`` row as the apply stage needs it."""
+
+    idempotency_tag: str
+    device_id: str
+    name: str
+    state: str
+    access_code_id: str | None
+    attempts: int
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _create_private(path: Path) -> None:
+    """Create the file with mode 0600 (it will hold PINs), or narrow an existing one to it.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+
+
+class Ledger:
+    """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+        self._thread = anyio.CapacityLimiter(1)
+        self._exchanges: list[tuple[str, Exchange]] = []
+
+    @classmethod
+    async def open(cls, path: Path = DEFAULT_LEDGER) -> Self:
+        """Open (creating if needed) the ledger at ``path``; raises UsageError if it can't be."""
+
+        def connect() -> sqlite3.Connection:
+            _create_private(path)
+            connection = sqlite3.connect(
+                path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.executescript(SCHEMA)
+            return connection
+
+        try:
+            connection = await anyio.to_thread.run_sync(connect)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(
+                f"ledger {path} can't be opened: {exc}",
+                hint="check --ledger and the folder's permissions",
+            ) from exc
+        return cls(connection, path)
+
+    async def close(self) -> None:
+        await self._write(lambda db: None)
+        await self._run(self._db.close)
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(function, limiter=self._thread)
+
+    async def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``change`` and flush the buffered exchanges in one durable transaction."""
+        exchanges, self._exchanges = self._exchanges, []
+
+        def transaction() -> T:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = change(self._db)
+                self._db.executemany(
+                    "INSERT INTO events (run_id, at, kind, path, http_status, seam_request_id,"
+                    " detail) VALUES (?, ?, 'request', ?, ?, ?, ?)",
+                    [
+                        (
+                            run_id,
+                            _now(),
+                            exchange.path,
+                            exchange.status,
+                            exchange.request_id,
+                            json.dumps(
+                                {
+                                    "body": exchange.body,
+                                    "error_type": exchange.error_type,
+                                    "message": exchange.message,
+                                    "seconds": round(exchange.seconds, 4),
+                                }
+                            ),
+                        )
+                        for run_id, exchange in exchanges
+                    ],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+        return await self._run(transaction)
+
+    def observe(self, run_id: str) -> Callable[[Exchange], None]:
+        """A ``SeamClient`` observer that logs every exchange with the next commit."""
+        return lambda exchange: self._exchanges.append((run_id, exchange))
+
+    async def start_run(self, command: str, inputs: Sequence[str]) -> str:
+        """Record a new run; returns its id."""
+        run_id = f"run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        await self._write(
+            lambda db: db.execute(
+                "INSERT INTO runs (run_id, command, inputs, pid, host, started_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    command,
+                    json.dumps(list(inputs)),
+                    os.getpid(),
+                    socket.gethostname(),
+                    _now(),
+                ),
+            )
+        )
+        return run_id
+
+    async def finish_run(self, run_id: str, exit_code: int, counts: dict[str, int]) -> None:
+        await self._write(
+            lambda db: db.execute(
+                "UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE run_id = ?",
+                (_now(), exit_code, json.dumps(counts), run_id),
+            )
+        )
+
+    async def register(self, run_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, LedgerCode]:
+        """Add planned codes not yet in the ledger (as ``pending``); returns every given code."""
+        rows = list(rows)
+
+        def change(db: sqlite3.Connection) -> dict[str, LedgerCode]:
+            now = _now()
+            db.executemany(
+                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, state, first_run_id,"
+                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))},"
+                " 'pending', ?, ?, ?) ON CONFLICT (idempotency_tag) DO NOTHING",
+                [(*(row[c] for c in CODE_COLUMNS), run_id, run_id, now) for row in rows],
+            )
+            wanted = [row["idempotency_tag"] for row in rows]
+            return {code.idempotency_tag: code for code in _select_codes(db, wanted)}
+
+        return await self._write(change)
+
+    async def codes_in_state(self, state: str) -> list[LedgerCode]:
+        """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
+
+        def query() -> list[LedgerCode]:
+            cursor = self._db.execute(
+                f"SELECT {', '.join(LEDGER_CODE_COLUMNS)} FROM codes WHERE state = ?", (state,)
+            )
+            return [LedgerCode(*row) for row in cursor]
+
+        return await self._run(query)
+
+    async def mark_sending(self, tag: str, run_id: str) -> None:
+        """Committed before the create is sent: from here on the outcome must be checked."""
+        await self._transition(tag, run_id, "sending", attempts=1)
+
+    async def mark_created(
+        self, tag: str, run_id: str, code: AccessCode, request_id: str | None, *, how: str
+    ) -> None:
+        """``how``: ``created`` (Seam's answer) or ``adopted`` (found on the door)."""
+        await self._transition(
+            tag,
+            run_id,
+            "created",
+            reason=how,
+            message=None,
+            access_code_id=code.access_code_id,
+            code=code.code,
+            code_status=code.status,
+            seam_request_id=request_id,
+            created_at=_now(),
+        )
+
+    async def mark_failed(
+        self, tag: str, run_id: str, reason: str, message: str, request_id: str | None
+    ) -> None:
+        """Seam refused the create: no code exists; a later run may try again."""
+        await self._transition(
+            tag, run_id, "failed", reason=reason, message=message, seam_request_id=request_id
+        )
+
+    async def mark_pending(self, tag: str, run_id: str, reason: str, message: str) -> None:
+        """Known not to exist on the door (refused before acting, or looked for and not found)."""
+        await self._transition(tag, run_id, "pending", reason=reason, message=message)
+
+    async def _transition(
+        self, tag: str, run_id: str, state: str, *, attempts: int = 0, **fields: Any
+    ) -> None:
+        assignments = "".join(f", {name} = ?" for name in fields)
+
+        def change(db: sqlite3.Connection) -> None:
+            updated = db.execute(
+                f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
+                f" updated_at = ?{assignments} WHERE idempotency_tag = ?",
+                (state, attempts, run_id, _now(), *fields.values(), tag),
+            )
+            if updated.rowcount != 1:
+                raise KeyError(f"no code {tag} in the ledger")
+            db.execute(
+                "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
+                " VALUES (?, ?, 'state', ?, ?, ?)",
+                (
+                    run_id,
+                    _now(),
+                    tag,
+                    fields.get("seam_request_id"),
+                    json.dumps(
+                        {
+                            "state": state,
+                            **{k: v for k, v in fields.items() if k in {"reason", "message"}},
+                        }
+                    ),
+                ),
+            )
+
+        await self._write(change)
+
+    async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
+        """The outcome columns of the given codes, for the results file."""
+
+        def query() -> list[dict[str, Any]]:
+            cursor = _select_by_tags(self._db, tags, RESULT_COLUMNS)
+            return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
+
+        return await self._run(query)
+
+
+def _select_codes(db: sqlite3.Connection, tags: Sequence[str]) -> list[LedgerCode]:
+    return [LedgerCode(*row) for row in _select_by_tags(db, tags, LEDGER_CODE_COLUMNS)]
+
+
+def _select_by_tags(
+    db: sqlite3.Connection, tags: Iterable[str], columns: Sequence[str]
+) -> sqlite3.Cursor:
+    """``columns`` of the codes with the given tags (any number of them: a temporary join)."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (tag TEXT PRIMARY KEY)")
+    db.execute("DELETE FROM wanted")
+    db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((tag,) for tag in tags))
+    return db.execute(
+        f"SELECT {', '.join(columns)} FROM codes JOIN wanted ON wanted.tag = codes.idempotency_tag"
+    )
