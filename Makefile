@@ -22,11 +22,25 @@ lint: install
 test: lint
 	$(BIN)/pytest
 
+# The demo: a sandbox on a free port (with some lost answers, to show they are found again),
+# apply on the sample, then the sandbox is stopped whatever happened.
+DEMO_LEDGER := outputs/demo-ledger.sqlite
 demo: install
-	$(BIN)/oracode-provision plan inputs/reservations-sample.csv \
-		--devices inputs/sandbox-devices.json --config inputs/pipeline.toml \
-		--out outputs/demo-plan.csv; \
-	status=$$?; echo "plan exit code: $$status (1 = some rows were rejected, as the sample intends)"; \
+	@rm -f $(DEMO_LEDGER) $(DEMO_LEDGER)-wal $(DEMO_LEDGER)-shm
+	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(BIN)/oracode-provision sandbox --port $$port --latency-ms 20-80 --drop-after 0.2 \
+		> outputs/demo-sandbox.log 2>&1 & sandbox=$$!; \
+	trap 'kill $$sandbox 2>/dev/null' EXIT; \
+	$(BIN)/python -c 'import sys, time, urllib.request as u; url = sys.argv[1]; deadline = time.time() + 30; \
+		exec("while True:\n try:\n  u.urlopen(url); break\n except OSError:\n  assert time.time() < deadline, \"sandbox did not start\"; time.sleep(0.2)")' \
+		http://127.0.0.1:$$port/_sandbox/stats; \
+	echo "sandbox on http://127.0.0.1:$$port (log: outputs/demo-sandbox.log)"; \
+	SEAM_API_KEY=seam_demo_key SEAM_ENDPOINT=http://127.0.0.1:$$port \
+		$(BIN)/oracode-provision apply inputs/reservations-sample.csv --config inputs/pipeline.toml \
+		--ledger $(DEMO_LEDGER) --results outputs/demo-results.csv; \
+	status=$$?; \
+	echo "apply exit code: $$status (1 = some rows were rejected, as the sample intends)"; \
+	echo "results: outputs/demo-results.csv  ledger: $(DEMO_LEDGER)"; \
 	test $$status -le 1
 
 bench: install

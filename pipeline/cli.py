@@ -143,7 +143,8 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         f"{result.seconds:.1f} s; 429s: {stats.rate_limited_door} door, "
         f"{stats.rate_limited_global} global"
     )
-    console.print(f"results: {run.out}  ledger: {run.ledger}  run: {result.run_id}")
+    console.print(f"results: {run.out}", soft_wrap=True)
+    console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)
     if result.stopped is not None:
         print(f"error: {result.stopped.one_line()}", file=sys.stderr)
     return run.exit_code

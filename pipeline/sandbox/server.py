@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from pipeline.sandbox.app import create_app
+from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.state import Faults, SandboxState
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
@@ -49,6 +50,14 @@ def build_sandbox(
         payload, door_rate=door_rate, global_rate=global_rate, seed=seed
     )
     return state, create_app(state, faults)
+
+
+def _is_not_a_deliberate_drop(record: logging.LogRecord) -> bool:
+    """A connection the sandbox drops on purpose is a fault it simulates, not a server error."""
+    return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_is_not_a_deliberate_drop)
 
 
 def serve(app: Starlette, host: str, port: int) -> None:
