@@ -144,7 +144,8 @@ def _now() -> str:
 def _create_private(path: Path) -> None:
     """Create the file with mode 0600 (it will hold PINs), or narrow an existing one to it.
 
-    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode.
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode; ones a killed
+    run left behind are narrowed too, since they may hold PINs not yet checkpointed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
@@ -152,6 +153,10 @@ def _create_private(path: Path) -> None:
         os.fchmod(descriptor, 0o600)
     finally:
         os.close(descriptor)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(0o600)
 
 
 class Ledger:
@@ -226,6 +231,8 @@ class Ledger:
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
+                # The requests happened whatever became of this change: log them next time.
+                self._exchanges[:0] = exchanges
                 raise
             self._db.execute("COMMIT")
             return result

@@ -49,7 +49,7 @@ class Rate:
         """``10/60s`` → Rate(10, 60.0); ``off`` → None (unknown: learnt from 429s)."""
         if text.strip().lower() in {"off", "none", "unknown"}:
             return None
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text, re.IGNORECASE)
         if not match or int(match[1]) < 1 or float(match[2]) <= 0:
             raise UsageError(
                 f"rate {text!r} is not COUNT/SECONDS", hint="write e.g. 10/60s, or off"
@@ -111,6 +111,15 @@ class DoorPace:
         if excess >= len(self.answered):
             return math.inf  # every place is taken by a create still waiting for its answer
         return max(self.answered[excess] + rate.period, self.blocked_until)
+
+    def still_allowed(self, now: float) -> bool:
+        """Whether a create already counted in flight may still go (a limit may have been
+        learnt since it was dispatched)."""
+        self.in_flight -= 1
+        try:
+            return self.ready_at(now) <= now
+        finally:
+            self.in_flight += 1
 
     def start(self, now: float) -> None:
         self.in_flight += 1
@@ -312,6 +321,13 @@ class DoorScheduler:
                 group.start_soon(self._send, send, door, job)
 
     async def _send(self, send: Callable[[Job], Awaitable[Outcome]], door: _Door, job: Job) -> None:
+        if job.kind == "create" and not door.pace.still_allowed(anyio.current_time()):
+            # A limit was learnt between dispatch and now: give the place back, queue again.
+            door.pace.in_flight -= 1
+            self._slots.release()
+            self._in_flight -= 1
+            self.add(job, front=True)
+            return
         try:
             outcome = await send(job)
         except Exception as exc:
@@ -353,8 +369,12 @@ class DoorScheduler:
             while self._ready:
                 _, _, token, device_id = heapq.heappop(self._ready)
                 door = self._doors[device_id]
-                if token == door.token:
+                if token != door.token:
+                    continue
+                # A limit learnt since the door was queued may hold it back after all.
+                if door.ready_at(now) <= now:
                     return door
+                self._schedule(door, now)
             if self._queued == 0 and self._in_flight == 0:
                 return None
             wake = min(

@@ -6,6 +6,7 @@ for real, but minutes of waiting take milliseconds.
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import stat
@@ -13,10 +14,13 @@ import stat
 import anyio
 import polars as pl
 import pytest
+from rich.console import Console
 
 from bench.generate import make_devices, make_stays
 from pipeline.applying import ApplySettings
+from pipeline.creating import CreatePolicy
 from pipeline.errors import RunStopped
+from pipeline.reports import ApplyProgress
 from pipeline.sandbox import Faults
 from pipeline.scheduling import Rate
 from tests.apply_helpers import API_KEY, start_sandbox
@@ -192,3 +196,49 @@ async def test_unknown_door_limit_is_learnt_from_the_first_429s(tmp_path, monkey
     assert 1 <= rate_limited <= 20  # at most one per door before the limit is known
     assert applied.result.learnt_door_rate is not None
     assert applied.result.learnt_door_rate.count <= 10
+
+
+async def test_seam_unreachable_for_longer_than_give_up_after_stops_the_run(tmp_path, monkeypatch):
+    """Every request failing for over --give-up-after: exit 3, results and ledger still written."""
+    payload = doors(2)
+    faults = Faults()
+    run = start_sandbox(payload, tmp_path, monkeypatch, faults=faults)
+    stays = make_stays(load(payload, 20, 20))
+
+    async def fail_everything_after_some_creates() -> None:
+        while run.creates() < 5:  # noqa: ASYNC110 (the sandbox counter has no event)
+            await anyio.sleep(1)
+        faults.fail_before = 1.0
+
+    settings = ApplySettings(policy=CreatePolicy(give_up_after=120))
+    async with anyio.create_task_group() as group:
+        group.start_soon(fail_everything_after_some_creates)
+        started = anyio.current_time()
+        stopped = await run.apply(stays, settings)
+    assert isinstance(stopped.result.stopped, RunStopped)
+    assert "no usable answer for" in stopped.result.stopped.message
+    assert anyio.current_time() - started >= 120
+    assert stopped.exit_code == 3
+    results = stopped.result.results
+    assert results.height == 40
+    assert set(results["outcome"]) == {"created", "failed"}
+    assert set(results.filter(pl.col("outcome") == "failed")["reason"]) <= {
+        "not_attempted",
+        "outcome_unknown",
+    }
+    faults.fail_before = 0.0
+    finished = await run.apply(stays)
+    assert finished.exit_code == 0
+    assert sorted(run.tags_on_doors().values()) == [1] * 40
+
+
+def test_progress_shows_codes_done_and_429s():
+    """The progress line counts finished codes (created/failed) and 429s, not lookups."""
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with ApplyProgress(console) as progress:
+        progress.start(5)
+        for event in ("created", "rate_limited", "unknown", "created", "failed"):
+            progress.advance(event)
+    shown = console.file.getvalue()
+    assert "3/5" in shown
+    assert "429s: 1" in shown

@@ -1,0 +1,301 @@
+"""The SQLite ledger: private files, states and their transitions, the event log, the runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import stat
+import sys
+from typing import Any
+
+import anyio
+import pytest
+
+from pipeline.errors import UsageError
+from pipeline.ledger import RESULT_COLUMNS, Ledger, LedgerCode
+from pipeline.models import AccessCode
+from pipeline.seam import Exchange
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def ledger(tmp_path):
+    opened = await Ledger.open(tmp_path / "ledger.sqlite")
+    yield opened
+    await opened.close()
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def planned(tag: str, device_id: str = "device-1") -> dict[str, Any]:
+    """A planned row as ``register`` takes it."""
+    return {
+        "idempotency_tag": tag,
+        "reservation_id": f"res-{tag}",
+        "device_id": device_id,
+        "door_name": "Room 101",
+        "site_name": "Hotel",
+        "user_level_name": "Guest",
+        "starts_at": "2026-12-01T15:00:00Z",
+        "ends_at": "2026-12-03T11:00:00Z",
+        "max_time_rounding": "1h",
+        "name": f"Guest {tag}",
+    }
+
+
+def access_code(code_id: str = "ac-1") -> AccessCode:
+    return AccessCode(access_code_id=code_id, device_id="device-1", code="123456", status="set")
+
+
+def rows(ledger: Ledger, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Read the committed file through a second connection (WAL lets it read alongside)."""
+    with sqlite3.connect(ledger.path) as db:
+        return db.execute(sql, args).fetchall()
+
+
+async def test_ledger_files_are_private_to_their_owner(ledger, tmp_path):
+    """The database and its -wal and -shm files are mode 0600: the ledger holds PINs."""
+    await ledger.start_run("apply", [])
+    files = sorted(path.name for path in tmp_path.glob("ledger.sqlite*"))
+    assert files == ["ledger.sqlite", "ledger.sqlite-shm", "ledger.sqlite-wal"]
+    assert all(mode(tmp_path / name) == 0o600 for name in files)
+
+
+async def test_an_existing_readable_ledger_is_narrowed_to_its_owner(tmp_path):
+    """A ledger file left readable by others (0644) is 0600 once opened."""
+    path = tmp_path / "ledger.sqlite"
+    path.touch()
+    path.chmod(0o644)
+    opened = await Ledger.open(path)
+    await opened.start_run("apply", [])
+    assert mode(path) == 0o600
+    assert all(mode(file) == 0o600 for file in tmp_path.glob("ledger.sqlite*"))
+    await opened.close()
+
+
+async def test_journal_mode_is_wal(ledger):
+    """The ledger is in WAL mode (durable commits that readers don't block)."""
+    assert rows(ledger, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_register_adds_pending_codes_once(ledger):
+    """register inserts new tags as pending and returns, for known tags, their current state."""
+    run_id = await ledger.start_run("apply", ["stays.csv"])
+    first = await ledger.register(run_id, [planned("t1"), planned("t2")])
+    assert first == {
+        tag: LedgerCode(tag, "device-1", f"Guest {tag}", "pending", None, 0) for tag in ("t1", "t2")
+    }
+    await ledger.mark_sending("t1", run_id)
+    await ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+    again = await ledger.register(run_id, [planned("t1"), planned("t3")])
+    assert again["t1"] == LedgerCode("t1", "device-1", "Guest t1", "created", "ac-1", 1)
+    assert again["t3"].state == "pending"
+    assert set(again) == {"t1", "t3"}
+    assert rows(ledger, "SELECT count(*) FROM codes") == [(3,)]
+
+
+async def test_a_create_goes_pending_sending_created(ledger):
+    """sending counts an attempt; created records the code, its status and the request id."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    assert await ledger.codes_in_state("sending") == [
+        LedgerCode("t1", "device-1", "Guest t1", "sending", None, 1)
+    ]
+    await ledger.mark_created("t1", run_id, access_code("ac-9"), "req-9", how="created")
+    assert await ledger.codes_in_state("sending") == []
+    [result] = await ledger.code_table(["t1"])
+    assert result == {
+        "idempotency_tag": "t1",
+        "state": "created",
+        "reason": "created",
+        "message": None,
+        "access_code_id": "ac-9",
+        "code": "123456",
+        "code_status": "set",
+        "attempts": 1,
+        "seam_request_id": "req-9",
+        "last_run_id": run_id,
+    }
+    [(created_at,)] = rows(ledger, "SELECT created_at FROM codes WHERE idempotency_tag = 't1'")
+    assert created_at is not None
+
+
+@pytest.mark.parametrize(
+    ("mark", "state", "reason", "message", "request_id"),
+    [
+        ("failed", "failed", "invalid_input", "ends_at is before starts_at", "req-4"),
+        ("pending", "pending", "rate_limited", "too many requests", None),
+    ],
+)
+async def test_a_refused_create_is_failed_or_pending(
+    ledger, mark, state, reason, message, request_id
+):
+    """mark_failed / mark_pending record the state, reason and message; attempts stay counted."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    if mark == "failed":
+        await ledger.mark_failed("t1", run_id, reason, message, request_id)
+    else:
+        await ledger.mark_pending("t1", run_id, reason, message)
+    [result] = await ledger.code_table(["t1"])
+    assert (result["state"], result["reason"], result["message"]) == (state, reason, message)
+    assert (result["seam_request_id"], result["attempts"]) == (request_id, 1)
+    await ledger.mark_sending("t1", run_id)
+    assert [code.attempts for code in await ledger.codes_in_state("sending")] == [2]
+
+
+async def test_code_table_returns_the_result_columns_of_the_given_tags(ledger):
+    """code_table gives exactly RESULT_COLUMNS for the tags asked for, and no other code."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned(tag) for tag in ("t1", "t2", "t3")])
+    table = await ledger.code_table(["t3", "t1", "unknown"])
+    assert sorted(row["idempotency_tag"] for row in table) == ["t1", "t3"]
+    assert all(tuple(row) == RESULT_COLUMNS for row in table)
+    assert all(row["state"] == "pending" and row["attempts"] == 0 for row in table)
+
+
+async def test_every_transition_appends_a_state_event(ledger):
+    """Each state change is logged as a 'state' event with its state, reason and request id."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    await ledger.mark_pending("t1", run_id, "connect_failed", "no route")
+    await ledger.mark_sending("t1", run_id)
+    await ledger.mark_created("t1", run_id, access_code(), "req-2", how="created")
+    events = rows(
+        ledger,
+        "SELECT run_id, idempotency_tag, seam_request_id, detail FROM events"
+        " WHERE kind = 'state' ORDER BY event_id",
+    )
+    assert [(run, tag, request) for run, tag, request, _ in events] == [
+        (run_id, "t1", None),
+        (run_id, "t1", None),
+        (run_id, "t1", None),
+        (run_id, "t1", "req-2"),
+    ]
+    assert [json.loads(detail) for *_, detail in events] == [
+        {"state": "sending"},
+        {"state": "pending", "reason": "connect_failed", "message": "no route"},
+        {"state": "sending"},
+        {"state": "created", "reason": "created", "message": None},
+    ]
+
+
+async def test_observed_exchanges_are_logged_with_the_next_commit_without_headers(ledger):
+    """An exchange handed to observe() is a 'request' event once the next change commits."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    observe = ledger.observe(run_id)
+    body = {"device_id": "device-1", "name": "Guest t1", "is_offline_access_code": True}
+    observe(Exchange("/access_codes/create", body, 429, "req-7", "rate_limited", "slow", 0.12))
+    query = "SELECT run_id, path, http_status, seam_request_id, detail FROM events"
+    assert rows(ledger, query + " WHERE kind = 'request'") == []
+    await ledger.mark_sending("t1", run_id)
+    [(run, path, status, request_id, detail)] = rows(ledger, query + " WHERE kind = 'request'")
+    assert (run, path, status, request_id) == (run_id, "/access_codes/create", 429, "req-7")
+    assert json.loads(detail) == {
+        "body": body,
+        "error_type": "rate_limited",
+        "message": "slow",
+        "seconds": 0.12,
+    }
+    dump = json.dumps(rows(ledger, "SELECT * FROM events")).lower()
+    assert "authorization" not in dump
+    assert "bearer" not in dump
+    await ledger.mark_pending("t1", run_id, "rate_limited", "slow")
+    assert len(rows(ledger, query + " WHERE kind = 'request'")) == 1  # logged once
+
+
+async def test_start_and_finish_run_fill_the_runs_table(ledger):
+    """start_run records command, inputs, pid and host; finish_run the exit code and counts."""
+    run_id = await ledger.start_run("apply", ["a.csv", "b.xlsx"])
+    other = await ledger.start_run("apply", [])
+    assert run_id.startswith("run-")
+    assert other != run_id
+    columns = "command, inputs, pid, host, started_at IS NOT NULL, finished_at, exit_code, counts"
+    select = f"SELECT {columns} FROM runs WHERE run_id = ?"
+    assert rows(ledger, select, run_id) == [
+        ("apply", '["a.csv", "b.xlsx"]', os.getpid(), socket.gethostname(), 1, None, None, None)
+    ]
+    await ledger.finish_run(run_id, 1, {"created": 3, "failed": 1})
+    [(*_, finished_at, exit_code, counts)] = rows(ledger, select, run_id)
+    assert finished_at is not None
+    assert (exit_code, json.loads(counts)) == (1, {"created": 3, "failed": 1})
+
+
+async def test_a_ledger_that_cant_be_created_is_a_usage_error(tmp_path):
+    """A ledger path under a file (not a folder) raises UsageError with a one-line message."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    path = blocker / "sub" / "ledger.sqlite"
+    with pytest.raises(UsageError) as caught:
+        await Ledger.open(path)
+    line = caught.value.one_line()
+    assert line.startswith(f"ledger {path} can't be opened: ")
+    assert "--ledger" in line
+    assert "\n" not in line
+
+
+@pytest.mark.parametrize(
+    "transition",
+    [
+        lambda ledger, run_id: ledger.mark_sending("nope", run_id),
+        lambda ledger, run_id: ledger.mark_pending("nope", run_id, "not_found", "gone"),
+        lambda ledger, run_id: ledger.mark_failed("nope", run_id, "invalid_input", "bad", None),
+        lambda ledger, run_id: ledger.mark_created(
+            "nope", run_id, access_code(), None, how="adopted"
+        ),
+    ],
+    ids=["sending", "pending", "failed", "created"],
+)
+async def test_a_transition_on_an_unknown_tag_raises_key_error(ledger, transition):
+    """Changing a tag that was never registered raises KeyError and logs no event."""
+    run_id = await ledger.start_run("apply", [])
+    with pytest.raises(KeyError, match="nope"):
+        await transition(ledger, run_id)
+    assert rows(ledger, "SELECT count(*) FROM events WHERE kind = 'state'") == [(0,)]
+
+
+async def test_leftover_wal_and_shm_of_a_readable_ledger_are_narrowed(tmp_path):
+    """A 0644 ledger whose -wal/-shm a killed run left behind: all three are 0600 once opened."""
+    path = tmp_path / "ledger.sqlite"
+    killed = (
+        "import os, sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+        "db.execute('PRAGMA journal_mode=WAL'); db.execute('CREATE TABLE t (pin TEXT)');"
+        "db.execute(\"INSERT INTO t VALUES ('123456')\"); db.commit(); os._exit(0)"
+    )
+    await anyio.run_process([sys.executable, "-c", killed, str(path)])
+    for file in tmp_path.iterdir():
+        file.chmod(0o644)
+    opened = await Ledger.open(path)
+    await opened.start_run("apply", [])
+    modes = {f.name: mode(f) for f in tmp_path.glob("ledger.sqlite*")}
+    await opened.close()
+    assert modes == dict.fromkeys(
+        ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-shm"], 0o600
+    )
+
+
+async def test_an_exchange_survives_a_failed_transition(tmp_path):
+    """An observed exchange is logged even when the write it was buffered for fails."""
+    opened = await Ledger.open(tmp_path / "ledger.sqlite")
+    run_id = await opened.start_run("apply", [])
+    opened.observe(run_id)(Exchange("/access_codes/create", {}, 200, "req-1", None, None, 0.1))
+    with pytest.raises(KeyError):
+        await opened.mark_sending("unknown", run_id)
+    await opened.close()
+    with sqlite3.connect(opened.path) as db:
+        logged = db.execute("SELECT seam_request_id FROM events WHERE kind = 'request'")
+        assert logged.fetchall() == [("req-1",)]

@@ -1,0 +1,343 @@
+"""The scheduler on a virtual clock: per-door pacing, no head-of-line blocking, 429s, stops.
+
+``send`` is a fake that records ``(anyio.current_time(), job)`` and answers what each test
+chooses; minutes of Seam time take milliseconds (tests/virtual_time.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import anyio
+import pytest
+
+from pipeline.errors import RunStopped, UsageError
+from pipeline.scheduling import (
+    DoorPace,
+    DoorScheduler,
+    GlobalPace,
+    Job,
+    LearntRate,
+    Outcome,
+    Rate,
+    backoff,
+)
+from tests.virtual_time import VIRTUAL_BACKEND
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend():
+    return VIRTUAL_BACKEND
+
+
+class Recorder:
+    """A fake ``send``: records each call, then answers ``answer(job, calls so far)``."""
+
+    def __init__(
+        self,
+        answer: Callable[[Job, int], Outcome] | None = None,
+        *,
+        delay: float = 0.0,
+        pace: GlobalPace | None = None,
+    ) -> None:
+        self.answer = answer or (lambda job, n: Outcome(counted=True))
+        self.delay = delay
+        self.pace = pace
+        self.sent: list[tuple[float, Job]] = []
+        self.inside = 0
+        self.max_inside = 0
+
+    async def __call__(self, job: Job) -> Outcome:
+        if self.pace is not None:
+            await self.pace()
+        now = anyio.current_time()
+        self.sent.append((now, job))
+        self.inside += 1
+        self.max_inside = max(self.max_inside, self.inside)
+        try:
+            if self.delay:
+                await anyio.sleep(self.delay)
+            return self.answer(job, len(self.sent))
+        finally:
+            self.inside -= 1
+
+    def times(self, device_id: str) -> list[float]:
+        return [at for at, job in self.sent if job.device_id == device_id]
+
+
+def queue(scheduler: DoorScheduler, **jobs_per_door: int) -> None:
+    for door, count in jobs_per_door.items():
+        for n in range(count):
+            scheduler.add(Job(door, f"{door}-{n}"))
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("10/60s", Rate(10, 60.0)),
+        ("10/60", Rate(10, 60.0)),
+        (" 5 / 2.5s ", Rate(5, 2.5)),
+        ("off", None),
+        ("OFF", None),
+    ],
+)
+def test_rate_parse_reads_count_per_seconds(text, rate):
+    """COUNT/SECONDS (optional "s", spaces allowed) is a Rate; "off" means unknown."""
+    assert Rate.parse(text) == rate
+
+
+@pytest.mark.parametrize("text", ["10", "0/60s", "10/0s", "abc", "10/60m", ""])
+def test_rate_parse_refuses_what_is_not_a_rate(text):
+    """A text that isn't a positive COUNT/SECONDS is a UsageError that says how to write one."""
+    with pytest.raises(UsageError, match="COUNT/SECONDS") as caught:
+        Rate.parse(text)
+    assert "10/60s" in caught.value.one_line()
+
+
+# Each row: the door's rate, its history as (event, time) pairs, blocked_until, "now",
+# and when the next create may be sent.
+@pytest.mark.parametrize(
+    ("rate", "history", "blocked_until", "now", "ready"),
+    [
+        (Rate(2, 10), [], 0.0, 0.0, 0.0),
+        (Rate(2, 10), [("start", 0)], 0.0, 0.0, 0.0),
+        (Rate(2, 10), [("start", 0), ("start", 0)], 0.0, 3.0, math.inf),
+        (Rate(2, 10), [("start", 0), ("finish", 1), ("start", 2)], 0.0, 3.0, 11.0),
+        (Rate(2, 10), [("start", 0), ("finish", 1), ("start", 1), ("finish", 2)], 0.0, 5.0, 11.0),
+        (Rate(2, 10), [("start", 0), ("finish", 1), ("start", 1), ("finish", 2)], 0.0, 11.0, 11.0),
+        (Rate(2, 10), [("start", 0), ("finish", 1), ("start", 1), ("finish", 2)], 0.0, 30.0, 30.0),
+        (Rate(2, 10), [("start", 0), ("uncounted", 1)], 0.0, 2.0, 2.0),
+        (Rate(2, 10), [], 20.0, 5.0, 20.0),
+        (Rate(2, 10), [("start", 0), ("finish", 1), ("start", 1), ("finish", 2)], 15.0, 5.0, 15.0),
+        (None, [], 0.0, 4.0, 4.0),
+        (None, [("start", 0)], 0.0, 4.0, math.inf),
+        (None, [("start", 0), ("finish", 1)], 0.0, 4.0, 4.0),
+        (None, [], 9.0, 4.0, 9.0),
+    ],
+)
+def test_door_pace_ready_at(rate, history, blocked_until, now, ready):
+    """A create holds a place from its start until one period after its answer."""
+    pace = DoorPace(rate, LearntRate(), blocked_until=blocked_until)
+    for event, at in history:
+        if event == "start":
+            pace.start(at)
+        else:
+            pace.finish(at, counted=event == "finish")
+    assert pace.ready_at(now) == ready
+
+
+def test_learnt_rate_is_shared_and_only_lowered():
+    """Unconfigured doors learn a Rate from the first door 429 and share it; it never rises."""
+    learnt = LearntRate()
+    first, other = DoorPace(None, learnt), DoorPace(None, learnt)
+    for at in (0.0, 1.0):
+        first.start(at)
+        first.finish(at, counted=True)
+    first.start(2.0)
+    first.finish(2.0, counted=False)
+    first.rate_limited(2.0, retry_after=30.0)
+    assert learnt.rate == other.rate == Rate(2, 32.0)
+    assert other.ready_at(5.0) == 5.0  # only the door that got the 429 is paused
+    learnt.learn(5, 10.0)
+    assert learnt.rate == Rate(2, 32.0)
+    learnt.learn(1, 40.0)
+    assert learnt.rate == Rate(1, 40.0)
+
+
+@pytest.mark.parametrize("consecutive", [1, 2, 3, 6, 7, 8, 20])
+def test_backoff_stays_between_half_cap_and_cap(consecutive):
+    """backoff(n) is jittered within [cap/2, cap], cap = min(60, 2**(n-1))."""
+    cap = min(60.0, 2.0 ** (consecutive - 1))
+    waits = [backoff(consecutive) for _ in range(200)]
+    assert all(cap / 2 <= wait <= cap for wait in waits)
+
+
+async def test_one_door_never_sends_more_than_its_rate_in_any_window():
+    """25 creates on one door at 10/60s: ≤ 10 answers in any 60 s, the last at ≥ 120 s."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=8)
+    send = Recorder(lambda job, n: Outcome(counted=True, answered_at=anyio.current_time()))
+    start = anyio.current_time()
+    queue(scheduler, door=25)
+    await scheduler.run(send)
+    times = send.times("door")
+    assert len(times) == 25
+    assert max(sum(t <= other < t + 60 for other in times) for t in times) == 10
+    assert times[-1] - start >= 120
+
+
+async def test_a_busy_door_does_not_hold_up_the_others():
+    """Door A's 30 jobs wait on A's rate; every other door's job goes before A's 11th."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=2)
+    others = [f"door-{letter}" for letter in "BCDEFGHIJK"]
+    start = anyio.current_time()
+    queue(scheduler, A=30, **dict.fromkeys(others, 1))
+    send = Recorder()
+    await scheduler.run(send)
+    order = [job.device_id for _, job in send.sent]
+    eleventh_of_a = [n for n, door in enumerate(order) if door == "A"][10]
+    assert all(order.index(door) < eleventh_of_a for door in others)
+    assert all(send.times(door)[0] - start < 1 for door in others)
+
+
+async def test_the_longest_backlog_goes_first():
+    """With one slot, the first job sent is from the door with the most queued jobs."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=1)
+    queue(scheduler, few=1, most=3, some=2)
+    send = Recorder()
+    await scheduler.run(send)
+    assert send.sent[0][1].device_id == "most"
+    assert len(send.sent) == 6
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 5])
+async def test_never_more_than_concurrency_jobs_in_send(concurrency):
+    """However many doors are ready, at most ``concurrency`` jobs are inside send at once."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=concurrency)
+    queue(scheduler, **{f"door-{n}": 3 for n in range(8)})
+    send = Recorder(delay=1.0)
+    await scheduler.run(send)
+    assert len(send.sent) == 24
+    assert send.max_inside == concurrency
+
+
+async def test_a_door_429_pauses_only_that_door():
+    """A door 429 with Retry-After 30 holds that door 30 s; the other doors keep sending."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=1)
+    queue(scheduler, A=5, B=5, C=5)
+
+    def answer(job: Job, n: int) -> Outcome:
+        if n == 1:
+            return Outcome(again=job, limited="door", retry_after=30)
+        return Outcome(counted=True)
+
+    send = Recorder(answer, delay=1.0)
+    await scheduler.run(send)
+    (limited_at, limited), *later = send.sent
+    retried_at = next(at for at, job in later if job == limited)
+    assert limited.device_id == "A"
+    assert retried_at >= limited_at + 1 + 30  # answered after 1 s, then paused 30 s
+    others = send.times("B") + send.times("C")
+    assert len(others) == 10
+    assert max(others) < limited_at + 1 + 30
+    assert scheduler.stats.rate_limited_door == 1
+    assert len(send.sent) == 16
+
+
+async def test_a_global_429_pauses_every_request_through_the_pace():
+    """After a global 429 (Retry-After 20), no request on any door passes the pace for 20 s."""
+    pace = GlobalPace(None)
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=2, global_pace=pace)
+    queue(scheduler, A=3, B=3, C=3)
+
+    def answer(job: Job, n: int) -> Outcome:
+        if n == 1:
+            return Outcome(again=job, limited="global", retry_after=20)
+        return Outcome(counted=True)
+
+    send = Recorder(answer, pace=pace)
+    await scheduler.run(send)
+    (limited_at, _), *later = send.sent
+    assert len(later) == 9
+    assert {job.device_id for _, job in later} == {"A", "B", "C"}
+    assert all(at >= limited_at + 20 for at, _ in later)
+    assert scheduler.stats.rate_limited_global == 1
+    assert pace.rate == 1.0  # one request seen in the last second: slowed to that, floor 1/s
+
+
+async def test_a_verify_waits_its_delay_but_not_the_door_pacing():
+    """A verify queued with after=5 goes ≥ 5 s later, though the door's create rate is spent."""
+    scheduler = DoorScheduler(door_rate=Rate(1, 60.0), concurrency=2)
+    queue(scheduler, A=2)
+
+    def answer(job: Job, n: int) -> Outcome:
+        if n == 1:
+            return Outcome(again=Job("A", job.key, "verify"), after=5, counted=True)
+        return Outcome(counted=True)
+
+    send = Recorder(answer)
+    await scheduler.run(send)
+    (created_at, create), (verified_at, verify), (second_at, second) = send.sent
+    assert (create.key, verify.key, verify.kind, second.key) == ("A-0", "A-0", "verify", "A-1")
+    assert 5 <= verified_at - created_at < 6
+    assert second_at - created_at >= 60
+
+
+async def test_an_error_in_send_stops_dispatch_and_is_raised_as_itself():
+    """send raising: nothing more is sent, the jobs in flight finish, run() raises that error."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 60.0), concurrency=3)
+    queue(scheduler, **{f"door-{n}": 1 for n in range(6)})
+    error = RunStopped("x")
+    finished: list[str] = []
+
+    async def send(job: Job) -> Outcome:
+        if job.device_id == "door-0":
+            await anyio.sleep(0.5)
+            raise error
+        await anyio.sleep(2)
+        finished.append(job.device_id)
+        return Outcome(counted=True)
+
+    with pytest.raises(RunStopped) as caught:
+        await scheduler.run(send)
+    assert caught.value is error
+    assert sorted(finished) == ["door-1", "door-2"]
+    assert scheduler.stats.sent == 2
+
+
+async def test_a_learnt_door_rate_paces_every_door_of_the_scheduler():
+    """With no configured rate, the first door 429 teaches a Rate that then paces other doors."""
+    scheduler = DoorScheduler(door_rate=None, concurrency=4)
+    queue(scheduler, A=3)
+
+    def answer(job: Job, n: int) -> Outcome:
+        if n == 3:
+            return Outcome(again=job, limited="door", retry_after=30)
+        return Outcome(counted=True)
+
+    send = Recorder(answer)
+    await scheduler.run(send)
+    learnt = scheduler.learnt_door_rate
+    assert learnt is not None
+    assert learnt.count == 2
+    assert learnt.period == pytest.approx(30, abs=0.5)
+    assert len(send.times("A")) == 4
+
+    queue(scheduler, B=3)
+    await scheduler.run(send)
+    b_times = send.times("B")
+    assert len(b_times) == 3
+    assert b_times[1] - b_times[0] < 1  # two places in the learnt window
+    assert b_times[2] - b_times[0] >= learnt.period
+
+
+async def test_a_learnt_rate_holds_doors_already_dispatched_or_ready():
+    """Once a door 429 teaches 1 create/30 s, no door sends a create its window is full for."""
+    scheduler = DoorScheduler(door_rate=None, concurrency=2)
+    scheduler.add(Job("A", "a0"))
+    for n in range(4):
+        scheduler.add(Job("B", f"b{n}"))
+    gate = anyio.Event()
+    sent: list[tuple[float, str]] = []
+    violations = []
+
+    async def send(job: Job) -> Outcome:
+        now = anyio.current_time()
+        rate = scheduler.learnt_door_rate
+        if rate is not None and job.device_id == "B":
+            recent = [at for at, d in sent if d == "B" and at > now - rate.period]
+            if len(recent) + 1 > rate.count:
+                violations.append((job.key, len(recent) + 1, rate))
+        sent.append((now, job.device_id))
+        if job.key == "a0":
+            await gate.wait()
+            return Outcome(again=Job("A", "a0-retry"), limited="door", retry_after=30)
+        if job.key == "b1":
+            gate.set()
+        return Outcome(counted=True)
+
+    await scheduler.run(send)
+    assert violations == []
+    assert len(sent) == 6
