@@ -56,7 +56,7 @@ class ApplySettings:
 
     door_rate: Rate | None = SEAM_DOOR_RATE
     global_rate: float | None = None
-    concurrency: int = 8
+    concurrency: int = 16
     policy: CreatePolicy = field(default_factory=CreatePolicy)
 
 

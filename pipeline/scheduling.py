@@ -32,6 +32,8 @@ from pipeline.errors import UsageError
 # The server counts a request when it arrives; pacing slightly under the configured global rate
 # keeps the jitter between sending and arriving from ever pushing one over.
 GLOBAL_PACE_MARGIN = 0.98
+# At most this many requests at once past the global limiter (a door's burst, as Seam's is 10).
+GLOBAL_BURST = 10
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 Scope = Literal["door", "global"]
@@ -154,8 +156,17 @@ class GlobalPace:
 
     @staticmethod
     def _make_limiter(rate: float | None) -> AsyncLimiter | None:
-        # One request per 1/rate seconds, no burst: a burst would break a sliding-window limit.
-        return AsyncLimiter(1, 1 / (rate * GLOBAL_PACE_MARGIN)) if rate else None
+        """A leaky bucket that never exceeds ``rate`` in any one-second window: a burst of
+        ``b`` plus a drip of ``r`` per second with ``b + r`` under the rate. (A bucket as deep
+        as the rate would allow twice the rate in a window, and a sliding-window limit would
+        answer 429.) A small burst lets a door's window open all at once."""
+        if not rate:
+            return None
+        burst = min(GLOBAL_BURST, math.floor(rate / 10))
+        if burst <= 1:
+            return AsyncLimiter(1, 1 / (rate * GLOBAL_PACE_MARGIN))
+        drip = (rate - burst) * GLOBAL_PACE_MARGIN
+        return AsyncLimiter(burst, burst / drip)
 
     async def __call__(self) -> None:
         # A 429 may extend the pause while we sleep, so look again after each wait.

@@ -341,3 +341,25 @@ async def test_a_learnt_rate_holds_doors_already_dispatched_or_ready():
     await scheduler.run(send)
     assert violations == []
     assert len(sent) == 6
+
+
+@pytest.mark.parametrize("rate", [0.5, 5.0, 20.0, 100.0, 250.0])
+async def test_global_pace_never_exceeds_its_rate_in_any_one_second_window(rate):
+    """Sends through GlobalPace: at most `rate` in every 1-s window (sliding), bursts included."""
+    pace = GlobalPace(rate)
+    times: list[float] = []
+    total = int(rate * 5) + 3
+
+    async def client() -> None:
+        for _ in range(total // 4):
+            await pace()
+            times.append(anyio.current_time())
+
+    async with anyio.create_task_group() as group:
+        for _ in range(4):
+            group.start_soon(client)
+    window = max(1.0, 1 / rate)
+    limit = max(1, math.floor(rate * window))
+    busiest = max(sum(1 for other in times if start <= other < start + window) for start in times)
+    assert busiest <= limit
+    assert busiest >= 0.9 * limit  # and it does use the rate
