@@ -1,6 +1,7 @@
 """`make bench`: every benchmark, printing measured figures (not a test: nothing asserts)."""
 
-from bench import plan_bench, sandbox_bench
+from bench import apply_bench, plan_bench, sandbox_bench
 
 plan_bench.report(plan_bench.run())
 sandbox_bench.report(sandbox_bench.run())
+apply_bench.report(apply_bench.run())

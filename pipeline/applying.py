@@ -56,7 +56,7 @@ class ApplySettings:
 
     door_rate: Rate | None = SEAM_DOOR_RATE
     global_rate: float | None = None
-    concurrency: int = 16
+    concurrency: int = 8
     policy: CreatePolicy = field(default_factory=CreatePolicy)
 
 

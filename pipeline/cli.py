@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--door-rate", default="10/60s", help="creates per door, e.g. 10/60s, or off"
     )
     apply.add_argument("--global-rate", type=float, help="requests per second over all doors")
-    apply.add_argument("--concurrency", type=int, default=16, help="requests in flight at most")
+    apply.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     apply.add_argument(
         "--give-up-after",
         type=float,

@@ -71,16 +71,22 @@ def backoff(consecutive: int) -> float:
 
 @dataclass
 class LearntRate:
-    """The per-door limit, when it wasn't configured: learnt from the first door 429, shared by
-    every door (Seam's limit is the same for all devices) and only ever lowered after that."""
+    """The per-door limit, when it wasn't configured: learnt from the first door 429 and shared
+    by every door (Seam's limit is the same for all devices). Later 429s lower it only when the
+    create was sent under the learnt limit; ones already in flight when it was learnt say
+    nothing new."""
 
     rate: Rate | None = None
 
-    def learn(self, accepted: int, period: float) -> None:
+    def learn(self, accepted: int, period: float, sent_under: Rate | None) -> None:
         if self.rate is None:
             self.rate = Rate(max(1, accepted), period)
-        else:
-            self.rate = Rate(max(1, min(self.rate.count, accepted)), max(self.rate.period, period))
+        elif sent_under is self.rate:
+            # Still too fast: one create fewer per window, down to one.
+            if self.rate.count > 1:
+                self.rate = Rate(self.rate.count - 1, self.rate.period)
+            else:
+                self.rate = Rate(1, self.rate.period * 1.5)
 
 
 @dataclass
@@ -95,6 +101,7 @@ class DoorPace:
     accepted: int = 0
     blocked_until: float = 0.0
     consecutive_429: int = 0
+    sent_under: Rate | None = None
 
     @property
     def rate(self) -> Rate | None:
@@ -125,6 +132,7 @@ class DoorPace:
 
     def start(self, now: float) -> None:
         self.in_flight += 1
+        self.sent_under = self.learnt.rate
         if self.first_sent is None:
             self.first_sent = now
 
@@ -140,7 +148,7 @@ class DoorPace:
         wait = retry_after if retry_after is not None else backoff(self.consecutive_429)
         self.blocked_until = max(self.blocked_until, now + wait)
         if self.configured is None and self.first_sent is not None:
-            self.learnt.learn(self.accepted, now + wait - self.first_sent)
+            self.learnt.learn(self.accepted, now + wait - self.first_sent, self.sent_under)
 
 
 class GlobalPace:

@@ -141,10 +141,12 @@ def test_learnt_rate_is_shared_and_only_lowered():
     first.rate_limited(2.0, retry_after=30.0)
     assert learnt.rate == other.rate == Rate(2, 32.0)
     assert other.ready_at(5.0) == 5.0  # only the door that got the 429 is paused
-    learnt.learn(5, 10.0)
+    learnt.learn(5, 10.0, sent_under=None)  # in flight before the limit was known: ignored
     assert learnt.rate == Rate(2, 32.0)
-    learnt.learn(1, 40.0)
-    assert learnt.rate == Rate(1, 40.0)
+    learnt.learn(1, 40.0, sent_under=learnt.rate)  # sent under it and still refused: lower
+    assert learnt.rate == Rate(1, 32.0)
+    learnt.learn(1, 40.0, sent_under=learnt.rate)
+    assert learnt.rate == Rate(1, 48.0)
 
 
 @pytest.mark.parametrize("consecutive", [1, 2, 3, 6, 7, 8, 20])
