@@ -97,8 +97,9 @@ async def apply_plan(
     unreachable) ends the sending early but still returns the results of what was done.
     """
     started = anyio.current_time()
-    planned = plan.filter(pl.col("outcome") == "planned")
-    rows = planned.to_dicts()
+    rows = await anyio.to_thread.run_sync(
+        lambda: plan.filter(pl.col("outcome") == "planned").to_dicts()
+    )
     known = await ledger.register(run_id, rows)
     already = {tag for tag, code in known.items() if code.state == "created"}
     scheduler = DoorScheduler(

@@ -45,7 +45,7 @@ async def fetch_catalog(config: Config, transport: Transport | None = None) -> D
 
 async def list_catalog(client: SeamClient) -> DeviceCatalog:
     devices = [device async for device in client.list_devices()]
-    return DeviceCatalog.from_devices(devices)
+    return await anyio.to_thread.run_sync(DeviceCatalog.from_devices, devices)
 
 
 def load_catalog(config: Config, devices: Path | None) -> DeviceCatalog:
@@ -111,7 +111,7 @@ async def apply_files(
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("results", now=now)
     check_output_path(out)
-    config = load_config(config_path)
+    config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     ledger = await Ledger.open(ledger_path)
