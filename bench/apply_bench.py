@@ -34,9 +34,9 @@ from bench.sandbox_bench import KEY, sandbox_process
 from pipeline.applying import ApplySettings, apply_plan
 from pipeline.catalog import DeviceCatalog
 from pipeline.creating import create_body
-from pipeline.ledger import Ledger
+from pipeline.jobs import apply_session
 from pipeline.planning import plan_reservations
-from pipeline.scheduling import GlobalPace, Rate
+from pipeline.scheduling import Rate
 from pipeline.seam import SeamClient
 from pipeline.settings import Config, SeamCredentials
 
@@ -116,19 +116,19 @@ async def run_ours(
 ) -> Measured:
     await _reset(url)
     credentials = SeamCredentials(api_key="seam_bench", endpoint=url)
-    ledger = await Ledger.open(folder / f"{name}.sqlite")
-    run_id = await ledger.start_run("bench", [])
-    pace = GlobalPace(settings.global_rate)
-    started, cpu = time.perf_counter(), time.process_time()
-    async with SeamClient(
-        credentials, pace=pace, observe=ledger.observe(run_id), max_connections=settings.concurrency
-    ) as client:
+    opened = apply_session(credentials, folder / f"{name}.sqlite", settings, "bench", [])
+    async with opened as session:
+        started, cpu = time.perf_counter(), time.process_time()
         applied = await apply_plan(
-            plan, client=client, pace=pace, ledger=ledger, run_id=run_id, settings=settings
+            plan,
+            client=session.client,
+            pace=session.pace,
+            ledger=session.ledger,
+            run_id=session.run_id,
+            settings=settings,
         )
-    measured = await _finish(name, url, started, cpu)
+        measured = await _finish(name, url, started, cpu)
     measured.learnt = applied.learnt_door_rate
-    await ledger.close()
     return measured
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
 from pipeline.scheduling import GlobalPace
 from pipeline.seam import SeamClient, Transport
-from pipeline.settings import Config, load_config, load_credentials
+from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,43 @@ class ApplyRun:
         return self.result.exit_code
 
 
+@dataclass(frozen=True)
+class ApplySession:
+    """One apply run's open resources: the Seam client with its pace, the ledger, the run."""
+
+    client: SeamClient
+    pace: GlobalPace
+    ledger: Ledger
+    run_id: str
+
+
+@asynccontextmanager
+async def apply_session(
+    credentials: SeamCredentials,
+    ledger_path: Path,
+    settings: ApplySettings,
+    command: str,
+    inputs: Sequence[str],
+    transport: Transport | None = None,
+) -> AsyncIterator[ApplySession]:
+    """Open the ledger, record a run, and open a client paced by ``settings`` whose every
+    exchange goes to the ledger's event log; closes both on the way out."""
+    ledger = await Ledger.open(ledger_path)
+    try:
+        run_id = await ledger.start_run(command, inputs)
+        pace = GlobalPace(settings.global_rate)
+        async with SeamClient(
+            credentials,
+            transport=transport,
+            pace=pace,
+            observe=ledger.observe(run_id),
+            max_connections=settings.concurrency,
+        ) as client:
+            yield ApplySession(client, pace, ledger, run_id)
+    finally:
+        await ledger.close()
+
+
 async def apply_files(
     paths: Sequence[Path],
     *,
@@ -114,42 +152,36 @@ async def apply_files(
     config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
-    ledger = await Ledger.open(ledger_path)
-    try:
-        run_id = await ledger.start_run("apply", [str(path) for path in paths])
-        pace = GlobalPace(settings.global_rate)
-        async with SeamClient(
-            credentials,
-            transport=transport,
-            pace=pace,
-            observe=ledger.observe(run_id),
-            max_connections=settings.concurrency,
-        ) as client:
-            try:
-                catalog = await list_catalog(client)
-                reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
-                plan = await anyio.to_thread.run_sync(
-                    lambda: plan_reservations(reservations, catalog, config, now=now)
-                )
-            except PipelineError as exc:
-                stop = exc
-                if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
-                    stop = key_refused(exc)
-                await ledger.finish_run(run_id, stop.exit_code, {})
-                raise stop from exc
-            result = await apply_plan(
-                plan,
-                client=client,
-                pace=pace,
-                ledger=ledger,
-                run_id=run_id,
-                settings=settings,
-                on_progress=progress.advance if progress else lambda event: None,
-                on_total=progress.start if progress else lambda total: None,
+    inputs = [str(path) for path in paths]
+    opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
+    async with opened as session:
+        try:
+            catalog = await list_catalog(session.client)
+            reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
+            plan = await anyio.to_thread.run_sync(
+                lambda: plan_reservations(reservations, catalog, config, now=now)
             )
-        await anyio.to_thread.run_sync(write_table, result.results, out)
-        counts = result.results.group_by("outcome").len().rows()
-        await ledger.finish_run(run_id, result.exit_code, dict(counts))
-    finally:
-        await ledger.close()
+        except PipelineError as exc:
+            stop = exc
+            if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
+                stop = key_refused(exc)
+            await session.ledger.finish_run(session.run_id, stop.exit_code, {})
+            raise stop from exc
+        result = await apply_plan(
+            plan,
+            client=session.client,
+            pace=session.pace,
+            ledger=session.ledger,
+            run_id=session.run_id,
+            settings=settings,
+            on_progress=progress.advance if progress else lambda event: None,
+            on_total=progress.start if progress else lambda total: None,
+        )
+
+        def write_results() -> dict[str, int]:
+            write_table(result.results, out)
+            return dict(result.results.group_by("outcome").len().rows())
+
+        counts = await anyio.to_thread.run_sync(write_results)
+        await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(result=result, out=out, ledger=ledger_path)

@@ -107,34 +107,32 @@ class DoorPace:
     def rate(self) -> Rate | None:
         return self.configured or self.learnt.rate
 
-    def ready_at(self, now: float) -> float:
+    def ready_at(self, now: float, *, holding: int = 0) -> float:
+        """When the next create may be sent; ``holding``: creates already counted in flight
+        that are the caller's own (not counted against it)."""
         rate = self.rate
+        in_flight = self.in_flight - holding
         if rate is None:
             # Limit unknown: one create at a time until a 429 teaches it.
-            return max(now, self.blocked_until) if self.in_flight == 0 else math.inf
+            return max(now, self.blocked_until) if in_flight == 0 else math.inf
         while self.answered and self.answered[0] <= now - rate.period:
             self.answered.popleft()
-        excess = self.in_flight + len(self.answered) - rate.count
+        excess = in_flight + len(self.answered) - rate.count
         if excess < 0:
             return max(now, self.blocked_until)
         if excess >= len(self.answered):
             return math.inf  # every place is taken by a create still waiting for its answer
         return max(self.answered[excess] + rate.period, self.blocked_until)
 
-    def still_allowed(self, now: float) -> bool:
-        """Whether a create already counted in flight may still go (a limit may have been
-        learnt since it was dispatched)."""
-        self.in_flight -= 1
-        try:
-            return self.ready_at(now) <= now
-        finally:
-            self.in_flight += 1
-
     def start(self, now: float) -> None:
         self.in_flight += 1
         self.sent_under = self.learnt.rate
         if self.first_sent is None:
             self.first_sent = now
+
+    def give_back(self) -> None:
+        """A create that was started but not sent after all."""
+        self.in_flight -= 1
 
     def finish(self, now: float, *, counted: bool) -> None:
         self.in_flight -= 1
@@ -340,11 +338,11 @@ class DoorScheduler:
                 group.start_soon(self._send, send, door, job)
 
     async def _send(self, send: Callable[[Job], Awaitable[Outcome]], door: _Door, job: Job) -> None:
-        if job.kind == "create" and not door.pace.still_allowed(anyio.current_time()):
+        now = anyio.current_time()
+        if job.kind == "create" and door.pace.ready_at(now, holding=1) > now:
             # A limit was learnt between dispatch and now: give the place back, queue again.
-            door.pace.in_flight -= 1
-            self._slots.release()
-            self._in_flight -= 1
+            door.pace.give_back()
+            self._free_slot()
             self.add(job, front=True)
             return
         try:
@@ -354,8 +352,7 @@ class DoorScheduler:
             self._changed.set()
             return
         finally:
-            self._slots.release()
-            self._in_flight -= 1
+            self._free_slot()
         now = anyio.current_time()
         self.stats.sent += 1
         if job.kind == "create":
@@ -380,6 +377,10 @@ class DoorScheduler:
                 self.add(outcome.again, front=True)
                 return
         self._schedule(door, now)
+
+    def _free_slot(self) -> None:
+        self._slots.release()
+        self._in_flight -= 1
 
     async def _next_ready_door(self) -> _Door | None:
         while self._error is None:
