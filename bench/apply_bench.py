@@ -31,10 +31,9 @@ from aiolimiter import AsyncLimiter
 
 from bench.generate import make_devices, make_stays
 from bench.sandbox_bench import KEY, sandbox_process
-from pipeline.applying import ApplySettings, apply_plan
+from pipeline.applying import ApplySettings, apply_plan, apply_session
 from pipeline.catalog import DeviceCatalog
 from pipeline.creating import create_body
-from pipeline.jobs import apply_session
 from pipeline.planning import plan_reservations
 from pipeline.scheduling import Rate
 from pipeline.seam import SeamClient
@@ -119,14 +118,7 @@ async def run_ours(
     opened = apply_session(credentials, folder / f"{name}.sqlite", settings, "bench", [])
     async with opened as session:
         started, cpu = time.perf_counter(), time.process_time()
-        applied = await apply_plan(
-            plan,
-            client=session.client,
-            pace=session.pace,
-            ledger=session.ledger,
-            run_id=session.run_id,
-            settings=settings,
-        )
+        applied = await apply_plan(plan, session, settings)
         measured = await _finish(name, url, started, cpu)
     measured.learnt = applied.learnt_door_rate
     return measured

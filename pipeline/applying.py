@@ -12,8 +12,10 @@ Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -30,7 +32,8 @@ from pipeline.scheduling import (
     Rate,
     SchedulerStats,
 )
-from pipeline.seam import SeamClient
+from pipeline.seam import SeamClient, Transport
+from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +82,48 @@ class ApplyResult:
         return 1 if self.results["outcome"].is_in(["rejected", "failed"]).any() else 0
 
 
+@dataclass(frozen=True)
+class ApplySession:
+    """One apply run's open resources: the Seam client with its pace, the ledger, the run."""
+
+    client: SeamClient
+    pace: GlobalPace
+    ledger: Ledger
+    run_id: str
+
+
+@asynccontextmanager
+async def apply_session(
+    credentials: SeamCredentials,
+    ledger_path: Path,
+    settings: ApplySettings,
+    command: str,
+    inputs: Sequence[str],
+    transport: Transport | None = None,
+) -> AsyncIterator[ApplySession]:
+    """Open the ledger, record a run, and open a client paced by ``settings`` whose every
+    exchange goes to the ledger's event log; closes both on the way out."""
+    ledger = await Ledger.open(ledger_path)
+    try:
+        run_id = await ledger.start_run(command, inputs)
+        pace = GlobalPace(settings.global_rate)
+        async with SeamClient(
+            credentials,
+            transport=transport,
+            pace=pace,
+            observe=ledger.observe(run_id),
+            max_connections=settings.concurrency,
+        ) as client:
+            yield ApplySession(client, pace, ledger, run_id)
+    finally:
+        await ledger.close()
+
+
 async def apply_plan(
     plan: pl.DataFrame,
-    *,
-    client: SeamClient,
-    pace: GlobalPace,
-    ledger: Ledger,
-    run_id: str,
+    session: ApplySession,
     settings: ApplySettings,
+    *,
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> ApplyResult:
@@ -96,6 +133,8 @@ async def apply_plan(
     ``sending`` are looked for on their door before anything else. RunStopped (401, Seam
     unreachable) ends the sending early but still returns the results of what was done.
     """
+    client, ledger, run_id = session.client, session.ledger, session.run_id
+
     started = anyio.current_time()
     rows = await anyio.to_thread.run_sync(
         lambda: plan.filter(pl.col("outcome") == "planned").to_dicts()
@@ -103,7 +142,9 @@ async def apply_plan(
     known = await ledger.register(run_id, rows)
     already = {tag for tag, code in known.items() if code.state == "created"}
     scheduler = DoorScheduler(
-        door_rate=settings.door_rate, concurrency=settings.concurrency, global_pace=pace
+        door_rate=settings.door_rate,
+        concurrency=settings.concurrency,
+        global_pace=session.pace,
     )
     # Codes a killed run left `sending` come first: their outcome must be known before
     # anything is sent for them, and they may not be in this run's input at all.

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,17 +11,16 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.applying import ApplyResult, ApplySettings, apply_plan
+from pipeline.applying import ApplyResult, ApplySettings, apply_plan, apply_session
 from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError
-from pipeline.ledger import DEFAULT_LEDGER, Ledger
+from pipeline.ledger import DEFAULT_LEDGER
 from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
-from pipeline.scheduling import GlobalPace
 from pipeline.seam import SeamClient, Transport
-from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
+from pipeline.settings import Config, load_config, load_credentials
 
 
 @dataclass(frozen=True)
@@ -90,43 +88,6 @@ class ApplyRun:
         return self.result.exit_code
 
 
-@dataclass(frozen=True)
-class ApplySession:
-    """One apply run's open resources: the Seam client with its pace, the ledger, the run."""
-
-    client: SeamClient
-    pace: GlobalPace
-    ledger: Ledger
-    run_id: str
-
-
-@asynccontextmanager
-async def apply_session(
-    credentials: SeamCredentials,
-    ledger_path: Path,
-    settings: ApplySettings,
-    command: str,
-    inputs: Sequence[str],
-    transport: Transport | None = None,
-) -> AsyncIterator[ApplySession]:
-    """Open the ledger, record a run, and open a client paced by ``settings`` whose every
-    exchange goes to the ledger's event log; closes both on the way out."""
-    ledger = await Ledger.open(ledger_path)
-    try:
-        run_id = await ledger.start_run(command, inputs)
-        pace = GlobalPace(settings.global_rate)
-        async with SeamClient(
-            credentials,
-            transport=transport,
-            pace=pace,
-            observe=ledger.observe(run_id),
-            max_connections=settings.concurrency,
-        ) as client:
-            yield ApplySession(client, pace, ledger, run_id)
-    finally:
-        await ledger.close()
-
-
 async def apply_files(
     paths: Sequence[Path],
     *,
@@ -169,11 +130,8 @@ async def apply_files(
             raise stop from exc
         result = await apply_plan(
             plan,
-            client=session.client,
-            pace=session.pace,
-            ledger=session.ledger,
-            run_id=session.run_id,
-            settings=settings,
+            session,
+            settings,
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
         )
