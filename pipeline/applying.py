@@ -4,6 +4,9 @@ Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
     created          made by this run (reason ``adopted`` when found on the door after its
                      answer was lost)
     already_created  made by an earlier run: no call was sent
+    rejected         the plan's reasons, and ``budget_exhausted`` for codes the door's budget
+                     could no longer take when it was counted again before its first create,
+                     or after Seam answered that the door has no space
     failed           Seam refused it (reason = Seam's error type), or the run stopped before
                      it was made (``not_attempted``) or before its outcome was known
                      (``outcome_unknown``: the next run looks for it before sending again)
@@ -21,6 +24,8 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
+from pipeline.budgets import ALLOCATION_ORDER
+from pipeline.counting import BUDGET_EXHAUSTED, BudgetGuard
 from pipeline.creating import CodeCreator, CreatePolicy, create_body
 from pipeline.errors import RunStopped
 from pipeline.ledger import Ledger
@@ -124,20 +129,24 @@ async def apply_plan(
     session: ApplySession,
     settings: ApplySettings,
     *,
+    guard: BudgetGuard | None = None,
+    on_door: frozenset[str] = frozenset(),
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> ApplyResult:
     """Create every planned code of ``plan`` exactly once; returns the results table.
 
     Codes the ledger already has as ``created`` are not sent again; codes an earlier run left
-    ``sending`` are looked for on their door before anything else. RunStopped (401, Seam
-    unreachable) ends the sending early but still returns the results of what was done.
+    ``sending``, and those whose tag Seam already lists (``on_door``), are looked for on their
+    door before anything else. Each door sends its codes in allocation order; the ``guard``'s
+    doors are counted again before their first create. RunStopped (401, Seam unreachable)
+    ends the sending early but still returns the results of what was done.
     """
     client, ledger, run_id = session.client, session.ledger, session.run_id
 
     started = anyio.current_time()
     rows = await anyio.to_thread.run_sync(
-        lambda: plan.filter(pl.col("outcome") == "planned").to_dicts()
+        lambda: plan.filter(pl.col("outcome") == "planned").sort(ALLOCATION_ORDER).to_dicts()
     )
     known = await ledger.register(run_id, rows)
     already = {tag for tag, code in known.items() if code.state == "created"}
@@ -150,15 +159,23 @@ async def apply_plan(
     # anything is sent for them, and they may not be in this run's input at all.
     for code in await ledger.codes_in_state("sending"):
         scheduler.add(Job(code.device_id, code.idempotency_tag, "verify"))
-    bodies = {}
-    for row in rows:
+    bodies = {row["idempotency_tag"]: create_body(row) for row in rows}
+    to_send = [row for row in rows if known[row["idempotency_tag"]].state in {"pending", "failed"}]
+    if guard is not None:
+        for device_id in sorted({row["device_id"] for row in to_send} & guard.doors):
+            scheduler.add(Job(device_id, device_id, "check"))
+    for row in to_send:
         tag = row["idempotency_tag"]
-        bodies[tag] = create_body(row)
-        if known[tag].state in {"pending", "failed"}:
-            scheduler.add(Job(row["device_id"], tag, "create"))
+        scheduler.add(Job(row["device_id"], tag, "verify" if tag in on_door else "create"))
     on_total(len(rows) - len(already))
     creator = CodeCreator(
-        client, ledger, run_id, bodies, policy=settings.policy, on_progress=on_progress
+        client,
+        ledger,
+        run_id,
+        bodies,
+        policy=settings.policy,
+        guard=guard,
+        on_progress=on_progress,
     )
     stopped = None
     try:
@@ -166,6 +183,16 @@ async def apply_plan(
     except RunStopped as exc:
         stopped = exc
         log.error("run stopped", extra={"error": exc.one_line()})
+    if scheduler.dropped:
+        await ledger.mark_failed_many(
+            run_id,
+            [
+                (job.key, BUDGET_EXHAUSTED, f"not sent: {creator.closed_doors[job.device_id]}")
+                for job in scheduler.dropped
+            ],
+        )
+        for _ in scheduler.dropped:
+            on_progress("failed")
     codes = pl.DataFrame(
         await ledger.code_table([row["idempotency_tag"] for row in rows]),
         schema=LEDGER_SCHEMA,
@@ -217,6 +244,8 @@ def result_table(
         .then(pl.lit("already_created"))
         .when(state == "created")
         .then(pl.lit("created"))
+        .when((state == "failed") & (pl.col("ledger_reason") == BUDGET_EXHAUSTED))
+        .then(pl.lit("rejected"))
         .otherwise(pl.lit("failed"))
     )
     reason = (

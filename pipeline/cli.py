@@ -23,10 +23,16 @@ from pipeline.applying import ApplySettings
 from pipeline.creating import CreatePolicy
 from pipeline.errors import PipelineError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER
-from pipeline.reports import ApplyProgress, print_outcomes, print_plan_summary
+from pipeline.reports import (
+    ApplyProgress,
+    print_budget_warnings,
+    print_outcomes,
+    print_plan_summary,
+)
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
 from pipeline.scheduling import Rate
+from pipeline.settings import BudgetOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
     plan.add_argument("--config", type=Path, help="TOML config file")
     plan.add_argument("--devices", type=Path, help="a /devices/list response saved as JSON")
+    plan.add_argument(
+        "--codes", type=Path, help="with --devices: the doors' /access_codes/list saved as JSON"
+    )
     plan.add_argument("--out", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    add_budget_options(plan)
     plan.set_defaults(handler=_plan)
 
     apply = commands.add_parser("apply", help="plan, then create every planned code once")
@@ -61,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 3) when Seam gives no usable answer for this long",
     )
     apply.add_argument("--log-format", choices=("text", "json"), default="text")
+    add_budget_options(apply)
     apply.set_defaults(handler=_apply)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
@@ -75,6 +86,29 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.set_defaults(handler=_sandbox)
     return parser
+
+
+def add_budget_options(command: argparse.ArgumentParser) -> None:
+    """Options over the config's ``[budgets]``."""
+    command.add_argument(
+        "--budget-per-door", type=int, metavar="N", help="codes each door may hold (default)"
+    )
+    command.add_argument(
+        "--budget-mode",
+        choices=("lifetime", "concurrent"),
+        help="count every code ever made (lifetime) or those valid at once (concurrent)",
+    )
+    command.add_argument(
+        "--on-budget-exceeded",
+        choices=("reject-rows", "skip-door", "abort"),
+        help="rows past a door's budget: reject them (default), skip the door, or stop (exit 2)",
+    )
+
+
+def _budget_options(args: argparse.Namespace) -> BudgetOptions:
+    return BudgetOptions(
+        per_door=args.budget_per_door, mode=args.budget_mode, on_exceeded=args.on_budget_exceeded
+    )
 
 
 def _sandbox(args: argparse.Namespace, console: Console) -> int:
@@ -103,10 +137,17 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
+    if args.codes is not None and args.devices is None:
+        raise UsageError("--codes goes with --devices", hint="without --devices Seam is asked")
     run = jobs.plan_files(
-        args.reservations, config_path=args.config, devices=args.devices, out=args.out
+        args.reservations,
+        config_path=args.config,
+        devices=args.devices,
+        codes=args.codes,
+        out=args.out,
+        budget=_budget_options(args),
     )
-    print_plan_summary(run.plan, console)
+    print_plan_summary(run.plan, run.budgets, console)
     console.print(f"wrote {run.plan.height} rows to {run.out}")
     return run.exit_code
 
@@ -132,11 +173,13 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 ledger_path=args.ledger,
                 out=args.results,
                 settings=settings,
+                budget=_budget_options(args),
                 progress=progress,
             )
         )
     result = run.result
     print_outcomes(result.results, "Results by outcome and reason", console)
+    print_budget_warnings(run.budgets, console)
     stats = result.stats
     console.print(
         f"{stats.creates} creates and {stats.sent - stats.creates} lookups in "

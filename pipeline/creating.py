@@ -9,6 +9,10 @@ The protocol, per code (its idempotency tag is in its name):
    code carrying the tag is adopted as ``created``; only when there is none is it sent again.
    A killed run leaves codes in ``sending``; the next run checks them the same way first.
 
+A budgeted door's codes are counted again before its first create (a ``check`` job); the rows
+that no longer fit are ``failed`` with ``budget_exhausted`` and never sent. When Seam answers a
+create with ``no_space_for_access_code_on_device`` the door takes no more creates this run.
+
 Invariant: no create is sent for a tag while a code carrying that tag may exist on the door.
 """
 
@@ -22,6 +26,7 @@ from typing import Any
 
 import anyio
 
+from pipeline.counting import BUDGET_EXHAUSTED, BudgetGuard
 from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger import Ledger
 from pipeline.models import AccessCode
@@ -30,6 +35,8 @@ from pipeline.seam import SeamClient
 
 log = logging.getLogger(__name__)
 KEY_REFUSED_STATUS = frozenset({401, 403})
+# Seam's answer when a door holds all the codes it can (API notes, "Access code objects").
+NO_SPACE_ERRORS = frozenset({"no_space_for_access_code_on_device"})
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,9 @@ class CodeCreator:
     """Sends one scheduler job at a time, keeping the ledger ahead of the wire.
 
     ``bodies`` maps a tag to its create body; a tag without one (a ``sending`` code from an
-    earlier run that isn't in this run's input) is only looked for, never created.
+    earlier run that isn't in this run's input) is only looked for, never created. ``guard``
+    counts budgeted doors again for their ``check`` jobs. ``closed_doors`` says, per door Seam
+    found full, why its remaining creates were not sent.
     """
 
     def __init__(
@@ -79,9 +88,12 @@ class CodeCreator:
         bodies: Mapping[str, dict[str, Any]],
         *,
         policy: CreatePolicy = CreatePolicy(),
+        guard: BudgetGuard | None = None,
         on_progress: Callable[[str], None] = lambda event: None,
     ) -> None:
         self._client = client
+        self._guard = guard
+        self.closed_doors: dict[str, str] = {}
         self._ledger = ledger
         self._run_id = run_id
         self._bodies = bodies
@@ -94,6 +106,8 @@ class CodeCreator:
         """Run one job; raises RunStopped when the run can't go on (key refused, Seam gone)."""
         if job.kind == "verify":
             return await self._verify(job)
+        if job.kind == "check":
+            return await self._check(job)
         tag = job.key
         await self._ledger.mark_sending(tag, self._run_id)
         try:
@@ -142,6 +156,8 @@ class CodeCreator:
         if exc.status in KEY_REFUSED_STATUS:
             await self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
             raise key_refused(exc)
+        if exc.error_type in NO_SPACE_ERRORS:
+            return await self._door_full(job, exc, answered)
         await self._ledger.mark_failed(
             tag, self._run_id, exc.error_type, exc.message, exc.request_id
         )
@@ -151,6 +167,45 @@ class CodeCreator:
         )
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered)
+
+    async def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
+        """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
+        why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
+        await self._ledger.mark_failed(job.key, self._run_id, BUDGET_EXHAUSTED, why, exc.request_id)
+        self.closed_doors[job.device_id] = why
+        log.error("door is full: its remaining creates are not sent", extra={"error": why})
+        self._on_progress("failed")
+        return Outcome(counted=True, answered_at=answered, close_door=True)
+
+    async def _check(self, job: Job) -> Outcome:
+        """Count the door again; withdraw the creates its budget can no longer take."""
+        if self._guard is None:
+            return Outcome()
+        try:
+            over = await self._guard.recheck(job.device_id)
+        except SeamError as exc:
+            if exc.status in KEY_REFUSED_STATUS:
+                raise key_refused(exc) from exc
+            if isinstance(exc, SeamUnavailableError):
+                self._unreachable(exc)
+            # The plan's count stands; Seam's own no-space answer still stops a full door.
+            log.warning(
+                "could not count the door's codes again; going on with the plan's count",
+                extra={"device_id": job.device_id, "error": exc.one_line()},
+            )
+            return Outcome()
+        self._reachable()
+        if over:
+            await self._ledger.mark_failed_many(
+                self._run_id, [(tag, BUDGET_EXHAUSTED, why) for tag, why in over.items()]
+            )
+            log.warning(
+                "door's budget was used since the plan: codes withdrawn",
+                extra={"device_id": job.device_id, "withdrawn": len(over)},
+            )
+            for _ in over:
+                self._on_progress("failed")
+        return Outcome(withdraw=frozenset(over))
 
     async def _verify(self, job: Job) -> Outcome:
         """Look for the code on the door: adopt it, or queue the create again if it isn't there."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,9 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.applying import ApplyResult, ApplySettings, apply_plan, apply_session
+from pipeline.budgets import BudgetCheck, read_code_file
 from pipeline.catalog import DeviceCatalog, read_device_file
+from pipeline.counting import BudgetGuard, count_budgets
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError
 from pipeline.ledger import DEFAULT_LEDGER
@@ -20,15 +23,16 @@ from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
 from pipeline.seam import SeamClient, Transport
-from pipeline.settings import Config, load_config, load_credentials
+from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
 
 
 @dataclass(frozen=True)
 class PlanRun:
-    """What ``plan_files`` did: the plan table and where it was written."""
+    """What ``plan_files`` did: the plan table, its budget check, and where it was written."""
 
     plan: pl.DataFrame
     out: Path
+    budgets: BudgetCheck
 
     @property
     def exit_code(self) -> int:
@@ -40,6 +44,19 @@ async def fetch_catalog(config: Config, transport: Transport | None = None) -> D
     """The Oracode doors of the workspace, from Seam's ``/devices/list`` (all pages)."""
     async with SeamClient(load_credentials(config), transport=transport) as client:
         return await list_catalog(client)
+
+
+async def fetch_budgets(
+    plan: pl.DataFrame,
+    catalog: DeviceCatalog,
+    config: Config,
+    *,
+    now: dt.datetime,
+    transport: Transport | None = None,
+) -> BudgetCheck:
+    """The budget check with each budgeted door's codes listed from Seam."""
+    async with SeamClient(load_credentials(config), transport=transport) as client:
+        return await count_budgets(plan, catalog, config.budgets, now=now, client=client)
 
 
 async def list_catalog(client: SeamClient) -> DeviceCatalog:
@@ -59,20 +76,37 @@ def plan_files(
     *,
     config_path: Path | None = None,
     devices: Path | None = None,
+    codes: Path | None = None,
     out: Path | None = None,
+    budget: BudgetOptions | None = None,
     now: dt.datetime | None = None,
 ) -> PlanRun:
-    """Read, plan and write: one output row per input row. Raises UsageError (exit 2)."""
+    """Read, plan, check budgets and write: one output row per input row.
+
+    Used codes come from Seam, or with ``devices`` (offline) from ``codes`` when given (else
+    they are unknown, and the check says so). Raises UsageError (exit 2), also for
+    ``--on-budget-exceeded abort`` with a door over budget (after writing the plan).
+    """
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("plan", now=now)
     check_output_path(out)
-    config = load_config(config_path)
+    config = (budget or BudgetOptions()).apply(load_config(config_path))
     # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
     # export is read.
     catalog = load_catalog(config, devices)
     reservations = read_reservations(paths, config)
     plan = plan_reservations(reservations, catalog, config, now=now)
-    return PlanRun(plan=plan, out=write_table(plan, out))
+    if devices is None:
+        check = anyio.run(functools.partial(fetch_budgets, plan, catalog, config, now=now))
+    else:
+        listed = read_code_file(codes) if codes is not None else None
+        check = anyio.run(
+            functools.partial(count_budgets, plan, catalog, config.budgets, now=now, listed=listed)
+        )
+    run = PlanRun(plan=check.plan, out=write_table(check.plan, out), budgets=check)
+    if (error := check.abort_error(run.out)) is not None:
+        raise error
+    return run
 
 
 @dataclass(frozen=True)
@@ -82,6 +116,7 @@ class ApplyRun:
     result: ApplyResult
     out: Path
     ledger: Path
+    budgets: BudgetCheck
 
     @property
     def exit_code(self) -> int:
@@ -95,6 +130,7 @@ async def apply_files(
     ledger_path: Path = DEFAULT_LEDGER,
     out: Path | None = None,
     settings: ApplySettings | None = None,
+    budget: BudgetOptions | None = None,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -103,14 +139,17 @@ async def apply_files(
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
-    Raises UsageError (exit 2) for unusable input before anything is sent, and SeamError
-    (exit 3) when the doors can't be listed.
+    Raises UsageError (exit 2) for unusable input before anything is sent (also for
+    ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
+    doors or their codes can't be listed.
     """
     settings = settings or ApplySettings()
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("results", now=now)
     check_output_path(out)
-    config = await anyio.to_thread.run_sync(load_config, config_path)
+    config = (budget or BudgetOptions()).apply(
+        await anyio.to_thread.run_sync(load_config, config_path)
+    )
     credentials = load_credentials(config)
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
@@ -122,16 +161,29 @@ async def apply_files(
             plan = await anyio.to_thread.run_sync(
                 lambda: plan_reservations(reservations, catalog, config, now=now)
             )
+            check = await count_budgets(
+                plan,
+                catalog,
+                config.budgets,
+                now=now,
+                client=session.client,
+                ledger=session.ledger,
+            )
+            if (error := check.abort_error()) is not None:
+                raise error
         except PipelineError as exc:
             stop = exc
             if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
                 stop = key_refused(exc)
             await session.ledger.finish_run(session.run_id, stop.exit_code, {})
             raise stop from exc
+        guard = BudgetGuard(session.client, session.ledger, check, config.budgets, now=now)
         result = await apply_plan(
-            plan,
+            check.plan,
             session,
             settings,
+            guard=guard,
+            on_door=check.on_door,
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
         )
@@ -142,4 +194,4 @@ async def apply_files(
 
         counts = await anyio.to_thread.run_sync(write_results)
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
-    return ApplyRun(result=result, out=out, ledger=ledger_path)
+    return ApplyRun(result=result, out=out, ledger=ledger_path, budgets=check)

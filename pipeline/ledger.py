@@ -334,34 +334,36 @@ class Ledger:
     async def _transition(
         self, tag: str, run_id: str, state: str, *, attempts: int = 0, **fields: Any
     ) -> None:
-        assignments = "".join(f", {name} = ?" for name in fields)
+        await self._write(lambda db: _transition(db, tag, run_id, state, attempts, fields))
+
+    async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
+        """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
+        budget ran out): ``failed``, in one transaction; a later run may try them again."""
 
         def change(db: sqlite3.Connection) -> None:
-            updated = db.execute(
-                f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
-                f" updated_at = ?{assignments} WHERE idempotency_tag = ?",
-                (state, attempts, run_id, _now(), *fields.values(), tag),
-            )
-            if updated.rowcount != 1:
-                raise KeyError(f"no code {tag} in the ledger")
-            db.execute(
-                "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
-                " VALUES (?, ?, 'state', ?, ?, ?)",
-                (
-                    run_id,
-                    _now(),
-                    tag,
-                    fields.get("seam_request_id"),
-                    json.dumps(
-                        {
-                            "state": state,
-                            **{k: v for k, v in fields.items() if k in {"reason", "message"}},
-                        }
-                    ),
-                ),
-            )
+            for tag, reason, message in refusals:
+                _transition(db, tag, run_id, "failed", 0, {"reason": reason, "message": message})
 
         await self._write(change)
+
+    async def codes_on_doors(self, device_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The codes on these doors that exist or may exist (``created`` or ``sending``):
+        ``idempotency_tag, device_id, access_code_id, starts_at, ends_at``."""
+        columns = ("idempotency_tag", "device_id", "access_code_id", "starts_at", "ends_at")
+
+        def query() -> list[dict[str, Any]]:
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doors (device_id TEXT PRIMARY KEY)")
+            self._db.execute("DELETE FROM doors")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO doors VALUES (?)", ((door,) for door in device_ids)
+            )
+            cursor = self._db.execute(
+                f"SELECT {', '.join(columns)} FROM codes JOIN doors USING (device_id)"
+                " WHERE state IN ('created', 'sending')"
+            )
+            return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+        return await self._run(query)
 
     async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
         """The outcome columns of the given codes, for the results file."""
@@ -371,6 +373,33 @@ class Ledger:
             return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
 
         return await self._run(query)
+
+
+def _transition(
+    db: sqlite3.Connection, tag: str, run_id: str, state: str, attempts: int, fields: dict[str, Any]
+) -> None:
+    """Move one code to ``state`` and log the change (inside the caller's transaction)."""
+    assignments = "".join(f", {name} = ?" for name in fields)
+    updated = db.execute(
+        f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
+        f" updated_at = ?{assignments} WHERE idempotency_tag = ?",
+        (state, attempts, run_id, _now(), *fields.values(), tag),
+    )
+    if updated.rowcount != 1:
+        raise KeyError(f"no code {tag} in the ledger")
+    db.execute(
+        "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
+        " VALUES (?, ?, 'state', ?, ?, ?)",
+        (
+            run_id,
+            _now(),
+            tag,
+            fields.get("seam_request_id"),
+            json.dumps(
+                {"state": state, **{k: v for k, v in fields.items() if k in {"reason", "message"}}}
+            ),
+        ),
+    )
 
 
 def _select_codes(db: sqlite3.Connection, tags: Sequence[str]) -> list[LedgerCode]:

@@ -65,6 +65,8 @@ DAILY_BOUND_SLACK_SECONDS = 60
 # No field of a reservation is legitimately longer; a longer one is a broken export.
 MAX_FIELD_CHARS = 1_000
 TAG_PREFIX = "opl-"
+# A tag as it appears inside a code's name (the prefix and 20 decimal digits).
+TAG_PATTERN = rf"{TAG_PREFIX}\d{{20}}"
 
 
 def plan_reservations(

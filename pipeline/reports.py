@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from pipeline.budgets import BudgetCheck
 from pipeline.errors import UsageError
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
@@ -82,28 +83,97 @@ def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
     console.print(table)
 
 
-def print_plan_summary(plan: pl.DataFrame, console: Console) -> None:
-    """Counts per outcome and reason, then per door."""
+def print_plan_summary(plan: pl.DataFrame, budgets: BudgetCheck, console: Console) -> None:
+    """Counts per outcome and reason, then per door with its budget, then budget warnings."""
     print_outcomes(plan, "Plan by outcome and reason", console)
-
     per_door = (
-        plan.with_columns(pl.col("door_name").fill_null("(unknown door)"))
-        .group_by("site_name", "door_name")
+        plan.group_by("device_id", "site_name", "door_name")
         .agg(
             planned=(pl.col("outcome") == "planned").sum(),
             rejected=(pl.col("outcome") == "rejected").sum(),
-            skipped=(pl.col("outcome") == "skipped").sum(),
         )
-        .sort("site_name", "door_name", nulls_last=True)
+        .join(
+            budgets.doors.drop("site_name", "door_name").with_columns(_checked=True),
+            on="device_id",
+            how="left",
+        )
+        .with_columns(pl.col("door_name").fill_null("(unknown door)"))
     )
-    doors = Table(title="Plan per door")
-    for column in ("site", "door", "planned", "rejected", "skipped"):
-        doors.add_column(
-            column, justify="right" if column in {"planned", "rejected", "skipped"} else "left"
+    print_door_table(per_door, budgets.mode, console)
+    print_budget_warnings(budgets, console)
+
+
+# More doors than this: the table shows the fullest ones and counts the rest.
+DOOR_TABLE_ROWS = 50
+
+
+def print_door_table(per_door: pl.DataFrame, mode: str, console: Console) -> None:
+    """One line per door: the plan's counts and the door's budget after the run."""
+    hidden = 0
+    if per_door.height > DOOR_TABLE_ROWS:
+        hidden = per_door.height - DOOR_TABLE_ROWS
+        per_door = per_door.sort("usage", "rejected", descending=True, nulls_last=True).head(
+            DOOR_TABLE_ROWS
         )
-    for site, door, planned, rejected, skipped in per_door.iter_rows():
-        doors.add_row(site or "", door, str(planned), str(rejected), str(skipped))
-    console.print(doors)
+    else:
+        per_door = per_door.sort("site_name", "door_name", nulls_last=True)
+    counted = "codes valid at once" if mode == "concurrent" else "codes ever made"
+    table = Table(title=f"Plan per door (budget: {counted}; left and usage after this run)")
+    numbers = ("planned", "rejected", "budget", "used", "left", "usage")
+    for column in ("site", "door", *numbers):
+        table.add_column(column, justify="right" if column in numbers else "left")
+    for row in per_door.iter_rows(named=True):
+        budget, usage = row["budget"], row["usage"]
+        # A door with no planned rows has nothing to count against a budget.
+        budget_text = ("none" if budget is None else str(budget)) if row["_checked"] else ""
+        table.add_row(
+            row["site_name"] or "",
+            row["door_name"],
+            str(row["planned"]),
+            str(row["rejected"]),
+            budget_text,
+            *("" if budget is None else str(row[c]) for c in ("used", "remaining")),
+            "" if usage is None else f"{usage:.0%}{' ⚠' if row['near_full'] else ''}",
+        )
+    if hidden:
+        table.caption = f"and {hidden} more doors, less full"
+    console.print(table)
+
+
+def print_budget_warnings(budgets: BudgetCheck, console: Console) -> None:
+    """What an operator must know about budgets: doors unbudgeted, near full, over, uncounted."""
+    doors = budgets.doors
+    unbudgeted = budgets.unbudgeted
+    if not unbudgeted.is_empty():
+        console.print(
+            f"warning: {unbudgeted.height} door(s) have no budget (none configured and Seam"
+            f" reports no max_active_codes_supported), so their codes are not limited:"
+            f" {_door_names(unbudgeted)}"
+        )
+    near_full = doors.filter(pl.col("near_full"))
+    if not near_full.is_empty():
+        console.print(
+            f"warning: {near_full.height} door(s) will be at 90 % or more of their budget"
+            f" after this run: {_door_names(near_full)}"
+        )
+    exceeded = budgets.exceeded
+    if not exceeded.is_empty():
+        console.print(
+            f"{exceeded['over'].sum()} code(s) on {exceeded.height} door(s) are past their"
+            f" budget (budget_exhausted, --on-budget-exceeded {budgets.on_exceeded}):"
+            f" {_door_names(exceeded)}"
+        )
+    if not budgets.counted_existing and doors["budget"].is_not_null().any():
+        console.print(
+            "warning: the doors' existing codes were not counted (offline plan); pass --codes"
+            " with their /access_codes/list answers, or plan against Seam"
+        )
+
+
+def _door_names(doors: pl.DataFrame, limit: int = 10) -> str:
+    names = doors["door_name"].fill_null(doors["device_id"]).to_list()
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(str(name) for name in names[:limit]) + more
 
 
 class _RateColumn(ProgressColumn):

@@ -203,12 +203,14 @@ class GlobalPace:
 
 @dataclass
 class Job:
-    """One request to make for a door: a ``create``, or a ``verify`` (look for a code whose
-    create had an unknown outcome). ``key`` is the code's idempotency tag."""
+    """One request to make for a door: a ``create``, a ``verify`` (look for a code whose
+    create had an unknown outcome), or a ``check`` (count the door's codes again before its
+    first create; the door sends nothing else until it is answered). ``key`` is the code's
+    idempotency tag (for a check: the device_id)."""
 
     device_id: str
     key: str
-    kind: Literal["create", "verify"] = "create"
+    kind: Literal["create", "verify", "check"] = "create"
 
 
 @dataclass(frozen=True)
@@ -219,7 +221,9 @@ class Outcome:
     ``after`` seconds from now. ``counted``: a create that reached Seam's rate counter.
     ``limited``: a 429 naming the door's or the global limit, with its ``retry_after``.
     ``answered_at``: when the create's answer came (its place in the door's window ends one
-    period later); defaults to when ``send`` returned.
+    period later); defaults to when ``send`` returned. ``withdraw``: tags of the door's queued
+    creates not to send (the caller has recorded why). ``close_door``: send no more creates
+    to this door in this run; its queued ones go to ``DoorScheduler.dropped``.
     """
 
     again: Job | None = None
@@ -228,6 +232,8 @@ class Outcome:
     limited: Scope | None = None
     retry_after: float | None = None
     answered_at: float | None = None
+    withdraw: frozenset[str] = frozenset()
+    close_door: bool = False
 
 
 @dataclass
@@ -236,11 +242,22 @@ class _Door:
     pace: DoorPace
     jobs: deque[Job] = field(default_factory=deque)
     token: int = 0
+    is_checking: bool = False
 
     def ready_at(self, now: float) -> float:
-        if not self.jobs:
+        if not self.jobs or self.is_checking:
             return math.inf
-        return now if self.jobs[0].kind == "verify" else self.pace.ready_at(now)
+        return now if self.jobs[0].kind != "create" else self.pace.ready_at(now)
+
+    def remove_creates(self, keys: frozenset[str] | None = None) -> list[Job]:
+        """Take the queued creates out (all, or those with the given keys); returns them."""
+        kept: deque[Job] = deque()
+        removed: list[Job] = []
+        for job in self.jobs:
+            is_removed = job.kind == "create" and (keys is None or job.key in keys)
+            (removed if is_removed else kept).append(job)
+        self.jobs = kept
+        return removed
 
 
 @dataclass
@@ -278,6 +295,8 @@ class DoorScheduler:
         self._in_flight = 0
         self._changed = anyio.Event()
         self._error: Exception | None = None
+        self._closed: set[str] = set()
+        self.dropped: list[Job] = []
         self.stats = SchedulerStats()
 
     @property
@@ -285,7 +304,11 @@ class DoorScheduler:
         return self._learnt.rate
 
     def add(self, job: Job, *, front: bool = False) -> None:
-        """Queue a job for its door (at the front: before the door's other jobs)."""
+        """Queue a job for its door (at the front: before the door's other jobs). A create for
+        a closed door is dropped instead."""
+        if job.kind == "create" and job.device_id in self._closed:
+            self.dropped.append(job)
+            return
         door = self._doors.get(job.device_id)
         if door is None:
             door = self._doors[job.device_id] = _Door(
@@ -334,6 +357,8 @@ class DoorScheduler:
                 now = anyio.current_time()
                 if job.kind == "create":
                     door.pace.start(now)
+                if job.kind == "check":
+                    door.is_checking = True
                 self._schedule(door, now)
                 group.start_soon(self._send, send, door, job)
 
@@ -353,6 +378,8 @@ class DoorScheduler:
             return
         finally:
             self._free_slot()
+            if job.kind == "check":
+                door.is_checking = False
         now = anyio.current_time()
         self.stats.sent += 1
         if job.kind == "create":
@@ -367,6 +394,13 @@ class DoorScheduler:
                 self._global.rate_limited(outcome.retry_after)
         elif self._global is not None:
             self._global.answered()
+        if outcome.withdraw:
+            self._queued -= len(door.remove_creates(outcome.withdraw))
+        if outcome.close_door:
+            self._closed.add(door.device_id)
+            closed = door.remove_creates()
+            self._queued -= len(closed)
+            self.dropped.extend(closed)
         if outcome.again is not None:
             if outcome.after > 0:
                 heapq.heappush(

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import string
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -103,6 +104,25 @@ class UserLevelDefaults(BaseModel):
     sites: dict[str, str] = Field(default_factory=dict)
 
 
+BudgetMode = Literal["lifetime", "concurrent"]
+OnBudgetExceeded = Literal["reject-rows", "skip-door", "abort"]
+
+
+class BudgetConfig(BaseModel):
+    """How many codes a door may hold (``[budgets]``): a default per door, overrides per site
+    and per door (device_id or door name), a reserve kept free, the counting mode, and what to
+    do with rows past the budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: BudgetMode = "lifetime"
+    per_door: Annotated[int, Field(ge=0)] | None = None
+    reserve: Annotated[int, Field(ge=0)] = 0
+    on_exceeded: OnBudgetExceeded = "reject-rows"
+    sites: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    doors: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
 class Config(BaseModel):
     """The TOML config file. Unknown keys are refused so a typo can't be silently ignored."""
 
@@ -110,6 +130,7 @@ class Config(BaseModel):
 
     columns: dict[str, str] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
     endpoint: str | None = None
 
@@ -145,6 +166,31 @@ def load_config(path: Path | None) -> Config:
         return Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """The command line's budget options, laid over the config's ``[budgets]``."""
+
+    per_door: int | None = None
+    mode: BudgetMode | None = None
+    on_exceeded: OnBudgetExceeded | None = None
+
+    def apply(self, config: Config) -> Config:
+        given = {
+            key: value
+            for key, value in (
+                ("per_door", self.per_door),
+                ("mode", self.mode),
+                ("on_exceeded", self.on_exceeded),
+            )
+            if value is not None
+        }
+        if not given:
+            return config
+        if self.per_door is not None and self.per_door < 0:
+            raise ConfigError("--budget-per-door must be 0 or more")
+        return config.model_copy(update={"budgets": config.budgets.model_copy(update=given)})
 
 
 def load_credentials(config: Config) -> SeamCredentials:
