@@ -72,63 +72,61 @@ def allocate_concurrent(
     decided one by one in allocation order against the door's load; taking the others first
     gives the same answer as deciding every row in order, because none of them can push any
     instant of their own windows over the budget.
+
+    ``candidates`` must carry ``_door`` (an integer per door) and be sorted by it and then in
+    allocation order; ``used_codes`` carries ``_door`` too.
     """
-    index = candidates.select("device_id").unique(maintain_order=True).with_row_index("_door")
-    candidates = candidates.join(index, on="device_id").with_row_index("_order")
-    codes = used_codes.join(index, on="device_id").select(
+    candidates = candidates.with_row_index("_order")
+    count = candidates.height
+    codes = used_codes.select(
         "_door",
-        pl.col("starts_at_utc").fill_null(EARLIEST).alias("_s"),
-        pl.col("ends_at_utc").fill_null(LATEST).alias("_e"),
+        pl.col("starts_at_utc").fill_null(EARLIEST),
+        pl.col("ends_at_utc").fill_null(LATEST),
     )
     no_row = pl.lit(None, pl.UInt32)
     events = (
         pl.concat(
             [
-                codes.select("_door", _t="_s", _delta=pl.lit(1, pl.Int32), _order=no_row),
-                codes.select("_door", _t="_e", _delta=pl.lit(-1, pl.Int32), _order=no_row),
+                codes.select("_door", _t="starts_at_utc", _delta=pl.lit(1, pl.Int8), _order=no_row),
+                codes.select("_door", _t="ends_at_utc", _delta=pl.lit(-1, pl.Int8), _order=no_row),
                 candidates.select(
-                    "_door", _t="starts_at_utc", _delta=pl.lit(1, pl.Int32), _order="_order"
+                    "_door", _t="starts_at_utc", _delta=pl.lit(1, pl.Int8), _order="_order"
                 ),
                 candidates.select(
-                    "_door", _t="ends_at_utc", _delta=pl.lit(-1, pl.Int32), _order="_order"
+                    "_door", _t="ends_at_utc", _delta=pl.lit(-1, pl.Int8), _order="_order"
                 ),
             ]
         )
         # Ends before starts at one instant: windows that only touch don't overlap.
         .sort("_door", "_t", "_delta")
-        .with_row_index("_k")
-        .join(candidates.select("_door", "_cap").unique("_door"), on="_door")
-        .with_columns(_load_all=pl.col("_delta").cum_sum().over("_door"))
-        .with_columns(_flag=(pl.col("_load_all") > pl.col("_cap")).cast(pl.Int64))
-        .with_columns(_flags_before=pl.col("_flag").cum_sum() - pl.col("_flag"))
+        .with_columns(_door_cap=pl.col("_door").replace_strict(*_caps(candidates)))
     )
-    ends = events.filter(pl.col("_order").is_not_null())
-    bounds = (
-        ends.filter(pl.col("_delta") == 1)
-        .select("_order", _a="_k", _flags_a="_flags_before")
-        .join(
-            ends.filter(pl.col("_delta") == -1).select("_order", _b="_k", _flags_b="_flags_before"),
-            on="_order",
-        )
+    # Every code adds one and takes it away again, so each door's running total starts from
+    # zero: one cumulative sum over all doors is each door's own.
+    load_all = events["_delta"].cast(pl.Int32).cum_sum()
+    is_over = (load_all > events["_door_cap"]).cast(pl.Int32)
+    over_before = is_over.cum_sum() - is_over
+    starts, ends = _positions(events, count)
+    # Whether the window [start, end) holds an instant over the cap with every row taken.
+    is_contested = (over_before.gather(ends) - over_before.gather(starts)) > 0
+    event_order = events["_order"]
+    is_contested_event = is_contested.gather(event_order.fill_null(0)) & event_order.is_not_null()
+    base = (
+        events["_delta"]
+        .cast(pl.Int32)
+        .zip_with(~is_contested_event, pl.Series([0], dtype=pl.Int32))
     )
-    candidates = candidates.join(bounds, on="_order").with_columns(
-        _contested=pl.col("_flags_b") > pl.col("_flags_a")
-    )
-    contested = candidates.filter(pl.col("_contested")).sort("_order")
-    uncontested = candidates.filter(~pl.col("_contested")).select("_order")
-    base = events.with_columns(
-        _delta=pl.when(
-            pl.col("_order").is_null() | pl.col("_order").is_in(uncontested["_order"].implode())
-        )
-        .then(pl.col("_delta"))
-        .otherwise(0)
-    )
-    refused = _decide_contested(base, contested)
+    contested = pl.DataFrame(
+        {"_order": pl.int_range(count, eager=True, dtype=pl.UInt32), "_a": starts, "_b": ends}
+    ).filter(is_contested)
+    contested = contested.with_columns(_cap=candidates["_cap"].gather(contested["_order"]))
+    refused = _decide_contested(base.cum_sum().to_list(), contested)
     refused_frame = pl.DataFrame(
-        refused,
-        schema={"_order": pl.UInt32, "_peak": pl.Int64, "_peak_at": pl.Datetime("us", "UTC")},
-        orient="row",
+        refused, schema={"_order": pl.UInt32, "_peak": pl.Int64, "_at": pl.UInt32}, orient="row"
     )
+    refused_frame = refused_frame.with_columns(
+        _peak_at=events["_t"].gather(refused_frame["_at"])
+    ).drop("_at")
     decided = candidates.join(refused_frame, on="_order", how="left").with_columns(
         _over=pl.col("_peak").is_not_null()
     )
@@ -146,58 +144,54 @@ def allocate_concurrent(
             )
         )
     )
-    taken = decided.filter(~pl.col("_over")).select("_order")
+    is_refused = pl.zeros(count, pl.Boolean, eager=True).scatter(refused_frame["_order"], True)
+    is_refused_event = is_refused.gather(event_order.fill_null(0)) & event_order.is_not_null()
+    final = (
+        events["_delta"].cast(pl.Int32).zip_with(~is_refused_event, pl.Series([0], dtype=pl.Int32))
+    )
     after = (
-        events.with_columns(
-            _final=pl.when(
-                pl.col("_order").is_null() | pl.col("_order").is_in(taken["_order"].implode())
-            )
-            .then(pl.col("_delta"))
-            .otherwise(0)
-        )
+        pl.DataFrame({"_door": events["_door"], "_load": final.cum_sum()})
         .group_by("_door")
-        .agg(after=pl.col("_final").cum_sum().max().cast(pl.Int64))
-        .join(index, on="_door")
+        .agg(after=pl.col("_load").max().cast(pl.Int64))
+        .join(candidates.select("_door", "device_id").unique("_door"), on="_door")
         .select("device_id", "after")
     )
     decided = decided.join(used, on="device_id", how="left")
     return decided, after
 
 
-def _decide_contested(
-    base: pl.DataFrame, contested: pl.DataFrame
-) -> list[tuple[int, int, dt.datetime]]:
-    """The contested rows, in allocation order, against their door's load; returns the refused
-    ones as ``(order, peak, when)``: the most codes already valid within the window, and when."""
-    if contested.is_empty():
-        return []
-    doors = contested["_door"].unique()
-    grids = (
-        base.filter(pl.col("_door").is_in(doors.implode()))
-        .with_columns(_base=pl.col("_delta").cum_sum().over("_door"))
-        .group_by("_door", maintain_order=True)
-        .agg(_first=pl.col("_k").first(), _load="_base", _times="_t")
+def _caps(candidates: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    doors = candidates.select("_door", "_cap").unique("_door")
+    return doors["_door"], doors["_cap"]
+
+
+def _positions(events: pl.DataFrame, count: int) -> tuple[pl.Series, pl.Series]:
+    """Where each candidate's start and end event is in ``events``, by candidate order."""
+    index = pl.int_range(events.height, eager=True, dtype=pl.UInt32)
+    is_row = events["_order"].is_not_null()
+    is_start = is_row & (events["_delta"] == 1)
+    is_end = is_row & (events["_delta"] == -1)
+    starts = pl.zeros(count, pl.UInt32, eager=True).scatter(
+        events["_order"].filter(is_start), index.filter(is_start)
     )
-    rows = contested.group_by("_door", maintain_order=True).agg(
-        "_order", "_a", "_b", pl.col("_cap").first()
+    ends = pl.zeros(count, pl.UInt32, eager=True).scatter(
+        events["_order"].filter(is_end), index.filter(is_end)
     )
-    refused: list[tuple[int, int, dt.datetime]] = []
-    for grid, door_rows in zip(
-        grids.sort("_door").iter_rows(named=True),
-        rows.sort("_door").iter_rows(named=True),
-        strict=True,
-    ):
-        load: list[int] = grid["_load"]
-        first: int = grid["_first"]
-        cap: int = door_rows["_cap"]
-        for order, a, b in zip(door_rows["_order"], door_rows["_a"], door_rows["_b"], strict=True):
-            window = load[a - first : b - first]
-            peak = max(window)
-            if peak < cap:
-                for k in range(a - first, b - first):
-                    load[k] += 1
-            else:
-                refused.append((order, peak, grid["_times"][a - first + window.index(peak)]))
+    return starts, ends
+
+
+def _decide_contested(load: list[int], contested: pl.DataFrame) -> list[tuple[int, int, int]]:
+    """The contested rows, in allocation order, against the load of everything else taken;
+    returns the refused ones as ``(order, peak, at)``: the most codes already valid within the
+    window, and the event where that is. ``load`` is changed in place."""
+    refused: list[tuple[int, int, int]] = []
+    for order, a, b, cap in contested.select("_order", "_a", "_b", "_cap").iter_rows():
+        window = load[a:b]
+        peak = max(window)
+        if peak < cap:
+            load[a:b] = [value + 1 for value in window]
+        else:
+            refused.append((order, peak, a + window.index(peak)))
     return refused
 
 

@@ -43,7 +43,6 @@ from pipeline.catalog import name_key
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
 from pipeline.models import AccessCode
 from pipeline.planning import TAG_PATTERN
-from pipeline.rejections import reject
 from pipeline.settings import BudgetConfig
 
 # A door at or above this share of its budget after the run is flagged in the summary.
@@ -194,6 +193,11 @@ def _instant(column: str) -> pl.Expr:
     )
 
 
+def _plan_instant(column: str) -> pl.Expr:
+    """A plan's ``*_utc`` column (always ``YYYY-MM-DDTHH:MM:SSZ``) as UTC."""
+    return pl.col(column).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC")
+
+
 def read_code_file(path: Path) -> list[AccessCode]:
     """Codes from a JSON file holding ``/access_codes/list`` answers (for an offline plan)."""
     try:
@@ -278,28 +282,31 @@ def check_budgets(
     if config.mode == "concurrent":
         # A code that has ended is valid at no instant still to come.
         existing = existing.filter(pl.col("ends_at_utc").is_null() | (pl.col("ends_at_utc") > now))
+    # Doors by number (sorted by device_id): sorting and grouping on it is cheap.
+    numbered = budgets.sort("device_id").with_row_index("_door")
+    tags_on_doors = (
+        existing.select("device_id", pl.col("tag").alias("idempotency_tag"), _on_door=True)
+        .drop_nulls()
+        .unique()
+    )
     planned = (
         plan.with_row_index("_row")
         .filter(pl.col("outcome") == "planned")
         .select("_row", *CHECKED_COLUMNS)
-        .with_columns(_instant("starts_at_utc"), _instant("ends_at_utc"))
-        .join(budgets, on="device_id", how="left")
-        .join(
-            existing.select("device_id", pl.col("tag").alias("idempotency_tag"), _on_door=True)
-            .drop_nulls()
-            .unique(),
-            on=["device_id", "idempotency_tag"],
-            how="left",
-        )
+        .with_columns(_plan_instant("starts_at_utc"), _plan_instant("ends_at_utc"))
+        .join(numbered, on="device_id", how="left")
+        .join(tags_on_doors, on=["device_id", "idempotency_tag"], how="left")
         .with_columns(
             pl.col("_on_door").fill_null(False),
             _cap=(pl.col("budget") - config.reserve).clip(lower_bound=0),
         )
-        .sort("device_id", *ALLOCATION_ORDER)
+        .sort("_door", *ALLOCATION_ORDER)
     )
     budgeted = planned.filter(pl.col("budget").is_not_null())
     candidates = budgeted.filter(~pl.col("_on_door"))
-    used_codes = existing.join(budgeted.select("device_id").unique(), on="device_id", how="semi")
+    used_codes = existing.join(
+        budgeted.select("device_id", "_door").unique("_door"), on="device_id"
+    )
     if config.mode == "concurrent":
         used = peak_valid(used_codes)
         decided, after = allocate_concurrent(candidates, used_codes, used)
@@ -309,17 +316,15 @@ def check_budgets(
     if config.on_exceeded == "skip-door":
         decided = skip_whole_doors(decided)
     doors = _door_table(planned, decided, used, after, config)
-    over = decided.filter(pl.col("_over")).select("_row", "_message")
-    marked = plan.with_row_index("_row").join(over, on="_row", how="left", maintain_order="left")
-    marked = reject(
-        marked, pl.col("_message").is_not_null(), "budget_exhausted", pl.col("_message")
-    ).with_columns(
-        outcome=pl.when(pl.col("reason") == "budget_exhausted")
-        .then(pl.lit("rejected"))
-        .otherwise(pl.col("outcome"))
+    over = decided.filter(pl.col("_over"))
+    # Planned rows have no reason yet: the budget's is their first.
+    marked = plan.with_columns(
+        plan["outcome"].scatter(over["_row"], "rejected"),
+        plan["reason"].scatter(over["_row"], "budget_exhausted"),
+        plan["message"].scatter(over["_row"], over["_message"]),
     )
     return BudgetCheck(
-        plan=marked.drop("_row", "_message"),
+        plan=marked,
         doors=doors,
         budgets=budgets,
         on_door=frozenset(planned.filter(pl.col("_on_door"))["idempotency_tag"]),

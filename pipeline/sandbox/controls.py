@@ -86,8 +86,11 @@ def control_routes(
     async def seed_codes(request: Request) -> Response:
         body = await _body(request)
         per_door = int(body.get("per_door", 0))
+        only = body.get("device_ids")
         now = state.clock.now()
         for device_id, slots in state.slots.items():
+            if only is not None and device_id not in only:
+                continue
             slot = next((s for s in slots if s.is_eligible), None)
             if slot is None:
                 continue
@@ -96,7 +99,7 @@ def control_routes(
                 code = Code(
                     access_code_id=state.new_id(),
                     device_id=device_id,
-                    name=f"seeded {n}",
+                    name=f"seeded {len(state.codes_by_device[device_id])}",
                     starts_at=start,
                     ends_at=start + dt.timedelta(days=2),
                     slot=slot,
