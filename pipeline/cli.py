@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop (exit 3) when Seam gives no usable answer for this long",
     )
     apply.add_argument("--log-format", choices=("text", "json"), default="text")
+    apply.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another apply run on the same ledger (then exit 3)",
+    )
     add_budget_options(apply)
     apply.set_defaults(handler=_apply)
 
@@ -174,6 +181,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 out=args.results,
                 settings=settings,
                 budget=_budget_options(args),
+                wait_for_lock=args.wait_for_lock,
                 progress=progress,
             )
         )

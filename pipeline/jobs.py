@@ -19,6 +19,7 @@ from pipeline.counting import BudgetGuard, count_budgets
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError
 from pipeline.ledger import DEFAULT_LEDGER
+from pipeline.locking import run_lock
 from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
@@ -131,6 +132,7 @@ async def apply_files(
     out: Path | None = None,
     settings: ApplySettings | None = None,
     budget: BudgetOptions | None = None,
+    wait_for_lock: float = 0.0,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -139,7 +141,9 @@ async def apply_files(
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
-    Raises UsageError (exit 2) for unusable input before anything is sent (also for
+    Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
+    exit 3, when another run keeps it). Raises UsageError (exit 2) for unusable input before
+    anything is sent (also for
     ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
     doors or their codes can't be listed.
     """
@@ -154,7 +158,7 @@ async def apply_files(
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
-    async with opened as session:
+    async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
         try:
             catalog = await list_catalog(session.client)
             reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
