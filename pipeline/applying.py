@@ -15,7 +15,7 @@ Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ import polars as pl
 from pipeline.budgets import ALLOCATION_ORDER
 from pipeline.counting import BUDGET_EXHAUSTED, BudgetGuard
 from pipeline.creating import CodeCreator, CreatePolicy, create_body
-from pipeline.errors import RunStopped
+from pipeline.errors import RunStopped, SeamError
 from pipeline.ledger import Ledger
 from pipeline.scheduling import (
     SEAM_DOOR_RATE,
@@ -131,6 +131,7 @@ async def apply_plan(
     *,
     guard: BudgetGuard | None = None,
     on_door: frozenset[str] = frozenset(),
+    refresh: Callable[[set[str]], Awaitable[object]] | None = None,
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> ApplyResult:
@@ -139,8 +140,10 @@ async def apply_plan(
     Codes the ledger already has as ``created`` are not sent again; codes an earlier run left
     ``sending``, and those whose tag Seam already lists (``on_door``), are looked for on their
     door before anything else. Each door sends its codes in allocation order; the ``guard``'s
-    doors are counted again before their first create. RunStopped (401, Seam unreachable)
-    ends the sending early but still returns the results of what was done.
+    doors are counted again before their first create. At the end, ``refresh`` is given the
+    doors this run touched (to bring their codes' statuses up to date) unless the run stopped.
+    RunStopped (401, Seam unreachable) ends the sending early but still returns the results
+    of what was done.
     """
     client, ledger, run_id = session.client, session.ledger, session.run_id
 
@@ -193,6 +196,11 @@ async def apply_plan(
         )
         for _ in scheduler.dropped:
             on_progress("failed")
+    if refresh is not None and stopped is None:
+        try:
+            await refresh({row["device_id"] for row in rows})
+        except SeamError as exc:
+            log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
         await ledger.code_table([row["idempotency_tag"] for row in rows]),
         schema=LEDGER_SCHEMA,

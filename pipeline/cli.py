@@ -7,6 +7,7 @@ Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or f
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import logging
@@ -28,6 +29,7 @@ from pipeline.reports import (
     print_budget_warnings,
     print_outcomes,
     print_plan_summary,
+    print_status_summary,
 )
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
@@ -80,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_budget_options(apply)
     apply.set_defaults(handler=_apply)
+
+    status = commands.add_parser("status", help="refresh the ledger's codes from Seam")
+    status.add_argument("--config", type=Path, help="TOML config file")
+    status.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
+    status.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    status.add_argument(
+        "--attention-after",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="flag codes still not set this long after starts_at",
+    )
+    status.add_argument("--log-format", choices=("text", "json"), default="text")
+    status.set_defaults(handler=_status)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -198,6 +214,22 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)
     if result.stopped is not None:
         print(f"error: {result.stopped.one_line()}", file=sys.stderr)
+    return run.exit_code
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    configure_logging(args.log_format)
+    run = anyio.run(
+        functools.partial(
+            jobs.status_files,
+            config_path=args.config,
+            ledger_path=args.ledger,
+            out=args.results,
+            attention_after=dt.timedelta(minutes=args.attention_after),
+        )
+    )
+    print_status_summary(run.result, console)
+    console.print(f"results: {run.out}", soft_wrap=True)
     return run.exit_code
 
 

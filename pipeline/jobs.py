@@ -17,7 +17,7 @@ from pipeline.budgets import BudgetCheck, read_code_file
 from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.counting import BudgetGuard, count_budgets
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
-from pipeline.errors import PipelineError, SeamError
+from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER
 from pipeline.locking import run_lock
 from pipeline.planning import plan_reservations
@@ -25,6 +25,7 @@ from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
 from pipeline.seam import SeamClient, Transport
 from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
+from pipeline.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,9 @@ async def apply_files(
             settings,
             guard=guard,
             on_door=check.on_door,
+            refresh=lambda doors: refresh_statuses(
+                session.client, session.ledger, session.run_id, now=now, device_ids=doors
+            ),
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
         )
@@ -199,3 +203,60 @@ async def apply_files(
         counts = await anyio.to_thread.run_sync(write_results)
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(result=result, out=out, ledger=ledger_path, budgets=check)
+
+
+@dataclass(frozen=True)
+class StatusRun:
+    """What ``status_files`` did: the refreshed codes, and where they were written."""
+
+    result: StatusResult
+    out: Path
+    run_id: str
+
+    @property
+    def exit_code(self) -> int:
+        return self.result.exit_code
+
+
+async def status_files(
+    *,
+    config_path: Path | None = None,
+    ledger_path: Path = DEFAULT_LEDGER,
+    out: Path | None = None,
+    attention_after: dt.timedelta = ATTENTION_AFTER,
+    transport: Transport | None = None,
+    now: dt.datetime | None = None,
+) -> StatusRun:
+    """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
+
+    Raises UsageError (exit 2) for a missing ledger or key, SeamError (exit 3) when Seam
+    can't be asked.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    out = out or default_output_path("status", now=now)
+    check_output_path(out)
+    if not await anyio.to_thread.run_sync(ledger_path.exists):
+        raise UsageError(f"ledger {ledger_path} does not exist", hint="check --ledger")
+    config = await anyio.to_thread.run_sync(load_config, config_path)
+    credentials = load_credentials(config)
+    credentials.auth_headers()
+    opened = apply_session(credentials, ledger_path, ApplySettings(), "status", [], transport)
+    async with opened as session:
+        try:
+            result = await refresh_statuses(
+                session.client,
+                session.ledger,
+                session.run_id,
+                now=now,
+                attention_after=attention_after,
+            )
+        except PipelineError as exc:
+            await session.ledger.finish_run(session.run_id, exc.exit_code, {})
+            raise
+        await anyio.to_thread.run_sync(write_table, result.codes, out)
+        await session.ledger.finish_run(
+            session.run_id,
+            result.exit_code,
+            {"checked": result.codes.height, "needs_attention": result.needing_attention.height},
+        )
+    return StatusRun(result=result, out=out, run_id=session.run_id)

@@ -122,7 +122,22 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# Columns added after the first release: ledgers made before them get them on open.
+ADDED_CODE_COLUMNS = {
+    "code_errors": "TEXT",  # JSON list of Seam's errors on the code, as last seen
+    "code_warnings": "TEXT",  # JSON list of its warnings
+    "needs_attention": "TEXT",  # why a person should look at it (null: nothing)
+    "status_checked_at": "TEXT",  # when Seam was last asked
+}
+
 T = TypeVar("T")
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(codes)")}
+    for name, kind in ADDED_CODE_COLUMNS.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE codes ADD COLUMN {name} {kind}")
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,7 @@ class Ledger:
             connection.execute("PRAGMA synchronous = FULL")
             connection.execute("PRAGMA foreign_keys = ON")
             connection.executescript(SCHEMA)
+            _add_columns(connection)
             return connection
 
         try:
@@ -195,6 +211,14 @@ class Ledger:
     async def close(self) -> None:
         await self._write(lambda db: None)
         await self._run(self._db.close)
+
+    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``query`` against the database in the ledger's thread (for other stages' reads)."""
+        return await self._run(lambda: query(self._db))
+
+    async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``change`` as one durable transaction in the ledger's thread."""
+        return await self._write(change)
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from pipeline.budgets import BudgetCheck
 from pipeline.errors import UsageError
+from pipeline.status import StatusResult
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
 
@@ -174,6 +175,33 @@ def _door_names(doors: pl.DataFrame, limit: int = 10) -> str:
     names = doors["door_name"].fill_null(doors["device_id"]).to_list()
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(str(name) for name in names[:limit]) + more
+
+
+def print_status_summary(result: StatusResult, console: Console) -> None:
+    """Codes by status, then the ones that need a person, with why."""
+    codes = result.codes
+    table = Table(title=f"{codes.height} codes refreshed, {result.changed} changed")
+    for column in ("status", "codes"):
+        table.add_column(column, justify="right" if column == "codes" else "left")
+    for status, count in codes.group_by("code_status").len().sort("code_status").iter_rows():
+        table.add_row(status or "(none)", str(count))
+    console.print(table)
+    attention = result.needing_attention
+    if attention.is_empty():
+        return
+    listing = Table(title=f"{attention.height} codes need attention")
+    for column in ("reservation", "door", "starts_at", "why"):
+        listing.add_column(column)
+    for row in attention.head(DOOR_TABLE_ROWS).iter_rows(named=True):
+        listing.add_row(
+            row["reservation_id"],
+            row["door_name"] or row["device_id"],
+            row["starts_at"],
+            row["needs_attention"],
+        )
+    if attention.height > DOOR_TABLE_ROWS:
+        listing.caption = f"and {attention.height - DOOR_TABLE_ROWS} more: see the results file"
+    console.print(listing)
 
 
 class _RateColumn(ProgressColumn):

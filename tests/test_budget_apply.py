@@ -165,7 +165,8 @@ async def test_a_door_is_counted_again_just_before_its_first_create(tmp_path, mo
     stays = make_stays([(busy, 10), (quiet, 10)])
     applied = await run.apply(stays, budget=BudgetOptions(per_door=10))
     results = applied.result.results
-    assert seeding.lists == 2  # the plan's count, then the re-count before the first create
+    # The plan's count, the re-count before the first create, the status refresh at the end.
+    assert seeding.lists == 3
     assert refused(run) == 0
     assert codes_on(run, busy) == 10  # 4 seeded + 6 of ours
     assert codes_on(run, quiet) == 10

@@ -1,0 +1,195 @@
+"""Status: keeping the ledger's codes current with Seam, and saying which need a person.
+
+A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
+PIN and carries no error. Refreshing asks ``/access_codes/list`` once per door (every page),
+never one ``get`` per code, and records the code's status (``unset`` → ``setting`` → ``set``),
+its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
+event in the ledger.
+
+A code needs attention (``needs_attention``, the reason first):
+    seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
+    not_set_in_time   still not ``set`` ``attention_after`` (default 1 hour) after starts_at
+    missing_on_seam   Seam doesn't list it on its door
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import polars as pl
+
+from pipeline.counting import list_door_codes
+from pipeline.ledger import Ledger
+from pipeline.models import AccessCode
+from pipeline.seam import SeamClient
+
+ATTENTION_AFTER = dt.timedelta(hours=1)
+STATUS_COLUMNS = (
+    "idempotency_tag",
+    "reservation_id",
+    "device_id",
+    "door_name",
+    "site_name",
+    "starts_at",
+    "ends_at",
+    "access_code_id",
+    "code",
+    "code_status",
+    "code_errors",
+    "code_warnings",
+    "needs_attention",
+)
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``)."""
+
+    codes: pl.DataFrame
+
+    @property
+    def changed(self) -> int:
+        return int(
+            (self.codes["code_status"] != self.codes["previous_status"]).fill_null(True).sum()
+        )
+
+    @property
+    def needing_attention(self) -> pl.DataFrame:
+        return self.codes.filter(pl.col("needs_attention").is_not_null())
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any code needs attention, else 0."""
+        return 1 if self.needing_attention.height else 0
+
+
+async def refresh_statuses(
+    client: SeamClient,
+    ledger: Ledger,
+    run_id: str,
+    *,
+    now: dt.datetime,
+    attention_after: dt.timedelta = ATTENTION_AFTER,
+    device_ids: Collection[str] | None = None,
+) -> StatusResult:
+    """Refresh every created code that isn't final (on ``device_ids`` only, when given).
+
+    Raises SeamError when a door's codes can't be listed (nothing is recorded then).
+    """
+    codes = await ledger.read(_open_codes)
+    if device_ids is not None:
+        codes = [code for code in codes if code["device_id"] in device_ids]
+    codes = [code for code in codes if not _is_final(code, now)]
+    doors = sorted({code["device_id"] for code in codes})
+    listed = {code.access_code_id: code for code in await list_door_codes(client, doors)}
+    checked_at = now.isoformat(timespec="seconds")
+    rows = [
+        _refresh(code, listed.get(code["access_code_id"]), now, attention_after) for code in codes
+    ]
+    await ledger.write(lambda db: _record(db, run_id, rows, checked_at))
+    table = await anyio.to_thread.run_sync(
+        lambda: pl.DataFrame(
+            rows, schema=dict.fromkeys((*STATUS_COLUMNS, "previous_status"), pl.String)
+        )
+    )
+    return StatusResult(codes=table)
+
+
+def _open_codes(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    cursor = db.execute(
+        f"SELECT {', '.join(STATUS_COLUMNS)} FROM codes"
+        " WHERE state = 'created' AND access_code_id IS NOT NULL"
+    )
+    names = [description[0] for description in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
+    if _instant(code["ends_at"]) <= now:
+        return True  # the window is over: nothing more can happen to it
+    has_errors = code["code_errors"] not in (None, "[]")
+    return code["code_status"] == "set" and code["code"] is not None and not has_errors
+
+
+def _refresh(
+    code: dict[str, Any],
+    seen: AccessCode | None,
+    now: dt.datetime,
+    attention_after: dt.timedelta,
+) -> dict[str, Any]:
+    """The code's row after Seam's answer (``seen`` is None when Seam doesn't list it)."""
+    row = {column: code.get(column) for column in STATUS_COLUMNS}
+    row["previous_status"] = code["code_status"]
+    if seen is None:
+        row["needs_attention"] = "missing_on_seam: Seam doesn't list this code on its door"
+        return row
+    errors = [{"error_code": e.code, "message": e.message} for e in seen.errors]
+    warnings = [{"warning_code": w.code, "message": w.message} for w in seen.warnings]
+    row.update(
+        code_status=seen.status,
+        code=seen.code or code["code"],
+        code_errors=json.dumps(errors),
+        code_warnings=json.dumps(warnings),
+        needs_attention=None,
+    )
+    if errors:
+        row["needs_attention"] = "seam_error: " + "; ".join(
+            f"{e['error_code']}: {e['message']}" for e in errors
+        )
+    elif seen.status != "set" and now >= _instant(code["starts_at"]) + attention_after:
+        row["needs_attention"] = (
+            f"not_set_in_time: still {seen.status} {now - _instant(code['starts_at'])}"
+            " after starts_at"
+        )
+    return row
+
+
+def _record(
+    db: sqlite3.Connection, run_id: str, rows: list[dict[str, Any]], checked_at: str
+) -> None:
+    db.executemany(
+        "UPDATE codes SET code_status = ?, code = ?, code_errors = ?, code_warnings = ?,"
+        " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
+        [
+            (
+                row["code_status"],
+                row["code"],
+                row["code_errors"],
+                row["code_warnings"],
+                row["needs_attention"],
+                checked_at,
+                row["idempotency_tag"],
+            )
+            for row in rows
+        ],
+    )
+    db.executemany(
+        "INSERT INTO events (run_id, at, kind, idempotency_tag, detail)"
+        " VALUES (?, ?, 'status', ?, ?)",
+        [
+            (
+                run_id,
+                checked_at,
+                row["idempotency_tag"],
+                json.dumps(
+                    {
+                        "from": row["previous_status"],
+                        "to": row["code_status"],
+                        "needs_attention": row["needs_attention"],
+                    }
+                ),
+            )
+            for row in rows
+            if row["code_status"] != row["previous_status"] or row["needs_attention"]
+        ],
+    )

@@ -1,0 +1,147 @@
+"""status: codes refreshed from the sandbox with its clock moved forward; what needs a person."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import stat
+
+import polars as pl
+import pytest
+
+from bench.generate import make_devices
+from pipeline.cli import main
+from pipeline.jobs import status_files
+from tests.apply_helpers import SandboxRun, start_sandbox
+from tests.virtual_time import VIRTUAL_BACKEND
+
+# Stays from 2027-02-01 (check-in 15:00 local) to 2027-02-05.
+CHECK_IN = "2027-02-01"
+
+
+@pytest.fixture
+def anyio_backend():
+    return VIRTUAL_BACKEND
+
+
+def stays(payload: dict, per_door: int = 2) -> pl.DataFrame:
+    doors = [device["device_id"] for device in payload["devices"]]
+    return pl.DataFrame(
+        {
+            "reservation_id": [f"R{n}" for n in range(len(doors) * per_door)],
+            "device_id": [door for door in doors for _ in range(per_door)],
+            "check_in": [CHECK_IN] * (len(doors) * per_door),
+            "check_out": ["2027-02-05"] * (len(doors) * per_door),
+        }
+    )
+
+
+def move_sandbox_clock_to(run: SandboxRun, instant: dt.datetime) -> None:
+    run.state.clock.advance((instant - run.state.clock.now()).total_seconds())
+
+
+def earliest_start(run: SandboxRun) -> dt.datetime:
+    return min(code.starts_at for code in run.state.codes.values())
+
+
+def latest_start(run: SandboxRun) -> dt.datetime:
+    return max(code.starts_at for code in run.state.codes.values())
+
+
+async def refresh(run: SandboxRun, now: dt.datetime):
+    return await status_files(
+        ledger_path=run.ledger, out=run.folder / "status.csv", transport=run.transport, now=now
+    )
+
+
+@pytest.mark.anyio
+async def test_codes_get_set_and_their_pins_after_the_clock_passes_their_start(
+    tmp_path, monkeypatch
+):
+    """Just after apply the codes are unset without PINs; past starts_at, status finds them set
+    with their PINs, records each change as an event, and exits 0."""
+    payload = make_devices(3, seed=31)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    applied = await run.apply(stays(payload))
+    assert set(applied.result.results["code_status"]) == {"unset"}
+    assert applied.result.results["code"].null_count() == 6
+    start = latest_start(run)  # the doors are in different zones
+    move_sandbox_clock_to(run, start + dt.timedelta(minutes=5))
+    status = await refresh(run, start + dt.timedelta(minutes=5))
+    codes = status.result.codes
+    assert codes.height == 6
+    assert set(codes["code_status"]) == {"set"}
+    assert set(codes["previous_status"]) == {"unset"}
+    pins = {code.access_code_id: code.pin for code in run.state.codes.values()}
+    assert dict(codes.select("access_code_id", "code").rows()) == pins
+    assert status.exit_code == 0
+    assert stat.S_IMODE(os.stat(status.out).st_mode) == 0o600
+    with sqlite3.connect(run.ledger) as db:
+        stored = db.execute(
+            "SELECT code, code_status FROM codes ORDER BY access_code_id"
+        ).fetchall()
+        events = db.execute("SELECT detail FROM events WHERE kind = 'status'").fetchall()
+    assert sorted(stored) == sorted((pin, "set") for pin in pins.values())
+    assert [json.loads(e[0])["to"] for e in events] == ["set"] * 6
+    again = await refresh(run, start + dt.timedelta(minutes=6))
+    assert again.result.codes.height == 0  # set with a PIN and no error: final
+
+
+@pytest.mark.anyio
+async def test_a_door_that_never_sets_its_codes_needs_attention(tmp_path, monkeypatch):
+    """Seam's failed_to_set_on_device error on a code: needs_attention seam_error, exit 1."""
+    payload = make_devices(2, seed=32)
+    stuck = payload["devices"][0]["device_id"]
+    payload["sandbox"] = {"stuck_devices": [stuck]}
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload))
+    start = earliest_start(run)
+    move_sandbox_clock_to(run, start + dt.timedelta(hours=2))
+    status = await refresh(run, start + dt.timedelta(hours=2))
+    attention = status.result.needing_attention
+    assert status.exit_code == 1
+    assert set(attention["device_id"]) == {stuck}
+    assert attention.height == 2
+    assert attention["needs_attention"].str.starts_with("seam_error: failed_to_set_on_device").all()
+
+
+@pytest.mark.anyio
+async def test_a_code_still_setting_an_hour_after_its_start_needs_attention(tmp_path, monkeypatch):
+    """Not `set` `attention_after` past starts_at: not_set_in_time; before that: nothing."""
+    payload = make_devices(1, seed=33)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload, per_door=1))
+    start = earliest_start(run)
+    move_sandbox_clock_to(run, start - dt.timedelta(hours=12))  # Seam: `setting`
+    early = await refresh(run, start + dt.timedelta(minutes=30))
+    assert early.result.codes["code_status"].to_list() == ["setting"]
+    assert early.exit_code == 0
+    late = await refresh(run, start + dt.timedelta(hours=2))
+    assert late.result.codes["needs_attention"][0].startswith("not_set_in_time: still setting")
+    assert late.exit_code == 1
+
+
+@pytest.mark.anyio
+async def test_a_code_seam_no_longer_lists_needs_attention(tmp_path, monkeypatch):
+    """A created code missing from its door's list: missing_on_seam."""
+    payload = make_devices(1, seed=34)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload))
+    gone = next(iter(run.state.codes.values()))
+    del run.state.codes[gone.access_code_id]
+    run.state.codes_by_device[gone.device_id].remove(gone)
+    status = await refresh(run, dt.datetime.now(dt.UTC))
+    attention = status.result.needing_attention
+    assert attention["access_code_id"].to_list() == [gone.access_code_id]
+    assert attention["needs_attention"][0].startswith("missing_on_seam")
+
+
+def test_status_without_a_ledger_exits_2(tmp_path, capsys, monkeypatch):
+    """No ledger at the path: exit 2 and one line."""
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    code = main(["status", "--ledger", str(tmp_path / "none.sqlite")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"error: ledger {tmp_path / 'none.sqlite'} does not exist (check --ledger)"]
