@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="wait this long for another apply run on the same ledger (then exit 3)",
     )
+    apply.add_argument(
+        "--reissue-changed",
+        action="store_true",
+        help="make a new code for a reservation whose door or window changed since its code",
+    )
     add_budget_options(apply)
     apply.set_defaults(handler=_apply)
 
@@ -198,6 +203,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 settings=settings,
                 budget=_budget_options(args),
                 wait_for_lock=args.wait_for_lock,
+                reissue_changed=args.reissue_changed,
                 progress=progress,
             )
         )

@@ -23,6 +23,7 @@ from pipeline.locking import run_lock
 from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
+from pipeline.reruns import check_reruns, link_replacements
 from pipeline.seam import SeamClient, Transport
 from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
 from pipeline.status import ATTENTION_AFTER, StatusResult, refresh_statuses
@@ -134,6 +135,7 @@ async def apply_files(
     settings: ApplySettings | None = None,
     budget: BudgetOptions | None = None,
     wait_for_lock: float = 0.0,
+    reissue_changed: bool = False,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -166,8 +168,9 @@ async def apply_files(
             plan = await anyio.to_thread.run_sync(
                 lambda: plan_reservations(reservations, catalog, config, now=now)
             )
+            reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
             check = await count_budgets(
-                plan,
+                reruns.plan,
                 catalog,
                 config.budgets,
                 now=now,
@@ -195,6 +198,9 @@ async def apply_files(
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
         )
+
+        # The reissued codes are in the ledger now (registered by apply_plan).
+        await link_replacements(session.ledger, reruns.replaces)
 
         def write_results() -> dict[str, int]:
             write_table(result.results, out)

@@ -128,6 +128,7 @@ ADDED_CODE_COLUMNS = {
     "code_warnings": "TEXT",  # JSON list of its warnings
     "needs_attention": "TEXT",  # why a person should look at it (null: nothing)
     "status_checked_at": "TEXT",  # when Seam was last asked
+    "replaces_tag": "TEXT",  # a reissued code: the tag of the code it replaces
 }
 
 T = TypeVar("T")

@@ -1,0 +1,109 @@
+"""Reruns: what tonight's rows mean given the codes the ledger already made.
+
+A row whose code the ledger has (same reservation, door and window: the same tag) is sent
+nothing again (``already_created``, decided in the apply stage). A reservation the ledger has
+a code for under another tag has moved (another door or window) since its code was made:
+codes can't be deleted, so by default no new code is made and the row is rejected
+``changed_after_creation`` naming the old code; with ``--reissue-changed`` the new code is made
+(budget permitting) and the ledger links it to the one it replaces.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio.to_thread
+import polars as pl
+
+from pipeline.ledger import Ledger
+
+CHANGED = "changed_after_creation"
+
+
+@dataclass(frozen=True)
+class Reruns:
+    """The plan with moved reservations decided, and ``replaces``: new tag → the old tags."""
+
+    plan: pl.DataFrame
+    replaces: dict[str, str]
+
+
+async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> Reruns:
+    """Find planned rows whose reservation already has a code under another tag."""
+    planned = plan.filter(pl.col("outcome") == "planned")
+    ids = planned["reservation_id"].unique().to_list()
+    earlier = pl.DataFrame(
+        await ledger.read(lambda db: _codes_of(db, ids)),
+        schema={
+            "reservation_id": pl.String,
+            "old_tag": pl.String,
+            "old_door": pl.String,
+            "old_window": pl.String,
+            "old_code": pl.String,
+        },
+        orient="row",
+    )
+
+    def decide() -> Reruns:
+        moved = (
+            planned.join(earlier, on="reservation_id")
+            .group_by("reservation_id", "idempotency_tag")
+            .agg(
+                is_same=(pl.col("old_tag") == pl.col("idempotency_tag")).any(),
+                old_tag=pl.col("old_tag").sort().last(),
+                old=pl.format("{} on door {} for {}", "old_code", "old_door", "old_window")
+                .sort()
+                .str.join("; "),
+            )
+            .filter(~pl.col("is_same"))
+        )
+        if reissue or moved.is_empty():
+            return Reruns(plan, dict(moved.select("idempotency_tag", "old_tag").rows()))
+        rows = plan.with_row_index("_row").join(
+            moved.select("idempotency_tag", "old"), on="idempotency_tag", how="left"
+        )
+        hit = rows.filter(pl.col("old").is_not_null() & (pl.col("outcome") == "planned"))
+        messages = hit.select(
+            pl.format(
+                "reservation {} already has code {}; codes can't be deleted, so no new code was"
+                " made: decide what the guest needs, or rerun with --reissue-changed",
+                "reservation_id",
+                "old",
+            )
+        ).to_series()
+        marked = plan.with_columns(
+            plan["outcome"].scatter(hit["_row"], "rejected"),
+            plan["reason"].scatter(hit["_row"], CHANGED),
+            plan["message"].scatter(hit["_row"], messages),
+        )
+        return Reruns(marked, {})
+
+    return await anyio.to_thread.run_sync(decide)
+
+
+def _codes_of(db: sqlite3.Connection, reservation_ids: Sequence[str]) -> list[tuple[str, ...]]:
+    """The ledger's codes (made, or maybe made) of these reservations."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS reservations (reservation_id TEXT PRIMARY KEY)")
+    db.execute("DELETE FROM reservations")
+    db.executemany(
+        "INSERT OR IGNORE INTO reservations VALUES (?)", ((rid,) for rid in reservation_ids)
+    )
+    return db.execute(
+        "SELECT reservation_id, idempotency_tag, coalesce(door_name, device_id),"
+        " starts_at || ' → ' || ends_at, coalesce(access_code_id, '(outcome unknown)')"
+        " FROM codes JOIN reservations USING (reservation_id)"
+        " WHERE state IN ('created', 'sending')"
+    ).fetchall()
+
+
+async def link_replacements(ledger: Ledger, replaces: dict[str, str]) -> None:
+    """Record which code each reissued code replaces."""
+    if replaces:
+        await ledger.write(
+            lambda db: db.executemany(
+                "UPDATE codes SET replaces_tag = ? WHERE idempotency_tag = ?",
+                [(old, new) for new, old in replaces.items()],
+            )
+        )

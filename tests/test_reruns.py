@@ -1,0 +1,75 @@
+"""Reruns with changed input: a moved stay makes no new code unless asked, and is linked."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import polars as pl
+import pytest
+
+from bench.generate import make_devices
+from tests.apply_helpers import start_sandbox
+from tests.virtual_time import VIRTUAL_BACKEND
+
+
+@pytest.fixture
+def anyio_backend():
+    return VIRTUAL_BACKEND
+
+
+def stays(door: str, moved: bool = False) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "reservation_id": ["KEEP", "MOVE"],
+            "device_id": [door, door],
+            "check_in": ["2027-03-01", "2027-03-10" if moved else "2027-03-05"],
+            "check_out": ["2027-03-04", "2027-03-12" if moved else "2027-03-07"],
+        }
+    )
+
+
+@pytest.mark.anyio
+async def test_a_moved_stay_is_changed_after_creation_and_makes_no_code(tmp_path, monkeypatch):
+    """Same reservation, new window: rejected changed_after_creation naming the old code;
+    the unchanged one is already_created; nothing is sent."""
+    payload = make_devices(1, seed=51)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = (await run.apply(stays(door))).result.results
+    old_code = first.filter(pl.col("reservation_id") == "MOVE")["access_code_id"][0]
+    creates = run.creates()
+    again = await run.apply(stays(door, moved=True))
+    outcomes = {row["reservation_id"]: row for row in again.result.results.iter_rows(named=True)}
+    assert outcomes["KEEP"]["outcome"] == "already_created"
+    assert (outcomes["MOVE"]["outcome"], outcomes["MOVE"]["reason"]) == (
+        "rejected",
+        "changed_after_creation",
+    )
+    assert old_code in outcomes["MOVE"]["message"]
+    assert "--reissue-changed" in outcomes["MOVE"]["message"]
+    assert run.creates() == creates
+    assert again.exit_code == 1
+
+
+@pytest.mark.anyio
+async def test_reissue_changed_makes_the_new_code_and_links_it(tmp_path, monkeypatch):
+    """--reissue-changed: one new code for the moved stay, linked to the old one; a rerun of
+    the same input then sends nothing."""
+    payload = make_devices(1, seed=52)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = (await run.apply(stays(door))).result.results
+    old_tag = first.filter(pl.col("reservation_id") == "MOVE")["idempotency_tag"][0]
+    creates = run.creates()
+    moved = await run.apply(stays(door, moved=True), reissue_changed=True)
+    row = moved.result.results.filter(pl.col("reservation_id") == "MOVE").row(0, named=True)
+    assert row["outcome"] == "created"
+    assert run.creates() == creates + 1
+    with sqlite3.connect(run.ledger) as db:
+        linked = db.execute(
+            "SELECT replaces_tag FROM codes WHERE idempotency_tag = ?", (row["idempotency_tag"],)
+        ).fetchone()
+    assert linked == (old_tag,)
+    again = await run.apply(stays(door, moved=True))
+    assert set(again.result.results["outcome"]) == {"already_created"}
+    assert run.creates() == creates + 1
