@@ -76,9 +76,15 @@ def allocate_concurrent(
     ``candidates`` must carry ``_door`` (an integer per door) and be sorted by it and then in
     allocation order; ``used_codes`` carries ``_door`` too.
     """
+    if candidates.is_empty():
+        decided = candidates.with_columns(
+            _over=pl.lit(False), _message=pl.lit(None, pl.String)
+        ).join(used, on="device_id", how="left")
+        return decided, pl.DataFrame(schema={"device_id": pl.String, "after": pl.Int64})
     candidates = candidates.with_row_index("_order")
     count = candidates.height
-    codes = used_codes.select(
+    # Only doors with rows to decide: the others' codes are counted in ``used`` alone.
+    codes = used_codes.join(candidates.select("_door").unique(), on="_door", how="semi").select(
         "_door",
         pl.col("starts_at_utc").fill_null(EARLIEST),
         pl.col("ends_at_utc").fill_null(LATEST),
