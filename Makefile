@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench nightly clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,20 @@ demo: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# The nightly job: apply on tonight's export, then status, each with its output and its JSON
+# log lines in outputs/nightly-<UTC time>-*.log. Exits with the worse of the two exit codes.
+# make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
+LEDGER ?= outputs/ledger.sqlite
+nightly: install
+	@test -n "$(INPUT)" || { echo 'usage: make nightly INPUT="export.csv ..." [CONFIG=...] [LEDGER=...]' >&2; exit 2; }
+	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); log=outputs/nightly-$$stamp; \
+	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
+		--results $$log-results.parquet --log-format json > $$log-apply.log 2>&1; applied=$$?; \
+	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
+		--results $$log-status.parquet --log-format json > $$log-status.log 2>&1; checked=$$?; \
+	echo "apply exit $$applied, status exit $$checked; logs and results: $$log-*"; \
+	exit $$(( applied > checked ? applied : checked ))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
