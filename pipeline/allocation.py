@@ -36,7 +36,7 @@ def allocate_lifetime(
                     " first, then reservation_id)",
                     "door_name",
                     "budget",
-                    pl.col("budget") - pl.col("_cap"),
+                    "_reserve",
                     "used",
                     "_room",
                     "_position",
@@ -144,7 +144,7 @@ def allocate_concurrent(
                 " starts_at first, then reservation_id)",
                 "door_name",
                 "budget",
-                pl.col("budget") - pl.col("_cap"),
+                "_reserve",
                 "_peak",
                 pl.col("_peak_at").dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
             )

@@ -25,7 +25,6 @@ starts) don't overlap.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from pipeline.allocation import (
     peak_valid,
     skip_whole_doors,
 )
-from pipeline.catalog import name_key
+from pipeline.catalog import name_key, read_saved_answer
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
 from pipeline.models import AccessCode
 from pipeline.planning import TAG_PATTERN
@@ -200,12 +199,7 @@ def _plan_instant(column: str) -> pl.Expr:
 
 def read_code_file(path: Path) -> list[AccessCode]:
     """Codes from a JSON file holding ``/access_codes/list`` answers (for an offline plan)."""
-    try:
-        payload = json.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise DeviceDataError(f"code file {path} does not exist", hint="check --codes") from exc
-    except (OSError, ValueError) as exc:
-        raise DeviceDataError(f"code file {path} is not readable JSON: {exc}") from exc
+    payload = read_saved_answer(path, what="code file", option="--codes")
     raw = payload.get("access_codes") if isinstance(payload, dict) else payload
     if not isinstance(raw, list):
         raise DeviceDataError(
@@ -299,6 +293,7 @@ def check_budgets(
         .with_columns(
             pl.col("_on_door").fill_null(False),
             _cap=(pl.col("budget") - config.reserve).clip(lower_bound=0),
+            _reserve=pl.lit(config.reserve, pl.Int64),
         )
         .sort("_door", *ALLOCATION_ORDER)
     )

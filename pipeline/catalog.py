@@ -141,13 +141,18 @@ def parse_device(raw: Any, *, source: str) -> Device:
 
 def read_device_file(path: Path) -> DeviceCatalog:
     """Read a JSON file holding a ``/devices/list`` response; raises DeviceDataError."""
-    try:
-        payload = json.loads(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise DeviceDataError(f"device file {path} does not exist", hint="check --devices") from exc
-    except (OSError, ValueError) as exc:
-        raise DeviceDataError(f"device file {path} is not readable JSON: {exc}") from exc
+    payload = read_saved_answer(path, what="device file", option="--devices")
     return DeviceCatalog.from_payload(payload, source=str(path))
+
+
+def read_saved_answer(path: Path, *, what: str, option: str) -> Any:
+    """The JSON of a saved Seam answer (``what`` and ``option`` name it in the error)."""
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise DeviceDataError(f"{what} {path} does not exist", hint=f"check {option}") from exc
+    except (OSError, ValueError) as exc:
+        raise DeviceDataError(f"{what} {path} is not readable JSON: {exc}") from exc
 
 
 def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -62,15 +62,20 @@ async def count_budgets(
     ``listed`` (a saved ``/access_codes/list``), plus the ledger's when one is given; with none
     of them the used codes are unknown (an offline plan) and the check says so.
     """
-    budgets = await anyio.to_thread.run_sync(door_budgets, catalog.doors, config)
-    device_ids = (
-        plan.filter(pl.col("outcome") == "planned")
-        .join(budgets.filter(pl.col("budget").is_not_null()), on="device_id", how="semi")
-        .get_column("device_id")
-        .unique()
-        .sort()
-        .to_list()
-    )
+
+    def budgeted_doors() -> tuple[pl.DataFrame, list[str]]:
+        budgets = door_budgets(catalog.doors, config)
+        device_ids = (
+            plan.filter(pl.col("outcome") == "planned")
+            .join(budgets.filter(pl.col("budget").is_not_null()), on="device_id", how="semi")
+            .get_column("device_id")
+            .unique()
+            .sort()
+            .to_list()
+        )
+        return budgets, device_ids
+
+    budgets, device_ids = await anyio.to_thread.run_sync(budgeted_doors)
     if client is not None:
         listed = await list_door_codes(client, device_ids)
     ours = await ledger.codes_on_doors(device_ids) if ledger is not None else []
@@ -86,7 +91,8 @@ async def count_budgets(
 class BudgetGuard:
     """Counts a budgeted door again just before its first create and says which of its planned
     rows no longer fit (in allocation order, as the plan did). ``--on-budget-exceeded abort``
-    can't hold back creates already made on other doors, so here it acts as ``reject-rows``."""
+    can't hold back creates already made on other doors, so here it acts as ``reject-rows``.
+    Building one splits the plan by door: do it in a worker thread for a large plan."""
 
     def __init__(
         self,

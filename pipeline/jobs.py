@@ -185,7 +185,9 @@ async def apply_files(
                 stop = key_refused(exc)
             await session.ledger.finish_run(session.run_id, stop.exit_code, {})
             raise stop from exc
-        guard = BudgetGuard(session.client, session.ledger, check, config.budgets, now=now)
+        guard = await anyio.to_thread.run_sync(
+            lambda: BudgetGuard(session.client, session.ledger, check, config.budgets, now=now)
+        )
         result = await apply_plan(
             check.plan,
             session,

@@ -32,8 +32,8 @@ class Reruns:
 
 async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> Reruns:
     """Find planned rows whose reservation already has a code under another tag."""
-    planned = plan.filter(pl.col("outcome") == "planned")
-    ids = planned["reservation_id"].unique().to_list()
+    planned = await anyio.to_thread.run_sync(lambda: plan.filter(pl.col("outcome") == "planned"))
+    ids = await anyio.to_thread.run_sync(lambda: planned["reservation_id"].unique().to_list())
     earlier = pl.DataFrame(
         await ledger.read(lambda db: _codes_of(db, ids)),
         schema={

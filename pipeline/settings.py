@@ -190,7 +190,11 @@ class BudgetOptions:
             return config
         if self.per_door is not None and self.per_door < 0:
             raise ConfigError("--budget-per-door must be 0 or more")
-        return config.model_copy(update={"budgets": config.budgets.model_copy(update=given)})
+        try:
+            budgets = BudgetConfig.model_validate(config.budgets.model_dump() | given)
+        except ValidationError as exc:
+            raise ConfigError(f"budget option: {first_problem(exc)}") from exc
+        return config.model_copy(update={"budgets": budgets})
 
 
 def load_credentials(config: Config) -> SeamCredentials:
