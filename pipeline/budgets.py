@@ -71,7 +71,8 @@ def door_budgets(doors: pl.DataFrame, budgets: BudgetConfig) -> pl.DataFrame:
 
     Raises ConfigError when a ``[budgets.doors]`` name matches doors at several sites.
     """
-    by_id = {key: value for key, value in budgets.doors.items() if key in set(doors["device_id"])}
+    known = set(doors["device_id"])
+    by_id = {key: value for key, value in budgets.doors.items() if key in known}
     names = {
         name_key(key): (key, value) for key, value in budgets.doors.items() if key not in by_id
     }

@@ -57,9 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     apply = commands.add_parser("apply", help="plan, then create every planned code once")
     apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
-    apply.add_argument("--config", type=Path, help="TOML config file")
-    apply.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
-    apply.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    add_run_options(apply)
     apply.add_argument(
         "--door-rate", default="10/60s", help="creates per door, e.g. 10/60s, or off"
     )
@@ -72,7 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop (exit 3) when Seam gives no usable answer for this long",
     )
-    apply.add_argument("--log-format", choices=("text", "json"), default="text")
     apply.add_argument(
         "--wait-for-lock",
         type=float,
@@ -89,9 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.set_defaults(handler=_apply)
 
     status = commands.add_parser("status", help="refresh the ledger's codes from Seam")
-    status.add_argument("--config", type=Path, help="TOML config file")
-    status.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
-    status.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    add_run_options(status)
     status.add_argument(
         "--attention-after",
         type=float,
@@ -99,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MINUTES",
         help="flag codes still not set this long after starts_at",
     )
-    status.add_argument("--log-format", choices=("text", "json"), default="text")
     status.set_defaults(handler=_status)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
@@ -114,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.set_defaults(handler=_sandbox)
     return parser
+
+
+def add_run_options(command: argparse.ArgumentParser) -> None:
+    """Options of the commands that talk to Seam and keep the ledger (apply, status)."""
+    command.add_argument("--config", type=Path, help="TOML config file")
+    command.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
+    command.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
+    command.add_argument("--log-format", choices=("text", "json"), default="text")
 
 
 def add_budget_options(command: argparse.ArgumentParser) -> None:

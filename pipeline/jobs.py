@@ -12,7 +12,13 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.applying import ApplyResult, ApplySettings, apply_plan, apply_session
+from pipeline.applying import (
+    ApplyResult,
+    ApplySession,
+    ApplySettings,
+    apply_plan,
+    apply_session,
+)
 from pipeline.budgets import BudgetCheck, read_code_file
 from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.counting import BudgetGuard, count_budgets
@@ -180,11 +186,7 @@ async def apply_files(
             if (error := check.abort_error()) is not None:
                 raise error
         except PipelineError as exc:
-            stop = exc
-            if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
-                stop = key_refused(exc)
-            await session.ledger.finish_run(session.run_id, stop.exit_code, {})
-            raise stop from exc
+            raise await _stop(session, exc) from exc
         guard = await anyio.to_thread.run_sync(
             lambda: BudgetGuard(session.client, session.ledger, check, config.budgets, now=now)
         )
@@ -211,6 +213,16 @@ async def apply_files(
         counts = await anyio.to_thread.run_sync(write_results)
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(result=result, out=out, ledger=ledger_path, budgets=check)
+
+
+async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:
+    """Record in the ledger that the run stopped before its work; returns the error to raise
+    (a refused key becomes the one-line RunStopped that says which variable to check)."""
+    stop = exc
+    if isinstance(exc, SeamError) and exc.status in KEY_REFUSED_STATUS:
+        stop = key_refused(exc)
+    await session.ledger.finish_run(session.run_id, stop.exit_code, {})
+    return stop
 
 
 @dataclass(frozen=True)
@@ -259,8 +271,7 @@ async def status_files(
                 attention_after=attention_after,
             )
         except PipelineError as exc:
-            await session.ledger.finish_run(session.run_id, exc.exit_code, {})
-            raise
+            raise await _stop(session, exc) from exc
         await anyio.to_thread.run_sync(write_table, result.codes, out)
         await session.ledger.finish_run(
             session.run_id,

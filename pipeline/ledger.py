@@ -210,22 +210,19 @@ class Ledger:
         return cls(connection, path)
 
     async def close(self) -> None:
-        await self._write(lambda db: None)
+        await self.write(lambda db: None)
         await self._run(self._db.close)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``query`` against the database in the ledger's thread (for other stages' reads)."""
         return await self._run(lambda: query(self._db))
 
-    async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``change`` as one durable transaction in the ledger's thread."""
-        return await self._write(change)
-
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)
 
-    async def _write(self, change: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``change`` and flush the buffered exchanges in one durable transaction."""
+    async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``change`` and flush the buffered exchanges in one durable transaction, in the
+        ledger's thread (other stages write through this too)."""
         exchanges, self._exchanges = self._exchanges, []
 
         def transaction() -> T:
@@ -271,7 +268,7 @@ class Ledger:
     async def start_run(self, command: str, inputs: Sequence[str]) -> str:
         """Record a new run; returns its id."""
         run_id = f"run-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        await self._write(
+        await self.write(
             lambda db: db.execute(
                 "INSERT INTO runs (run_id, command, inputs, pid, host, started_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -288,7 +285,7 @@ class Ledger:
         return run_id
 
     async def finish_run(self, run_id: str, exit_code: int, counts: dict[str, int]) -> None:
-        await self._write(
+        await self.write(
             lambda db: db.execute(
                 "UPDATE runs SET finished_at = ?, exit_code = ?, counts = ? WHERE run_id = ?",
                 (_now(), exit_code, json.dumps(counts), run_id),
@@ -310,7 +307,7 @@ class Ledger:
             wanted = [row["idempotency_tag"] for row in rows]
             return {code.idempotency_tag: code for code in _select_codes(db, wanted)}
 
-        return await self._write(change)
+        return await self.write(change)
 
     async def codes_in_state(self, state: str) -> list[LedgerCode]:
         """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
@@ -359,7 +356,7 @@ class Ledger:
     async def _transition(
         self, tag: str, run_id: str, state: str, *, attempts: int = 0, **fields: Any
     ) -> None:
-        await self._write(lambda db: _transition(db, tag, run_id, state, attempts, fields))
+        await self.write(lambda db: _transition(db, tag, run_id, state, attempts, fields))
 
     async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
         """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
@@ -369,7 +366,7 @@ class Ledger:
             for tag, reason, message in refusals:
                 _transition(db, tag, run_id, "failed", 0, {"reason": reason, "message": message})
 
-        await self._write(change)
+        await self.write(change)
 
     async def codes_on_doors(self, device_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The codes on these doors that exist or may exist (``created`` or ``sending``):
@@ -377,13 +374,9 @@ class Ledger:
         columns = ("idempotency_tag", "device_id", "access_code_id", "starts_at", "ends_at")
 
         def query() -> list[dict[str, Any]]:
-            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS doors (device_id TEXT PRIMARY KEY)")
-            self._db.execute("DELETE FROM doors")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO doors VALUES (?)", ((door,) for door in device_ids)
-            )
+            keys = fill_keys(self._db, "device_id", device_ids)
             cursor = self._db.execute(
-                f"SELECT {', '.join(columns)} FROM codes JOIN doors USING (device_id)"
+                f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (device_id)"
                 " WHERE state IN ('created', 'sending')"
             )
             return [dict(zip(columns, row, strict=True)) for row in cursor]
@@ -435,9 +428,16 @@ def _select_by_tags(
     db: sqlite3.Connection, tags: Iterable[str], columns: Sequence[str]
 ) -> sqlite3.Cursor:
     """``columns`` of the codes with the given tags (any number of them: a temporary join)."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (tag TEXT PRIMARY KEY)")
-    db.execute("DELETE FROM wanted")
-    db.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", ((tag,) for tag in tags))
-    return db.execute(
-        f"SELECT {', '.join(columns)} FROM codes JOIN wanted ON wanted.tag = codes.idempotency_tag"
-    )
+    keys = fill_keys(db, "idempotency_tag", tags)
+    return db.execute(f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (idempotency_tag)")
+
+
+def fill_keys(db: sqlite3.Connection, column: str, values: Iterable[str]) -> str:
+    """A temporary table ``keys_<column>`` holding just ``values``, to join ``codes`` with on
+    ``column`` (any number of values, where an ``IN (...)`` list would hit SQLite's limit);
+    returns its name."""
+    table = f"keys_{column}"
+    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
+    db.execute(f"DELETE FROM {table}")
+    db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((value,) for value in values))
+    return table

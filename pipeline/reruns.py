@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import polars as pl
 
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, fill_keys
 
 CHANGED = "changed_after_creation"
 
@@ -34,19 +34,16 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
     """Find planned rows whose reservation already has a code under another tag."""
     planned = await anyio.to_thread.run_sync(lambda: plan.filter(pl.col("outcome") == "planned"))
     ids = await anyio.to_thread.run_sync(lambda: planned["reservation_id"].unique().to_list())
-    earlier = pl.DataFrame(
-        await ledger.read(lambda db: _codes_of(db, ids)),
-        schema={
-            "reservation_id": pl.String,
-            "old_tag": pl.String,
-            "old_door": pl.String,
-            "old_window": pl.String,
-            "old_code": pl.String,
-        },
-        orient="row",
-    )
+    found = await ledger.read(lambda db: _codes_of(db, ids))
 
     def decide() -> Reruns:
+        earlier = pl.DataFrame(
+            found,
+            schema=dict.fromkeys(
+                ("reservation_id", "old_tag", "old_door", "old_window", "old_code"), pl.String
+            ),
+            orient="row",
+        )
         moved = (
             planned.join(earlier, on="reservation_id")
             .group_by("reservation_id", "idempotency_tag")
@@ -85,15 +82,11 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
 
 def _codes_of(db: sqlite3.Connection, reservation_ids: Sequence[str]) -> list[tuple[str, ...]]:
     """The ledger's codes (made, or maybe made) of these reservations."""
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS reservations (reservation_id TEXT PRIMARY KEY)")
-    db.execute("DELETE FROM reservations")
-    db.executemany(
-        "INSERT OR IGNORE INTO reservations VALUES (?)", ((rid,) for rid in reservation_ids)
-    )
+    keys = fill_keys(db, "reservation_id", reservation_ids)
     return db.execute(
         "SELECT reservation_id, idempotency_tag, coalesce(door_name, device_id),"
         " starts_at || ' → ' || ends_at, coalesce(access_code_id, '(outcome unknown)')"
-        " FROM codes JOIN reservations USING (reservation_id)"
+        f" FROM codes JOIN {keys} USING (reservation_id)"
         " WHERE state IN ('created', 'sending')"
     ).fetchall()
 

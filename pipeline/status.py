@@ -25,7 +25,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.counting import list_door_codes
-from pipeline.ledger import Ledger
+from pipeline.ledger import Ledger, fill_keys
 from pipeline.models import AccessCode
 from pipeline.seam import SeamClient
 
@@ -82,16 +82,18 @@ async def refresh_statuses(
 
     Raises SeamError when a door's codes can't be listed (nothing is recorded then).
     """
-    codes = await ledger.read(_open_codes)
-    if device_ids is not None:
-        codes = [code for code in codes if code["device_id"] in device_ids]
-    codes = [code for code in codes if not _is_final(code, now)]
+    codes = await ledger.read(lambda db: _open_codes(db, device_ids, now))
     doors = sorted({code["device_id"] for code in codes})
     listed = {code.access_code_id: code for code in await list_door_codes(client, doors)}
     checked_at = now.isoformat(timespec="seconds")
-    rows = [
-        _refresh(code, listed.get(code["access_code_id"]), now, attention_after) for code in codes
-    ]
+
+    def refresh_all() -> list[dict[str, Any]]:
+        return [
+            _refresh(code, listed.get(code["access_code_id"]), now, attention_after)
+            for code in codes
+        ]
+
+    rows = await anyio.to_thread.run_sync(refresh_all)
     await ledger.write(lambda db: _record(db, run_id, rows, checked_at))
     table = await anyio.to_thread.run_sync(
         lambda: pl.DataFrame(
@@ -101,13 +103,20 @@ async def refresh_statuses(
     return StatusResult(codes=table)
 
 
-def _open_codes(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def _open_codes(
+    db: sqlite3.Connection, device_ids: Collection[str] | None, now: dt.datetime
+) -> list[dict[str, Any]]:
+    """The created codes that aren't final (on ``device_ids`` only, when given)."""
+    join = ""
+    if device_ids is not None:
+        join = f" JOIN {fill_keys(db, 'device_id', device_ids)} USING (device_id)"
     cursor = db.execute(
-        f"SELECT {', '.join(STATUS_COLUMNS)} FROM codes"
+        f"SELECT {', '.join(STATUS_COLUMNS)} FROM codes{join}"
         " WHERE state = 'created' AND access_code_id IS NOT NULL"
     )
     names = [description[0] for description in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
+    codes = [dict(zip(names, row, strict=True)) for row in cursor]
+    return [code for code in codes if not _is_final(code, now)]
 
 
 def _instant(text: str) -> dt.datetime:
