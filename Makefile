@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench nightly clean
+.PHONY: install demo test lint bench nightly report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,8 @@ bench: install
 	$(BIN)/python -m bench
 
 # The nightly job: apply on tonight's export, then status, each with its output and its JSON
-# log lines in outputs/nightly-<UTC time>-*.log. Exits with the worse of the two exit codes.
+# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON. The recipe exits with
+# the worse of apply's and status's exit codes (make itself then exits 2).
 # make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
 LEDGER ?= outputs/ledger.sqlite
 nightly: install
@@ -57,8 +58,15 @@ nightly: install
 		--results $$log-results.parquet --log-format json > $$log-apply.log 2>&1; applied=$$?; \
 	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
 		--results $$log-status.parquet --log-format json > $$log-status.log 2>&1; checked=$$?; \
-	echo "apply exit $$applied, status exit $$checked; logs and results: $$log-*"; \
+	$(BIN)/oracode-provision report --ledger $(LEDGER) --format json --out $$log-report.json \
+		> /dev/null 2>> $$log-status.log; \
+	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
 	exit $$(( applied > checked ? applied : checked ))
+
+# What the runs did and what needs a person: make report [LEDGER=...] [FORMAT=table|csv|parquet|json]
+FORMAT ?= table
+report: install
+	$(BIN)/oracode-provision report --ledger $(LEDGER) --format $(FORMAT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -179,12 +179,12 @@ def existing_codes(
         "device_id",
         "access_code_id",
         "tag",
-        starts_at_utc=_instant("starts_at"),
-        ends_at_utc=_instant("ends_at"),
+        starts_at_utc=iso_instant("starts_at"),
+        ends_at_utc=iso_instant("ends_at"),
     )
 
 
-def _instant(column: str) -> pl.Expr:
+def iso_instant(column: str) -> pl.Expr:
     """An ISO 8601 instant with ``Z`` or an offset, as UTC (null when absent or unreadable)."""
     return (
         pl.col(column)

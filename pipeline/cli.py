@@ -1,7 +1,9 @@
 """The ``oracode-provision`` command line: a thin layer over ``pipeline.jobs``.
 
 Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
-2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable).
+2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
+or another run holds the ledger's lock). ``status`` and ``report``: 1 when a code needs a
+person (attention; for ``report`` also orphaned).
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ from pipeline.applying import ApplySettings
 from pipeline.creating import CreatePolicy
 from pipeline.errors import PipelineError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER
+from pipeline.overview import DEFAULT_RUNS
 from pipeline.reports import (
+    REPORT_FORMATS,
     ApplyProgress,
+    default_output_path,
     print_budget_warnings,
     print_outcomes,
     print_plan_summary,
+    print_report,
     print_status_summary,
+    write_report,
 )
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
@@ -95,6 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="flag codes still not set this long after starts_at",
     )
     status.set_defaults(handler=_status)
+
+    report = commands.add_parser(
+        "report", help="what the runs did and what needs a person, from the ledger"
+    )
+    report.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
+    report.add_argument("--format", choices=REPORT_FORMATS, default="table")
+    report.add_argument(
+        "--out",
+        type=Path,
+        help="json: the file (default: standard output); csv, parquet: a folder for one file"
+        " per section (default: outputs/report-<UTC time>/)",
+    )
+    report.add_argument("--run", help="the apply run for the per-door section (default: latest)")
+    report.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="how many runs to list")
+    report.set_defaults(handler=_report)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -220,6 +242,12 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     )
     console.print(f"results: {run.out}", soft_wrap=True)
     console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)
+    if run.newly_orphaned:
+        console.print(
+            f"{run.newly_orphaned} code(s) whose reservation is no longer in the input are"
+            f" orphaned: see `oracode-provision report --ledger {run.ledger}`",
+            soft_wrap=True,
+        )
     if result.stopped is not None:
         print(f"error: {result.stopped.one_line()}", file=sys.stderr)
     return run.exit_code
@@ -239,6 +267,27 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     print_status_summary(run.result, console)
     console.print(f"results: {run.out}", soft_wrap=True)
     return run.exit_code
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    if args.runs < 1:
+        raise UsageError("--runs must be at least 1")
+    if args.out is not None and args.format == "table":
+        raise UsageError("--out needs --format csv, parquet or json")
+    report = anyio.run(
+        functools.partial(
+            jobs.report_files, ledger_path=args.ledger, run_id=args.run, runs=args.runs
+        )
+    )
+    if args.format == "table":
+        print_report(report, console)
+    elif args.format == "json" and args.out is None:
+        print(report.to_json())
+    else:
+        out = args.out or default_output_path("report", now=report.generated_at).with_suffix("")
+        for path in write_report(report, args.format, out):
+            console.print(f"wrote {path}", soft_wrap=True)
+    return report.exit_code
 
 
 class JsonLogFormatter(logging.Formatter):

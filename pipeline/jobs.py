@@ -24,8 +24,9 @@ from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.counting import BudgetGuard, count_budgets
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError, UsageError
-from pipeline.ledger import DEFAULT_LEDGER
+from pipeline.ledger import DEFAULT_LEDGER, Ledger
 from pipeline.locking import run_lock
+from pipeline.overview import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
 from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
@@ -126,6 +127,7 @@ class ApplyRun:
     out: Path
     ledger: Path
     budgets: BudgetCheck
+    newly_orphaned: int = 0  # codes whose reservation this run's inputs no longer have
 
     @property
     def exit_code(self) -> int:
@@ -206,13 +208,19 @@ async def apply_files(
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
 
-        def write_results() -> dict[str, int]:
+        def write_results() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
-            return dict(result.results.group_by("outcome").len().rows())
+            counts = dict(result.results.group_by("outcome").len().rows())
+            return counts, run_summary(result.results, check)
 
-        counts = await anyio.to_thread.run_sync(write_results)
+        counts, summary = await anyio.to_thread.run_sync(write_results)
+        orphaned = await session.ledger.record_apply(
+            session.run_id, summary.doors, summary.budgets, summary.reservation_ids
+        )
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
-    return ApplyRun(result=result, out=out, ledger=ledger_path, budgets=check)
+    return ApplyRun(
+        result=result, out=out, ledger=ledger_path, budgets=check, newly_orphaned=orphaned
+    )
 
 
 async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:
@@ -255,8 +263,7 @@ async def status_files(
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("status", now=now)
     check_output_path(out)
-    if not await anyio.to_thread.run_sync(ledger_path.exists):
-        raise UsageError(f"ledger {ledger_path} does not exist", hint="check --ledger")
+    await _require_ledger(ledger_path)
     config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()
@@ -279,3 +286,29 @@ async def status_files(
             {"checked": result.codes.height, "needs_attention": result.needing_attention.height},
         )
     return StatusRun(result=result, out=out, run_id=session.run_id)
+
+
+async def report_files(
+    *,
+    ledger_path: Path = DEFAULT_LEDGER,
+    run_id: str | None = None,
+    runs: int = DEFAULT_RUNS,
+    now: dt.datetime | None = None,
+) -> Report:
+    """The report from the ledger alone (no key needed, no lock taken: a run may be going on).
+
+    Raises UsageError (exit 2) for a missing ledger or an unknown ``run_id``.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    await _require_ledger(ledger_path)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        return await ledger.read(lambda db: read_report(db, now=now, run_id=run_id, runs=runs))
+    finally:
+        await ledger.close()
+
+
+async def _require_ledger(path: Path) -> None:
+    """Commands that read what runs did need their ledger: a wrong path is exit 2."""
+    if not await anyio.to_thread.run_sync(path.exists):
+        raise UsageError(f"ledger {path} does not exist", hint="check --ledger")

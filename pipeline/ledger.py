@@ -5,6 +5,9 @@ Tables
     codes   one row per planned code (a reservation on a door with its window), keyed by the
             idempotency tag; ``state`` goes pending → sending → created | failed
     events  append-only: every request sent to Seam with its answer, every state change
+    run_doors    per ``apply`` run: input rows per door, outcome and reason (for the report)
+    run_budgets  per ``apply`` run: each budgeted door's budget, codes used before the run and
+                 after it
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -50,6 +53,8 @@ CODE_COLUMNS = (
     "max_time_rounding",
     "name",
 )
+# What a code is for, as a person reads it: the reservation, its door and its window.
+STAY_COLUMNS = ("reservation_id", "device_id", "door_name", "site_name", "starts_at", "ends_at")
 LEDGER_CODE_COLUMNS = (
     "idempotency_tag",
     "device_id",
@@ -120,6 +125,27 @@ CREATE TABLE IF NOT EXISTS events (
     seam_request_id TEXT,
     detail TEXT
 );
+CREATE TABLE IF NOT EXISTS run_doors (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    device_id TEXT,
+    door_name TEXT,
+    site_name TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    rows INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_doors_by_run ON run_doors (run_id);
+CREATE TABLE IF NOT EXISTS run_budgets (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    device_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    budget_source TEXT,
+    reserve INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    after INTEGER NOT NULL,
+    PRIMARY KEY (run_id, device_id)
+);
 """
 
 # Columns added after the first release: ledgers made before them get them on open.
@@ -129,6 +155,8 @@ ADDED_CODE_COLUMNS = {
     "needs_attention": "TEXT",  # why a person should look at it (null: nothing)
     "status_checked_at": "TEXT",  # when Seam was last asked
     "replaces_tag": "TEXT",  # a reissued code: the tag of the code it replaces
+    # The first apply run whose inputs no longer had the code's reservation (null: it had)
+    "orphaned_run_id": "TEXT",
 }
 
 T = TypeVar("T")
@@ -382,6 +410,55 @@ class Ledger:
             return [dict(zip(columns, row, strict=True)) for row in cursor]
 
         return await self._run(query)
+
+    async def record_apply(
+        self,
+        run_id: str,
+        doors: Sequence[Sequence[Any]],
+        budgets: Sequence[Sequence[Any]],
+        reservation_ids: Iterable[str],
+    ) -> int:
+        """Keep an apply run's summary for the report, and mark the orphaned codes.
+
+        ``doors``: ``(device_id, door_name, site_name, outcome, reason, rows)``; ``budgets``:
+        ``(device_id, mode, budget, budget_source, reserve, used, after)``. A code that exists
+        or may exist (``created``, ``sending``) whose reservation is not among
+        ``reservation_ids`` (the run's inputs) becomes orphaned by this run, unless an earlier
+        run already found it so; one whose reservation is back is no longer orphaned. Returns
+        how many codes this run found orphaned.
+        """
+
+        def change(db: sqlite3.Connection) -> int:
+            db.executemany(
+                "INSERT INTO run_doors (run_id, device_id, door_name, site_name, outcome, reason,"
+                " rows) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row) for row in doors],
+            )
+            db.executemany(
+                "INSERT INTO run_budgets (run_id, device_id, mode, budget, budget_source,"
+                " reserve, used, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *row) for row in budgets],
+            )
+            keys = fill_keys(db, "reservation_id", reservation_ids)
+            present = f"reservation_id IN (SELECT reservation_id FROM {keys})"
+            db.execute(
+                f"UPDATE codes SET orphaned_run_id = NULL"
+                f" WHERE orphaned_run_id IS NOT NULL AND {present}"
+            )
+            orphaned = db.execute(
+                f"UPDATE codes SET orphaned_run_id = ? WHERE orphaned_run_id IS NULL"
+                f" AND state IN ('created', 'sending') AND NOT {present}",
+                (run_id,),
+            ).rowcount
+            db.execute(
+                "INSERT INTO events (run_id, at, kind, idempotency_tag, detail)"
+                " SELECT ?, ?, 'orphaned', idempotency_tag, ? FROM codes"
+                " WHERE orphaned_run_id = ?",
+                (run_id, _now(), json.dumps({"reason": "reservation absent"}), run_id),
+            )
+            return orphaned
+
+        return await self.write(change)
 
     async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
         """The outcome columns of the given codes, for the results file."""

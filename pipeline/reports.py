@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import polars as pl
 from rich.console import Console
@@ -23,6 +25,7 @@ from rich.text import Text
 
 from pipeline.budgets import BudgetCheck
 from pipeline.errors import UsageError
+from pipeline.overview import RUN_COUNTS, Report
 from pipeline.status import StatusResult
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
@@ -44,24 +47,33 @@ def check_output_path(path: Path) -> None:
 
 
 def write_table(frame: pl.DataFrame, path: Path) -> Path:
-    """Write ``frame`` to ``path`` atomically, readable by its owner only (mode 0600).
+    """Write ``frame`` to ``path`` (CSV, Parquet or JSONL by extension) with ``write_private``."""
+    check_output_path(path)
+    suffix = path.suffix.lower()
+
+    def write(stream: BinaryIO) -> None:
+        if suffix == ".csv":
+            frame.write_csv(stream)
+        elif suffix == ".parquet":
+            frame.write_parquet(stream)
+        else:
+            frame.write_ndjson(stream)
+
+    return write_private(path, write)
+
+
+def write_private(path: Path, write: Callable[[BinaryIO], None]) -> Path:
+    """Write a file atomically, readable by its owner only (mode 0600).
 
     Result files may hold PINs, so the file is created 0600 from the start (never chmod-ed
     after the fact), and it appears under its name only once complete.
     """
-    check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(handle, 0o600)
         with os.fdopen(handle, "wb") as stream:
-            suffix = path.suffix.lower()
-            if suffix == ".csv":
-                frame.write_csv(stream)
-            elif suffix == ".parquet":
-                frame.write_parquet(stream)
-            else:
-                frame.write_ndjson(stream)
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp_name, path)
@@ -73,13 +85,16 @@ def write_table(frame: pl.DataFrame, path: Path) -> Path:
 
 def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
     """Rows per outcome and reason, most frequent first within each outcome."""
-    by_reason = (
-        frame.group_by("outcome", "reason").len().sort("outcome", "len", descending=[False, True])
-    )
+    print_reason_counts(frame.group_by("outcome", "reason").agg(rows=pl.len()), title, console)
+
+
+def print_reason_counts(counts: pl.DataFrame, title: str, console: Console) -> None:
+    """``outcome, reason, rows`` as a table, most frequent first within each outcome."""
     table = Table(title=title)
     for column in ("outcome", "reason", "rows"):
         table.add_column(column, justify="right" if column == "rows" else "left")
-    for outcome, reason, count in by_reason.iter_rows():
+    ordered = counts.sort("outcome", "rows", descending=[False, True])
+    for outcome, reason, count in ordered.select("outcome", "reason", "rows").iter_rows():
         table.add_row(outcome, reason or "", str(count))
     console.print(table)
 
@@ -246,3 +261,116 @@ class ApplyProgress:
             self._progress.update(self._task, rate_limited=self._rate_limited)
         elif event in {"created", "failed"}:
             self._progress.advance(self._task)
+
+
+REPORT_FORMATS = ("table", "csv", "parquet", "json")
+
+
+def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
+    """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` holding one file
+    per section (``runs.csv``, ``doors.csv``, ...). Mode 0600 like every output."""
+    if fmt == "json":
+        text = report.to_json().encode()
+
+        def write(stream: BinaryIO) -> None:
+            stream.write(text)
+
+        return [write_private(out, write)]
+    return [write_table(frame, out / f"{name}.{fmt}") for name, frame in report.sections().items()]
+
+
+def print_report(report: Report, console: Console) -> None:
+    """The runs, the doors' run by outcome and reason and per door, then what needs a person."""
+    runs = Table(title=f"Latest {report.runs.height} runs, newest first")
+    for column in ("run", "command", "exit", "rows / codes"):
+        runs.add_column(column, justify="right" if column == "exit" else "left")
+    for row in report.runs.iter_rows(named=True):
+        counted = ", ".join(f"{c} {row[c]}" for c in RUN_COUNTS if row[c])
+        exit_code = "unfinished" if row["finished_at"] is None else str(row["exit_code"])
+        runs.add_row(row["run_id"], row["command"], exit_code, counted)
+    console.print(runs)
+    if report.run_id is not None:
+        print_reason_counts(
+            report.outcomes.filter(pl.col("run_id") == report.run_id)
+            .group_by("outcome", "reason")
+            .agg(pl.col("rows").sum()),
+            f"Run {report.run_id} by outcome and reason",
+            console,
+        )
+    _print_report_doors(report, console)
+    _print_codes(
+        report.attention,
+        f"{report.attention.height} codes need attention",
+        "needs_attention",
+        console,
+    )
+    _print_codes(
+        report.orphaned,
+        f"{report.orphaned.height} orphaned codes (reservation gone from the input, window not"
+        " ended; they can't be deleted)",
+        "orphaned_run_id",
+        console,
+    )
+
+
+def _print_report_doors(report: Report, console: Console) -> None:
+    # Doors with nothing to show (only skipped duplicate rows) stay in the files only.
+    counts = ("created", "rejected", "failed", "set", "setting", "unset", "other_status")
+    doors = report.doors.filter(pl.sum_horizontal(*counts, "outcome_unknown") > 0)
+    hidden = max(doors.height - DOOR_TABLE_ROWS, 0)
+    if hidden:
+        # The doors with most for a person to look at, then the fullest.
+        doors = doors.sort(
+            pl.col("rejected") + pl.col("failed") + pl.col("needs_attention") + pl.col("orphaned"),
+            pl.col("after") / pl.col("budget"),
+            descending=True,
+            nulls_last=True,
+        ).head(DOOR_TABLE_ROWS)
+    table = Table(title=f"Per door: run {report.run_id}'s rows, the budget after it, the codes now")
+    numbers = ("made", "not made", "budget", "set", "not set", "attention", "orphaned")
+    for column in ("door", *numbers, "why not made"):
+        table.add_column(column, justify="right" if column in numbers else "left")
+    for row in doors.iter_rows(named=True):
+        budget = row["budget"]
+        table.add_row(
+            _door_label(row),
+            str(row["created"]),
+            str(row["rejected"] + row["failed"]),
+            "" if budget is None else f"{row['after']}/{budget}",
+            str(row["set"]),
+            str(row["setting"] + row["unset"] + row["other_status"] + row["outcome_unknown"]),
+            str(row["needs_attention"]),
+            str(row["orphaned"]),
+            row["problems"] or "",
+        )
+    if hidden:
+        table.caption = f"and {hidden} more doors with less to look at"
+    console.print(table)
+
+
+def _door_label(row: dict[str, Any]) -> str:
+    """``site / door``; rows no door was matched for say so."""
+    name = row["door_name"] or row["device_id"] or "(no door given)"
+    label = f"{row['site_name']} / {name}" if row["site_name"] else name
+    return label if row["device_id"] else f"{label} (unmatched)"
+
+
+def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) -> None:
+    if codes.is_empty():
+        return
+    table = Table(title=title)
+    for column in ("reservation", "door", "starts_at", "ends_at", "state", "status", why):
+        table.add_column(column)
+    for row in codes.head(DOOR_TABLE_ROWS).iter_rows(named=True):
+        table.add_row(
+            row["reservation_id"],
+            _door_label(row),
+            row["starts_at"],
+            row["ends_at"],
+            row["state"],
+            row["code_status"] or "",
+            row[why],
+        )
+    if codes.height > DOOR_TABLE_ROWS:
+        table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"
+    console.print(table)

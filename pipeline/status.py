@@ -25,19 +25,14 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.counting import list_door_codes
-from pipeline.ledger import Ledger, fill_keys
+from pipeline.ledger import STAY_COLUMNS, Ledger, fill_keys
 from pipeline.models import AccessCode
 from pipeline.seam import SeamClient
 
 ATTENTION_AFTER = dt.timedelta(hours=1)
 STATUS_COLUMNS = (
     "idempotency_tag",
-    "reservation_id",
-    "device_id",
-    "door_name",
-    "site_name",
-    "starts_at",
-    "ends_at",
+    *STAY_COLUMNS,
     "access_code_id",
     "code",
     "code_status",

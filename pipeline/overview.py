@@ -1,0 +1,330 @@
+"""The report: what the runs did and what needs a person, from the ledger alone (no Seam call).
+
+Sections (one table each; ``--format csv|parquet`` writes one file per section):
+    runs       the latest runs, newest first: command, times, exit code, and rows per outcome
+               (``apply``) or codes checked and needing attention (``status``)
+    outcomes   per run (those listed, and the doors' run) and door: input rows by outcome and
+               reason
+    doors      per door, for one apply run (the latest by default): its rows by outcome, the
+               rejected and failed ones by reason, the door's budget (used before the run,
+               after it, left), and the door's codes in the ledger now by status, with how
+               many need attention or are orphaned
+    attention  codes a person should look at, with ``status``'s reason
+    orphaned   codes whose reservation was absent from an apply run's inputs (and hasn't come
+               back since) and whose window hasn't ended: codes can't be deleted, so a person
+               decides what to do (the guest or the door may need watching)
+
+Apply runs leave their per-door summary in the ledger (``run_summary``, ``record_apply``);
+the report only reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from pipeline.budgets import BudgetCheck, iso_instant
+from pipeline.errors import UsageError
+from pipeline.ledger import STAY_COLUMNS
+
+OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
+CODE_STATUSES = ("set", "setting", "unset")
+SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
+DEFAULT_RUNS = 20
+RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
+
+RUN_SCHEMA = {
+    "run_id": pl.String,
+    "command": pl.String,
+    "started_at": pl.String,
+    "finished_at": pl.String,
+    "exit_code": pl.Int64,
+    "host": pl.String,
+    "pid": pl.Int64,
+    **dict.fromkeys(RUN_COUNTS, pl.Int64),
+}
+OUTCOME_SCHEMA = {
+    "run_id": pl.String,
+    "device_id": pl.String,
+    "door_name": pl.String,
+    "site_name": pl.String,
+    "outcome": pl.String,
+    "reason": pl.String,
+    "rows": pl.Int64,
+}
+BUDGET_SCHEMA = {
+    "device_id": pl.String,
+    "mode": pl.String,
+    "budget": pl.Int64,
+    "budget_source": pl.String,
+    "reserve": pl.Int64,
+    "used": pl.Int64,
+    "after": pl.Int64,
+}
+CODES_NOW_SCHEMA = {
+    "device_id": pl.String,
+    "door_name": pl.String,
+    "site_name": pl.String,
+    **dict.fromkeys(CODE_STATUSES, pl.Int64),
+    "other_status": pl.Int64,
+    "outcome_unknown": pl.Int64,
+    "needs_attention": pl.Int64,
+}
+LISTED_CODE_COLUMNS = (
+    *STAY_COLUMNS,
+    "state",
+    "access_code_id",
+    "code_status",
+    "idempotency_tag",
+)
+ATTENTION_SCHEMA = {
+    **dict.fromkeys(LISTED_CODE_COLUMNS, pl.String),
+    "needs_attention": pl.String,
+    "status_checked_at": pl.String,
+}
+ORPHANED_SCHEMA = {**dict.fromkeys(LISTED_CODE_COLUMNS, pl.String), "orphaned_run_id": pl.String}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What an apply run leaves for the report (see ``Ledger.record_apply``)."""
+
+    doors: list[tuple[Any, ...]]
+    budgets: list[tuple[Any, ...]]
+    reservation_ids: list[str]
+
+
+def run_summary(results: pl.DataFrame, check: BudgetCheck) -> RunSummary:
+    """Rows per door, outcome and reason; each budgeted door's budget before and after.
+
+    In lifetime mode a door's codes after the run are the used ones plus the codes this run
+    made that weren't on the door before (exact); in concurrent mode they are the check's
+    count of the most codes valid at once with every planned row made (an upper bound when
+    some weren't).
+    """
+    doors = (
+        results.group_by("device_id", "door_name", "site_name", "outcome", "reason")
+        .len("rows")
+        .sort("device_id", "door_name", "outcome", "reason", nulls_last=True)
+    )
+    made = (
+        results.filter(
+            (pl.col("outcome") == "created") & ~pl.col("idempotency_tag").is_in(list(check.on_door))
+        )
+        .group_by("device_id")
+        .agg(made=pl.len().cast(pl.Int64))
+    )
+    if check.mode == "lifetime":
+        after = pl.col("used") + pl.col("made").fill_null(0)
+    else:
+        after = pl.col("after")
+    budgets = (
+        check.doors.filter(pl.col("budget").is_not_null())
+        .join(made, on="device_id", how="left")
+        .select(
+            "device_id",
+            pl.lit(check.mode).alias("mode"),
+            "budget",
+            "budget_source",
+            "reserve",
+            "used",
+            after.alias("after"),
+        )
+    )
+    return RunSummary(
+        doors=doors.rows(),
+        budgets=budgets.rows(),
+        reservation_ids=results["reservation_id"].drop_nulls().unique().to_list(),
+    )
+
+
+@dataclass(frozen=True)
+class Report:
+    """The report's sections (see the module docstring); ``run_id`` is the doors' apply run."""
+
+    runs: pl.DataFrame
+    outcomes: pl.DataFrame
+    doors: pl.DataFrame
+    attention: pl.DataFrame
+    orphaned: pl.DataFrame
+    run_id: str | None
+    generated_at: dt.datetime
+
+    def sections(self) -> dict[str, pl.DataFrame]:
+        return {name: getattr(self, name) for name in SECTIONS}
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a code needs attention or is orphaned (a person has work), else 0."""
+        return 1 if self.attention.height or self.orphaned.height else 0
+
+    def to_json(self) -> str:
+        document: dict[str, Any] = {
+            "generated_at": self.generated_at.isoformat(timespec="seconds"),
+            "run_id": self.run_id,
+        }
+        document.update((name, frame.to_dicts()) for name, frame in self.sections().items())
+        return json.dumps(document, indent=2, default=str)
+
+
+def read_report(
+    db: sqlite3.Connection, *, now: dt.datetime, run_id: str | None = None, runs: int = DEFAULT_RUNS
+) -> Report:
+    """Build the report from the ledger's tables (in the ledger's thread)."""
+    now = now.astimezone(dt.UTC)
+    listed = _runs(db, runs)
+    run_id = run_id or _latest_apply(db)
+    if run_id is not None and not _is_apply_run(db, run_id):
+        raise UsageError(f"the ledger has no apply run {run_id}", hint="see the runs in the report")
+    shown = listed["run_id"].to_list() + ([run_id] if run_id else [])
+    outcomes = _frame(
+        db,
+        f"SELECT {', '.join(OUTCOME_SCHEMA)} FROM run_doors"
+        f" WHERE run_id IN ({', '.join('?' * len(shown))})",
+        OUTCOME_SCHEMA,
+        shown,
+    ).sort("run_id", "device_id", "outcome", "reason", descending=[True, False, False, False])
+    budgets = _frame(
+        db,
+        f"SELECT {', '.join(BUDGET_SCHEMA)} FROM run_budgets WHERE run_id = ?",
+        BUDGET_SCHEMA,
+        [run_id],
+    )
+    attention = _frame(
+        db,
+        f"SELECT {', '.join(ATTENTION_SCHEMA)} FROM codes"
+        " WHERE state = 'created' AND needs_attention IS NOT NULL",
+        ATTENTION_SCHEMA,
+    ).sort(iso_instant("starts_at"), "reservation_id")
+    orphaned = (
+        _frame(
+            db,
+            f"SELECT {', '.join(ORPHANED_SCHEMA)} FROM codes"
+            " WHERE orphaned_run_id IS NOT NULL AND state IN ('created', 'sending')",
+            ORPHANED_SCHEMA,
+        )
+        .filter(iso_instant("ends_at") > now)
+        .sort(iso_instant("starts_at"), "reservation_id")
+    )
+    of_run = outcomes.filter(pl.col("run_id") == run_id) if run_id else outcomes.clear()
+    doors = _door_table(of_run, budgets, _codes_now(db), orphaned)
+    return Report(
+        runs=listed,
+        outcomes=outcomes,
+        doors=doors,
+        attention=attention,
+        orphaned=orphaned,
+        run_id=run_id,
+        generated_at=now,
+    )
+
+
+def _frame(
+    db: sqlite3.Connection, query: str, schema: dict[str, Any], parameters: Any = ()
+) -> pl.DataFrame:
+    return pl.DataFrame(db.execute(query, parameters).fetchall(), schema=schema, orient="row")
+
+
+def _runs(db: sqlite3.Connection, limit: int) -> pl.DataFrame:
+    cursor = db.execute(
+        "SELECT run_id, command, started_at, finished_at, exit_code, host, pid, counts"
+        " FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
+        (limit,),
+    )
+    rows = []
+    for *fields, counts in cursor:
+        numbers = json.loads(counts) if counts else {}
+        rows.append((*fields, *(numbers.get(name) for name in RUN_COUNTS)))
+    return pl.DataFrame(rows, schema=RUN_SCHEMA, orient="row")
+
+
+def _latest_apply(db: sqlite3.Connection) -> str | None:
+    """The newest apply run that got as far as its results."""
+    row = db.execute(
+        "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM run_doors)"
+        " ORDER BY started_at DESC, rowid DESC LIMIT 1"
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _is_apply_run(db: sqlite3.Connection, run_id: str) -> bool:
+    found = db.execute("SELECT 1 FROM run_doors WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+    return found is not None
+
+
+def _codes_now(db: sqlite3.Connection) -> pl.DataFrame:
+    """Each door's codes in the ledger now: created ones by status, unknown outcomes, and how
+    many need attention."""
+    created = "state = 'created'"
+    by_status = ", ".join(f"SUM({created} AND code_status = '{s}')" for s in CODE_STATUSES)
+    statuses = ", ".join(f"'{s}'" for s in CODE_STATUSES)
+    return _frame(
+        db,
+        f"SELECT device_id, MAX(door_name), MAX(site_name), {by_status},"
+        f" SUM({created} AND COALESCE(code_status, '') NOT IN ({statuses})),"
+        " SUM(state = 'sending'),"
+        f" SUM({created} AND needs_attention IS NOT NULL)"
+        " FROM codes WHERE state IN ('created', 'sending') GROUP BY device_id",
+        CODES_NOW_SCHEMA,
+    )
+
+
+def _door_table(
+    outcomes: pl.DataFrame,
+    budgets: pl.DataFrame,
+    codes_now: pl.DataFrame,
+    orphaned: pl.DataFrame,
+) -> pl.DataFrame:
+    door = ("device_id", "door_name", "site_name")
+    # Sorted first: each door's reasons come most frequent first.
+    by_outcome = (
+        outcomes.sort("rows", descending=True)
+        .group_by(door)
+        .agg(
+            *(
+                pl.col("rows").filter(pl.col("outcome") == name).sum().alias(name)
+                for name in OUTCOMES
+            ),
+            problems=pl.format("{} {}", pl.col("reason"), pl.col("rows"))
+            .filter(pl.col("outcome").is_in(["rejected", "failed"]))
+            .str.join(", "),
+        )
+    )
+    orphans = orphaned.group_by("device_id").agg(orphaned=pl.len().cast(pl.Int64))
+    counts = (*OUTCOMES, *CODE_STATUSES, "other_status", "outcome_unknown", "needs_attention")
+    return (
+        by_outcome.join(codes_now, on="device_id", how="full", coalesce=True, suffix="_now")
+        .with_columns(
+            pl.coalesce("door_name", "door_name_now").alias("door_name"),
+            pl.coalesce("site_name", "site_name_now").alias("site_name"),
+        )
+        .drop("door_name_now", "site_name_now")
+        .join(budgets, on="device_id", how="left")
+        .join(orphans, on="device_id", how="left")
+        .with_columns(
+            pl.col(*counts, "orphaned").fill_null(0),
+            left=pl.col("budget") - pl.col("after"),
+        )
+        .select(
+            *door,
+            *OUTCOMES,
+            "problems",
+            "mode",
+            "budget",
+            "reserve",
+            "used",
+            "after",
+            "left",
+            *CODE_STATUSES,
+            "other_status",
+            "outcome_unknown",
+            "needs_attention",
+            "orphaned",
+        )
+        .sort("site_name", "door_name", "device_id", nulls_last=True)
+    )

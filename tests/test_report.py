@@ -1,0 +1,220 @@
+"""report: per run and per door, what needs attention, and the orphaned codes of cancelled stays."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import stat
+
+import anyio.to_thread
+import polars as pl
+import pytest
+
+from bench.generate import make_devices
+from pipeline.cli import main
+from pipeline.jobs import report_files
+from pipeline.overview import SECTIONS
+from pipeline.settings import BudgetOptions
+from tests.apply_helpers import start_sandbox
+from tests.test_status import earliest_start, move_sandbox_clock_to, refresh
+from tests.virtual_time import VIRTUAL_BACKEND
+
+
+@pytest.fixture
+def anyio_backend():
+    return VIRTUAL_BACKEND
+
+
+def stays(door: str, reservations: dict[str, tuple[str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "reservation_id": list(reservations),
+            "device_id": [door] * len(reservations),
+            "check_in": [dates[0] for dates in reservations.values()],
+            "check_out": [dates[1] for dates in reservations.values()],
+        }
+    )
+
+
+TONIGHT = {
+    "KEEP": ("2027-03-01", "2027-03-04"),
+    "MOVE": ("2027-03-05", "2027-03-07"),
+    "CANCEL": ("2027-03-10", "2027-03-12"),
+}
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_stay_is_orphaned_until_it_comes_back_or_ends(tmp_path, monkeypatch):
+    """A reservation with a code that is absent from the next run's input is orphaned (listed
+    with its code, exit 1); a moved stay still in the input is not; it stops being orphaned
+    when it is back in the input, and is no longer listed once its window has ended."""
+    payload = make_devices(1, seed=61)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = await run.apply(stays(door, TONIGHT))
+    assert first.newly_orphaned == 0
+    cancel_code = first.result.results.filter(pl.col("reservation_id") == "CANCEL").row(
+        0, named=True
+    )
+    moved = {"KEEP": TONIGHT["KEEP"], "MOVE": ("2027-03-20", "2027-03-22")}
+    second = await run.apply(stays(door, moved))
+    assert second.newly_orphaned == 1
+
+    report = await report_files(ledger_path=run.ledger)
+    orphan = report.orphaned.row(0, named=True)
+    assert report.orphaned.height == 1
+    assert (orphan["reservation_id"], orphan["access_code_id"], orphan["state"]) == (
+        "CANCEL",
+        cancel_code["access_code_id"],
+        "created",
+    )
+    assert orphan["orphaned_run_id"] == second.result.run_id
+    assert report.exit_code == 1
+    assert report.doors.filter(pl.col("device_id") == door)["orphaned"].to_list() == [1]
+
+    # Still absent the night after: still orphaned since the same run, not found again.
+    third = await run.apply(stays(door, moved))
+    assert third.newly_orphaned == 0
+    report = await report_files(ledger_path=run.ledger)
+    assert report.orphaned["orphaned_run_id"].to_list() == [second.result.run_id]
+
+    after_its_end = dt.datetime(2027, 3, 13, tzinfo=dt.UTC)
+    ended = await report_files(ledger_path=run.ledger, now=after_its_end)
+    assert ended.orphaned.is_empty()
+
+    await run.apply(stays(door, {**moved, "CANCEL": TONIGHT["CANCEL"]}))
+    back = await report_files(ledger_path=run.ledger)
+    assert back.orphaned.is_empty()
+    assert back.exit_code == 0
+    with sqlite3.connect(run.ledger) as db:
+        events = db.execute("SELECT idempotency_tag FROM events WHERE kind = 'orphaned'").fetchall()
+    assert events == [(cancel_code["idempotency_tag"],)]
+
+
+@pytest.mark.anyio
+async def test_the_report_counts_each_run_and_door_with_its_budget(tmp_path, monkeypatch):
+    """Two doors, a budget of 3 per door, 5 stays on one and 2 on the other: the doors section
+    has the created and budget_exhausted rows, budget used before and after, and what is left;
+    the rerun is listed first with its already_created rows."""
+    payload = make_devices(2, seed=62)
+    full, roomy = (device["device_id"] for device in payload["devices"])
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    stays_full = {f"F{n}": (f"2027-04-{n + 1:02d}", f"2027-04-{n + 2:02d}") for n in range(5)}
+    stays_roomy = {f"R{n}": (f"2027-04-{n + 1:02d}", f"2027-04-{n + 2:02d}") for n in range(2)}
+    reservations = pl.concat([stays(full, stays_full), stays(roomy, stays_roomy)])
+    budget = BudgetOptions(per_door=3)
+    first = await run.apply(reservations, budget=budget)
+    second = await run.apply(reservations, budget=budget)
+
+    report = await report_files(ledger_path=run.ledger)
+    assert report.run_id == second.result.run_id
+    assert report.runs["run_id"].to_list() == [second.result.run_id, first.result.run_id]
+    assert report.runs.select("already_created", "rejected").row(0) == (5, 2)
+    assert report.runs.select("created", "rejected").row(1) == (5, 2)
+
+    doors = {row["device_id"]: row for row in report.doors.iter_rows(named=True)}
+    assert doors[full]["already_created"] == 3
+    assert doors[full]["problems"] == "budget_exhausted 2"
+    # The rerun counted the 3 codes made the night before; it made none.
+    assert (doors[full]["budget"], doors[full]["used"], doors[full]["after"]) == (3, 3, 3)
+    assert doors[full]["left"] == 0
+    assert (doors[roomy]["used"], doors[roomy]["after"], doors[roomy]["left"]) == (2, 2, 1)
+    assert doors[full]["unset"] + doors[roomy]["unset"] == 5
+
+    first_doors = (await report_files(ledger_path=run.ledger, run_id=first.result.run_id)).doors
+    made = dict(first_doors.select("device_id", "created").rows())
+    assert made == {full: 3, roomy: 2}
+    assert dict(first_doors.select("device_id", "after").rows()) == {full: 3, roomy: 2}
+    reasons = report.outcomes.filter(
+        (pl.col("run_id") == first.result.run_id) & (pl.col("outcome") == "rejected")
+    )
+    assert reasons.select("device_id", "reason", "rows").rows() == [(full, "budget_exhausted", 2)]
+
+
+@pytest.mark.anyio
+async def test_the_report_lists_codes_by_status_and_those_needing_attention(tmp_path, monkeypatch):
+    """After status past the codes' start: the working door's codes are `set`, the stuck
+    door's are listed as needing attention with Seam's error."""
+    payload = make_devices(2, seed=63)
+    stuck, working = (device["device_id"] for device in payload["devices"])
+    payload["sandbox"] = {"stuck_devices": [stuck]}
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    dates = [("2027-02-01", "2027-02-05"), ("2027-02-02", "2027-02-06")]
+    await run.apply(
+        pl.concat(
+            [
+                stays(stuck, {"S1": dates[0], "S2": dates[1]}),
+                stays(working, {"W1": dates[0], "W2": dates[1]}),
+            ]
+        )
+    )
+    later = max(code.starts_at for code in run.state.codes.values()) + dt.timedelta(hours=2)
+    assert later > earliest_start(run)
+    move_sandbox_clock_to(run, later)
+    await refresh(run, later)
+
+    report = await report_files(ledger_path=run.ledger, now=later)
+    doors = {row["device_id"]: row for row in report.doors.iter_rows(named=True)}
+    assert (doors[working]["set"], doors[working]["needs_attention"]) == (2, 0)
+    assert (doors[stuck]["set"], doors[stuck]["needs_attention"]) == (0, 2)
+    assert set(report.attention["device_id"]) == {stuck}
+    assert report.attention["needs_attention"].str.starts_with("seam_error").all()
+    assert report.runs["command"].to_list() == ["status", "apply"]
+    assert report.runs.select("checked", "needs_attention").row(0) == (4, 2)
+    assert report.exit_code == 1
+
+
+@pytest.mark.anyio
+async def test_report_formats_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """json on standard output holds every section; csv and parquet write one file per section,
+    owner-only, without PINs; table names the orphaned reservation; exit 1 for it."""
+    payload = make_devices(1, seed=64)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(door, TONIGHT))
+    await run.apply(stays(door, {"KEEP": TONIGHT["KEEP"]}))
+    ledger = str(run.ledger)
+    capsys.readouterr()
+
+    # The command line runs its own event loop: from a worker thread here.
+    async def cli(*args: str) -> int:
+        return await anyio.to_thread.run_sync(main, ["report", "--ledger", ledger, *args])
+
+    assert await cli("--format", "json") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert set(document) >= {"runs", "outcomes", "doors", "attention", "orphaned", "run_id"}
+    assert sorted(row["reservation_id"] for row in document["orphaned"]) == ["CANCEL", "MOVE"]
+
+    for fmt in ("csv", "parquet"):
+        folder = tmp_path / f"report-{fmt}"
+        assert await cli("--format", fmt, "--out", str(folder)) == 1
+        files = sorted(path.name for path in folder.iterdir())
+        assert files == sorted(f"{name}.{fmt}" for name in document if name in SECTIONS)
+        assert all(stat.S_IMODE(os.stat(path).st_mode) == 0o600 for path in folder.iterdir())
+        read = pl.read_csv if fmt == "csv" else pl.read_parquet
+        orphaned = read(folder / f"orphaned.{fmt}")
+        assert sorted(orphaned["reservation_id"]) == ["CANCEL", "MOVE"]
+        assert "code" not in orphaned.columns
+
+    assert await cli() == 1
+    out = capsys.readouterr().out
+    assert "2 orphaned codes" in out
+    assert "CANCEL" in out
+
+
+def test_report_refuses_what_it_cannot_do(tmp_path, capsys):
+    """Missing ledger, unknown run, --out with the table format: exit 2 with one line."""
+    missing = tmp_path / "none.sqlite"
+    assert main(["report", "--ledger", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: ledger {missing} does not exist (check --ledger)"
+    )
+    empty = tmp_path / "empty.sqlite"
+    sqlite3.connect(empty).close()
+    assert main(["report", "--ledger", str(empty), "--run", "run-nope"]) == 2
+    assert "no apply run run-nope" in capsys.readouterr().err
+    assert main(["report", "--ledger", str(empty), "--out", str(tmp_path / "x")]) == 2
+    assert "--out needs --format" in capsys.readouterr().err
+    assert main(["report", "--ledger", str(empty)]) == 0  # an empty ledger: nothing to do
