@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from bench.generate import make_devices
+from pipeline.settings import BudgetOptions
 from tests.apply_helpers import start_sandbox
 from tests.virtual_time import VIRTUAL_BACKEND
 
@@ -73,3 +74,21 @@ async def test_reissue_changed_makes_the_new_code_and_links_it(tmp_path, monkeyp
     again = await run.apply(stays(door, moved=True))
     assert set(again.result.results["outcome"]) == {"already_created"}
     assert run.creates() == creates + 1
+
+
+@pytest.mark.anyio
+async def test_rows_rejected_last_night_are_planned_again_from_scratch(tmp_path, monkeypatch):
+    """A row rejected for the door's budget one night is created the next night once the
+    budget has been raised; the row created the first night is not sent again."""
+    payload = make_devices(1, seed=53)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = await run.apply(stays(door), budget=BudgetOptions(per_door=1))
+    outcomes = dict(first.result.results.select("reservation_id", "reason").rows())
+    assert outcomes == {"KEEP": None, "MOVE": "budget_exhausted"}
+    assert run.creates() == 1
+    second = await run.apply(stays(door), budget=BudgetOptions(per_door=2))
+    outcomes = dict(second.result.results.select("reservation_id", "outcome").rows())
+    assert outcomes == {"KEEP": "already_created", "MOVE": "created"}
+    assert run.creates() == 2
+    assert set(run.tags_on_doors().values()) == {1}
