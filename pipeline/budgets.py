@@ -126,6 +126,18 @@ def door_budgets(doors: pl.DataFrame, budgets: BudgetConfig) -> pl.DataFrame:
     )
 
 
+def unmatched_budget_names(doors: pl.DataFrame, budgets: BudgetConfig) -> list[str]:
+    """``[budgets.doors]`` and ``[budgets.sites]`` keys that match no door or site (a typo
+    would otherwise leave a door on the default budget without a word)."""
+    door_keys = set(doors["device_id"]) | set(doors["door_key"].drop_nulls())
+    site_keys = set(doors["site_key"].drop_nulls())
+    return [
+        f"[budgets.doors] {key!r}"
+        for key in budgets.doors
+        if key not in door_keys and name_key(key) not in door_keys
+    ] + [f"[budgets.sites] {key!r}" for key in budgets.sites if name_key(key) not in site_keys]
+
+
 def existing_codes(
     listed: Iterable[AccessCode], ledger_codes: Iterable[Mapping[str, Any]] = ()
 ) -> pl.DataFrame:
@@ -232,6 +244,7 @@ class BudgetCheck:
     mode: str
     on_exceeded: str
     counted_existing: bool
+    unmatched: tuple[str, ...] = ()  # budget config keys that match no door or site
 
     @property
     def exceeded(self) -> pl.DataFrame:

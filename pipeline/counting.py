@@ -5,6 +5,7 @@ door's budget in between).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ from pipeline.budgets import (
     check_budgets,
     door_budgets,
     existing_codes,
+    unmatched_budget_names,
 )
 from pipeline.catalog import DeviceCatalog
 from pipeline.ledger import Ledger
@@ -83,7 +85,9 @@ async def count_budgets(
 
     def allocate() -> BudgetCheck:
         existing = existing_codes(listed or [], ours) if is_counted else None
-        return check_budgets(plan, budgets, existing, config, now=now)
+        check = check_budgets(plan, budgets, existing, config, now=now)
+        unmatched = tuple(unmatched_budget_names(catalog.doors, config))
+        return dataclasses.replace(check, unmatched=unmatched)
 
     return await anyio.to_thread.run_sync(allocate)
 

@@ -11,6 +11,7 @@ from typing import Any, BinaryIO
 
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -159,6 +160,12 @@ def print_door_table(per_door: pl.DataFrame, mode: str, console: Console) -> Non
 def print_budget_warnings(budgets: BudgetCheck, console: Console) -> None:
     """What an operator must know about budgets: doors unbudgeted, near full, over, uncounted."""
     doors = budgets.doors
+    if budgets.unmatched:
+        console.print(
+            f"warning: {', '.join(budgets.unmatched)} match(es) no door or site of the"
+            " workspace, so the default budget applies there: check the names",
+            markup=False,
+        )
     unbudgeted = budgets.unbudgeted
     if not unbudgeted.is_empty():
         console.print(
@@ -349,10 +356,10 @@ def _print_report_doors(report: Report, console: Console) -> None:
 
 
 def _door_label(row: dict[str, Any]) -> str:
-    """``site / door``; rows no door was matched for say so."""
+    """``site / door`` (as text, not markup); rows no door was matched for say so."""
     name = row["door_name"] or row["device_id"] or "(no door given)"
     label = f"{row['site_name']} / {name}" if row["site_name"] else name
-    return label if row["device_id"] else f"{label} (unmatched)"
+    return escape(label if row["device_id"] else f"{label} (unmatched)")
 
 
 def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) -> None:
@@ -363,7 +370,7 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
         table.add_column(column)
     for row in codes.head(DOOR_TABLE_ROWS).iter_rows(named=True):
         table.add_row(
-            row["reservation_id"],
+            escape(row["reservation_id"]),
             _door_label(row),
             row["starts_at"],
             row["ends_at"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import httpx
 import polars as pl
@@ -281,23 +282,8 @@ def test_plan_counts_codes_from_a_saved_list_and_flags_a_door_near_full(tmp_path
     )
     out = tmp_path / "plan.csv"
     # The sample's config without its budgets (a reserve would leave no room here).
-    config = tmp_path / "pipeline.toml"
-    config.write_text(SAMPLE_CONFIG.read_text().split("[budgets]")[0])
-    code = main(
-        [
-            "plan",
-            str(SAMPLE),
-            "--config",
-            str(config),
-            "--devices",
-            str(SANDBOX_DEVICES),
-            "--codes",
-            str(saved),
-            "--budget-per-door",
-            "3",
-            "--out",
-            str(out),
-        ]
+    code = plan_sample(
+        tmp_path, "", "--codes", str(saved), "--budget-per-door", "3", "--out", str(out)
     )
     printed = " ".join(capsys.readouterr().out.split())
     assert code == 1  # the sample's own rejections
@@ -344,3 +330,30 @@ def test_codes_without_devices_is_refused(tmp_path, capsys):
     code = main(["plan", str(SAMPLE), "--codes", str(tmp_path / "codes.json")])
     assert code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_budget_names_that_match_no_door_or_site_are_named(tmp_path, capsys):
+    """A typo in [budgets.doors] or [budgets.sites] gets a warning line naming the key; keys
+    that match (a door name in any case, a site) are not named."""
+    plan_sample(
+        tmp_path,
+        '[budgets]\nper_door = 40\n[budgets.doors]\n"Zimmer 3" = 5\n"Zimmr 9" = 5\n'
+        '[budgets.sites]\n"harbor view" = 20\n"Alpnhof" = 10\n',
+        "--out",
+        str(tmp_path / "plan.csv"),
+    )
+    warnings = [
+        line for line in capsys.readouterr().out.splitlines() if "match(es) no door" in line
+    ]
+    assert len(warnings) == 1
+    assert "[budgets.doors] 'Zimmr 9', [budgets.sites] 'Alpnhof' match(es)" in warnings[0]
+
+
+def plan_sample(folder: Path, budgets: str, *options: str) -> int:
+    """``plan`` on the sample, offline, with the sample's config but ``budgets`` for its
+    ``[budgets]`` part."""
+    config = folder / "pipeline.toml"
+    config.write_text(SAMPLE_CONFIG.read_text().split("[budgets]")[0] + budgets)
+    return main(
+        ["plan", str(SAMPLE), "--config", str(config), "--devices", str(SANDBOX_DEVICES), *options]
+    )
