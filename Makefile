@@ -59,7 +59,7 @@ nightly: install
 	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
 		--results $$log-status.parquet --log-format json > $$log-status.log 2>&1; checked=$$?; \
 	$(BIN)/oracode-provision report --ledger $(LEDGER) --format json --out $$log-report.json \
-		> /dev/null 2>> $$log-status.log; \
+		> $$log-report.log 2>&1; \
 	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
 	exit $$(( applied > checked ? applied : checked ))
 

@@ -30,6 +30,7 @@ from pipeline.overview import DEFAULT_RUNS
 from pipeline.reports import (
     REPORT_FORMATS,
     ApplyProgress,
+    check_report_path,
     default_output_path,
     print_budget_warnings,
     print_outcomes,
@@ -272,8 +273,8 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 def _report(args: argparse.Namespace, console: Console) -> int:
     if args.runs < 1:
         raise UsageError("--runs must be at least 1")
-    if args.out is not None and args.format == "table":
-        raise UsageError("--out needs --format csv, parquet or json")
+    if args.out is not None:
+        check_report_path(args.out, args.format)
     report = anyio.run(
         functools.partial(
             jobs.report_files, ledger_path=args.ledger, run_id=args.run, runs=args.runs
@@ -285,7 +286,13 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         print(report.to_json())
     else:
         out = args.out or default_output_path("report", now=report.generated_at).with_suffix("")
-        for path in write_report(report, args.format, out):
+        try:
+            written = write_report(report, args.format, out)
+        except OSError as exc:
+            raise UsageError(
+                f"the report can't be written to {out}: {exc.strerror or exc}"
+            ) from exc
+        for path in written:
             console.print(f"wrote {path}", soft_wrap=True)
     return report.exit_code
 

@@ -211,11 +211,11 @@ async def apply_files(
         def write_results() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
             counts = dict(result.results.group_by("outcome").len().rows())
-            return counts, run_summary(result.results, check)
+            return counts, run_summary(result.results, check, catalog.doors)
 
         counts, summary = await anyio.to_thread.run_sync(write_results)
         orphaned = await session.ledger.record_apply(
-            session.run_id, summary.doors, summary.budgets, summary.reservation_ids
+            session.run_id, summary.doors, summary.budgets, summary.reservation_ids, now=now
         )
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(

@@ -130,6 +130,7 @@ CREATE TABLE IF NOT EXISTS run_doors (
     device_id TEXT,
     door_name TEXT,
     site_name TEXT,
+    matched INTEGER NOT NULL,  -- 1: device_id is a door of the workspace
     outcome TEXT NOT NULL,
     reason TEXT,
     rows INTEGER NOT NULL
@@ -417,21 +418,23 @@ class Ledger:
         doors: Sequence[Sequence[Any]],
         budgets: Sequence[Sequence[Any]],
         reservation_ids: Iterable[str],
+        *,
+        now: dt.datetime,
     ) -> int:
         """Keep an apply run's summary for the report, and mark the orphaned codes.
 
-        ``doors``: ``(device_id, door_name, site_name, outcome, reason, rows)``; ``budgets``:
-        ``(device_id, mode, budget, budget_source, reserve, used, after)``. A code that exists
-        or may exist (``created``, ``sending``) whose reservation is not among
-        ``reservation_ids`` (the run's inputs) becomes orphaned by this run, unless an earlier
-        run already found it so; one whose reservation is back is no longer orphaned. Returns
-        how many codes this run found orphaned.
+        ``doors``: ``(device_id, door_name, site_name, matched, outcome, reason, rows)``;
+        ``budgets``: ``(device_id, mode, budget, budget_source, reserve, used, after)``. A code
+        that exists or may exist (``created``, ``sending``), whose window hasn't ended and whose
+        reservation is not among ``reservation_ids`` (the run's inputs) becomes orphaned by
+        this run, unless an earlier run already found it so; one whose reservation is back is
+        no longer orphaned. Both are events. Returns how many codes this run found orphaned.
         """
 
         def change(db: sqlite3.Connection) -> int:
             db.executemany(
-                "INSERT INTO run_doors (run_id, device_id, door_name, site_name, outcome, reason,"
-                " rows) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO run_doors (run_id, device_id, door_name, site_name, matched,"
+                " outcome, reason, rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *row) for row in doors],
             )
             db.executemany(
@@ -441,22 +444,30 @@ class Ledger:
             )
             keys = fill_keys(db, "reservation_id", reservation_ids)
             present = f"reservation_id IN (SELECT reservation_id FROM {keys})"
+            was_orphaned = f"orphaned_run_id IS NOT NULL AND {present}"
+            back = db.execute(f"SELECT idempotency_tag FROM codes WHERE {was_orphaned}").fetchall()
+            db.execute(f"UPDATE codes SET orphaned_run_id = NULL WHERE {was_orphaned}")
+            # Offsets differ from code to code: compare the ends as instants, not as text.
+            absent = db.execute(
+                f"SELECT idempotency_tag, ends_at FROM codes WHERE orphaned_run_id IS NULL"
+                f" AND state IN ('created', 'sending') AND NOT {present}"
+            ).fetchall()
+            orphaned = [
+                (tag,) for tag, ends_at in absent if dt.datetime.fromisoformat(ends_at) > now
+            ]
+            tags = fill_keys(db, "idempotency_tag", (tag for (tag,) in orphaned))
             db.execute(
-                f"UPDATE codes SET orphaned_run_id = NULL"
-                f" WHERE orphaned_run_id IS NOT NULL AND {present}"
-            )
-            orphaned = db.execute(
-                f"UPDATE codes SET orphaned_run_id = ? WHERE orphaned_run_id IS NULL"
-                f" AND state IN ('created', 'sending') AND NOT {present}",
+                f"UPDATE codes SET orphaned_run_id = ?"
+                f" WHERE idempotency_tag IN (SELECT idempotency_tag FROM {tags})",
                 (run_id,),
-            ).rowcount
-            db.execute(
-                "INSERT INTO events (run_id, at, kind, idempotency_tag, detail)"
-                " SELECT ?, ?, 'orphaned', idempotency_tag, ? FROM codes"
-                " WHERE orphaned_run_id = ?",
-                (run_id, _now(), json.dumps({"reason": "reservation absent"}), run_id),
             )
-            return orphaned
+            at = _now()
+            for kind, found in (("orphaned", orphaned), ("orphan_back", back)):
+                db.executemany(
+                    "INSERT INTO events (run_id, at, kind, idempotency_tag) VALUES (?, ?, ?, ?)",
+                    [(run_id, at, kind, tag) for (tag,) in found],
+                )
+            return len(orphaned)
 
         return await self.write(change)
 

@@ -36,6 +36,7 @@ OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
 CODE_STATUSES = ("set", "setting", "unset")
 SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
 DEFAULT_RUNS = 20
+NEWEST_FIRST = "ORDER BY started_at DESC, rowid DESC"
 RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
 
 RUN_SCHEMA = {
@@ -53,6 +54,7 @@ OUTCOME_SCHEMA = {
     "device_id": pl.String,
     "door_name": pl.String,
     "site_name": pl.String,
+    "matched": pl.Boolean,
     "outcome": pl.String,
     "reason": pl.String,
     "rows": pl.Int64,
@@ -99,18 +101,32 @@ class RunSummary:
     reservation_ids: list[str]
 
 
-def run_summary(results: pl.DataFrame, check: BudgetCheck) -> RunSummary:
+def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) -> RunSummary:
     """Rows per door, outcome and reason; each budgeted door's budget before and after.
+
+    ``doors`` is the workspace's doors (``device_id, door_name, site_name``): rows on one of
+    them count under its own names, whatever the input called it; the other rows (no door
+    found, an unknown device_id) count under the door and site the input gave, unmatched.
 
     In lifetime mode a door's codes after the run are the used ones plus the codes this run
     made that weren't on the door before (exact); in concurrent mode they are the check's
     count of the most codes valid at once with every planned row made (an upper bound when
     some weren't).
     """
-    doors = (
-        results.group_by("device_id", "door_name", "site_name", "outcome", "reason")
-        .len("rows")
-        .sort("device_id", "door_name", "outcome", "reason", nulls_last=True)
+    names = doors.select("device_id", "door_name", "site_name")
+    counted = results.group_by("device_id", "door_name", "site_name", "outcome", "reason").len(
+        "rows"
+    )
+    on_doors = (
+        counted.join(names, on="device_id", how="semi")
+        .group_by("device_id", "outcome", "reason")
+        .agg(pl.col("rows").sum())
+        .join(names, on="device_id", how="left")
+        .with_columns(matched=pl.lit(True))
+    )
+    elsewhere = counted.join(names, on="device_id", how="anti").with_columns(matched=pl.lit(False))
+    per_door = pl.concat([on_doors, elsewhere], how="diagonal").select(
+        "device_id", "door_name", "site_name", "matched", "outcome", "reason", "rows"
     )
     made = (
         results.filter(
@@ -137,7 +153,7 @@ def run_summary(results: pl.DataFrame, check: BudgetCheck) -> RunSummary:
         )
     )
     return RunSummary(
-        doors=doors.rows(),
+        doors=per_door.sort("device_id", "door_name", "outcome", "reason", nulls_last=True).rows(),
         budgets=budgets.rows(),
         reservation_ids=results["reservation_id"].drop_nulls().unique().to_list(),
     )
@@ -178,16 +194,16 @@ def read_report(
     """Build the report from the ledger's tables (in the ledger's thread)."""
     now = now.astimezone(dt.UTC)
     listed = _runs(db, runs)
-    run_id = run_id or _latest_apply(db)
-    if run_id is not None and not _is_apply_run(db, run_id):
-        raise UsageError(f"the ledger has no apply run {run_id}", hint="see the runs in the report")
-    shown = listed["run_id"].to_list() + ([run_id] if run_id else [])
+    if run_id is None:
+        run_id = _latest_apply(db)
+    else:
+        _check_apply_run(db, run_id)
     outcomes = _frame(
         db,
         f"SELECT {', '.join(OUTCOME_SCHEMA)} FROM run_doors"
-        f" WHERE run_id IN ({', '.join('?' * len(shown))})",
+        f" WHERE run_id IN (SELECT run_id FROM runs {NEWEST_FIRST} LIMIT ?) OR run_id = ?",
         OUTCOME_SCHEMA,
-        shown,
+        (runs, run_id),
     ).sort("run_id", "device_id", "outcome", "reason", descending=[True, False, False, False])
     budgets = _frame(
         db,
@@ -233,7 +249,7 @@ def _frame(
 def _runs(db: sqlite3.Connection, limit: int) -> pl.DataFrame:
     cursor = db.execute(
         "SELECT run_id, command, started_at, finished_at, exit_code, host, pid, counts"
-        " FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?",
+        f" FROM runs {NEWEST_FIRST} LIMIT ?",
         (limit,),
     )
     rows = []
@@ -247,14 +263,23 @@ def _latest_apply(db: sqlite3.Connection) -> str | None:
     """The newest apply run that got as far as its results."""
     row = db.execute(
         "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM run_doors)"
-        " ORDER BY started_at DESC, rowid DESC LIMIT 1"
+        f" {NEWEST_FIRST} LIMIT 1"
     ).fetchone()
     return None if row is None else str(row[0])
 
 
-def _is_apply_run(db: sqlite3.Connection, run_id: str) -> bool:
-    found = db.execute("SELECT 1 FROM run_doors WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
-    return found is not None
+def _check_apply_run(db: sqlite3.Connection, run_id: str) -> None:
+    """Raise UsageError unless ``run_id`` is an apply run with its per-door summary."""
+    if db.execute("SELECT 1 FROM run_doors WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+        return
+    found = db.execute("SELECT command, exit_code FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    if found is None or found[0] != "apply":
+        raise UsageError(f"the ledger has no apply run {run_id}", hint="see the runs in the report")
+    ended = "it did not finish" if found[1] is None else f"exit {found[1]}"
+    raise UsageError(
+        f"apply run {run_id} has no per-door summary: it stopped before its results ({ended})",
+        hint="see the runs in the report",
+    )
 
 
 def _codes_now(db: sqlite3.Connection) -> pl.DataFrame:
@@ -280,38 +305,36 @@ def _door_table(
     codes_now: pl.DataFrame,
     orphaned: pl.DataFrame,
 ) -> pl.DataFrame:
+    """One line per door of the workspace (its run rows, budget and codes now), and one per
+    door name the input gave that matched no door (its run rows only)."""
     door = ("device_id", "door_name", "site_name")
-    # Sorted first: each door's reasons come most frequent first.
-    by_outcome = (
-        outcomes.sort("rows", descending=True)
-        .group_by(door)
-        .agg(
-            *(
-                pl.col("rows").filter(pl.col("outcome") == name).sum().alias(name)
-                for name in OUTCOMES
-            ),
-            problems=pl.format("{} {}", pl.col("reason"), pl.col("rows"))
-            .filter(pl.col("outcome").is_in(["rejected", "failed"]))
-            .str.join(", "),
-        )
-    )
     orphans = orphaned.group_by("device_id").agg(orphaned=pl.len().cast(pl.Int64))
-    counts = (*OUTCOMES, *CODE_STATUSES, "other_status", "outcome_unknown", "needs_attention")
-    return (
-        by_outcome.join(codes_now, on="device_id", how="full", coalesce=True, suffix="_now")
+    on_doors = (
+        _rows_by_outcome(outcomes.filter("matched"), door)
+        .join(codes_now, on="device_id", how="full", coalesce=True, suffix="_now")
         .with_columns(
             pl.coalesce("door_name", "door_name_now").alias("door_name"),
             pl.coalesce("site_name", "site_name_now").alias("site_name"),
+            matched=pl.lit(True),
         )
         .drop("door_name_now", "site_name_now")
         .join(budgets, on="device_id", how="left")
         .join(orphans, on="device_id", how="left")
+    )
+    unmatched = _rows_by_outcome(outcomes.filter(~pl.col("matched")), door).with_columns(
+        matched=pl.lit(False)
+    )
+    counts = (*OUTCOMES, *CODE_STATUSES, "other_status", "outcome_unknown", "needs_attention")
+    return (
+        pl.concat([on_doors, unmatched], how="diagonal_relaxed")
         .with_columns(
             pl.col(*counts, "orphaned").fill_null(0),
             left=pl.col("budget") - pl.col("after"),
+            room=(pl.col("budget") - pl.col("reserve") - pl.col("after")).clip(lower_bound=0),
         )
         .select(
             *door,
+            "matched",
             *OUTCOMES,
             "problems",
             "mode",
@@ -320,11 +343,36 @@ def _door_table(
             "used",
             "after",
             "left",
+            "room",
             *CODE_STATUSES,
             "other_status",
             "outcome_unknown",
             "needs_attention",
             "orphaned",
         )
-        .sort("site_name", "door_name", "device_id", nulls_last=True)
+        .sort(
+            "matched",
+            "site_name",
+            "door_name",
+            "device_id",
+            descending=[True, False, False, False],
+            nulls_last=True,
+        )
+    )
+
+
+def _rows_by_outcome(outcomes: pl.DataFrame, door: tuple[str, ...]) -> pl.DataFrame:
+    """Per door: rows per outcome, and the rejected and failed ones' reasons, most first."""
+    return (
+        outcomes.sort("rows", descending=True)
+        .group_by(door)
+        .agg(
+            *(
+                pl.col("rows").filter(pl.col("outcome") == name).sum().cast(pl.Int64).alias(name)
+                for name in OUTCOMES
+            ),
+            problems=pl.format("{} {}", pl.col("reason"), pl.col("rows"))
+            .filter(pl.col("outcome").is_in(["rejected", "failed"]))
+            .str.join(", "),
+        )
     )

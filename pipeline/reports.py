@@ -273,6 +273,19 @@ class ApplyProgress:
 REPORT_FORMATS = ("table", "csv", "parquet", "json")
 
 
+def check_report_path(out: Path, fmt: str) -> None:
+    """Refuse an ``--out`` the format can't use before the ledger is read."""
+    if fmt == "table":
+        raise UsageError("--out needs --format csv, parquet or json")
+    if fmt == "json" and out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="--format json writes one file")
+    if fmt != "json" and out.exists() and not out.is_dir():
+        raise UsageError(
+            f"--out {out} is a file",
+            hint=f"--format {fmt} writes a folder of files, one per section",
+        )
+
+
 def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
     """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` holding one file
     per section (``runs.csv``, ``doors.csv``, ...). Mode 0600 like every output."""
@@ -333,7 +346,8 @@ def _print_report_doors(report: Report, console: Console) -> None:
             descending=True,
             nulls_last=True,
         ).head(DOOR_TABLE_ROWS)
-    table = Table(title=f"Per door: run {report.run_id}'s rows, the budget after it, the codes now")
+    of_run = f"run {report.run_id}'s rows" if report.run_id else "no apply run's rows"
+    table = Table(title=f"Per door: {of_run}, the budget after it, the codes now")
     numbers = ("made", "not made", "budget", "set", "not set", "attention", "orphaned")
     for column in ("door", *numbers, "why not made"):
         table.add_column(column, justify="right" if column in numbers else "left")
@@ -359,7 +373,7 @@ def _door_label(row: dict[str, Any]) -> str:
     """``site / door`` (as text, not markup); rows no door was matched for say so."""
     name = row["door_name"] or row["device_id"] or "(no door given)"
     label = f"{row['site_name']} / {name}" if row["site_name"] else name
-    return escape(label if row["device_id"] else f"{label} (unmatched)")
+    return escape(label if row.get("matched", True) else f"{label} (unmatched)")
 
 
 def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) -> None:

@@ -164,6 +164,18 @@ async def test_the_report_lists_codes_by_status_and_those_needing_attention(tmp_
     assert report.runs["command"].to_list() == ["status", "apply"]
     assert report.runs.select("checked", "needs_attention").row(0) == (4, 2)
     assert report.exit_code == 1
+    # The ledger has the working door's PINs now; no section holds one.
+    with sqlite3.connect(run.ledger) as db:
+        pins = {pin for (pin,) in db.execute("SELECT code FROM codes WHERE code IS NOT NULL")}
+    assert len(pins) == 2
+    cells = {
+        str(value)
+        for frame in report.sections().values()
+        for column in frame.iter_columns()
+        for value in column
+    }
+    assert not pins & cells
+    assert all("code" not in frame.columns for frame in report.sections().values())
 
 
 @pytest.mark.anyio
@@ -218,3 +230,53 @@ def test_report_refuses_what_it_cannot_do(tmp_path, capsys):
     assert main(["report", "--ledger", str(empty), "--out", str(tmp_path / "x")]) == 2
     assert "--out needs --format" in capsys.readouterr().err
     assert main(["report", "--ledger", str(empty)]) == 0  # an empty ledger: nothing to do
+
+
+@pytest.mark.anyio
+async def test_rows_no_door_was_found_for_are_their_own_lines_and_nothing_is_counted_twice(
+    tmp_path, monkeypatch
+):
+    """A door named by device_id with one unreadable row: one line for the door, under the
+    door's own name, with its codes counted once; an unknown device_id is an unmatched line."""
+    payload = make_devices(1, seed=65)
+    door = payload["devices"][0]
+    reservations = pl.DataFrame(
+        {
+            "reservation_id": ["A", "B", "BAD", "LOST"],
+            "device_id": [door["device_id"]] * 3 + ["no-such-door"],
+            "check_in": ["2027-05-01", "2027-05-03", "not-a-date", "2027-05-01"],
+            "check_out": ["2027-05-02", "2027-05-04", "2027-05-05", "2027-05-02"],
+        }
+    )
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(reservations, budget=BudgetOptions(per_door=10))
+    doors = (await report_files(ledger_path=run.ledger)).doors
+    on_door = doors.filter(pl.col("device_id") == door["device_id"])
+    assert on_door.height == 1
+    row = on_door.row(0, named=True)
+    assert (row["door_name"], row["matched"]) == (door["properties"]["name"], True)
+    assert (row["created"], row["rejected"], row["problems"]) == (2, 1, "invalid_row 1")
+    assert (row["unset"], row["used"], row["after"], row["left"], row["room"]) == (2, 0, 2, 8, 8)
+    lost = doors.filter(pl.col("device_id") == "no-such-door").row(0, named=True)
+    assert (lost["matched"], lost["problems"], lost["budget"]) == (False, "unknown_device 1", None)
+
+
+@pytest.mark.anyio
+async def test_a_code_whose_window_has_ended_is_not_orphaned(tmp_path, monkeypatch):
+    """Absent from the input but already over (an ordinary checkout): not orphaned, no event;
+    the absent one still to come is."""
+    payload = make_devices(1, seed=66)
+    door = payload["devices"][0]["device_id"]
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = await run.apply(
+        stays(door, {"OVER": ("2027-03-01", "2027-03-04"), "AHEAD": ("2027-03-20", "2027-03-22")})
+    )
+    ahead = first.result.results.filter(pl.col("reservation_id") == "AHEAD")["idempotency_tag"]
+    later = dt.datetime(2027, 3, 10, tzinfo=dt.UTC)
+    second = await run.apply(stays(door, {"NEW": ("2027-03-25", "2027-03-27")}), now=later)
+    assert second.newly_orphaned == 1
+    report = await report_files(ledger_path=run.ledger, now=later)
+    assert report.orphaned["reservation_id"].to_list() == ["AHEAD"]
+    with sqlite3.connect(run.ledger) as db:
+        events = db.execute("SELECT idempotency_tag FROM events WHERE kind = 'orphaned'").fetchall()
+    assert events == [(ahead[0],)]
