@@ -2,8 +2,9 @@
 
 Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
 2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
-or another run holds the ledger's lock). ``status`` and ``report``: 1 when a code needs a
-person (attention; for ``report`` also orphaned).
+or another run holds the ledger's lock), 4 a defect of the pipeline (traceback saved in
+outputs/). ``status`` and ``report``: 1 when a code needs a person (attention; for ``report``
+also orphaned).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import functools
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,7 @@ from pipeline.reports import (
     print_plan_summary,
     print_report,
     print_status_summary,
+    write_private_text,
     write_report,
 )
 from pipeline.sandbox import Faults, build_sandbox, serve
@@ -345,7 +348,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a defect of ours: one line for the operator, details on file
+        print(f"error: internal error {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
+        print(_save_traceback(), file=sys.stderr)
+        return INTERNAL_ERROR
     return code
+
+
+# Exit code of a defect in the pipeline itself (never of bad input, config or Seam answers).
+INTERNAL_ERROR = 4
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to ``outputs/crash-<UTC time>.txt`` (mode 0600)
+    and say where; when that can't be written, the traceback itself."""
+    details = traceback.format_exc()
+    path = default_output_path("crash", now=dt.datetime.now(dt.UTC)).with_suffix(".txt")
+    try:
+        write_private_text(path, details)
+    except OSError:
+        return details
+    return f"the details are in {path}; please pass them on to the pipeline's maintainers"
 
 
 def run() -> None:

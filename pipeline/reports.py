@@ -63,6 +63,16 @@ def write_table(frame: pl.DataFrame, path: Path) -> Path:
     return write_private(path, write)
 
 
+def write_private_text(path: Path, text: str) -> Path:
+    """``text`` as UTF-8 with ``write_private``."""
+    data = text.encode()
+
+    def write(stream: BinaryIO) -> None:
+        stream.write(data)
+
+    return write_private(path, write)
+
+
 def write_private(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     """Write a file atomically, readable by its owner only (mode 0600).
 
@@ -290,12 +300,7 @@ def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
     """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` holding one file
     per section (``runs.csv``, ``doors.csv``, ...). Mode 0600 like every output."""
     if fmt == "json":
-        text = report.to_json().encode()
-
-        def write(stream: BinaryIO) -> None:
-            stream.write(text)
-
-        return [write_private(out, write)]
+        return [write_private_text(out, report.to_json())]
     return [write_table(frame, out / f"{name}.{fmt}") for name, frame in report.sections().items()]
 
 

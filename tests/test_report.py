@@ -280,3 +280,24 @@ async def test_a_code_whose_window_has_ended_is_not_orphaned(tmp_path, monkeypat
     with sqlite3.connect(run.ledger) as db:
         events = db.execute("SELECT idempotency_tag FROM events WHERE kind = 'orphaned'").fetchall()
     assert events == [(ahead[0],)]
+
+
+def test_a_defect_is_one_line_and_a_saved_traceback(tmp_path, monkeypatch, capsys):
+    """An unexpected exception (a bug of ours): exit 4, one line naming it and a line saying
+    where its traceback was saved (owner-only), not a traceback on the terminal."""
+
+    async def broken(**options: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("pipeline.jobs.report_files", broken)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report"]) == 4
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "error: internal error RuntimeError: boom"
+    saved = next((tmp_path / "outputs").glob("crash-*.txt"))
+    assert err[1].startswith(f"the details are in {saved.relative_to(tmp_path)}")
+    assert len(err) == 2
+    assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
+    details = saved.read_text()
+    assert "Traceback" in details
+    assert "boom" in details
