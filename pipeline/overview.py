@@ -7,15 +7,15 @@ Sections (one table each; ``--format csv|parquet`` writes one file per section):
                reason
     doors      per door, for one apply run (the latest by default): its rows by outcome, the
                rejected and failed ones by reason, the door's budget (used before the run,
-               after it, left), and the door's codes in the ledger now by status, with how
-               many need attention or are orphaned
+               after it, left, room for a next run), and the door's codes in the ledger now by
+               status, with how many need attention or are orphaned
     attention  codes a person should look at, with ``status``'s reason
     orphaned   codes whose reservation was absent from an apply run's inputs (and hasn't come
                back since) and whose window hasn't ended: codes can't be deleted, so a person
                decides what to do (the guest or the door may need watching)
 
-Apply runs leave their per-door summary in the ledger (``run_summary``, ``record_apply``);
-the report only reads.
+Apply runs leave their per-door summary in the ledger (``run_summary``, ``record_apply``) and
+mark the orphans; the report reads what they left.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.applying import OUTCOMES
 from pipeline.budgets import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
 from pipeline.ledger import STAY_COLUMNS
 
-OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
 CODE_STATUSES = ("set", "setting", "unset")
 SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
 DEFAULT_RUNS = 20
