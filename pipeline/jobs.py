@@ -208,12 +208,12 @@ async def apply_files(
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
 
-        def write_results() -> tuple[dict[str, int], RunSummary]:
+        def write_and_summarise() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
             counts = dict(result.results.group_by("outcome").len().rows())
             return counts, run_summary(result.results, check, catalog.doors)
 
-        counts, summary = await anyio.to_thread.run_sync(write_results)
+        counts, summary = await anyio.to_thread.run_sync(write_and_summarise)
         orphaned = await session.ledger.record_apply(
             session.run_id, summary.doors, summary.budgets, summary.reservation_ids, now=now
         )
