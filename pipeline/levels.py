@@ -27,8 +27,7 @@ def _level_lists(levels: pl.DataFrame) -> dict[str, str]:
         "{} (prefix {}, {}→{}{})",
         "level_name",
         "level_prefix",
-        pl.col("level_check_in").dt.strftime("%H:%M"),
-        pl.col("level_check_out").dt.strftime("%H:%M"),
+        *_clock_times("level_check_in", "level_check_out"),
         flags,
     )
     lists = (
@@ -60,6 +59,11 @@ def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
         site_keys, default=None, return_dtype=pl.String
     )
     return frame.with_columns(_default=door_default.fill_null(site_default))
+
+
+def _clock_times(*columns: str) -> list[pl.Expr]:
+    """Times of day as ``HH:MM``, for messages."""
+    return [pl.col(column).dt.strftime("%H:%M") for column in columns]
 
 
 LEVEL_COLUMNS = (
@@ -227,8 +231,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
         pl.format(
             "no user level of door {} runs {}→{}; its levels: {}",
             "door_name",
-            pl.col("check_in_time").dt.strftime("%H:%M"),
-            pl.col("check_out_time").dt.strftime("%H:%M"),
+            *_clock_times("check_in_time", "check_out_time"),
             levels,
         ),
     )
@@ -281,9 +284,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
         pl.format(
             "user level {} runs {}→{} but the row says {}→{}",
             "level_name",
-            pl.col("level_check_in").dt.strftime("%H:%M"),
-            pl.col("level_check_out").dt.strftime("%H:%M"),
-            pl.col("check_in_time").dt.strftime("%H:%M"),
-            pl.col("check_out_time").dt.strftime("%H:%M"),
+            *_clock_times("level_check_in", "level_check_out"),
+            *_clock_times("check_in_time", "check_out_time"),
         ),
     )

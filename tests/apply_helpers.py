@@ -14,6 +14,7 @@ import httpx
 import polars as pl
 import pytest
 
+from bench.generate import make_devices
 from pipeline.applying import ApplySettings
 from pipeline.jobs import ApplyRun, apply_files
 from pipeline.sandbox import Faults, SandboxState, create_app
@@ -84,3 +85,11 @@ def start_sandbox(
     monkeypatch.setenv("SEAM_API_KEY", API_KEY)
     monkeypatch.setenv("SEAM_ENDPOINT", "http://sandbox")
     return SandboxRun(state, transport, folder)
+
+
+def one_door_sandbox(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, *, seed: int
+) -> tuple[SandboxRun, str]:
+    """A sandbox with one generated door; returns it and the door's device_id."""
+    payload = make_devices(1, seed=seed)
+    return start_sandbox(payload, folder, monkeypatch), payload["devices"][0]["device_id"]

@@ -17,7 +17,7 @@ from pipeline.cli import main
 from pipeline.jobs import report_files
 from pipeline.overview import SECTIONS
 from pipeline.settings import BudgetOptions
-from tests.apply_helpers import start_sandbox
+from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.test_status import earliest_start, move_sandbox_clock_to, refresh
 from tests.virtual_time import VIRTUAL_BACKEND
 
@@ -50,9 +50,7 @@ async def test_a_cancelled_stay_is_orphaned_until_it_comes_back_or_ends(tmp_path
     """A reservation with a code that is absent from the next run's input is orphaned (listed
     with its code, exit 1); a moved stay still in the input is not; it stops being orphaned
     when it is back in the input, and is no longer listed once its window has ended."""
-    payload = make_devices(1, seed=61)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=61)
     first = await run.apply(stays(door, TONIGHT))
     assert first.newly_orphaned == 0
     cancel_code = first.result.results.filter(pl.col("reservation_id") == "CANCEL").row(
@@ -182,9 +180,7 @@ async def test_the_report_lists_codes_by_status_and_those_needing_attention(tmp_
 async def test_report_formats_from_the_command_line(tmp_path, monkeypatch, capsys):
     """json on standard output holds every section; csv and parquet write one file per section,
     owner-only, without PINs; table names the orphaned reservation; exit 1 for it."""
-    payload = make_devices(1, seed=64)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=64)
     await run.apply(stays(door, TONIGHT))
     await run.apply(stays(door, {"KEEP": TONIGHT["KEEP"]}))
     ledger = str(run.ledger)
@@ -265,9 +261,7 @@ async def test_rows_no_door_was_found_for_are_their_own_lines_and_nothing_is_cou
 async def test_a_code_whose_window_has_ended_is_not_orphaned(tmp_path, monkeypatch):
     """Absent from the input but already over (an ordinary checkout): not orphaned, no event;
     the absent one still to come is."""
-    payload = make_devices(1, seed=66)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=66)
     first = await run.apply(
         stays(door, {"OVER": ("2027-03-01", "2027-03-04"), "AHEAD": ("2027-03-20", "2027-03-22")})
     )

@@ -7,9 +7,8 @@ import sqlite3
 import polars as pl
 import pytest
 
-from bench.generate import make_devices
 from pipeline.settings import BudgetOptions
-from tests.apply_helpers import start_sandbox
+from tests.apply_helpers import one_door_sandbox
 from tests.virtual_time import VIRTUAL_BACKEND
 
 
@@ -33,9 +32,7 @@ def stays(door: str, moved: bool = False) -> pl.DataFrame:
 async def test_a_moved_stay_is_changed_after_creation_and_makes_no_code(tmp_path, monkeypatch):
     """Same reservation, new window: rejected changed_after_creation naming the old code;
     the unchanged one is already_created; nothing is sent."""
-    payload = make_devices(1, seed=51)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=51)
     first = (await run.apply(stays(door))).result.results
     old_code = first.filter(pl.col("reservation_id") == "MOVE")["access_code_id"][0]
     creates = run.creates()
@@ -56,9 +53,7 @@ async def test_a_moved_stay_is_changed_after_creation_and_makes_no_code(tmp_path
 async def test_reissue_changed_makes_the_new_code_and_links_it(tmp_path, monkeypatch):
     """--reissue-changed: one new code for the moved stay, linked to the old one; a rerun of
     the same input then sends nothing."""
-    payload = make_devices(1, seed=52)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=52)
     first = (await run.apply(stays(door))).result.results
     old_tag = first.filter(pl.col("reservation_id") == "MOVE")["idempotency_tag"][0]
     creates = run.creates()
@@ -80,9 +75,7 @@ async def test_reissue_changed_makes_the_new_code_and_links_it(tmp_path, monkeyp
 async def test_rows_rejected_last_night_are_planned_again_from_scratch(tmp_path, monkeypatch):
     """A row rejected for the door's budget one night is created the next night once the
     budget has been raised; the row created the first night is not sent again."""
-    payload = make_devices(1, seed=53)
-    door = payload["devices"][0]["device_id"]
-    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=53)
     first = await run.apply(stays(door), budget=BudgetOptions(per_door=1))
     outcomes = dict(first.result.results.select("reservation_id", "reason").rows())
     assert outcomes == {"KEEP": None, "MOVE": "budget_exhausted"}
