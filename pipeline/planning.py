@@ -24,7 +24,10 @@ Reason codes (rejected unless noted):
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import string
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 from polars_hash import NonCryptographicHashingNameSpace
@@ -67,6 +70,11 @@ MAX_FIELD_CHARS = 1_000
 TAG_PREFIX = "opl-"
 # A tag as it appears inside a code's name (the prefix and 20 decimal digits).
 TAG_PATTERN = rf"{TAG_PREFIX}\d{{20}}"
+# After the duplicate check each row is decided from itself and the catalog alone, so a big
+# input is planned in slices side by side, one per core of Polars' pool: each slice's work runs
+# without the GIL, where many of Polars' string operations on one frame use a single core. A
+# slice smaller than this isn't worth its thread.
+SLICE_ROWS = 100_000
 
 
 def plan_reservations(
@@ -75,12 +83,13 @@ def plan_reservations(
     config: Config,
     *,
     now: dt.datetime,
+    slice_rows: int = SLICE_ROWS,
 ) -> pl.DataFrame:
     """Plan every reservation row; returns one row per input row with the PLAN_COLUMNS.
 
     ``reservations`` is what ``read_reservations`` returns. ``now`` (timezone-aware) decides
     ``in_the_past``. Deterministic: the same input, catalog, config and ``now`` give the same
-    output, including tags and names.
+    output, including tags and names, however the rows are sliced (``slice_rows``).
     """
     frame = reservations.with_columns(
         reason=pl.lit(None, pl.String),
@@ -89,14 +98,43 @@ def plan_reservations(
     )
     frame = _check_values(frame)
     frame = _check_duplicates(frame)
+    decide = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
+    frame = _in_slices(frame, decide, slice_rows)
+    return frame.select("row", *PLAN_COLUMNS).sort("row").drop("row")
+
+
+def _decide_rows(
+    frame: pl.DataFrame, *, catalog: DeviceCatalog, config: Config, now: dt.datetime
+) -> pl.DataFrame:
+    """Door, user level, window, rules and name: each row from itself and the catalog alone."""
     frame = _resolve_doors(frame, catalog)
     frame = to_lock_local(frame, "check_in", "door_zone")
     frame = to_lock_local(frame, "check_out", "door_zone")
     frame = select_user_levels(frame, catalog, config)
     frame = compute_windows(frame, catalog.levels)
     frame = _check_rules(frame, now)
-    frame = _name_codes(frame, config)
-    return frame.select("row", *PLAN_COLUMNS).sort("row").drop("row")
+    return _name_codes(frame, config)
+
+
+def _in_slices(
+    frame: pl.DataFrame, step: Callable[[pl.DataFrame], pl.DataFrame], slice_rows: int
+) -> pl.DataFrame:
+    """``step`` over consecutive slices of ``frame`` in threads, the results in frame order.
+
+    Only for a step that decides each row on its own. The results are joined relaxed, so
+    should a slice ever type a column differently (say, all null in it), the common type wins
+    instead of the run failing.
+    """
+    # At least two whenever the rows allow, so the sliced path is the one tested everywhere.
+    count = min(max(2, pl.thread_pool_size()), frame.height // max(slice_rows, 1))
+    if count < 2:
+        return step(frame)
+    size = -(-frame.height // count)
+    with ThreadPoolExecutor(count, thread_name_prefix="plan") as pool:
+        parts = list(
+            pool.map(step, (frame.slice(start, size) for start in range(0, frame.height, size)))
+        )
+    return pl.concat(parts, how="vertical_relaxed")
 
 
 def _check_values(frame: pl.DataFrame) -> pl.DataFrame:

@@ -100,6 +100,20 @@ def test_reason(sandbox_catalog, row, reason):
     assert (result["message"] is None) == (reason is None)
 
 
+@pytest.mark.parametrize("slice_rows", [1, 4, 7])
+def test_rows_planned_in_slices_get_the_same_reasons(sandbox_catalog, slice_rows):
+    """All the cases in one input, planned in two slices side by side: each row still gets its
+    own reason, and the whole output equals planning the input in one piece."""
+    rows = [{"reservation_id": f"R{n}", **row} for n, (row, _) in enumerate(REASON_CASES)]
+    whole = plan_reservations(reservations(*rows), sandbox_catalog, Config(), now=NOW)
+    sliced = plan_reservations(
+        reservations(*rows), sandbox_catalog, Config(), now=NOW, slice_rows=slice_rows
+    )
+    assert sliced["reason"].to_list() == [reason for _, reason in REASON_CASES]
+    assert sliced.equals(whole)
+    assert sliced.schema == whole.schema
+
+
 def test_empty_reservation_id_names_the_column(sandbox_catalog):
     """A bad value's message names the column it is in."""
     (result,) = plan(sandbox_catalog, {**HV, **STAY, "door_name": "Room 101"})

@@ -69,6 +69,17 @@ def test_vectorised_plan_matches_row_by_row_oracle(rows):
             assert mine == theirs, row
 
 
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(reservation_rows(), min_size=1, max_size=12), st.integers(1, 6))
+def test_planning_in_slices_changes_nothing(rows, slice_rows):
+    """Slices planned side by side give exactly the output of the input planned whole,
+    duplicates across slices included (they are settled before the input is sliced)."""
+    whole = plan_reservations(reservations(*rows), CATALOG, CONFIG, now=NOW)
+    sliced = plan_reservations(reservations(*rows), CATALOG, CONFIG, now=NOW, slice_rows=slice_rows)
+    assert sliced.schema == whole.schema
+    assert sliced.equals(whole)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(reservation_rows(), min_size=1, max_size=12))
 def test_planned_windows_are_lock_local_exact_and_at_most_31_days(rows):
