@@ -202,6 +202,14 @@ def test_conflicting_duplicates_are_all_rejected(sandbox_catalog):
     assert {r["reason"] for r in rows} == {"duplicate_reservation_conflict"}
 
 
+def test_ambiguous_door_message_lists_its_sites_in_order(sandbox_catalog):
+    (result,) = plan(sandbox_catalog, {"reservation_id": "R1", "door_name": "ROOM 101", **STAY})
+    assert result["message"] == (
+        "2 doors are named ROOM 101 (sites: Harbor View, Lakeside Lodge);"
+        " add site_name or use device_id"
+    )
+
+
 def test_device_id_lookup_fills_door_and_site(sandbox_catalog):
     """A row found by device_id reports the door's own name and site."""
     door = sandbox_catalog.doors.filter(door_name="Cabin 1").row(0, named=True)
