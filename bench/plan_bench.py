@@ -14,7 +14,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -96,38 +98,59 @@ def existing_codes_for(catalog: DeviceCatalog) -> pl.DataFrame:
     )
 
 
-def run(rows: int = 1_000_000, doors: int = 5_000, sample: int = 50_000) -> dict[str, float]:
+def _measure_in_child(base: Path) -> dict[str, float]:
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.plan_bench",
+            str(base / "reservations.csv"),
+            str(base / "devices.json"),
+            str(base / "plan.parquet"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures: dict[str, float] = json.loads(child.stdout)
+    return figures
+
+
+def _best_time(action: Callable[[], object]) -> float:
+    """The fastest of REPEATS runs of ``action``, in seconds."""
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+# Each measurement is taken this many times and the fastest kept (timeit's rule: the slower
+# runs measure the machine's other work, not the code), the planner's and the baseline's alike.
+REPEATS = 3
+
+
+def run(rows: int = 1_000_000, doors: int = 5_000, sample: int = 50_000) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         base = Path(folder)
         devices = make_devices(doors)
         (base / "devices.json").write_text(json.dumps(devices))
         make_reservations(rows, devices).write_csv(base / "reservations.csv")
-        child = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.plan_bench",
-                str(base / "reservations.csv"),
-                str(base / "devices.json"),
-                str(base / "plan.parquet"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        figures: dict[str, float] = json.loads(child.stdout)
+        # A fresh process each time: the planner is measured cold, as the command runs it.
+        runs = [_measure_in_child(base) for _ in range(REPEATS)]
+        figures: dict[str, Any] = {key: min(run[key] for run in runs) for key in runs[0]}
+        figures["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+        plan_times = ", ".join(f"{run['plan_s']:.2f}" for run in runs)
 
         config = Config()
         catalog = read_device_file(base / "devices.json")
         table = read_reservations([base / "reservations.csv"], config).head(sample)
-        started = time.perf_counter()
-        plan_reservations(table, catalog, config, now=NOW)
-        vector_sample_s = time.perf_counter() - started
+        vector_sample_s = _best_time(lambda: plan_reservations(table, catalog, config, now=NOW))
         rows_as_dicts = table.to_dicts()
-        started = time.perf_counter()
-        plan_rowwise(rows_as_dicts, catalog, config, NOW)
-        rowwise_s = time.perf_counter() - started
+        rowwise_s = _best_time(lambda: plan_rowwise(rows_as_dicts, catalog, config, NOW))
 
+    figures["plan_times"] = plan_times
     figures["rows_per_s"] = figures["rows"] / figures["total_s"]
     figures["vector_plan_rows_per_s"] = figures["rows"] / figures["plan_s"]
     figures["rowwise_rows_per_s"] = sample / rowwise_s
@@ -136,11 +159,14 @@ def run(rows: int = 1_000_000, doors: int = 5_000, sample: int = 50_000) -> dict
     return figures
 
 
-def report(figures: dict[str, float]) -> None:
-    print("== planning: 1,000,000 reservations over 5,000 doors ==")
+def report(figures: dict[str, Any]) -> None:
+    print(
+        f"== planning: 1,000,000 reservations over 5,000 doors"
+        f" (fastest of {REPEATS} runs, each in a fresh process; peak RSS the largest) =="
+    )
     print(f"  rows              {figures['rows']:>12,.0f}  ({figures['planned']:,.0f} planned)")
     print(f"  read              {figures['read_s']:>12.2f} s")
-    print(f"  plan              {figures['plan_s']:>12.2f} s")
+    print(f"  plan              {figures['plan_s']:>12.2f} s   (runs: {figures['plan_times']} s)")
     print(f"  write parquet     {figures['write_s']:>12.2f} s")
     print(f"  wall time         {figures['total_s']:>12.2f} s   (target ≤ 10 s)")
     print(f"  rows/s            {figures['rows_per_s']:>12,.0f}")
@@ -152,7 +178,10 @@ def report(figures: dict[str, float]) -> None:
             f"  {figures[f'{name}_rejected']:>9,.0f} rows over budget on"
             f" {figures[f'{name}_doors_over']:,.0f} doors"
         )
-    print("== planning: vectorised vs row by row in plain Python (50,000-row sample) ==")
+    print(
+        f"== planning: vectorised vs row by row in plain Python (50,000-row sample,"
+        f" fastest of {REPEATS}) =="
+    )
     print(f"  row by row        {figures['rowwise_rows_per_s']:>12,.0f} rows/s")
     print(f"  vectorised (1M)   {figures['vector_plan_rows_per_s']:>12,.0f} rows/s")
     print(f"  ratio             {figures['ratio_throughput']:>12.1f} x  (target ≥ 20 x)")
