@@ -2,7 +2,8 @@
 
 Everything here is decided with Polars expressions over whole columns: there is no per-row
 Python loop. Each step only touches rows that no earlier step rejected, and the first reason
-found is the one a row keeps.
+found is the one a row keeps. Once duplicates are settled, a big input is decided in slices
+side by side, one per core (``SLICE_ROWS``).
 
 Reason codes (rejected unless noted):
     blank_row                       skipped: a row with no values at all
