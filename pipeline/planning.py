@@ -100,8 +100,7 @@ def plan_reservations(
     frame = _check_values(frame)
     frame = _check_duplicates(frame)
     decide = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
-    frame = _in_slices(frame, decide, slice_rows)
-    return frame.select("row", *PLAN_COLUMNS).sort("row").drop("row")
+    return _in_slices(frame, decide, slice_rows).sort("row").drop("row")
 
 
 def _decide_rows(
@@ -114,7 +113,9 @@ def _decide_rows(
     frame = select_user_levels(frame, catalog, config)
     frame = compute_windows(frame, catalog.levels)
     frame = _check_rules(frame, now)
-    return _name_codes(frame, config)
+    # Named and in order: a slice's working columns may come out in another order than the
+    # next slice's (e.g. one whose rows all lack dates), and slices are joined by position.
+    return _name_codes(frame, config).select("row", *PLAN_COLUMNS)
 
 
 def _in_slices(
@@ -122,9 +123,9 @@ def _in_slices(
 ) -> pl.DataFrame:
     """``step`` over consecutive slices of ``frame`` in threads, the results in frame order.
 
-    Only for a step that decides each row on its own. The results are joined relaxed, so
-    should a slice ever type a column differently (say, all null in it), the common type wins
-    instead of the run failing.
+    Only for a step that decides each row on its own and returns the same columns in the same
+    order for any rows. The results are joined relaxed, so should a slice ever type a column
+    differently (say, all null in it), the common type wins instead of the run failing.
     """
     # At least two whenever the rows allow, so the sliced path is the one tested everywhere.
     count = min(max(2, pl.thread_pool_size()), frame.height // max(slice_rows, 1))

@@ -202,6 +202,19 @@ def test_conflicting_duplicates_are_all_rejected(sandbox_catalog):
     assert {r["reason"] for r in rows} == {"duplicate_reservation_conflict"}
 
 
+def test_a_slice_whose_rows_all_lack_dates_joins_the_others(sandbox_catalog):
+    """Two slices, the second only rows without a readable date: no window is computed there,
+    and still its rows are rejected for their dates, as when the input is planned whole."""
+    good = {**HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+    bad = {**good, "check_in": "12/03/2027", "check_out": "16/03/2027"}
+    rows = [{**row, "reservation_id": f"R{n}"} for n, row in enumerate([good, good, bad, bad])]
+    sliced = plan_reservations(
+        reservations(*rows), sandbox_catalog, Config(), now=NOW, slice_rows=2
+    )
+    assert sliced["reason"].to_list() == [None, None, "invalid_row", "invalid_row"]
+    assert sliced.equals(plan_reservations(reservations(*rows), sandbox_catalog, Config(), now=NOW))
+
+
 def test_ambiguous_door_message_lists_its_sites_in_order(sandbox_catalog):
     (result,) = plan(sandbox_catalog, {"reservation_id": "R1", "door_name": "ROOM 101", **STAY})
     assert result["message"] == (
