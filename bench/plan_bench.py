@@ -98,6 +98,11 @@ def existing_codes_for(catalog: DeviceCatalog) -> pl.DataFrame:
     )
 
 
+# Each measurement is taken this many times and the fastest kept (timeit's rule: the slower
+# runs measure the machine's other work, not the code), the planner's and the baseline's alike.
+REPEATS = 3
+
+
 def _measure_in_child(base: Path) -> dict[str, float]:
     child = subprocess.run(
         [
@@ -124,11 +129,6 @@ def _best_time(action: Callable[[], object]) -> float:
         action()
         times.append(time.perf_counter() - started)
     return min(times)
-
-
-# Each measurement is taken this many times and the fastest kept (timeit's rule: the slower
-# runs measure the machine's other work, not the code), the planner's and the baseline's alike.
-REPEATS = 3
 
 
 def run(rows: int = 1_000_000, doors: int = 5_000, sample: int = 50_000) -> dict[str, Any]:
