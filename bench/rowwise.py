@@ -2,7 +2,9 @@
 
 Two uses: the benchmark times it against the vectorised planner, and the property tests use it
 as an independent oracle (it shares no code with ``pipeline.planning`` beyond the catalog
-tables and the reason codes).
+tables and the reason codes). A planned row gets every value the planner writes for it (door,
+level, both window ends in lock-local and UTC form, rounding, tag and name); a rejected row
+gets its reason code but not the planner's message text.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def _localize(naive: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
 def plan_rowwise(
     rows: list[dict[str, Any]], catalog: DeviceCatalog, config: Config, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """Per input row: reason (None when planned), user level name, starts_at, ends_at, tag."""
+    """Per input row: outcome and reason (None when planned); for a planned row also the door,
+    user level, window (lock-local and UTC), max_time_rounding, tag and code name."""
     doors = {door["device_id"]: door for door in catalog.doors.to_dicts()}
     by_name: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for door in doors.values():
@@ -88,18 +91,12 @@ def plan_rowwise(
 
     results = []
     for index, row in enumerate(rows):
-        result: dict[str, Any] = {
-            "reason": None,
-            "user_level_name": None,
-            "starts_at": None,
-            "ends_at": None,
-            "idempotency_tag": None,
-        }
+        result: dict[str, Any] = {"outcome": "rejected", "reason": None}
         results.append(result)
         check_in, check_out = _parse(row["check_in"]), _parse(row["check_out"])
         rid = row["reservation_id"]
         if all(row[column] is None for column in CANONICAL_COLUMNS):
-            result["reason"] = "blank_row"
+            result["reason"], result["outcome"] = "blank_row", "skipped"
             continue
         if rid is None or (row["device_id"] is None and row["door_name"] is None):
             result["reason"] = "invalid_row"
@@ -114,7 +111,7 @@ def plan_rowwise(
             result["reason"] = "duplicate_reservation_conflict"
             continue
         if first_row[rid] != index:
-            result["reason"] = "duplicate_reservation"
+            result["reason"], result["outcome"] = "duplicate_reservation", "skipped"
             continue
         if row["device_id"] is not None:
             door = doors.get(row["device_id"])
@@ -203,7 +200,6 @@ def plan_rowwise(
             result["reason"] = "ambiguous_user_level"
             continue
         level = options[0]
-        result["user_level_name"] = level["level_name"]
         if level["is_master"]:
             result["reason"] = "master_user_level_unsupported"
             continue
@@ -232,8 +228,7 @@ def plan_rowwise(
         if start is None or end is None:
             result["reason"] = "nonexistent_local_time"
             continue
-        result["starts_at"] = start.isoformat()
-        result["ends_at"] = end.isoformat()
+        starts_at, ends_at = start.isoformat(), end.isoformat()
         if end <= start:
             result["reason"] = "invalid_window"
         elif end_naive - start_naive > dt.timedelta(days=31):
@@ -245,9 +240,42 @@ def plan_rowwise(
         elif end <= now:
             result["reason"] = "in_the_past"
         else:
-            key = "\x1f".join((rid, door["device_id"], result["starts_at"], result["ends_at"]))
-            result["idempotency_tag"] = f"opl-{xxhash.xxh3_64_intdigest(key.encode()):020d}"
+            key = "\x1f".join((rid, door["device_id"], starts_at, ends_at))
+            tag = f"opl-{xxhash.xxh3_64_intdigest(key.encode()):020d}"
+            fields = {
+                "tag": tag,
+                "reservation_id": rid,
+                "guest_name": row["guest_name"] or "",
+                "door_name": door["door_name"] or "",
+                "site_name": door["site_name"] or "",
+                "user_level_name": level["level_name"],
+            }
+            result.update(
+                outcome="planned",
+                device_id=door["device_id"],
+                door_name=door["door_name"],
+                site_name=door["site_name"],
+                user_level_name=level["level_name"],
+                user_level_prefix=level["level_prefix"],
+                starts_at=starts_at,
+                ends_at=ends_at,
+                starts_at_utc=start.astimezone(dt.UTC).strftime(_UTC_TEXT),
+                ends_at_utc=end.astimezone(dt.UTC).strftime(_UTC_TEXT),
+                max_time_rounding="1d" if level["is_24_hour"] else "1h",
+                idempotency_tag=tag,
+                name=_fold_blanks(config.name_template.format_map(fields)),
+            )
     return results
+
+
+_UTC_TEXT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _fold_blanks(name: str) -> str:
+    """Blank template fields leave doubled spaces: fold them twice and trim, as the planner does."""
+    for _ in range(2):
+        name = name.replace("  ", " ")
+    return name.strip()
 
 
 def _cyclic_gap(level: dict[str, Any]) -> int:
