@@ -84,12 +84,17 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
 
     Every path is a join on keys (door + name, door + times, door alone), so a row meets only
     the levels that can fit it; ``_options`` counts the equally good ones (more than one is
-    ``ambiguous_user_level``).
+    ``ambiguous_user_level``). Rows with only dates and no level wanted, usually most of them,
+    take their door's choice by a join straight onto the frame.
     """
     frame = _default_levels(frame, config).with_columns(
         _stay_days=(pl.col("check_out_date") - pl.col("check_in_date")).dt.total_days(),
         _named=pl.col("user_level").is_not_null(),
         _timed=pl.col("check_in_time").is_not_null(),
+    )
+    frame = frame.with_columns(
+        _fortnight=pl.col("_stay_days") == BIWEEKLY_DAYS,
+        _by_door=is_open() & ~pl.col("_named") & ~pl.col("_timed") & pl.col("_default").is_null(),
     )
     # A configured default only applies to dates-only rows: a row with times picks by times.
     wanted = (
@@ -98,29 +103,39 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
         .when(~pl.col("_timed"))
         .then(pl.col("_default"))
     )
-    rows = frame.filter(is_open()).select(
+    rows = frame.filter(is_open() & ~pl.col("_by_door")).select(
         "row",
         "device_id",
         "check_in_time",
         "check_out_time",
         "_named",
         "_timed",
+        "_fortnight",
         name_key_expr(wanted).alias("_wanted_key"),
         wanted.str.strip_chars().alias("_wanted_text"),
-        (pl.col("_stay_days") == BIWEEKLY_DAYS).alias("_fortnight"),
     )
     levels = catalog.levels.sort("device_id", "level_prefix")
     eligible = levels.filter(~pl.col("is_master") & ~pl.col("is_one_shot"))
-    chosen = pl.concat(
-        [_pick_best(_ranked_candidates(rows, levels, eligible)), _door_defaults(rows, eligible)],
-        how="diagonal",
+    ranked = _pick_best(_ranked_candidates(rows, levels, eligible))
+    frame = frame.join(ranked, on="row", how="left", maintain_order="left").join(
+        _door_defaults(eligible),
+        on=["device_id", "_fortnight", "_by_door"],
+        how="left",
+        maintain_order="left",
+        suffix="_by_door",
+    )
+    # A row took one path or the other: its door's choice fills what the ranking left null.
+    picked = [*LEVEL_COLUMNS, "_options", "_option_names"]
+    frame = frame.with_columns(pl.coalesce(c, f"{c}_by_door").alias(c) for c in picked).drop(
+        f"{c}_by_door" for c in picked
     )
     # Several fitting levels is no choice at all: keep none of them on the row.
-    chosen = chosen.with_columns(
+    frame = frame.with_columns(
         pl.when(pl.col("_options") == 1).then(pl.col(c)).alias(c) for c in LEVEL_COLUMNS
     )
-    frame = frame.join(chosen, on="row", how="left", maintain_order="left")
-    return _reject_level_choices(frame, _level_lists(levels)).drop("_options", "_option_names")
+    return _reject_level_choices(frame, _level_lists(levels)).drop(
+        "_options", "_option_names", "_fortnight", "_by_door"
+    )
 
 
 def _ranked_candidates(
@@ -176,14 +191,14 @@ def _pick_best(candidates: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _door_defaults(rows: pl.DataFrame, eligible: pl.DataFrame) -> pl.DataFrame:
+def _door_defaults(eligible: pl.DataFrame) -> pl.DataFrame:
     """For dates-only rows without a configured default: the door's only guest level.
 
-    Computed once per door (and once more for 14-day stays, where a biweekly level also fits),
-    then joined, so each row costs one lookup.
+    Per door, once for other stays and once for 14-day stays (where a biweekly level also
+    fits), keyed to be joined onto the rows marked ``_by_door``.
     """
     guest_levels = eligible.filter(~pl.col("is_24_hour"))
-    per_door = pl.concat(
+    return pl.concat(
         [
             guest_levels.filter(~pl.col("is_biweekly") | pl.lit(fortnight))
             .group_by("device_id", maintain_order=True)
@@ -192,13 +207,9 @@ def _door_defaults(rows: pl.DataFrame, eligible: pl.DataFrame) -> pl.DataFrame:
                 _options=pl.len(),
                 _option_names=pl.col("level_name").str.join(", "),
             )
-            .with_columns(_fortnight=pl.lit(fortnight))
+            .with_columns(_fortnight=pl.lit(fortnight), _by_door=pl.lit(True))
             for fortnight in (False, True)
         ]
-    )
-    dates_only = rows.filter(pl.col("_wanted_key").is_null() & ~pl.col("_timed"))
-    return dates_only.select("row", "device_id", "_fortnight").join(
-        per_door, on=["device_id", "_fortnight"]
     )
 
 
