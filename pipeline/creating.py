@@ -3,7 +3,9 @@
 The protocol, per code (its idempotency tag is in its name):
 1. the ledger marks it ``sending`` and commits, *then* the create is sent, once;
 2. Seam's answer makes it ``created`` (200) or ``failed`` (a 4xx refusal: no code exists);
-   a 429 means Seam refused before acting, so it goes back to ``pending`` and is queued again;
+   a 429 means Seam refused before acting, so it goes back to ``pending`` and is queued again.
+   The answer is committed with the ledger's next commit, not waited for: lost in a crash, the
+   code is still ``sending``, and step 3 finds it;
 3. with no usable answer (timeout, dropped connection, 5xx, a body that isn't JSON) the outcome
    is unknown: after a short wait the door's codes are listed with ``search`` = the tag, and a
    code carrying the tag is adopted as ``created``; only when there is none is it sent again.
@@ -117,7 +119,7 @@ class CodeCreator:
             self._unreachable(exc)
             if exc.error_type == "connect_failed":
                 # Never left this machine: known not created, safe to send again later.
-                await self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
+                self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
                 self._connect_failures += 1
                 return Outcome(again=job, after=backoff(self._connect_failures))
             log.warning(
@@ -135,7 +137,7 @@ class CodeCreator:
             return await self._refused(job, exc)
         answered = anyio.current_time()
         self._reachable()
-        await self._ledger.mark_created(
+        self._ledger.mark_created(
             tag, self._run_id, created.access_code, created.request_id, how="created"
         )
         self._on_progress("created")
@@ -148,19 +150,17 @@ class CodeCreator:
         tag = job.key
         if exc.status == 429:
             scope: Scope = "global" if exc.data.get("limit") == "global" else "door"
-            await self._ledger.mark_pending(tag, self._run_id, "rate_limited", exc.message)
+            self._ledger.mark_pending(tag, self._run_id, "rate_limited", exc.message)
             self._on_progress("rate_limited")
             return Outcome(
                 again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
             )
         if exc.status in KEY_REFUSED_STATUS:
-            await self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
+            self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
             raise key_refused(exc)
         if exc.error_type in NO_SPACE_ERRORS:
             return await self._door_full(job, exc, answered)
-        await self._ledger.mark_failed(
-            tag, self._run_id, exc.error_type, exc.message, exc.request_id
-        )
+        self._ledger.mark_failed(tag, self._run_id, exc.error_type, exc.message, exc.request_id)
         log.warning(
             "Seam refused a code",
             extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
@@ -171,7 +171,7 @@ class CodeCreator:
     async def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
         """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
         why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
-        await self._ledger.mark_failed(job.key, self._run_id, BUDGET_EXHAUSTED, why, exc.request_id)
+        self._ledger.mark_failed(job.key, self._run_id, BUDGET_EXHAUSTED, why, exc.request_id)
         self.closed_doors[job.device_id] = why
         log.error("door is full: its remaining creates are not sent", extra={"error": why})
         self._on_progress("failed")
@@ -237,15 +237,15 @@ class CodeCreator:
                     "more than one code carries one tag",
                     extra={"tag": tag, "access_code_ids": [code.access_code_id for code in ours]},
                 )
-            await self._ledger.mark_created(tag, self._run_id, ours[0], None, how="adopted")
+            self._ledger.mark_created(tag, self._run_id, ours[0], None, how="adopted")
             self._on_progress("created")
             return Outcome()
         if tag not in self._bodies:
-            await self._ledger.mark_pending(
+            self._ledger.mark_pending(
                 tag, self._run_id, "not_found", "not on the door and not in this run's input"
             )
             return Outcome()
-        await self._ledger.mark_pending(
+        self._ledger.mark_pending(
             tag, self._run_id, "not_found", "the create's answer was lost and no code was made"
         )
         return Outcome(again=Job(job.device_id, tag, "create"))

@@ -14,19 +14,26 @@ A code is marked ``sending`` (and committed) before its create leaves the proces
 on the door. The ledger holds PINs, so the file is created readable by its owner only; it never
 holds an API key (requests are logged without headers).
 
-Every method runs in one worker thread (``anyio.to_thread`` with a limiter of 1), never on the
-event loop, and each change is committed durably (WAL, ``synchronous=FULL``) before it returns.
+All database work runs in one worker thread (``anyio.to_thread`` with a limiter of 1), never on
+the event loop. Commits are durable (WAL, ``synchronous=FULL``) and shared: an awaited change
+returns once committed, together with every change queued before it. What Seam answered a
+create (``mark_created``, ``mark_failed``, ``mark_pending``) is queued, not awaited: it goes in
+with the next commit (the next ``sending``, any read, ``commit_every``'s beat, ``close``). Until
+then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
+answer is committed looks for the code on its door before sending anything for it again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import socket
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -38,6 +45,7 @@ from pipeline.errors import UsageError
 from pipeline.models import AccessCode
 from pipeline.seam import Exchange
 
+log = logging.getLogger(__name__)
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 STATES = ("pending", "sending", "created", "failed")
 # What the ledger keeps of a planned row, besides its state.
@@ -186,6 +194,17 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def _request_event(exchange: Exchange) -> tuple[Any, ...]:
+    """An exchange's ``events`` columns: path, status, request id and its detail as JSON."""
+    detail = {
+        "body": exchange.body,
+        "error_type": exchange.error_type,
+        "message": exchange.message,
+        "seconds": round(exchange.seconds, 4),
+    }
+    return exchange.path, exchange.status, exchange.request_id, json.dumps(detail)
+
+
 def _create_private(path: Path) -> None:
     """Create the file with mode 0600 (it will hold PINs), or narrow an existing one to it.
 
@@ -204,6 +223,31 @@ def _create_private(path: Path) -> None:
             companion.chmod(0o600)
 
 
+@dataclass(eq=False)
+class _Change:
+    """A change waiting for a commit; ``awaited``: a caller waits for its result."""
+
+    apply: Callable[[sqlite3.Connection], Any]
+    awaited: bool
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+    def run(self, db: sqlite3.Connection) -> None:
+        """Apply it in its own savepoint, so that its failure undoes only itself."""
+        db.execute("SAVEPOINT change")
+        try:
+            self.result = self.apply(db)
+        except Exception as exc:
+            db.execute("ROLLBACK TO change")
+            self.error = exc
+        db.execute("RELEASE change")
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    return None
+
+
 class Ledger:
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
@@ -212,6 +256,8 @@ class Ledger:
         self.path = path
         self._thread = anyio.CapacityLimiter(1)
         self._exchanges: list[tuple[str, Exchange]] = []
+        self._queue: list[_Change] = []
+        self._committing: anyio.Event | None = None
 
     @classmethod
     async def open(cls, path: Path = DEFAULT_LEDGER) -> Self:
@@ -239,56 +285,120 @@ class Ledger:
         return cls(connection, path)
 
     async def close(self) -> None:
-        await self.write(lambda db: None)
-        await self._run(self._db.close)
+        """Commit what is queued and close; shielded, so that a run being cancelled (Ctrl-C)
+        still records the answers it got."""
+        with anyio.CancelScope(shield=True):
+            await self.commit()
+            await self._run(self._db.close)
+
+    async def commit(self) -> None:
+        """Commit what is queued (changes and exchanges) now; returns once it is on disk."""
+        if self._queue or self._exchanges or self._committing is not None:
+            await self.write(_nothing)
 
     async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``query`` against the database in the ledger's thread (for other stages' reads)."""
+        """Run ``query`` in the ledger's thread, after committing what is queued (for other
+        stages' reads)."""
+        await self.commit()
         return await self._run(lambda: query(self._db))
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)
 
     async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``change`` and flush the buffered exchanges in one durable transaction, in the
-        ledger's thread (other stages write through this too)."""
-        exchanges, self._exchanges = self._exchanges, []
+        """Run ``change`` in the ledger's thread and return its result once it is committed,
+        with every change queued before it and the buffered exchanges (other stages write
+        through this too). Writes that arrive while a commit is going on share the next one."""
+        queued = _Change(change, awaited=True)
+        self._queue.append(queued)
+        while not queued.done:
+            if self._committing is not None:
+                await self._committing.wait()
+            else:
+                await self._commit()
+        if queued.error is not None:
+            raise queued.error
+        return queued.result  # type: ignore[no-any-return]
 
-        def transaction() -> T:
-            self._db.execute("BEGIN IMMEDIATE")
+    def defer(self, change: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``change`` for the next commit, without waiting for it. Only for changes whose
+        loss in a crash is safe; one that fails is logged (nobody waits to hear of it)."""
+        self._queue.append(_Change(change, awaited=False))
+
+    @asynccontextmanager
+    async def commit_every(self, seconds: float) -> AsyncIterator[None]:
+        """While the block runs, queued changes wait at most ``seconds`` for their commit
+        (they would otherwise wait for the next write or read)."""
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(seconds)
+                if self._queue:
+                    await self.commit()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
             try:
-                result = change(self._db)
-                self._db.executemany(
-                    "INSERT INTO events (run_id, at, kind, path, http_status, seam_request_id,"
-                    " detail) VALUES (?, ?, 'request', ?, ?, ?, ?)",
-                    [
-                        (
-                            run_id,
-                            _now(),
-                            exchange.path,
-                            exchange.status,
-                            exchange.request_id,
-                            json.dumps(
-                                {
-                                    "body": exchange.body,
-                                    "error_type": exchange.error_type,
-                                    "message": exchange.message,
-                                    "seconds": round(exchange.seconds, 4),
-                                }
-                            ),
-                        )
-                        for run_id, exchange in exchanges
-                    ],
-                )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                # The requests happened whatever became of this change: log them next time.
-                self._exchanges[:0] = exchanges
-                raise
-            self._db.execute("COMMIT")
-            return result
+                yield
+            except Exception as exc:
+                failure = exc  # raised below as itself, not inside an exception group
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
-        return await self._run(transaction)
+    async def _commit(self) -> None:
+        """Commit everything queued, in one transaction in the ledger's thread."""
+        batch, self._queue = self._queue, []
+        exchanges, self._exchanges = self._exchanges, []
+        self._committing = committed = anyio.Event()
+        try:
+            failure = await self._run(lambda: self._transaction(batch, exchanges))
+        except BaseException:
+            # Cancelled before the thread took it: the next commit takes it instead.
+            if not any(change.done for change in batch):
+                self._queue[:0] = batch
+                self._exchanges[:0] = exchanges
+            raise
+        finally:
+            self._committing = None
+            committed.set()
+        if failure is not None:
+            # Nothing was committed. The requests happened whatever became of the changes:
+            # log them next time.
+            self._exchanges[:0] = exchanges
+        for change in batch:
+            if change.error is not None and not change.awaited:
+                log.error(
+                    "a ledger change was not recorded",
+                    extra={"error": f"{type(change.error).__name__}: {change.error}"},
+                )
+
+    def _transaction(
+        self, batch: list[_Change], exchanges: list[tuple[str, Exchange]]
+    ) -> BaseException | None:
+        """In the ledger's thread: every change in its own savepoint, then the exchanges, then
+        COMMIT. Returns None when committed, else the error that undid the whole batch."""
+        failure: BaseException | None = None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for change in batch:
+                change.run(self._db)
+            self._db.executemany(
+                "INSERT INTO events (run_id, at, kind, path, http_status, seam_request_id,"
+                " detail) VALUES (?, ?, 'request', ?, ?, ?, ?)",
+                [(run_id, _now(), *_request_event(exchange)) for run_id, exchange in exchanges],
+            )
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            self._db.execute("ROLLBACK")
+            failure = exc
+        for change in batch:
+            if failure is not None:
+                change.error, change.result = failure, None
+            change.done = True
+        return failure
 
     def observe(self, run_id: str) -> Callable[[Exchange], None]:
         """A ``SeamClient`` observer that logs every exchange with the next commit."""
@@ -341,23 +451,24 @@ class Ledger:
     async def codes_in_state(self, state: str) -> list[LedgerCode]:
         """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
 
-        def query() -> list[LedgerCode]:
-            cursor = self._db.execute(
+        def query(db: sqlite3.Connection) -> list[LedgerCode]:
+            cursor = db.execute(
                 f"SELECT {', '.join(LEDGER_CODE_COLUMNS)} FROM codes WHERE state = ?", (state,)
             )
             return [LedgerCode(*row) for row in cursor]
 
-        return await self._run(query)
+        return await self.read(query)
 
     async def mark_sending(self, tag: str, run_id: str) -> None:
         """Committed before the create is sent: from here on the outcome must be checked."""
-        await self._transition(tag, run_id, "sending", attempts=1)
+        await self.write(lambda db: _transition(db, tag, run_id, "sending", 1, {}))
 
-    async def mark_created(
+    def mark_created(
         self, tag: str, run_id: str, code: AccessCode, request_id: str | None, *, how: str
     ) -> None:
-        """``how``: ``created`` (Seam's answer) or ``adopted`` (found on the door)."""
-        await self._transition(
+        """``how``: ``created`` (Seam's answer) or ``adopted`` (found on the door). Queued for
+        the next commit, like the other answers."""
+        self._answered(
             tag,
             run_id,
             "created",
@@ -370,22 +481,22 @@ class Ledger:
             created_at=_now(),
         )
 
-    async def mark_failed(
+    def mark_failed(
         self, tag: str, run_id: str, reason: str, message: str, request_id: str | None
     ) -> None:
         """Seam refused the create: no code exists; a later run may try again."""
-        await self._transition(
+        self._answered(
             tag, run_id, "failed", reason=reason, message=message, seam_request_id=request_id
         )
 
-    async def mark_pending(self, tag: str, run_id: str, reason: str, message: str) -> None:
+    def mark_pending(self, tag: str, run_id: str, reason: str, message: str) -> None:
         """Known not to exist on the door (refused before acting, or looked for and not found)."""
-        await self._transition(tag, run_id, "pending", reason=reason, message=message)
+        self._answered(tag, run_id, "pending", reason=reason, message=message)
 
-    async def _transition(
-        self, tag: str, run_id: str, state: str, *, attempts: int = 0, **fields: Any
-    ) -> None:
-        await self.write(lambda db: _transition(db, tag, run_id, state, attempts, fields))
+    def _answered(self, tag: str, run_id: str, state: str, **fields: Any) -> None:
+        """Queue a ``sending`` code's next state. Lost in a crash, the code stays ``sending``
+        and is looked for on its door before anything is sent for it again."""
+        self.defer(lambda db: _transition(db, tag, run_id, state, 0, fields))
 
     async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
         """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
@@ -402,15 +513,15 @@ class Ledger:
         ``idempotency_tag, device_id, access_code_id, starts_at, ends_at``."""
         columns = ("idempotency_tag", "device_id", "access_code_id", "starts_at", "ends_at")
 
-        def query() -> list[dict[str, Any]]:
-            keys = fill_keys(self._db, "device_id", device_ids)
-            cursor = self._db.execute(
+        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            keys = fill_keys(db, "device_id", device_ids)
+            cursor = db.execute(
                 f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (device_id)"
                 " WHERE state IN ('created', 'sending')"
             )
             return [dict(zip(columns, row, strict=True)) for row in cursor]
 
-        return await self._run(query)
+        return await self.read(query)
 
     async def record_apply(
         self,
@@ -474,11 +585,11 @@ class Ledger:
     async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
         """The outcome columns of the given codes, for the results file."""
 
-        def query() -> list[dict[str, Any]]:
-            cursor = _select_by_tags(self._db, tags, RESULT_COLUMNS)
+        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            cursor = _select_by_tags(db, tags, RESULT_COLUMNS)
             return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
 
-        return await self._run(query)
+        return await self.read(query)
 
 
 def _transition(

@@ -96,7 +96,7 @@ async def test_register_adds_pending_codes_once(ledger):
         tag: LedgerCode(tag, "device-1", f"Guest {tag}", "pending", None, 0) for tag in ("t1", "t2")
     }
     await ledger.mark_sending("t1", run_id)
-    await ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+    ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
     again = await ledger.register(run_id, [planned("t1"), planned("t3")])
     assert again["t1"] == LedgerCode("t1", "device-1", "Guest t1", "created", "ac-1", 1)
     assert again["t3"].state == "pending"
@@ -112,7 +112,7 @@ async def test_a_create_goes_pending_sending_created(ledger):
     assert await ledger.codes_in_state("sending") == [
         LedgerCode("t1", "device-1", "Guest t1", "sending", None, 1)
     ]
-    await ledger.mark_created("t1", run_id, access_code("ac-9"), "req-9", how="created")
+    ledger.mark_created("t1", run_id, access_code("ac-9"), "req-9", how="created")
     assert await ledger.codes_in_state("sending") == []
     [result] = await ledger.code_table(["t1"])
     assert result == {
@@ -146,9 +146,9 @@ async def test_a_refused_create_is_failed_or_pending(
     await ledger.register(run_id, [planned("t1")])
     await ledger.mark_sending("t1", run_id)
     if mark == "failed":
-        await ledger.mark_failed("t1", run_id, reason, message, request_id)
+        ledger.mark_failed("t1", run_id, reason, message, request_id)
     else:
-        await ledger.mark_pending("t1", run_id, reason, message)
+        ledger.mark_pending("t1", run_id, reason, message)
     [result] = await ledger.code_table(["t1"])
     assert (result["state"], result["reason"], result["message"]) == (state, reason, message)
     assert (result["seam_request_id"], result["attempts"]) == (request_id, 1)
@@ -171,9 +171,10 @@ async def test_every_transition_appends_a_state_event(ledger):
     run_id = await ledger.start_run("apply", [])
     await ledger.register(run_id, [planned("t1")])
     await ledger.mark_sending("t1", run_id)
-    await ledger.mark_pending("t1", run_id, "connect_failed", "no route")
+    ledger.mark_pending("t1", run_id, "connect_failed", "no route")
     await ledger.mark_sending("t1", run_id)
-    await ledger.mark_created("t1", run_id, access_code(), "req-2", how="created")
+    ledger.mark_created("t1", run_id, access_code(), "req-2", how="created")
+    await ledger.commit()
     events = rows(
         ledger,
         "SELECT run_id, idempotency_tag, seam_request_id, detail FROM events"
@@ -214,7 +215,8 @@ async def test_observed_exchanges_are_logged_with_the_next_commit_without_header
     dump = json.dumps(rows(ledger, "SELECT * FROM events")).lower()
     assert "authorization" not in dump
     assert "bearer" not in dump
-    await ledger.mark_pending("t1", run_id, "rate_limited", "slow")
+    ledger.mark_pending("t1", run_id, "rate_limited", "slow")
+    await ledger.commit()
     assert len(rows(ledger, query + " WHERE kind = 'request'")) == 1  # logged once
 
 
@@ -248,24 +250,167 @@ async def test_a_ledger_that_cant_be_created_is_a_usage_error(tmp_path):
     assert "\n" not in line
 
 
+async def test_sending_on_an_unknown_tag_raises_key_error(ledger):
+    """Marking a tag that was never registered ``sending`` raises KeyError and logs no event."""
+    run_id = await ledger.start_run("apply", [])
+    with pytest.raises(KeyError, match="nope"):
+        await ledger.mark_sending("nope", run_id)
+    assert rows(ledger, "SELECT count(*) FROM events WHERE kind = 'state'") == [(0,)]
+
+
 @pytest.mark.parametrize(
-    "transition",
+    "answer",
     [
-        lambda ledger, run_id: ledger.mark_sending("nope", run_id),
         lambda ledger, run_id: ledger.mark_pending("nope", run_id, "not_found", "gone"),
         lambda ledger, run_id: ledger.mark_failed("nope", run_id, "invalid_input", "bad", None),
         lambda ledger, run_id: ledger.mark_created(
             "nope", run_id, access_code(), None, how="adopted"
         ),
     ],
-    ids=["sending", "pending", "failed", "created"],
+    ids=["pending", "failed", "created"],
 )
-async def test_a_transition_on_an_unknown_tag_raises_key_error(ledger, transition):
-    """Changing a tag that was never registered raises KeyError and logs no event."""
+async def test_an_answer_on_an_unknown_tag_is_logged_and_undoes_only_itself(ledger, answer, caplog):
+    """A queued answer for a tag never registered is logged as an error when its commit comes;
+    the changes committed with it stand."""
     run_id = await ledger.start_run("apply", [])
-    with pytest.raises(KeyError, match="nope"):
-        await transition(ledger, run_id)
-    assert rows(ledger, "SELECT count(*) FROM events WHERE kind = 'state'") == [(0,)]
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    answer(ledger, run_id)
+    ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+    await ledger.commit()
+    assert rows(ledger, "SELECT state FROM codes") == [("created",)]
+    states = rows(ledger, "SELECT idempotency_tag FROM events WHERE kind = 'state'")
+    assert states == [("t1",), ("t1",)]
+    [record] = [r for r in caplog.records if r.name == "pipeline.ledger"]
+    assert record.levelname == "ERROR"
+    assert record.error == "KeyError: 'no code nope in the ledger'"
+
+
+async def test_answers_are_committed_with_the_next_commit_in_order(ledger):
+    """An answer is queued: the file shows the code ``sending`` until the next commit, which
+    applies the queued changes in the order they were made."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1"), planned("t2")])
+    await ledger.mark_sending("t1", run_id)
+    ledger.mark_pending("t1", run_id, "rate_limited", "slow")
+    assert rows(ledger, "SELECT state FROM codes WHERE idempotency_tag = 't1'") == [("sending",)]
+    await ledger.mark_sending("t1", run_id)  # commits the pending first, then sending again
+    ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+    await ledger.mark_sending("t2", run_id)
+    assert rows(ledger, "SELECT idempotency_tag, state, attempts FROM codes ORDER BY 1") == [
+        ("t1", "created", 2),
+        ("t2", "sending", 1),
+    ]
+
+
+async def test_concurrent_writes_share_a_commit(ledger, monkeypatch):
+    """Twenty creates marked ``sending`` at once take two commits, not twenty, and each caller
+    returns only once its change is on disk."""
+    run_id = await ledger.start_run("apply", [])
+    tags = [f"t{n}" for n in range(20)]
+    await ledger.register(run_id, [planned(tag) for tag in tags])
+    batches: list[int] = []
+    transaction = ledger._transaction
+
+    def counted(batch, exchanges):
+        batches.append(len(batch))
+        return transaction(batch, exchanges)
+
+    monkeypatch.setattr(ledger, "_transaction", counted)
+    seen: dict[str, str] = {}
+
+    async def send(tag: str) -> None:
+        await ledger.mark_sending(tag, run_id)
+        [(seen[tag],)] = rows(ledger, "SELECT state FROM codes WHERE idempotency_tag = ?", tag)
+
+    async with anyio.create_task_group() as group:
+        for tag in tags:
+            group.start_soon(send, tag)
+    assert batches == [1, 19]
+    assert seen == dict.fromkeys(tags, "sending")
+
+
+async def test_a_failing_write_in_a_shared_commit_fails_alone(ledger):
+    """Of writes committed together, one that fails halfway raises and leaves nothing behind;
+    the others stand."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1"), planned("t2")])
+    failed: list[BaseException] = []
+
+    def half_done(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE codes SET state = 'created' WHERE idempotency_tag = 't2'")
+        raise RuntimeError("broken change")
+
+    async def write(change) -> None:
+        try:
+            await change()
+        except (KeyError, RuntimeError) as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(write, lambda: ledger.mark_sending("t1", run_id))
+        group.start_soon(write, lambda: ledger.mark_sending("t1", run_id))
+        group.start_soon(write, lambda: ledger.write(half_done))
+        group.start_soon(write, lambda: ledger.mark_sending("nope", run_id))
+    assert sorted(repr(exc) for exc in failed) == [
+        "KeyError('no code nope in the ledger')",
+        "RuntimeError('broken change')",
+    ]
+    select = "SELECT idempotency_tag, state, attempts FROM codes ORDER BY 1"
+    assert rows(ledger, select) == [("t1", "sending", 2), ("t2", "pending", 0)]
+
+
+async def test_answers_survive_a_cancelled_write_and_a_cancelled_close(tmp_path):
+    """A write cancelled before its commit leaves the answers queued before it for the next
+    commit, and ``close`` commits them even inside a cancelled scope (Ctrl-C)."""
+    opened = await Ledger.open(tmp_path / "ledger.sqlite")
+    run_id = await opened.start_run("apply", [])
+    await opened.register(run_id, [planned("t1"), planned("t2")])
+    await opened.mark_sending("t1", run_id)
+    opened.mark_created("t1", run_id, access_code(), "req-1", how="created")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await opened.mark_sending("t2", run_id)
+    assert scope.cancelled_caught
+    assert rows(opened, "SELECT state FROM codes ORDER BY idempotency_tag") == [
+        ("sending",),
+        ("pending",),
+    ]
+    opened.mark_failed("t1", run_id, "ignored", "superseded below", None)
+    opened.mark_created("t1", run_id, access_code("ac-2"), "req-2", how="created")
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await opened.close()
+    select = "SELECT idempotency_tag, state, access_code_id FROM codes ORDER BY 1"
+    assert rows(opened, select) == [("t1", "created", "ac-2"), ("t2", "sending", None)]
+
+
+async def test_commit_every_commits_queued_answers_without_another_write(ledger, monkeypatch):
+    """Inside ``commit_every`` an answer reaches the file though nothing else is written."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    committed = anyio.Event()
+    commit = ledger.commit
+
+    async def observed() -> None:
+        await commit()
+        committed.set()
+
+    monkeypatch.setattr(ledger, "commit", observed)
+    async with ledger.commit_every(0.01):
+        ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+        with anyio.fail_after(10):
+            await committed.wait()
+    assert rows(ledger, "SELECT state FROM codes") == [("created",)]
+
+
+async def test_an_error_inside_commit_every_comes_out_as_itself(ledger):
+    """An exception raised in the block is not wrapped in an exception group by the beat's task
+    group (callers catch e.g. RunStopped by its type)."""
+    with pytest.raises(LookupError, match="not wrapped"):
+        async with ledger.commit_every(0.01):
+            raise LookupError("not wrapped")
 
 
 async def test_leftover_wal_and_shm_of_a_readable_ledger_are_narrowed(tmp_path):
