@@ -169,8 +169,8 @@ class SeamClient:
         """The endpoint with ``path`` appended (after any path the endpoint has)."""
         url = self._urls.get(path)
         if url is None:
-            base = self._endpoint.raw_path.rstrip(b"/")
-            url = self._urls[path] = self._endpoint.copy_with(raw_path=base + path.encode())
+            url = self._endpoint.copy_with(path=self._endpoint.path.rstrip("/") + path)
+            self._urls[path] = url
         return url
 
     async def _send(self, url: httpx.URL, body: dict[str, Any]) -> httpx.Response:
