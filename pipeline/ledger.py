@@ -634,9 +634,20 @@ def _select_by_tags(
 def fill_keys(db: sqlite3.Connection, column: str, values: Iterable[str]) -> str:
     """A temporary table ``keys_<column>`` holding just ``values``, to join ``codes`` with on
     ``column`` (any number of values, where an ``IN (...)`` list would hit SQLite's limit);
-    returns its name."""
+    returns its name. Outside a transaction (a read) the filling gets one of its own: without
+    it every row would be its own commit, 25 µs each."""
     table = f"keys_{column}"
-    db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
-    db.execute(f"DELETE FROM {table}")
-    db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((value,) for value in values))
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN")  # takes no lock on the ledger: only the temporary table is written
+    try:
+        db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
+        db.execute(f"DELETE FROM {table}")
+        db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
+    except BaseException:
+        if own:
+            db.execute("ROLLBACK")
+        raise
+    if own:
+        db.execute("COMMIT")
     return table

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.ledger import RESULT_COLUMNS, Ledger, LedgerCode
+from pipeline.ledger import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
 from pipeline.models import AccessCode
 from pipeline.seam import Exchange
 
@@ -444,3 +444,35 @@ async def test_an_exchange_survives_a_failed_transition(tmp_path):
     with sqlite3.connect(opened.path) as db:
         logged = db.execute("SELECT seam_request_id FROM events WHERE kind = 'request'")
         assert logged.fetchall() == [("req-1",)]
+
+
+def test_fill_keys_fills_in_one_transaction_and_keeps_the_callers(tmp_path):
+    """Outside a transaction fill_keys opens and closes its own (rolled back if the values
+    fail); inside the caller's it neither commits nor ends it."""
+    db = sqlite3.connect(tmp_path / "keys.sqlite", isolation_level=None)
+    assert fill_keys(db, "device_id", ["a", "b", "a"]) == "keys_device_id"
+    assert not db.in_transaction
+    assert db.execute("SELECT device_id FROM keys_device_id ORDER BY 1").fetchall() == [
+        ("a",),
+        ("b",),
+    ]
+
+    def failing():
+        yield "c"
+        raise ValueError("bad values")
+
+    with pytest.raises(ValueError, match="bad values"):
+        fill_keys(db, "device_id", failing())
+    assert not db.in_transaction
+    db.execute("CREATE TABLE t (x)")
+    db.execute("BEGIN")
+    db.execute("INSERT INTO t VALUES (1)")
+    fill_keys(db, "device_id", ["d"])
+    assert db.in_transaction
+    db.execute("ROLLBACK")
+    assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert db.execute("SELECT device_id FROM keys_device_id ORDER BY 1").fetchall() == [
+        ("a",),
+        ("b",),
+    ]
+    db.close()
