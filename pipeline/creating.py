@@ -159,7 +159,7 @@ class CodeCreator:
             self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
             raise key_refused(exc)
         if exc.error_type in NO_SPACE_ERRORS:
-            return await self._door_full(job, exc, answered)
+            return self._door_full(job, exc, answered)
         self._ledger.mark_failed(tag, self._run_id, exc.error_type, exc.message, exc.request_id)
         log.warning(
             "Seam refused a code",
@@ -168,7 +168,7 @@ class CodeCreator:
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered)
 
-    async def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
+    def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
         """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
         why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
         self._ledger.mark_failed(job.key, self._run_id, BUDGET_EXHAUSTED, why, exc.request_id)
