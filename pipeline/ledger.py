@@ -157,25 +157,43 @@ CREATE TABLE IF NOT EXISTS run_budgets (
 );
 """
 
-# Columns added after the first release: ledgers made before them get them on open.
-ADDED_CODE_COLUMNS = {
-    "code_errors": "TEXT",  # JSON list of Seam's errors on the code, as last seen
-    "code_warnings": "TEXT",  # JSON list of its warnings
-    "needs_attention": "TEXT",  # why a person should look at it (null: nothing)
-    "status_checked_at": "TEXT",  # when Seam was last asked
-    "replaces_tag": "TEXT",  # a reissued code: the tag of the code it replaces
-    # The first apply run whose inputs no longer had the code's reservation (null: it had)
-    "orphaned_run_id": "TEXT",
+# Columns added after the first release, per table: ledgers made before them get them on open,
+# with the statement (if any) that fills them in for the rows already there.
+ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "codes": {
+        # JSON list of Seam's errors on the code, as last seen; and of its warnings
+        "code_errors": ("TEXT", None),
+        "code_warnings": ("TEXT", None),
+        "needs_attention": ("TEXT", None),  # why a person should look at it (null: nothing)
+        "status_checked_at": ("TEXT", None),  # when Seam was last asked
+        "replaces_tag": ("TEXT", None),  # a reissued code: the tag of the code it replaces
+        # The first apply run whose inputs no longer had the code's reservation (null: it had)
+        "orphaned_run_id": ("TEXT", None),
+    },
+    "run_doors": {
+        # Rows kept before it: a row that named a device_id counted as a door's, as the
+        # report showed them then.
+        "matched": (
+            "INTEGER NOT NULL DEFAULT 1",
+            "UPDATE run_doors SET matched = device_id IS NOT NULL",
+        ),
+    },
 }
 
 T = TypeVar("T")
 
 
 def _add_columns(db: sqlite3.Connection) -> None:
-    present = {row[1] for row in db.execute("PRAGMA table_info(codes)")}
-    for name, kind in ADDED_CODE_COLUMNS.items():
-        if name not in present:
-            db.execute(f"ALTER TABLE codes ADD COLUMN {name} {kind}")
+    """Give a ledger made by an earlier version the columns added since, in one transaction."""
+    db.execute("BEGIN")
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, (kind, fill) in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                if fill is not None:
+                    db.execute(fill)
+    db.execute("COMMIT")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -411,6 +412,38 @@ async def test_an_error_inside_commit_every_comes_out_as_itself(ledger):
     with pytest.raises(LookupError, match="not wrapped"):
         async with ledger.commit_every(0.01):
             raise LookupError("not wrapped")
+
+
+async def test_a_ledger_from_before_the_added_columns_gets_them_on_open(tmp_path):
+    """A ledger whose tables predate the added columns gets them when opened: its per-door rows
+    count as matched when they named a door, and a new apply run's summary can be kept."""
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "CREATE TABLE run_doors (run_id TEXT NOT NULL, device_id TEXT, door_name TEXT,"
+            " site_name TEXT, outcome TEXT NOT NULL, reason TEXT, rows INTEGER NOT NULL)"
+        )
+        old.executemany(
+            "INSERT INTO run_doors VALUES ('run-old', ?, ?, 'Hotel', 'created', NULL, 1)",
+            [("device-1", "Room 101"), (None, "Room 999")],
+        )
+    opened = await Ledger.open(path)
+    run_id = await opened.start_run("apply", [])
+    await opened.record_apply(
+        run_id,
+        [("device-2", "Room 102", "Hotel", False, "rejected", "unknown_device", 2)],
+        [],
+        [],
+        now=dt.datetime(2026, 11, 22, tzinfo=dt.UTC),
+    )
+    await opened.close()
+    assert rows(opened, "SELECT door_name, matched FROM run_doors ORDER BY rowid") == [
+        ("Room 101", 1),
+        ("Room 999", 0),
+        ("Room 102", 0),
+    ]
+    columns = {row[1] for row in rows(opened, "PRAGMA table_info(codes)")}
+    assert {"code_errors", "needs_attention", "replaces_tag", "orphaned_run_id"} <= columns
 
 
 async def test_leftover_wal_and_shm_of_a_readable_ledger_are_narrowed(tmp_path):
