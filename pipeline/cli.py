@@ -45,6 +45,7 @@ from pipeline.reports import (
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
 from pipeline.scheduling import Rate
+from pipeline.seam import DEFAULT_REQUEST_TIMEOUT
 from pipeline.settings import BudgetOptions
 
 
@@ -142,6 +143,22 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--ledger", type=Path, default=DEFAULT_LEDGER, help="SQLite ledger")
     command.add_argument("--results", type=Path, help="CSV, Parquet or JSONL (default: outputs/)")
     command.add_argument("--log-format", choices=("text", "json"), default="text")
+    command.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="give up on a Seam request whose whole answer hasn't come in this long"
+        f" (default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+
+
+def _request_timeout(args: argparse.Namespace) -> float:
+    """``--request-timeout``, checked: a deadline must be a positive number of seconds."""
+    seconds: float = args.request_timeout
+    if not 0 < seconds < float("inf"):
+        raise UsageError("--request-timeout must be a positive number of seconds")
+    return seconds
 
 
 def add_budget_options(command: argparse.ArgumentParser) -> None:
@@ -214,6 +231,9 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--concurrency must be at least 1")
     if args.global_rate is not None and args.global_rate <= 0:
         raise UsageError("--global-rate must be positive")
+    # Checked before anything starts. The client apply_session builds can't be given it until
+    # ApplySettings has a request_timeout field: until then it keeps DEFAULT_REQUEST_TIMEOUT.
+    _request_timeout(args)
     settings = ApplySettings(
         door_rate=Rate.parse(args.door_rate),
         global_rate=args.global_rate,
@@ -259,6 +279,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     configure_logging(args.log_format)
+    _request_timeout(args)  # see _apply: not yet passed on to the client
     run = anyio.run(
         functools.partial(
             jobs.status_files,

@@ -1,8 +1,13 @@
 """The Seam API client: the one module that knows HTTP.
 
 Every call is ``POST <path>`` with a JSON body. Reads (``list``, ``get``) are retried on 429,
-5xx and connection errors, honouring ``Retry-After``; errors become ``SeamError`` carrying
-Seam's error type and message, the HTTP status and the ``seam-request-id``.
+5xx and connection errors, honouring ``Retry-After`` up to ``MAX_WAIT_SECONDS``; errors become
+``SeamError`` carrying Seam's error type and message, the HTTP status and the
+``seam-request-id``.
+
+Every request ends: it has a total deadline (``request_timeout``, sending and the whole answer,
+however slowly the bytes come), no wait Seam asks for is longer than ``MAX_WAIT_SECONDS``, and a
+listing stops on a page cursor it has already followed or after ``MAX_PAGES`` pages.
 
 A create is sent exactly once per call and never retried here: Seam has no idempotency key,
 so only the caller (who can look for the code first) may decide to send it again.
@@ -11,12 +16,14 @@ so only the caller (who can look for the code first) may decide to send it again
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
+import anyio
 import httpx
 import stamina
 from pydantic import ValidationError
@@ -24,10 +31,23 @@ from pydantic import ValidationError
 from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.models import AccessCode, Device, Pagination, first_problem
-from pipeline.settings import SeamCredentials
+from pipeline.settings import SeamCredentials, check_endpoint
 
+log = logging.getLogger(__name__)
 ORACODE_FILTERS = {"device_type": "dormakaba_oracode_door", "manufacturer": "dormakaba_oracode"}
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# A request's answer must be complete within this (``--request-timeout``), not merely keep
+# trickling: a body sent one byte every 20 s never trips a per-read timeout.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+# The longest single wait Seam can make us take (``Retry-After``). Seam documents no
+# Retry-After at all and its only documented limits are per minute (10 creates per door), so a
+# wait over two of those windows says nothing about the limits and would stall a nightly run:
+# after 120 s we ask again (and a read gives up after its attempts).
+MAX_WAIT_SECONDS = 120.0
+# A listing longer than this is broken, not big: at /devices/list's default 500 per page it
+# is 5 million doors, and /access_codes/list pages hold up to 55,000 codes.
+MAX_PAGES = 10_000
+_clamped: set[str] = set()  # the ``what``s clamp_wait has warned about (once per process)
 # Callers pass an in-process transport (tests, sandbox) without importing httpx themselves.
 Transport = httpx.AsyncBaseTransport
 
@@ -62,10 +82,32 @@ class RetryableRead(Exception):
         self.retry_after = retry_after
 
 
+def clamp_wait(seconds: float | None, *, what: str) -> float | None:
+    """``seconds`` capped to ``MAX_WAIT_SECONDS`` (None stays None: no wait was asked for).
+
+    ``what`` names the wait in the warning that is logged the first time a wait of that name is
+    clamped in this process (once, not on every 429 of a long run).
+    """
+    if seconds is None or seconds <= MAX_WAIT_SECONDS:
+        return seconds
+    if what not in _clamped:
+        _clamped.add(what)
+        log.warning(
+            f"{what} asked for a wait of {seconds:g} s; waiting {MAX_WAIT_SECONDS:g} s at most",
+            extra={"asked": seconds, "cap": MAX_WAIT_SECONDS},
+        )
+    return MAX_WAIT_SECONDS
+
+
 def _backoff(exc: Exception) -> bool | float:
-    """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it."""
+    """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
+
+    stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped
+    here: ``Retry-After: 86400`` must not stop a read for a day.
+    """
     if isinstance(exc, RetryableRead):
-        return exc.retry_after if exc.retry_after is not None else True
+        wait = clamp_wait(exc.retry_after, what="Seam's Retry-After on a read")
+        return wait if wait is not None else True
     return False
 
 
@@ -75,6 +117,11 @@ class SeamClient:
     Requests go straight to the transport: the client layer of ``httpx.AsyncClient`` (cookies,
     redirects, auth flows, URL merging) does nothing Seam needs and costs a quarter of each
     request's CPU. ``transport`` lets tests drive an in-process server (``httpx.ASGITransport``).
+
+    ``timeout`` bounds each connect, write and read; ``request_timeout`` bounds a whole request
+    (waiting for a connection, sending, and reading the answer to its last byte). Raises
+    ConfigError for credentials that can't make a request (a malformed key, an endpoint that
+    holds a user name or password).
     """
 
     def __init__(
@@ -83,6 +130,7 @@ class SeamClient:
         *,
         transport: Transport | None = None,
         timeout: float = 30.0,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         read_attempts: int = 6,
         max_connections: int = 8,
         pace: Callable[[], Awaitable[None]] | None = None,
@@ -94,6 +142,7 @@ class SeamClient:
             "Content-Type": "application/json",
             "User-Agent": f"oracode-pipeline/{__version__}",
         }
+        check_endpoint(credentials.endpoint, "the Seam endpoint")
         self._endpoint = httpx.URL(credentials.endpoint)
         self._urls: dict[str, httpx.URL] = {}
         self._transport = transport or httpx.AsyncHTTPTransport(
@@ -102,6 +151,7 @@ class SeamClient:
             )
         )
         self._timeout = httpx.Timeout(timeout, connect=10.0).as_dict()
+        self._request_timeout = request_timeout
         self._read_attempts = read_attempts
         self._pace = pace
         self._observe = observe
@@ -118,15 +168,30 @@ class SeamClient:
         await self._transport.aclose()
 
     async def read(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST a read-only request, retried on 429/5xx/connection errors; raises SeamError."""
+        """POST a read-only request, retried on 429/5xx/connection errors; raises SeamError.
+
+        Once the attempts are spent, the last error is raised with a hint that says how many
+        were made (the run stops on it: exit 3).
+        """
+        attempts = 0
         try:
             async for attempt in stamina.retry_context(
                 on=_backoff, attempts=self._read_attempts, wait_max=60.0
             ):
                 with attempt:
+                    attempts += 1
                     return await self._send_read(path, body)
         except RetryableRead as exc:
-            raise exc.error from exc
+            error = exc.error
+            raise type(error)(
+                error.message,
+                error_type=error.error_type,
+                status=error.status,
+                request_id=error.request_id,
+                retry_after=error.retry_after,
+                data=error.data,
+                hint=f"{path} failed {attempts} times in a row; rerun later",
+            ) from exc
         raise AssertionError("unreachable: stamina either returns or raises")
 
     async def _send_read(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -149,7 +214,14 @@ class SeamClient:
         try:
             url = self._url(path)
             try:
-                response = await self._send(url, body)
+                with anyio.fail_after(self._request_timeout):
+                    response = await self._send(url, body)
+            except TimeoutError as exc:
+                # The request may have been read and acted on: an unknown outcome.
+                raise SeamUnavailableError(
+                    f"no whole answer from {url} within {self._request_timeout:g} s",
+                    error_type="timeout",
+                ) from exc
             except httpx.HTTPError as exc:
                 # A connection that was never made carried no request: that outcome is known.
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
@@ -157,7 +229,7 @@ class SeamClient:
                     f"no answer from {url}: {type(exc).__name__}",
                     error_type="connect_failed" if never_sent else "connection_error",
                 ) from exc
-            payload = parse_response(response)
+            payload = parse_response(response, path=path)
         except SeamError as exc:
             self._record(path, body, started, exc.status, exc.request_id, exc)
             raise
@@ -252,19 +324,40 @@ class SeamClient:
     async def _pages(
         self, path: str, body: dict[str, Any], key: str
     ) -> AsyncIterator[dict[str, Any]]:
-        """The items under ``key`` of every page of a cursor-paginated list."""
-        while True:
+        """The items under ``key`` of every page of a cursor-paginated list.
+
+        Raises SeamError when the listing would not end: a cursor it has already followed, or
+        more than ``MAX_PAGES`` pages.
+        """
+        followed: set[str] = set()
+        for pages in range(1, MAX_PAGES + 1):
             page = await self.read(path, body)
             for raw in page.get(key, []):
                 yield raw
             pagination = Pagination.model_validate(page.get("pagination") or {})
-            if not (pagination.has_next_page and pagination.next_page_cursor):
+            cursor = pagination.next_page_cursor
+            if not (pagination.has_next_page and cursor):
                 return
-            body = {**body, "page_cursor": pagination.next_page_cursor}
+            if cursor in followed:
+                shown = cursor if len(cursor) <= 40 else cursor[:37] + "..."
+                raise SeamError(
+                    f"{path} sent page cursor {shown!r} a second time after {pages} pages:"
+                    " the listing would never end",
+                    error_type="repeated_page_cursor",
+                    hint="rerun later; if it happens again, pass this line on to Seam support",
+                )
+            followed.add(cursor)
+            body = {**body, "page_cursor": cursor}
+        raise SeamError(
+            f"{path} still had a next page after {MAX_PAGES:,} pages: the listing would never end",
+            error_type="too_many_pages",
+            hint="rerun later; if it happens again, pass this line on to Seam support",
+        )
 
 
-def parse_response(response: httpx.Response) -> dict[str, Any]:
-    """The JSON body of a 200, or the SeamError its error body describes."""
+def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any]:
+    """The JSON body of a 200, or the SeamError its error body describes (its ``retry_after``
+    clamped to ``MAX_WAIT_SECONDS``; ``path`` names the request in the warning)."""
     request_id = response.headers.get("seam-request-id")
     try:
         payload = response.json()
@@ -280,7 +373,7 @@ def parse_response(response: httpx.Response) -> dict[str, Any]:
         error_type=str(error.get("type") or f"http_{response.status_code}"),
         status=response.status_code,
         request_id=request_id,
-        retry_after=_retry_after(response),
+        retry_after=clamp_wait(_retry_after(response), what=f"Seam's Retry-After on {path}"),
         data=error.get("data") if isinstance(error.get("data"), dict) else None,
     )
 

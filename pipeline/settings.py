@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 import tomllib
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -68,20 +69,85 @@ class SeamCredentials(BaseSettings):
                 hint="unset one of them",
             )
         if self.api_key:
-            return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+            return {"Authorization": f"Bearer {_header_value(self.api_key, 'SEAM_API_KEY')}"}
         if self.personal_access_token:
             if not self.workspace_id:
                 raise ConfigError(
                     "SEAM_PERSONAL_ACCESS_TOKEN needs SEAM_WORKSPACE_ID",
                     hint="set SEAM_WORKSPACE_ID to the workspace the token should act in",
                 )
+            token = _header_value(self.personal_access_token, "SEAM_PERSONAL_ACCESS_TOKEN")
             return {
-                "Authorization": f"Bearer {self.personal_access_token.get_secret_value()}",
-                "seam-workspace": self.workspace_id,
+                "Authorization": f"Bearer {token}",
+                "seam-workspace": _header_value(SecretStr(self.workspace_id), "SEAM_WORKSPACE_ID"),
             }
         raise ConfigError(
             "no Seam API key: this command talks to the Seam API",
             hint="set SEAM_API_KEY (or pass --devices FILE to plan offline)",
+        )
+
+
+def _header_value(secret: SecretStr, variable: str) -> str:
+    """The secret's text for an HTTP header; ConfigError (exit 2) when it can't be one.
+
+    A key pasted with its line break, a space or a typographic character would otherwise leave
+    on every request and fail as a network error, retried until the run gives up. The message
+    says what is wrong, never the value.
+    """
+    value = secret.get_secret_value()
+    problem = None
+    if value != value.rstrip("\r\n"):
+        problem = "it ends with a line break"
+    elif value != value.strip():
+        problem = "it starts or ends with whitespace"
+    elif any(character.isspace() for character in value):
+        problem = "it holds whitespace"
+    elif not value.isascii():
+        problem = "it holds a character that isn't ASCII"
+    elif not value.isprintable():
+        problem = "it holds a control character"
+    if problem is None:
+        return value
+    raise ConfigError(
+        f"{variable} looks malformed ({problem})",
+        hint=f"set {variable} again to the value exactly as Seam shows it",
+    )
+
+
+def _redacted(url: str) -> str:
+    """``url`` without any user name or password (for messages)."""
+    before, at, after = url.rpartition("@")
+    if not at:
+        return url
+    scheme, separator, _ = before.partition("://")
+    return f"{scheme}://***@{after}" if separator else f"***@{after}"
+
+
+def check_endpoint(url: str, setting: str) -> None:
+    """Refuse an endpoint that isn't an ``http(s)://host[:port][/path]`` URL (ConfigError).
+
+    One holding a user name or password is refused too: Seam authenticates with the key alone,
+    and a URL's credentials would land in every message that names the URL. ``setting`` names
+    where the value came from; the message never shows the credentials.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is what raises for a malformed one
+    except ValueError as exc:
+        raise ConfigError(
+            f"{setting} {_redacted(url)!r} is not a URL ({exc})",
+            hint="give it as https://host[:port][/path]",
+        ) from exc
+    authority = url.partition("://")[2] or url
+    if "@" in authority.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
+        raise ConfigError(
+            f"{setting} {_redacted(url)!r} holds a user name or password",
+            hint="remove them: Seam takes the key from SEAM_API_KEY only",
+        )
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{setting} {_redacted(url)!r} is not an http:// or https:// URL",
+            hint="give it as https://host[:port][/path]",
         )
 
 
@@ -198,8 +264,15 @@ class BudgetOptions:
 
 
 def load_credentials(config: Config) -> SeamCredentials:
-    """Credentials from the environment; the config endpoint applies unless SEAM_ENDPOINT is set."""
+    """Credentials from the environment; the config endpoint applies unless SEAM_ENDPOINT is set.
+
+    Raises ConfigError for an endpoint that isn't an http(s) URL or holds credentials (named
+    by its setting, never showing them).
+    """
     credentials = SeamCredentials()
+    setting = "SEAM_ENDPOINT"
     if config.endpoint and "endpoint" not in credentials.model_fields_set:
         credentials = credentials.model_copy(update={"endpoint": config.endpoint})
+        setting = "the config's endpoint"
+    check_endpoint(credentials.endpoint, setting)
     return credentials
