@@ -4,9 +4,11 @@
     ├── UsageError                 exit 2: the input or the config can't be used
     │   ├── ConfigError            a settings value or the TOML file is wrong
     │   ├── InputFileError         a reservation file can't be read or lacks a column
-    │   └── DeviceDataError        device data is malformed (names the device)
+    │   ├── DeviceDataError        device data is malformed (names the device)
+    │   └── CorruptLedgerError     the ledger file isn't a ledger we can read (names what's wrong)
     ├── SeamError                  Seam answered with an error (type, message, status, request id)
     │   └── SeamUnavailableError   no usable answer: connection failed, timed out, 5xx
+    ├── LedgerError                exit 3: the ledger can't be written (disk full, I/O error)
     └── RunStopped                 exit 3: apply had to stop (key refused, Seam unreachable)
 
 A row that can't be provisioned is *not* an exception: it becomes a result row with a reason
@@ -51,6 +53,10 @@ class DeviceDataError(UsageError):
     """Device data (from Seam or a ``--devices`` file) is malformed."""
 
 
+class CorruptLedgerError(UsageError):
+    """The ledger file is damaged or holds another schema: no run can trust it (exit 2)."""
+
+
 class SeamError(PipelineError):
     """Seam answered a request with an error.
 
@@ -90,6 +96,16 @@ class SeamError(PipelineError):
 
 class SeamUnavailableError(SeamError):
     """No usable answer from Seam: connection failure, timeout, 5xx, or a body that isn't JSON."""
+
+
+class LedgerError(PipelineError):
+    """The ledger could not be written (disk full, I/O error): the run stops (exit 3).
+
+    The transaction that failed was rolled back, so what the ledger held before it is intact;
+    a code whose ``sending`` was not committed was not sent.
+    """
+
+    exit_code = 3
 
 
 class RunStopped(PipelineError):

@@ -25,7 +25,10 @@ answer is committed looks for the code on its door before sending anything for i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import functools
 import json
 import logging
 import os
@@ -41,7 +44,7 @@ from typing import Any, Self, TypeVar
 import anyio
 import anyio.to_thread
 
-from pipeline.errors import UsageError
+from pipeline.errors import CorruptLedgerError, LedgerError, PipelineError, UsageError
 from pipeline.models import AccessCode
 from pipeline.seam import Exchange
 
@@ -230,6 +233,9 @@ def _create_private(path: Path) -> None:
     run left behind are narrowed too, since they may hold PINs not yet checkpointed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise UsageError(f"ledger {path} is {kind}", hint="give --ledger a file's path")
     descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         os.fchmod(descriptor, 0o600)
@@ -239,6 +245,145 @@ def _create_private(path: Path) -> None:
         companion = path.with_name(path.name + suffix)
         if companion.exists():
             companion.chmod(0o600)
+
+
+# SQLite's primary result codes that say the file or its disk failed us, not our SQL.
+_DISK_FAILURES = frozenset(
+    {
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PERM,
+    }
+)
+_DAMAGE = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+# What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``); SQLite's julianday()
+# then says whether it is a date at all (it is NULL for ``2027-13-45`` or ``soon``).
+_INSTANT_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*"
+# Less free space than this on the ledger's disk makes an I/O error a full disk.
+_NO_SPACE_BYTES = 64 * 1024
+_CORRUPT_HINT = (
+    "restore it from a backup, or move it aside and pass it on to the pipeline's maintainers:"
+    " a new ledger does not know which codes were already sent"
+)
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def _is_disk_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk (or the file) failing rather than a change's own error."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
+    return isinstance(exc, sqlite3.Error) and _sqlite_code(exc) in _DISK_FAILURES | _DAMAGE
+
+
+def _is_out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return _sqlite_code(exc) == sqlite3.SQLITE_FULL
+
+
+def _has_no_space(folder: Path) -> bool:
+    """Whether the file system of ``folder`` has (nearly) no space left for us."""
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < _NO_SPACE_BYTES
+
+
+def _first_disk_failure(exc: BaseException) -> BaseException:
+    """``exc``, or the disk failure it happened while handling: when SQLite rolls a whole
+    transaction back on a full disk, undoing a savepoint then fails with 'no such savepoint',
+    which hides the cause."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if _is_disk_failure(seen):
+            return seen
+        seen = seen.__context__
+    return exc
+
+
+def _write_failure(path: Path, exc: BaseException) -> PipelineError:
+    """The one-line error for a ledger that couldn't be written (LedgerError, exit 3), naming
+    the file and SQLite's or the system's own words; a damaged file is CorruptLedgerError."""
+    exc = _first_disk_failure(exc)
+    if _sqlite_code(exc) in _DAMAGE:
+        return _damaged(path, str(exc))
+    cause = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
+    folder = path.parent
+    full = _is_out_of_space(exc)
+    if not full and _sqlite_code(exc) == sqlite3.SQLITE_IOERR and _has_no_space(folder):
+        # SQLite says only "disk I/O error" when, say, the -shm file can't grow on a full disk.
+        cause = f"{cause} ({getattr(exc, 'sqlite_errorname', 'SQLITE_IOERR')}), its disk is full"
+        full = True
+    hint = (
+        f"free space on {folder} and rerun: the ledger is intact"
+        if full
+        else f"check the disk and permissions of {folder} and rerun: the ledger is intact"
+    )
+    return LedgerError(f"ledger {path} can't be written: {cause}", hint=hint)
+
+
+def _damaged(path: Path, what: str) -> CorruptLedgerError:
+    return CorruptLedgerError(
+        f"ledger {path} is damaged or not a ledger: {what}", hint=_CORRUPT_HINT
+    )
+
+
+@functools.cache
+def _expected_columns() -> dict[str, set[str]]:
+    """Each table of ``SCHEMA`` and its columns, as SQLite itself reads the schema."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for table in tables
+            if not table.startswith("sqlite_")
+        }
+
+
+def _check_ledger(db: sqlite3.Connection, path: Path) -> None:
+    """Raise CorruptLedgerError (exit 2) when the file at ``path`` can't be this ledger.
+
+    Run before the schema is brought up to date: damaged pages (``PRAGMA quick_check``: a
+    read of every page, no index cross-check), a table of ours that lacks one of its first
+    release's columns (another program's table, a dropped column), and a ``codes`` window end
+    that isn't an instant. Columns added since the first release are not required: opening
+    adds them.
+    """
+    problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        raise _damaged(path, " ".join("; ".join(problems).split()))
+    present: dict[str, set[str]] = {}
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table!r})")}
+    for table, expected in _expected_columns().items():
+        if table not in present:
+            continue  # a ledger of an earlier release: opening creates it
+        missing = expected - present[table] - set(ADDED_COLUMNS.get(table, {}))
+        if missing:
+            noun = "column" if len(missing) == 1 else "columns"
+            raise _damaged(path, f"its table {table} lacks {noun} {', '.join(sorted(missing))}")
+    if "codes" not in present:
+        return
+    for column in ("starts_at", "ends_at"):
+        bad = db.execute(
+            f"SELECT idempotency_tag, {column} FROM codes WHERE {column} IS NULL"
+            f" OR typeof({column}) != 'text' OR {column} NOT GLOB ?"
+            f" OR julianday({column}) IS NULL LIMIT 1",
+            (_INSTANT_GLOB,),
+        ).fetchone()
+        if bad is not None:
+            tag, value = bad
+            raise _damaged(
+                path, f"code {tag} has {column} {str(value)[:40]!r}, which is not an instant"
+            )
 
 
 @dataclass(eq=False)
@@ -279,23 +424,35 @@ class Ledger:
 
     @classmethod
     async def open(cls, path: Path = DEFAULT_LEDGER) -> Self:
-        """Open (creating if needed) the ledger at ``path``; raises UsageError if it can't be."""
+        """Open (creating if needed) the ledger at ``path``, checked and brought up to date.
+
+        Raises UsageError (exit 2) when it can't be opened (a wrong path, permissions),
+        CorruptLedgerError (exit 2) when the file is damaged or isn't this ledger, and
+        LedgerError (exit 3) when its disk is full or failing.
+        """
 
         def connect() -> sqlite3.Connection:
             _create_private(path)
             connection = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = FULL")
-            connection.execute("PRAGMA foreign_keys = ON")
-            connection.executescript(SCHEMA)
-            _add_columns(connection)
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = FULL")
+                connection.execute("PRAGMA foreign_keys = ON")
+                _check_ledger(connection, path)
+                connection.executescript(SCHEMA)
+                _add_columns(connection)
+            except BaseException:
+                connection.close()
+                raise
             return connection
 
         try:
             connection = await anyio.to_thread.run_sync(connect)
         except (OSError, sqlite3.Error) as exc:
+            if _is_out_of_space(exc) or _sqlite_code(exc) in _DAMAGE | {sqlite3.SQLITE_IOERR}:
+                raise _write_failure(path, exc) from exc
             raise UsageError(
                 f"ledger {path} can't be opened: {exc}",
                 hint="check --ledger and the folder's permissions",
@@ -386,6 +543,13 @@ class Ledger:
             # Nothing was committed. The requests happened whatever became of the changes:
             # log them next time.
             self._exchanges[:0] = exchanges
+            unawaited = sum(not change.awaited for change in batch)
+            if unawaited:
+                log.error(
+                    f"{unawaited} ledger change(s) nobody waits for were not recorded",
+                    extra={"error": f"{type(failure).__name__}: {failure}"},
+                )
+            return
         for change in batch:
             if change.error is not None and not change.awaited:
                 log.error(
@@ -399,10 +563,13 @@ class Ledger:
         """In the ledger's thread: every change in its own savepoint, then the exchanges, then
         COMMIT. Returns None when committed, else the error that undid the whole batch."""
         failure: BaseException | None = None
-        self._db.execute("BEGIN IMMEDIATE")
         try:
+            self._db.execute("BEGIN IMMEDIATE")
             for change in batch:
                 change.run(self._db)
+                if change.error is not None and _is_disk_failure(change.error):
+                    # The disk, not the change, failed: nothing of this batch can be trusted.
+                    raise change.error
             self._db.executemany(
                 "INSERT INTO events (run_id, at, kind, path, http_status, seam_request_id,"
                 " detail) VALUES (?, ?, 'request', ?, ?, ?, ?)",
@@ -410,8 +577,15 @@ class Ledger:
             )
             self._db.execute("COMMIT")
         except BaseException as exc:
-            self._db.execute("ROLLBACK")
+            # SQLite may have rolled the transaction back itself (a full disk at COMMIT does):
+            # a ROLLBACK then fails with "no transaction is active" and hides the cause.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             failure = exc
+            if isinstance(exc, sqlite3.Error | OSError):
+                failure = _write_failure(self.path, exc)
+                failure.__cause__ = exc
         for change in batch:
             if failure is not None:
                 change.error, change.result = failure, None
