@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import io
 import json
 import logging
 import sys
@@ -32,6 +33,7 @@ from pipeline.overview import DEFAULT_RUNS
 from pipeline.reports import (
     REPORT_FORMATS,
     ApplyProgress,
+    check_output_folder,
     check_report_path,
     default_output_path,
     print_budget_warnings,
@@ -299,6 +301,8 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--runs must be at least 1")
     if args.out is not None:
         check_report_path(args.out, args.format)
+    elif args.format in ("csv", "parquet"):
+        check_output_folder(default_output_path("report", now=dt.datetime.now(dt.UTC)).parent)
     report = anyio.run(
         functools.partial(
             jobs.report_files, ledger_path=args.ledger, run_id=args.run, runs=args.runs
@@ -360,20 +364,37 @@ def configure_logging(log_format: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
+    _tolerate_undecodable_names()
     console = Console(highlight=False)
     try:
         code: int = args.handler(args, console)
     except PipelineError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        print(printable(f"error: {exc.one_line()}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a defect of ours: one line for the operator, details on file
-        print(f"error: internal error {type(exc).__name__}: {exc}"[:500], file=sys.stderr)
-        print(_save_traceback(), file=sys.stderr)
+        print(
+            printable(f"error: internal error {type(exc).__name__}: {exc}")[:500], file=sys.stderr
+        )
+        print(printable(_save_traceback()), file=sys.stderr)
         return INTERNAL_ERROR
     return code
+
+
+def printable(text: str) -> str:
+    """``text`` with what can't be written as UTF-8 escaped (a file name that isn't UTF-8
+    comes as surrogate escapes, on which a strict stream would fail)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _tolerate_undecodable_names() -> None:
+    """Let standard output and error write surrogate escapes (a file name that isn't UTF-8,
+    echoed in a summary or a log line) as backslash escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
 
 
 # Exit code of a defect in the pipeline itself (never of bad input, config or Seam answers).

@@ -7,6 +7,9 @@ rejection that names the column, instead of failing the whole file. What fails t
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,10 +38,56 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     return table.with_row_index("row").rechunk()
 
 
+def check_input_file(path: Path) -> None:
+    """Raise InputFileError (exit 2) unless ``path`` is a regular file we can name, saying what
+    it is instead: missing, a directory, a FIFO (never opened: reading one would wait for a
+    writer), a symlink loop or a broken symlink, a name that isn't UTF-8."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise InputFileError(f"reservation file {path} {_stat_problem(path, exc)}") from exc
+    kind = _not_a_file(mode)
+    if kind is not None:
+        raise InputFileError(
+            f"reservation file {path} is {kind}", hint="give a CSV or Parquet file"
+        )
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # Polars takes paths as UTF-8 text, and a row's source_file must be written out.
+        raise InputFileError(
+            f"reservation file {path} has a name that isn't UTF-8",
+            hint="rename it, or link it under a UTF-8 name",
+        ) from exc
+
+
+def _stat_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "is a symlink loop"
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return f"is a symlink to {os.readlink(path)}, which does not exist"
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return "does not exist"
+    return f"can't be read: {exc.strerror or exc}"
+
+
+def _not_a_file(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO, not a file"
+    if stat.S_ISSOCK(mode):
+        return "a socket, not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device, not a file"
+    return "not a regular file"
+
+
 def _read_one(path: Path, config: Config) -> pl.DataFrame:
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise InputFileError(f"reservation file {path} does not exist")
+    check_input_file(path)
     if suffix in CSV_EXTENSIONS:
         frame, first_line = _scan_csv(path), 2
     elif suffix in PARQUET_EXTENSIONS:
@@ -49,12 +98,19 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
             hint="use .csv or .parquet",
         )
     try:
-        headers = frame.collect_schema().names()
+        schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
         raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
-    renamed = _rename_to_canonical(headers, config)
+    renamed = _rename_to_canonical(schema.names(), config)
     _require_columns(path, renamed)
     present = [source for source, target in renamed.items() if target is not None]
+    for source in present:
+        if not _is_textual(schema[source]):
+            raise InputFileError(
+                f"reservation file {path}: column {source} has type {schema[source]};"
+                " the input needs text, date or number columns",
+                hint="export that column as text",
+            )
     frame = frame.select(
         *(pl.col(source).alias(str(renamed[source])) for source in present),
         *(
@@ -107,7 +163,17 @@ def _scan_parquet(path: Path) -> pl.LazyFrame:
         schema = frame.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InputFileError(f"reservation file {path} is not a readable Parquet file") from exc
-    return frame.select(_as_text(name, dtype) for name, dtype in schema.items())
+    # Columns that can't be text (lists, structs, binary) are left as they are: unused ones
+    # are dropped, and _read_one names a used one.
+    return frame.select(
+        _as_text(name, dtype) if _is_textual(dtype) else pl.col(name)
+        for name, dtype in schema.items()
+    )
+
+
+def _is_textual(dtype: pl.DataType) -> bool:
+    """Whether a column of this type reads as the text a CSV export would carry."""
+    return not (dtype.is_nested() or isinstance(dtype, pl.Binary | pl.Object))
 
 
 def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:

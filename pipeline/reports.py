@@ -39,7 +39,41 @@ def default_output_path(kind: str, *, now: dt.datetime, folder: Path = Path("out
 
 
 def check_output_path(path: Path) -> None:
-    """Refuse an output extension we can't write before any work is done."""
+    """Refuse, before any work is done (UsageError, exit 2), an output file that couldn't be
+    written at the end: an extension we can't write, a folder at its path, or a folder that
+    can't be created or written in (read-only, a file in the way). Creates the folder when it
+    is missing, as writing would; leaves nothing else behind."""
+    _check_extension(path)
+    if path.is_dir():
+        raise UsageError(f"output file {path} is a folder", hint="give the path of a file")
+    check_output_folder(path.parent)
+
+
+def check_output_folder(folder: Path) -> None:
+    """Create ``folder`` if missing and prove a file can be made in it (a temporary one,
+    removed at once); raises UsageError (exit 2) saying why not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "a file is in the way"
+        raise UsageError(
+            f"output folder {folder} can't be created: {reason}",
+            hint="give an output path in a folder you can write to",
+        ) from exc
+    try:
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+    except OSError as exc:
+        raise UsageError(
+            f"output folder {folder} can't be written: {exc.strerror or exc}",
+            hint="give an output path in a folder you can write to",
+        ) from exc
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _check_extension(path: Path) -> None:
     if path.suffix.lower() not in TABLE_EXTENSIONS:
         raise UsageError(
             f"output file {path} has extension {path.suffix!r}",
@@ -49,7 +83,7 @@ def check_output_path(path: Path) -> None:
 
 def write_table(frame: pl.DataFrame, path: Path) -> Path:
     """Write ``frame`` to ``path`` (CSV, Parquet or JSONL by extension) with ``write_private``."""
-    check_output_path(path)
+    _check_extension(path)
     suffix = path.suffix.lower()
 
     def write(stream: BinaryIO) -> None:
@@ -64,8 +98,9 @@ def write_table(frame: pl.DataFrame, path: Path) -> Path:
 
 
 def write_private_text(path: Path, text: str) -> Path:
-    """``text`` as UTF-8 with ``write_private``."""
-    data = text.encode()
+    """``text`` as UTF-8 with ``write_private`` (surrogate escapes of a file name that isn't
+    UTF-8 written as backslash escapes, not failing the write)."""
+    data = text.encode("utf-8", "backslashreplace")
 
     def write(stream: BinaryIO) -> None:
         stream.write(data)
@@ -284,7 +319,8 @@ REPORT_FORMATS = ("table", "csv", "parquet", "json")
 
 
 def check_report_path(out: Path, fmt: str) -> None:
-    """Refuse an ``--out`` the format can't use before the ledger is read."""
+    """Refuse an ``--out`` the format can't use, or that can't be written, before the ledger
+    is read (UsageError, exit 2)."""
     if fmt == "table":
         raise UsageError("--out needs --format csv, parquet or json")
     if fmt == "json" and out.is_dir():
@@ -294,6 +330,8 @@ def check_report_path(out: Path, fmt: str) -> None:
             f"--out {out} is a file",
             hint=f"--format {fmt} writes a folder of files, one per section",
         )
+    # The report's own folder is made only when there is a report to put in it.
+    check_output_folder(out if fmt != "json" and out.is_dir() else out.parent)
 
 
 def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
