@@ -131,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency-ms", default="0", help="A or A-B milliseconds per answer")
     sandbox.add_argument("--fail-before", type=float, default=0.0, metavar="P")
     sandbox.add_argument("--drop-after", type=float, default=0.0, metavar="P")
+    sandbox.add_argument(
+        "--late", type=float, default=0.0, metavar="P", help="share of creates answered 504"
+    )
+    sandbox.add_argument(
+        "--late-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="when a late create is carried out (default 30)",
+    )
+    sandbox.add_argument(
+        "--list-lag",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a new code stays out of /access_codes/list",
+    )
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.set_defaults(handler=_sandbox)
     return parser
@@ -171,9 +188,16 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
     try:
         door_rate = parse_door_rate(args.door_rate)
         latency = parse_latency(args.latency_ms)
+        faults = Faults(
+            fail_before=args.fail_before,
+            drop_after=args.drop_after,
+            late=args.late,
+            late_after=args.late_after,
+            list_lag=args.list_lag,
+            latency_ms=latency,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    faults = Faults(fail_before=args.fail_before, drop_after=args.drop_after, latency_ms=latency)
     try:
         state, app = build_sandbox(
             args.devices,

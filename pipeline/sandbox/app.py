@@ -18,7 +18,15 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pipeline.sandbox.controls import control_routes
-from pipeline.sandbox.handlers import HANDLERS, Handler, SeamFailure, create_code, rate_limited
+from pipeline.sandbox.handlers import (
+    HANDLERS,
+    Handler,
+    SeamFailure,
+    answer_late,
+    carry_out_late_creates,
+    create_code,
+    rate_limited,
+)
 from pipeline.sandbox.state import Faults, SandboxState
 
 
@@ -50,6 +58,8 @@ def create_app(state: SandboxState, faults: Faults | None = None) -> Starlette:
 
     async def seam(request: Request) -> Response:
         path = request.url.path
+        # The backend goes on between requests: what fell due meanwhile happens before this one.
+        carry_out_late_creates(state)
         request_id = f"req_{state.new_id()}"
         response = _answer(
             state, faults, HANDLERS.get(path), request, await request.body(), request_id
@@ -91,7 +101,9 @@ def _answer(
         if faults.fail_before and state.rng.random() < faults.fail_before:
             raise SeamFailure(503, "service_unavailable", "temporarily unavailable (sandbox fault)")
         body = _json_body(raw)
-        result = handler(state, body)
+        if handler is create_code and faults.late and state.rng.random() < faults.late:
+            raise answer_late(state, faults, body)
+        result = handler(state, faults, body)
     except SeamFailure as failure:
         return _error(failure)
     if handler is create_code and faults.drop_after and state.rng.random() < faults.drop_after:

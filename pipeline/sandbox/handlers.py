@@ -5,6 +5,7 @@ codes with the door's rules. Each returns the answer's fields or raises ``SeamFa
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import math
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +18,7 @@ from pipeline.sandbox.rules import (
     match_slot,
     parse_instant,
 )
-from pipeline.sandbox.state import WORKSPACE_ID, Code, SandboxState
+from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState, SlidingWindow
 
 ORACODE = "dormakaba_oracode_door"
 
@@ -39,7 +40,7 @@ class SeamFailure(Exception):
         self.data, self.headers = data, headers or {}
 
 
-Handler = Callable[[SandboxState, dict[str, Any]], dict[str, Any]]
+Handler = Callable[[SandboxState, Faults, dict[str, Any]], dict[str, Any]]
 
 
 def rate_limited(limit: str, what: str, wait: float) -> SeamFailure:
@@ -92,7 +93,7 @@ def _page(
     }
 
 
-def _list_devices(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _list_devices(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     devices = list(state.devices.values())
     types = set(body.get("device_types") or []) | (
         {body["device_type"]} if body.get("device_type") else set()
@@ -110,16 +111,73 @@ def _list_devices(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     return {"devices": page, "pagination": pagination}
 
 
-def _get_device(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _get_device(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     return {"device": _device(state, body)}
 
 
-def _get_lock(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _get_lock(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     device = _device(state, body)
     return {"lock": device, "device": device}
 
 
-def create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def create_code(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
+    """Create a code now, if the door's rules and its rate limit allow it."""
+    return _create(state, body, now=state.clock.now(), now_mono=state.clock.monotonic())
+
+
+def answer_late(state: SandboxState, faults: Faults, body: dict[str, Any]) -> SeamFailure:
+    """A create the gateway times out on (``--late``): the door's rate window counts it now
+    (a 429 if the window is full, and then nothing is queued), the backend carries it out
+    ``late_after`` seconds later (``carry_out_late_creates``); returns the 504 to answer."""
+    device_id = body.get("device_id")
+    if isinstance(device_id, str) and device_id in state.devices:
+        now_mono = state.clock.monotonic()
+        window = _door_rate_window(state, device_id, now_mono)
+        if window is not None:
+            window.record(now_mono)
+    state.queue_late_create(body, faults.late_after)
+    return SeamFailure(
+        504, "gateway_timeout", "upstream request timed out (sandbox fault: it may still happen)"
+    )
+
+
+def carry_out_late_creates(state: SandboxState) -> None:
+    """Carry out every queued late create whose time has come, earliest first, each as of its
+    due time (its ``created_at`` is that time, or the wall clock's now if earlier: virtual
+    event-loop time moves only the monotonic clock). The door's rules, code-count limit
+    included, are checked then; a create they refuse creates nothing and is counted under
+    ``refused`` with its error type. Its rate was counted when it arrived, not again."""
+    for late in state.pop_due_late_creates():
+        now = min(late.due_at, state.clock.now())
+        try:
+            _create(state, late.body, now=now, now_mono=late.due, rate_counted=True)
+        except SeamFailure as failure:
+            state.late_counts["refused"] += 1
+            state.late_refusals[failure.error_type] += 1
+        else:
+            state.late_counts["carried_out"] += 1
+
+
+def _door_rate_window(state: SandboxState, device_id: str, now_mono: float) -> SlidingWindow | None:
+    """The door's rate window, or a 429 when it is full (10 creations a minute per device)."""
+    window = state.door_window(device_id)
+    if window is not None and (wait := window.wait_needed(now_mono)) > 0:
+        assert state.door_rate is not None
+        count, period = state.door_rate
+        raise rate_limited(
+            "door", f"{count} access code creations per {period:g} s on device {device_id}", wait
+        )
+    return window
+
+
+def _create(
+    state: SandboxState,
+    body: dict[str, Any],
+    *,
+    now: dt.datetime,
+    now_mono: float,
+    rate_counted: bool = False,
+) -> dict[str, Any]:
     device = _device(state, body)
     device_id = device["device_id"]
     if device["device_type"] != ORACODE or device_id not in state.slots:
@@ -140,18 +198,11 @@ def create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     rounding_name = body.get("max_time_rounding", "1hour")
     if not isinstance(rounding_name, str) or rounding_name not in ROUNDING:
         raise _invalid("max_time_rounding", "must be one of 1hour, 1h, 1day, 1d")
-    window = state.door_window(device_id)
-    now_mono = state.clock.monotonic()
-    if window is not None and (wait := window.wait_needed(now_mono)) > 0:
-        assert state.door_rate is not None
-        count, period = state.door_rate
-        raise rate_limited(
-            "door", f"{count} access code creations per {period:g} s on device {device_id}", wait
-        )
+    window = None if rate_counted else _door_rate_window(state, device_id, now_mono)
     try:
         starts_at = parse_instant(body.get("starts_at"), "starts_at")
         ends_at = parse_instant(body.get("ends_at"), "ends_at")
-        check_window(starts_at, ends_at, state.clock.now())
+        check_window(starts_at, ends_at, now)
         match = match_slot(state.slots[device_id], starts_at, ends_at, ROUNDING[rounding_name])
         # The lock keeps the level's window (in the level's zone): that is what must fit.
         check_duration(match.starts_at, match.ends_at, match.slot.zone)
@@ -178,7 +229,7 @@ def create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
         slot=match.slot,
         site_name=device["properties"]["dormakaba_oracode_metadata"].get("site_name"),
         pin=state.new_pin(device_id, match.slot.prefix),
-        created_at=state.clock.now(),
+        created_at=now,
         rounded_by_s=match.rounded_by.total_seconds(),
         max_time_rounding=rounding_name,
         is_stuck=device_id in state.stuck_devices,
@@ -189,7 +240,7 @@ def create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     attempt_id = state.new_id()
     state.attempts[attempt_id] = code.access_code_id
     return {
-        "access_code": code.public(state.clock.now(), WORKSPACE_ID),
+        "access_code": code.public(now, WORKSPACE_ID),
         "action_attempt": _attempt(attempt_id, "pending", None),
     }
 
@@ -215,18 +266,22 @@ def _by_id(
     return key, table[key]
 
 
-def _get_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _get_code(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     _, code = _by_id(state.codes, body, "access_code_id", "access_code_not_found")
     return {"access_code": code.public(state.clock.now(), WORKSPACE_ID)}
 
 
-def _list_codes(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _list_codes(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     if body.get("device_id"):
         codes = list(state.codes_by_device.get(_device(state, body)["device_id"], []))
     elif isinstance(body.get("access_code_ids"), list):
         codes = [state.codes[i] for i in body["access_code_ids"] if i in state.codes]
     else:
         raise _invalid("device_id", "specify device_id or access_code_ids")
+    if faults.list_lag:
+        # Seam's list reads an index that catches up after a while; get reads the code itself.
+        seen_before = state.clock.monotonic() - faults.list_lag
+        codes = [c for c in codes if c.created_monotonic <= seen_before]
     now = state.clock.now()
     if search := body.get("search"):
         needle = str(search).lower()
@@ -244,7 +299,7 @@ def _list_codes(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _get_attempt(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
+def _get_attempt(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     attempt_id, code_id = _by_id(
         state.attempts, body, "action_attempt_id", "action_attempt_not_found"
     )
