@@ -25,7 +25,7 @@ from rich.console import Console
 
 from pipeline import jobs
 from pipeline.applying import ApplySettings
-from pipeline.creating import CreatePolicy
+from pipeline.creating import SETTLE_AFTER, CreatePolicy
 from pipeline.errors import PipelineError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER
 from pipeline.overview import DEFAULT_RUNS
@@ -79,7 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="stop (exit 3) when Seam gives no usable answer for this long",
+        help="stop (exit 3) when the run makes no progress for this long (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--settle-after",
+        type=float,
+        default=SETTLE_AFTER,
+        metavar="SECONDS",
+        help="after a create with an unknown outcome, look at the door this long after the send"
+        " before sending it again (default: %(default)s)",
     )
     apply.add_argument(
         "--wait-for-lock",
@@ -238,11 +246,13 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--concurrency must be at least 1")
     if args.global_rate is not None and args.global_rate <= 0:
         raise UsageError("--global-rate must be positive")
+    if args.settle_after < 0:
+        raise UsageError("--settle-after must be 0 or more seconds")
     settings = ApplySettings(
         door_rate=Rate.parse(args.door_rate),
         global_rate=args.global_rate,
         concurrency=args.concurrency,
-        policy=CreatePolicy(give_up_after=args.give_up_after),
+        policy=CreatePolicy(give_up_after=args.give_up_after, settle_after=args.settle_after),
     )
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(
@@ -263,10 +273,12 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     print_outcomes(result.results, "Results by outcome and reason", console)
     print_budget_warnings(run.budgets, console)
     stats = result.stats
+    per_code = result.requests_per_new_code
     console.print(
         f"{stats.creates} creates and {stats.sent - stats.creates} lookups in "
         f"{result.seconds:.1f} s; 429s: {stats.rate_limited_door} door, "
-        f"{stats.rate_limited_global} global"
+        f"{stats.rate_limited_global} global; {result.requests} requests to Seam"
+        + (f", {per_code:.2f} per new code" if per_code is not None else "")
     )
     console.print(f"results: {run.out}", soft_wrap=True)
     console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)
