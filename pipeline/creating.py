@@ -45,6 +45,11 @@ from pipeline.seam import SeamClient
 
 log = logging.getLogger(__name__)
 KEY_REFUSED_STATUS = frozenset({401, 403})
+# How much earlier than its real send a code's recorded send time may be (seconds); a later
+# run adds it to the settle time.
+SENT_AT_SLACK = 1.0
+# A read that still met these after the client's retries is tried again later: no answer yet.
+RETRY_READ_STATUS = frozenset({429})
 # Seam's answer when a door holds all the codes it can (API notes, "Access code objects").
 NO_SPACE_ERRORS = frozenset({"no_space_for_access_code_on_device"})
 
@@ -150,14 +155,24 @@ class CodeCreator:
                 extra={"tag": tag, "device_id": job.device_id},
             )
             return Outcome()
-        sent = anyio.current_time()
+        marked = sent = anyio.current_time()
+
+        async def leaving() -> None:
+            # The settle time counts from when the create really leaves. The ledger's send
+            # time (for later runs) may be early by SENT_AT_SLACK at most: a create the global
+            # pace held back longer gets its later send time committed before it goes.
+            nonlocal sent
+            sent = anyio.current_time()
+            if sent - marked > SENT_AT_SLACK:
+                await self._ledger.mark_sent_now(tag)
+
         try:
-            created = await self._client.create_access_code(self._bodies[tag])
+            created = await self._client.create_access_code(self._bodies[tag], before_send=leaving)
         except SeamUnavailableError as exc:
             if exc.error_type == "connect_failed":
                 # Never left this machine: known not created, safe to send again later.
-                self._stalled(exc)
                 self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
+                self._stalled(exc)
                 self._connect_failures += 1
                 return Outcome(again=job, after=backoff(self._connect_failures))
             return self._unknown(job, sent, exc.one_line())
@@ -182,6 +197,8 @@ class CodeCreator:
         """The create may or may not have made a code: look at the door once it has settled."""
         answered = anyio.current_time()
         self._on_progress("unknown")
+        if self._stalled_since is None:
+            self._stalled_since = answered
         if self._policy.settle_after > self._policy.give_up_after:
             self.unsettled.add(job.key)
             log.warning(
@@ -189,6 +206,7 @@ class CodeCreator:
                 " run looks for the code",
                 extra={"tag": job.key, "device_id": job.device_id, "error": why},
             )
+            self._check_progress(why)
             return Outcome(counted=True, answered_at=answered)
         log.warning(
             "create outcome unknown: the door is looked at once it has settled, before any resend",
@@ -199,8 +217,6 @@ class CodeCreator:
                 "settle_after": self._policy.settle_after,
             },
         )
-        if self._stalled_since is None:
-            self._stalled_since = answered
         self._check_progress(why)
         return Outcome(
             again=Job(job.device_id, job.key, "verify"),
@@ -215,9 +231,9 @@ class CodeCreator:
         tag = job.key
         if exc.status == 429:
             # Refused before acting, but no progress either: a run that only meets 429s ends.
-            self._stalled(exc)
             scope: Scope = "global" if exc.data.get("limit") == "global" else "door"
             self._ledger.mark_pending(tag, self._run_id, "rate_limited", exc.message)
+            self._stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(
                 again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
@@ -250,13 +266,17 @@ class CodeCreator:
         there are adopted and withdrawn; codes an earlier run left ``sending`` are adopted, or
         sent again once settled, or looked for again when they settle."""
         device_id = job.device_id
+        left = {code.idempotency_tag: code for code in self._sending.get(device_id, ())}
         codes = self._prelisted.pop(device_id, None)
-        if codes is None:
+        # A code left sending is settled only by a list taken after its settle time: the
+        # list taken for the budget may be older, so such a door is listed again here.
+        listed_at = dt.datetime.now(dt.UTC)
+        if codes is None or left:
             try:
                 codes = await self._client.list_access_codes(device_id)
-            except SeamUnavailableError as exc:
-                return self._read_again(job, exc)
             except SeamError as exc:
+                if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
+                    return self._read_again(job, exc)
                 if exc.status in KEY_REFUSED_STATUS:
                     raise key_refused(exc) from exc
                 # Without a look, a create could duplicate a code already there: none is sent.
@@ -265,7 +285,6 @@ class CodeCreator:
                 self.closed_doors[device_id] = ("door_not_looked_at", f"not sent: {why}")
                 return Outcome(close_door=True)
             self._progressed()
-        left = {code.idempotency_tag: code for code in self._sending.get(device_id, ())}
         wanted = [*self._planned.get(device_id, ()), *left]
         found = find_tags(codes, dict.fromkeys(wanted, device_id))
         for tag, code in found.items():
@@ -276,21 +295,26 @@ class CodeCreator:
             if how == "found_on_door":
                 self.found_on_door.add(tag)
             self._on_progress("created")
-        later = self._settle_left(code for tag, code in left.items() if tag not in found)
+        later = self._settle_left(
+            (code for tag, code in left.items() if tag not in found), listed_at
+        )
         return Outcome(withdraw=frozenset(found), later=later)
 
-    def _settle_left(self, codes: Iterable[LedgerCode]) -> tuple[tuple[float, Job], ...]:
-        """Codes an earlier run left ``sending`` that the look didn't find: one whose settle
-        time has passed since its send is known not made (``pending``, and created again when
-        planned); one still settling is looked for again when it has; one that settles later
-        than this run may wait is left ``sending`` for the next run."""
-        now = dt.datetime.now(dt.UTC)
+    def _settle_left(
+        self, codes: Iterable[LedgerCode], listed_at: dt.datetime
+    ) -> tuple[tuple[float, Job], ...]:
+        """Codes an earlier run left ``sending`` that a list begun at ``listed_at`` didn't
+        find: one whose settle time had passed since its send when the list began is known not
+        made (``pending``, and created again when planned); one still settling is looked for
+        again when it has; one that settles later than this run may wait is left ``sending``
+        for the next run."""
+        now = listed_at
         later = []
         for code in codes:
             tag = code.idempotency_tag
             sent_at = dt.datetime.fromisoformat(code.sent_at) if code.sent_at else None
             waited = (now - sent_at).total_seconds() if sent_at else self._policy.settle_after
-            remaining = self._policy.settle_after - waited
+            remaining = self._policy.settle_after + SENT_AT_SLACK - waited
             if remaining <= 0:
                 self._ledger.mark_pending(
                     tag, self._run_id, "not_found", "left sending, settled, and not on the door"
@@ -322,6 +346,12 @@ class CodeCreator:
             )
             return Outcome()
         self._progressed()
+        # Only codes not yet created are adopted: the ledger's created ones keep their record.
+        wanted = set(self._planned.get(job.device_id, ()))
+        recount = Recount(
+            over=recount.over,
+            found={tag: code for tag, code in recount.found.items() if tag in wanted},
+        )
         await self._settle_recount(job.device_id, recount)
         return Outcome(withdraw=frozenset(recount.over) | frozenset(recount.found))
 
@@ -348,9 +378,9 @@ class CodeCreator:
         tag = job.key
         try:
             codes = await self._client.list_access_codes(job.device_id, search=tag)
-        except SeamUnavailableError as exc:
-            return self._read_again(job, exc)
         except SeamError as exc:
+            if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
+                return self._read_again(job, exc)
             if exc.status in KEY_REFUSED_STATUS:
                 raise key_refused(exc) from exc
             # The code stays `sending`: the next run looks again.

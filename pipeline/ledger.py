@@ -501,6 +501,15 @@ class Ledger:
             )
         )
 
+    async def mark_sent_now(self, tag: str) -> None:
+        """A ``sending`` code leaves later than its ``sent_at`` says: record now, committed."""
+        await self.write(
+            lambda db: db.execute(
+                "UPDATE codes SET sent_at = ? WHERE idempotency_tag = ? AND state = 'sending'",
+                (_now(), tag),
+            )
+        )
+
     async def states(self, tags: Sequence[str]) -> dict[str, str]:
         """The ledger's state of each given tag it has (tags it hasn't are left out)."""
 

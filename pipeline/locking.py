@@ -1,9 +1,11 @@
 """The run lock: two ``apply`` runs on one ledger never overlap.
 
 The lock is an exclusive ``flock`` on the ledger's database file itself, so it follows the
-file, not the name it was reached by: a symlink, a hard link, a relative path or another
-working directory all reach the same lock, and there is no side file to delete. Who holds it is
-read from the ledger (the newest apply run that hasn't finished: pid, host, start).
+file, not the name it was reached by: a symlink, a relative path or another working directory
+all reach the same lock, and there is no side file to delete. A ledger with hard links is
+refused: SQLite names its write-ahead log after the path it opens, so two names would not share
+it. Who holds the lock is read from the ledger (the newest apply run that hasn't finished: pid,
+host, start).
 
 The operating system drops a ``flock`` when its process dies, however it dies, so a lock left
 by a killed run is simply free: the next run takes it and says whose it was. SQLite's own locks
@@ -82,7 +84,20 @@ async def run_lock(ledger: Path, *, wait: float = 0.0) -> AsyncIterator[None]:
 def _open(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.fchmod(descriptor, 0o600)
+    try:
+        info = os.fstat(descriptor)
+        if info.st_nlink > 1:
+            # SQLite keeps its write-ahead log beside the *name* it was opened by: through two
+            # names, one run would not see what another committed through the other.
+            raise UsageError(
+                f"ledger {path} has {info.st_nlink} hard links; SQLite keeps its write-ahead log"
+                " by name, so runs through different names could lose each other's writes",
+                hint="use one name for the ledger (a symlink is fine) and remove the other links",
+            )
+        os.fchmod(descriptor, 0o600)
+    except BaseException:
+        os.close(descriptor)
+        raise
     return descriptor
 
 
@@ -96,8 +111,8 @@ def _try_lock(descriptor: int) -> bool:
 
 def _holder(ledger: Path, descriptor: int) -> dict[str, Any] | None:
     """Who holds the lock: the ledger's unfinished apply run, checked against the pid the
-    kernel names as the lock's holder. Through a hard link SQLite can't see the holder's
-    uncommitted WAL (it looks for ``<this name>-wal``), so then the kernel's pid is all there is."""
+    kernel names as the lock's holder (which is all there is while the holder hasn't recorded
+    its run yet)."""
     pid = _flock_holder_pid(descriptor)
     run = unfinished_apply_run(ledger)
     if run is not None and (pid is None or run["pid"] == pid):
@@ -129,9 +144,12 @@ def unfinished_apply_run(ledger: Path) -> dict[str, Any] | None:
     lock is held; a run that died otherwise), or None. Reads without writing anything."""
     try:
         with closing(sqlite3.connect(f"{ledger.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            # Runs older than the newest finished one were taken over already: not named again.
             row = db.execute(
                 "SELECT run_id, pid, host, started_at FROM runs WHERE command = 'apply'"
-                " AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1"
+                " AND finished_at IS NULL AND started_at > coalesce((SELECT max(started_at)"
+                " FROM runs WHERE command = 'apply' AND finished_at IS NOT NULL), '')"
+                " ORDER BY started_at DESC LIMIT 1"
             ).fetchone()
     except sqlite3.Error:
         return None  # a new ledger: no runs table yet

@@ -248,11 +248,17 @@ class _Door:
     jobs: deque[Job] = field(default_factory=deque)
     token: int = 0
     is_checking: bool = False
+    # A look or check that must be tried again waits at the front of the queue until then,
+    # so that nothing behind it (a create) goes first.
+    retry_at: float = 0.0
 
     def ready_at(self, now: float) -> float:
         if not self.jobs or self.is_checking:
             return math.inf
-        return now if self.jobs[0].kind != "create" else self.pace.ready_at(now)
+        first = self.jobs[0]
+        if first.kind in BLOCKING:
+            return max(now, self.retry_at)
+        return now if first.kind != "create" else self.pace.ready_at(now)
 
     def remove_creates(self, keys: frozenset[str] | None = None) -> list[Job]:
         """Take the queued creates out (all, or those with the given keys); returns them."""
@@ -414,7 +420,11 @@ class DoorScheduler:
             self._queued -= len(closed)
             self.dropped.extend(closed)
         if outcome.again is not None:
-            if outcome.after > 0:
+            if outcome.again.kind in BLOCKING:
+                door.retry_at = now + outcome.after
+                door.jobs.appendleft(outcome.again)
+                self._queued += 1
+            elif outcome.after > 0:
                 heapq.heappush(
                     self._delayed, (now + outcome.after, next(self._order), outcome.again)
                 )

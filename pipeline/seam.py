@@ -143,9 +143,17 @@ class SeamClient:
         payload, _ = await self._exchange(path, body)
         return payload
 
-    async def _exchange(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    async def _exchange(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
         if self._pace is not None:
             await self._pace()
+        if before_send is not None:
+            await before_send()
         started = time.perf_counter()
         self.requests += 1
         try:
@@ -214,14 +222,23 @@ class SeamClient:
             )
         )
 
-    async def create_access_code(self, body: dict[str, Any]) -> CreatedCode:
+    async def create_access_code(
+        self,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> CreatedCode:
         """Send one ``/access_codes/create``, once: never retried, whatever happens.
+        ``before_send`` is awaited once the global pace lets the request go, just before it
+        leaves (the moment its outcome may start to exist).
 
         Raises SeamUnavailableError when the outcome is unknown (timeout, connection lost, 5xx,
         an answer that isn't the expected JSON): the code may or may not exist. Raises SeamError
         for Seam's refusals (4xx, including 429), after which no code exists.
         """
-        payload, request_id = await self._exchange("/access_codes/create", body)
+        payload, request_id = await self._exchange(
+            "/access_codes/create", body, before_send=before_send
+        )
         try:
             code = AccessCode.model_validate(payload.get("access_code"))
         except ValidationError as exc:

@@ -33,6 +33,9 @@ ATTENTION_AFTER = dt.timedelta(hours=1)
 # Codes asked for in one `/access_codes/list` (Seam documents no maximum for
 # `access_code_ids`; its other id filters take at most 100, so this stays there).
 REFRESH_BATCH = 100
+# Seam's lists may lag behind a create: a code recorded as created this recently that isn't
+# listed yet is not flagged missing (it is asked for again next time).
+LIST_LAG_GRACE = dt.timedelta(minutes=10)
 STATUS_COLUMNS = (
     "idempotency_tag",
     *STAY_COLUMNS,
@@ -112,7 +115,7 @@ def _open_codes(
     if tags is not None:
         join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
     cursor = db.execute(
-        f"SELECT {', '.join(STATUS_COLUMNS)} FROM codes{join}"
+        f"SELECT {', '.join(STATUS_COLUMNS)}, created_at FROM codes{join}"
         " WHERE state = 'created' AND access_code_id IS NOT NULL"
     )
     names = [description[0] for description in cursor.description]
@@ -141,7 +144,9 @@ def _refresh(
     row = {column: code.get(column) for column in STATUS_COLUMNS}
     row["previous_status"] = code["code_status"]
     if seen is None:
-        row["needs_attention"] = "missing_on_seam: Seam doesn't list this code any more"
+        created_at = code.get("created_at")
+        if created_at is None or now - _instant(created_at) >= LIST_LAG_GRACE:
+            row["needs_attention"] = "missing_on_seam: Seam doesn't list this code any more"
         return row
     errors = [{"error_code": e.code, "message": e.message} for e in seen.errors]
     warnings = [{"warning_code": w.code, "message": w.message} for w in seen.warnings]

@@ -6,9 +6,12 @@ The loop's clock is virtual (tests/virtual_time.py): settle times of minutes tak
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
+import sqlite3
 
+import anyio
 import httpx
 import polars as pl
 import pytest
@@ -40,6 +43,11 @@ def doors(count: int, *, limit: int | None = None) -> dict:
 
 def each_door(payload: dict, count: int, *, seed: int = 5) -> pl.DataFrame:
     return make_stays([(d["device_id"], count) for d in payload["devices"]], seed=seed)
+
+
+def sent_ago(seconds: float) -> str:
+    """A ledger send time ``seconds`` before now."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)).isoformat()
 
 
 def requests(run: SandboxRun) -> int:
@@ -142,7 +150,10 @@ async def test_a_run_ending_while_codes_settle_leaves_them_for_the_next(tmp_path
     assert run.creates(504) == 12
     assert run.creates(200) == 0
     faults.late = 0.0
-    run.state.clock.advance(700)  # the backend has long finished; the settle time has passed
+    # Time passes: the backend has long finished, and the settle time since each send too.
+    run.state.clock.advance(700)
+    with sqlite3.connect(run.ledger) as db:
+        db.execute(f"UPDATE codes SET sent_at = '{sent_ago(700)}'")
     again = await run.apply(stays, ApplySettings(policy=policy))
     assert (again.result.results["outcome"] == "created").all()
     assert set(again.result.results["reason"]) == {"adopted"}
@@ -230,3 +241,74 @@ async def test_a_nightly_rerun_spends_about_two_requests_per_new_code(tmp_path, 
     # One look per door with a new stay, and three batches of 100 codes for their statuses.
     assert run.state.requests[("/access_codes/list", 200)] - lists_before == 300 + 3
     assert applied.result.requests_per_new_code == pytest.approx(spent / 300)
+
+
+class FailingLists(httpx.AsyncBaseTransport):
+    """Answers the first ``count`` lists of one door's codes with 503, as a struggling Seam."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, device_id: str, count: int) -> None:
+        self.inner, self.device_id, self.count = inner, device_id, count
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        is_list = request.url.path == "/access_codes/list" and self.count > 0
+        if is_list and json.loads(request.content).get("device_id") == self.device_id:
+            self.count -= 1
+            return httpx.Response(503, json={"error": {"type": "unavailable"}, "ok": False})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_door_whose_look_keeps_failing_sends_nothing_until_it_is_looked_at(
+    tmp_path, monkeypatch
+):
+    """With a lost ledger, a door whose list fails again and again (its retries spent twice)
+    sends no create before its look finally answers: its codes are adopted, none doubled."""
+    payload = doors(2)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    stays = each_door(payload, 3)
+    await run.apply(stays)
+    for leftover in tmp_path.glob("ledger.sqlite*"):
+        leftover.unlink()
+    struggling = payload["devices"][0]["device_id"]
+    run.transport = FailingLists(run.transport, struggling, count=12)
+    again = await run.apply(stays)
+    assert run.transport.count == 0
+    assert set(again.result.results["reason"]) == {"found_on_door"}
+    assert set(run.tags_on_doors().values()) == {1}
+
+
+@pytest.mark.parametrize(
+    ("sent", "waits"), [(1_000.0, False), (10.0, True)], ids=["settled", "still-settling"]
+)
+async def test_a_code_left_sending_is_resent_only_after_its_settle_time(
+    tmp_path, monkeypatch, sent, waits
+):
+    """A code a killed run left sending, which never reached the door: sent 1,000 s ago it is
+    known not made and created at once; sent 10 s ago the run waits out the rest of the
+    120 s settle time and looks again before creating it. Either way it exists once."""
+    payload = doors(1)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    stays = each_door(payload, 2)
+    first = (await run.apply(stays)).result.results
+    lost = first["idempotency_tag"][0]
+    code = run.state.codes.pop(first["access_code_id"][0])
+    run.state.codes_by_device[code.device_id].remove(code)
+    with sqlite3.connect(run.ledger) as db:
+        db.execute(
+            "UPDATE codes SET state = 'sending', sent_at = ? WHERE idempotency_tag = ?",
+            (sent_ago(sent), lost),
+        )
+    creates, searches = run.creates(), run.state.requests[("/access_codes/list", 200)]
+    started = anyio.current_time()
+    again = (await run.apply(stays)).result.results
+    waited = anyio.current_time() - started
+    by_tag = {row["idempotency_tag"]: row for row in again.iter_rows(named=True)}
+    assert by_tag[lost]["outcome"] == "created"
+    assert run.creates() == creates + 1
+    assert set(run.tags_on_doors().values()) == {1}
+    lists = run.state.requests[("/access_codes/list", 200)] - searches
+    if waits:
+        assert waited >= 105  # the rest of the settle time, then a look
+        assert lists == 3  # the door's look, the look once settled, the status refresh
+    else:
+        assert waited < 60
+        assert lists == 2  # the door's look, the status refresh
