@@ -275,10 +275,9 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     stats = result.stats
     per_code = result.requests_per_new_code
     console.print(
-        f"{stats.creates} creates and {stats.sent - stats.creates} lookups in "
-        f"{result.seconds:.1f} s; 429s: {stats.rate_limited_door} door, "
-        f"{stats.rate_limited_global} global; {result.requests} requests to Seam"
-        + (f", {per_code:.2f} per new code" if per_code is not None else "")
+        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
+        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
+        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
     )
     console.print(f"results: {run.out}", soft_wrap=True)
     console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)
