@@ -28,7 +28,7 @@ DEMO_LEDGER := outputs/demo-ledger.sqlite
 demo: install
 	@rm -f $(DEMO_LEDGER) $(DEMO_LEDGER)-wal $(DEMO_LEDGER)-shm
 	@port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
-	$(BIN)/oracode-provision sandbox --port $$port --latency-ms 20-80 --drop-after 0.2 \
+	$(BIN)/oracode-provision sandbox --port $$port --latency-ms 20-80 --drop-after 0.1 --late 0.1 --late-after 3 \
 		> outputs/demo-sandbox.log 2>&1 & sandbox=$$!; \
 	trap 'kill $$sandbox 2>/dev/null' EXIT; \
 	$(BIN)/python -c 'import sys, time, urllib.request as u; url = sys.argv[1]; deadline = time.time() + 30; \
@@ -37,7 +37,7 @@ demo: install
 	echo "sandbox on http://127.0.0.1:$$port (log: outputs/demo-sandbox.log)"; \
 	SEAM_API_KEY=seam_demo_key SEAM_ENDPOINT=http://127.0.0.1:$$port \
 		$(BIN)/oracode-provision apply inputs/reservations-sample.csv --config inputs/pipeline.toml \
-		--ledger $(DEMO_LEDGER) --results outputs/demo-results.csv; \
+		--ledger $(DEMO_LEDGER) --results outputs/demo-results.csv --settle-after 5; \
 	status=$$?; \
 	echo "apply exit code: $$status (1 = some rows were rejected, as the sample intends)"; \
 	echo "results: outputs/demo-results.csv  ledger: $(DEMO_LEDGER)"; \

@@ -3,7 +3,8 @@
 Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
     created          made by this run (reason ``adopted`` when found on the door after its
                      answer was lost)
-    already_created  made by an earlier run: no call was sent
+    already_created  made earlier: the ledger has it, or (reason ``found_on_door``) the look
+                     at its door found a code carrying its tag; no create was sent
     rejected         the plan's reasons, and ``budget_exhausted`` for codes the door's budget
                      could no longer take when it was counted again before its first create,
                      or after Seam answered that the door has no space
@@ -15,7 +16,7 @@ Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,10 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.budgets import ALLOCATION_ORDER
-from pipeline.counting import BUDGET_EXHAUSTED, BudgetGuard
+from pipeline.counting import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
 from pipeline.creating import CodeCreator, CreatePolicy, create_body
 from pipeline.errors import RunStopped, SeamError
-from pipeline.ledger import Ledger
+from pipeline.ledger import SENDABLE, Ledger, LedgerCode
 from pipeline.scheduling import (
     SEAM_DOOR_RATE,
     DoorScheduler,
@@ -42,20 +43,13 @@ from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = (
-    "access_code_id",
-    "code",
-    "code_status",
-    "attempts",
-    "seam_request_id",
-    "run_id",
-)
 OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
 OUTCOME_UNKNOWN = (
     "the create's answer was lost and the run stopped before the code could be looked for; "
     "the next run looks for it on the door before sending again"
 )
 NOT_ATTEMPTED = "the run stopped before this code was created; rerun to create it"
+FOUND_ON_DOOR = "found on the door (a code there carries its tag): not created again"
 # Seam's answers wait at most this long (seconds) for a commit; most go in with the next create's.
 ANSWERS_COMMITTED_WITHIN = 0.25
 
@@ -68,6 +62,8 @@ class ApplySettings:
     global_rate: float | None = None
     concurrency: int = 8
     policy: CreatePolicy = field(default_factory=CreatePolicy)
+    # A budgeted door is counted again before its first create when its look is older.
+    recount_after: float = RECOUNT_AFTER
 
 
 @dataclass
@@ -80,6 +76,13 @@ class ApplyResult:
     seconds: float
     learnt_door_rate: Rate | None = None
     stopped: RunStopped | None = None
+    requests: int = 0  # every request this run's client sent to Seam
+
+    @property
+    def requests_per_new_code(self) -> float | None:
+        """Requests sent per code this run created (None when it created none)."""
+        created = int((self.results["outcome"] == "created").sum())
+        return self.requests / created if created else None
 
     @property
     def exit_code(self) -> int:
@@ -126,26 +129,45 @@ async def apply_session(
         await ledger.close()
 
 
+async def doors_with_work(ledger: Ledger, planned: Mapping[str, str]) -> set[str]:
+    """The doors this run must look at: those with a planned code (``planned``: tag →
+    device_id) the ledger doesn't have as ``created``, and those with a code an earlier run
+    left ``sending``. Says once when the ledger holds no code at all (a new or lost ledger):
+    every door is then looked at, which only costs requests."""
+    states = await ledger.states(list(planned))
+    if not await ledger.has_codes():
+        log.warning(
+            "the ledger holds no codes yet (a new ledger, or not the one earlier runs used):"
+            " every door is looked at on Seam before its first create",
+            extra={"ledger": str(ledger.path)},
+        )
+    doors = {device for tag, device in planned.items() if states.get(tag) != "created"}
+    return doors | {code.device_id for code in await ledger.codes_in_state("sending")}
+
+
 async def apply_plan(
     plan: pl.DataFrame,
     session: ApplySession,
     settings: ApplySettings,
     *,
     guard: BudgetGuard | None = None,
-    on_door: frozenset[str] = frozenset(),
+    look: DoorLook | None = None,
     refresh: Callable[[set[str]], Awaitable[object]] | None = None,
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
 ) -> ApplyResult:
     """Create every planned code of ``plan`` exactly once; returns the results table.
 
-    Codes the ledger already has as ``created`` are not sent again; codes an earlier run left
-    ``sending``, and those whose tag Seam already lists (``on_door``), are looked for on their
-    door before anything else. Each door sends its codes in allocation order; the ``guard``'s
-    doors are counted again before their first create. At the end, ``refresh`` is given the
-    doors this run touched (to bring their codes' statuses up to date) unless the run stopped.
-    RunStopped (401, Seam unreachable) ends the sending early but still returns the results
-    of what was done.
+    Every door with something to send is looked at first (one list, every page; ``look``
+    holds the doors already listed this run, for their budgets): a planned code found on its
+    door is adopted (``already_created``, ``found_on_door``), whatever the ledger held; codes
+    the ledger already has as ``created`` are not sent again; codes an earlier run left
+    ``sending`` are adopted when found, and otherwise sent again only once their settle time
+    has passed. Each door sends its codes in allocation order; the ``guard``'s doors are
+    counted again before their first create when their look has gone stale. At the end,
+    ``refresh`` is given the tags this run created or found (to bring their statuses up to
+    date) unless the run stopped. RunStopped (401, no progress) ends the sending early but
+    still returns the results of what was done.
     """
     client, ledger, run_id = session.client, session.ledger, session.run_id
 
@@ -155,31 +177,36 @@ async def apply_plan(
     )
     known = await ledger.register(run_id, rows)
     already = {tag for tag, code in known.items() if code.state == "created"}
+    to_send = [row for row in rows if known[row["idempotency_tag"]].state in SENDABLE]
+    planned: dict[str, list[str]] = {}
+    for row in rows:
+        if row["idempotency_tag"] not in already:
+            planned.setdefault(row["device_id"], []).append(row["idempotency_tag"])
+    sending: dict[str, list[LedgerCode]] = {}
+    for code in await ledger.codes_in_state("sending"):
+        sending.setdefault(code.device_id, []).append(code)
     scheduler = DoorScheduler(
         door_rate=settings.door_rate,
         concurrency=settings.concurrency,
         global_pace=session.pace,
     )
-    # Codes a killed run left `sending` come first: their outcome must be known before
-    # anything is sent for them, and they may not be in this run's input at all.
-    for code in await ledger.codes_in_state("sending"):
-        scheduler.add(Job(code.device_id, code.idempotency_tag, "verify"))
-    bodies = {row["idempotency_tag"]: create_body(row) for row in rows}
-    to_send = [row for row in rows if known[row["idempotency_tag"]].state in {"pending", "failed"}]
-    if guard is not None:
-        for device_id in sorted({row["device_id"] for row in to_send} & guard.doors):
+    for device_id in sorted(planned.keys() | sending.keys()):
+        scheduler.add(Job(device_id, device_id, "look"))
+        if guard is not None and device_id in guard.doors:
             scheduler.add(Job(device_id, device_id, "check"))
     for row in to_send:
-        tag = row["idempotency_tag"]
-        scheduler.add(Job(row["device_id"], tag, "verify" if tag in on_door else "create"))
+        scheduler.add(Job(row["device_id"], row["idempotency_tag"], "create"))
     on_total(len(rows) - len(already))
     creator = CodeCreator(
         client,
         ledger,
         run_id,
-        bodies,
+        {row["idempotency_tag"]: create_body(row) for row in rows},
         policy=settings.policy,
         guard=guard,
+        planned=planned,
+        sending=sending,
+        prelisted=look.codes if look is not None else None,
         on_progress=on_progress,
     )
     stopped = None
@@ -192,16 +219,14 @@ async def apply_plan(
     if scheduler.dropped:
         await ledger.mark_failed_many(
             run_id,
-            [
-                (job.key, BUDGET_EXHAUSTED, f"not sent: {creator.closed_doors[job.device_id]}")
-                for job in scheduler.dropped
-            ],
+            [(job.key, *creator.closed_doors[job.device_id]) for job in scheduler.dropped],
         )
         for _ in scheduler.dropped:
             on_progress("failed")
+    found_on_door = creator.found_on_door
     if refresh is not None and stopped is None:
         try:
-            await refresh({row["device_id"] for row in rows})
+            await refresh(set(known) - already)
         except SeamError as exc:
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
@@ -209,7 +234,9 @@ async def apply_plan(
         schema=LEDGER_SCHEMA,
     )
     results = await anyio.to_thread.run_sync(
-        lambda: result_table(plan, codes, already=already, run_id=run_id)
+        lambda: result_table(
+            plan, codes, already=already | found_on_door, found_on_door=found_on_door, run_id=run_id
+        )
     )
     return ApplyResult(
         results=results,
@@ -218,6 +245,7 @@ async def apply_plan(
         seconds=anyio.current_time() - started,
         learnt_door_rate=scheduler.learnt_door_rate,
         stopped=stopped,
+        requests=client.requests,
     )
 
 
@@ -236,7 +264,12 @@ LEDGER_SCHEMA = {
 
 
 def result_table(
-    plan: pl.DataFrame, codes: pl.DataFrame, *, already: set[str], run_id: str
+    plan: pl.DataFrame,
+    codes: pl.DataFrame,
+    *,
+    already: set[str],
+    run_id: str,
+    found_on_door: Collection[str] = (),
 ) -> pl.DataFrame:
     """The plan's rows with their outcome: one row per plan row, in the plan's order."""
     joined = plan.join(
@@ -248,6 +281,7 @@ def result_table(
     planned = pl.col("outcome") == "planned"
     state = pl.col("state")
     is_already = pl.col("idempotency_tag").is_in(list(already))
+    is_found = pl.col("idempotency_tag").is_in(list(found_on_door))
     outcome = (
         pl.when(~planned)
         .then(pl.col("outcome"))
@@ -262,6 +296,8 @@ def result_table(
     reason = (
         pl.when(~planned)
         .then(pl.col("reason"))
+        .when(is_found)
+        .then(pl.lit("found_on_door"))
         .when(state == "created")
         .then(pl.when(pl.col("ledger_reason") == "adopted").then(pl.lit("adopted")))
         .when(state == "failed")
@@ -273,6 +309,8 @@ def result_table(
     message = (
         pl.when(~planned)
         .then(pl.col("message"))
+        .when(is_found)
+        .then(pl.lit(FOUND_ON_DOOR))
         .when(state == "failed")
         .then(pl.col("ledger_message"))
         .when(state == "sending")

@@ -26,7 +26,7 @@ from rich.console import Console
 
 from pipeline import jobs
 from pipeline.applying import ApplySettings
-from pipeline.creating import CreatePolicy
+from pipeline.creating import SETTLE_AFTER, CreatePolicy
 from pipeline.errors import PipelineError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER
 from pipeline.overview import DEFAULT_RUNS
@@ -82,7 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=300.0,
         metavar="SECONDS",
-        help="stop (exit 3) when Seam gives no usable answer for this long",
+        help="stop (exit 3) when the run makes no progress for this long (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--settle-after",
+        type=float,
+        default=SETTLE_AFTER,
+        metavar="SECONDS",
+        help="after a create with an unknown outcome, look at the door this long after the send"
+        " before sending it again (default: %(default)s)",
     )
     apply.add_argument(
         "--wait-for-lock",
@@ -134,6 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--latency-ms", default="0", help="A or A-B milliseconds per answer")
     sandbox.add_argument("--fail-before", type=float, default=0.0, metavar="P")
     sandbox.add_argument("--drop-after", type=float, default=0.0, metavar="P")
+    sandbox.add_argument(
+        "--late", type=float, default=0.0, metavar="P", help="share of creates answered 504"
+    )
+    sandbox.add_argument(
+        "--late-after",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="when a late create is carried out (default 30)",
+    )
+    sandbox.add_argument(
+        "--list-lag",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long a new code stays out of /access_codes/list",
+    )
     sandbox.add_argument("--seed", type=int, default=0)
     sandbox.set_defaults(handler=_sandbox)
     return parser
@@ -190,9 +215,16 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
     try:
         door_rate = parse_door_rate(args.door_rate)
         latency = parse_latency(args.latency_ms)
+        faults = Faults(
+            fail_before=args.fail_before,
+            drop_after=args.drop_after,
+            late=args.late,
+            late_after=args.late_after,
+            list_lag=args.list_lag,
+            latency_ms=latency,
+        )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    faults = Faults(fail_before=args.fail_before, drop_after=args.drop_after, latency_ms=latency)
     try:
         state, app = build_sandbox(
             args.devices,
@@ -236,11 +268,13 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     # Checked before anything starts. The client apply_session builds can't be given it until
     # ApplySettings has a request_timeout field: until then it keeps DEFAULT_REQUEST_TIMEOUT.
     _request_timeout(args)
+    if args.settle_after < 0:
+        raise UsageError("--settle-after must be 0 or more seconds")
     settings = ApplySettings(
         door_rate=Rate.parse(args.door_rate),
         global_rate=args.global_rate,
         concurrency=args.concurrency,
-        policy=CreatePolicy(give_up_after=args.give_up_after),
+        policy=CreatePolicy(give_up_after=args.give_up_after, settle_after=args.settle_after),
     )
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(
@@ -261,10 +295,11 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     print_outcomes(result.results, "Results by outcome and reason", console)
     print_budget_warnings(run.budgets, console)
     stats = result.stats
+    per_code = result.requests_per_new_code
     console.print(
-        f"{stats.creates} creates and {stats.sent - stats.creates} lookups in "
-        f"{result.seconds:.1f} s; 429s: {stats.rate_limited_door} door, "
-        f"{stats.rate_limited_global} global"
+        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
+        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
+        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
     )
     console.print(f"results: {run.out}", soft_wrap=True)
     console.print(f"ledger:  {run.ledger} (run {result.run_id})", soft_wrap=True)

@@ -1,15 +1,24 @@
-"""Counting the codes already used on budgeted doors, from Seam and the ledger: once before the
-allocation, and again just before each door's first create (another process may have used the
-door's budget in between).
+"""Looking at the doors: one ``/access_codes/list`` per door per run says which codes exist.
+
+Seam, not the ledger, is the truth about what exists: every code carries its idempotency tag in
+its name, so one look at a door (every page) before its first create finds the codes that are
+already there, whatever the ledger holds (new, lost, copied). The same look is the budget count:
+the allocation counts the codes it found (plus the ledger's that Seam doesn't list yet). A
+budgeted door is counted again just before its first create only when its look has gone stale
+(``RECOUNT_AFTER``), since another system may have used its budget in between.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+import logging
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import polars as pl
 
@@ -22,30 +31,109 @@ from pipeline.budgets import (
     unmatched_budget_names,
 )
 from pipeline.catalog import DeviceCatalog
+from pipeline.errors import SeamError
 from pipeline.ledger import Ledger
 from pipeline.models import AccessCode
+from pipeline.planning import TAG_PATTERN
 from pipeline.seam import SeamClient
 from pipeline.settings import BudgetConfig
 
-# Doors listed at once when counting (reads: Seam's per-door limit is on creates).
+log = logging.getLogger(__name__)
+# Doors listed at once (reads: Seam's per-door limit is on creates).
 LIST_CONCURRENCY = 8
 BUDGET_EXHAUSTED = "budget_exhausted"
 RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
+# A door's look counts its budget for this long (seconds). Our own runs can't use a door's
+# budget meanwhile (the run lock), only another system can (Seam's console, another
+# integration); ten minutes keeps that window small while a nightly run of a few thousand
+# doors, which looks at them all in its first minute or two, never looks twice. A door that is
+# full after all still answers `no_space_for_access_code_on_device`, which closes it.
+RECOUNT_AFTER = 600.0
+# An idempotency tag in a code's name (not followed by another digit: it is the whole tag).
+TAG_IN_NAME = re.compile(rf"{TAG_PATTERN}(?!\d)")
+
+
+@dataclass(frozen=True)
+class DoorLook:
+    """What one look at each door found: ``codes`` per door, and when (the event loop's clock)
+    each door was listed."""
+
+    codes: Mapping[str, list[AccessCode]]
+    listed_at: Mapping[str, float]
+
+    def all_codes(self) -> list[AccessCode]:
+        return [code for codes in self.codes.values() for code in codes]
+
+    def found(self, planned: Mapping[str, str]) -> dict[str, AccessCode]:
+        """``planned`` maps a tag to its door; returns each planned tag that a code on that door
+        carries in its name, with that code (the earliest made, when there are several)."""
+        return find_tags(self.all_codes(), planned)
+
+
+def find_tags(codes: Sequence[AccessCode], planned: Mapping[str, str]) -> dict[str, AccessCode]:
+    """Each tag of ``planned`` (tag → device_id) carried by one of ``codes`` on its own door."""
+    found: dict[str, list[AccessCode]] = {}
+    for code in codes:
+        for tag in TAG_IN_NAME.findall(code.name or ""):
+            if planned.get(tag) == code.device_id:
+                found.setdefault(tag, []).append(code)
+    chosen = {}
+    for tag, carriers in found.items():
+        carriers.sort(key=lambda code: code.created_at or "")
+        if len(carriers) > 1:
+            log.error(
+                "more than one code carries one tag",
+                extra={"tag": tag, "access_code_ids": [code.access_code_id for code in carriers]},
+            )
+        chosen[tag] = carriers[0]
+    return chosen
+
+
+async def look_at_doors(client: SeamClient, device_ids: Sequence[str]) -> DoorLook:
+    """Every code on the given doors: one ``/access_codes/list`` per door (all pages), a few
+    doors at a time. Raises the first SeamError as itself (not in an exception group) after
+    stopping the other listings."""
+    codes: dict[str, list[AccessCode]] = {}
+    listed_at: dict[str, float] = {}
+    limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
+    failure: SeamError | None = None
+
+    async def list_one(device_id: str, group: anyio.abc.TaskGroup) -> None:
+        nonlocal failure
+        async with limiter:
+            try:
+                codes[device_id] = await client.list_access_codes(device_id)
+            except SeamError as exc:
+                failure = failure or exc
+                group.cancel_scope.cancel()
+                return
+            listed_at[device_id] = anyio.current_time()
+
+    async with anyio.create_task_group() as group:
+        for device_id in device_ids:
+            group.start_soon(list_one, device_id, group)
+    if failure is not None:
+        raise failure
+    return DoorLook(codes, listed_at)
 
 
 async def list_door_codes(client: SeamClient, device_ids: Sequence[str]) -> list[AccessCode]:
     """Every code on the given doors: one ``/access_codes/list`` per door (all pages)."""
-    codes: list[AccessCode] = []
-    limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
+    return (await look_at_doors(client, device_ids)).all_codes()
 
-    async def list_one(device_id: str) -> None:
-        async with limiter:
-            codes.extend(await client.list_access_codes(device_id))
 
-    async with anyio.create_task_group() as group:
-        for device_id in device_ids:
-            group.start_soon(list_one, device_id)
-    return codes
+async def look_at_budgeted_doors(
+    client: SeamClient,
+    catalog: DeviceCatalog,
+    config: BudgetConfig,
+    device_ids: Collection[str],
+) -> DoorLook:
+    """The run's one look at each budgeted door among ``device_ids`` (the doors with work): it
+    is taken before the allocation, which counts what it finds. Other doors are looked at by
+    their first job, as they come."""
+    budgets = await anyio.to_thread.run_sync(door_budgets, catalog.doors, config)
+    budgeted = set(budgets.filter(pl.col("budget").is_not_null())["device_id"])
+    return await look_at_doors(client, sorted(budgeted & set(device_ids)))
 
 
 async def count_budgets(
@@ -92,11 +180,21 @@ async def count_budgets(
     return await anyio.to_thread.run_sync(allocate)
 
 
+@dataclass(frozen=True)
+class Recount:
+    """A door counted again: ``over`` maps the tags its budget can no longer take to why;
+    ``found`` the planned tags a code on the door already carries, to that code."""
+
+    over: dict[str, str]
+    found: dict[str, AccessCode]
+
+
 class BudgetGuard:
-    """Counts a budgeted door again just before its first create and says which of its planned
-    rows no longer fit (in allocation order, as the plan did). ``--on-budget-exceeded abort``
-    can't hold back creates already made on other doors, so here it acts as ``reject-rows``.
-    Building one splits the plan by door: do it in a worker thread for a large plan."""
+    """Counts a budgeted door again just before its first create when its look has gone stale
+    (``RECOUNT_AFTER``), and says which of its planned rows no longer fit (in allocation order,
+    as the plan did). ``--on-budget-exceeded abort`` can't hold back creates already made on
+    other doors, so here it acts as ``reject-rows``. Building one splits the plan by door: do it
+    in a worker thread for a large plan."""
 
     def __init__(
         self,
@@ -106,6 +204,8 @@ class BudgetGuard:
         config: BudgetConfig,
         *,
         now: dt.datetime,
+        listed_at: Mapping[str, float] | None = None,
+        recount_after: float = RECOUNT_AFTER,
     ) -> None:
         self._client = client
         self._ledger = ledger
@@ -118,30 +218,41 @@ class BudgetGuard:
             config = config.model_copy(update={"on_exceeded": "reject-rows"})
         self._config = config
         self._now = now
+        self._listed_at = dict(listed_at or {})
+        self._recount_after = recount_after
 
     @property
     def doors(self) -> frozenset[str]:
-        """The budgeted doors with planned rows: each is counted again before its first create."""
+        """The budgeted doors with planned rows: each is counted again before its first create
+        unless its look is fresh."""
         return frozenset(str(key[0]) for key in self._rows)
 
-    async def recheck(self, device_id: str) -> dict[str, str]:
-        """Tag → message for the door's planned rows that its budget can no longer take.
+    def is_fresh(self, device_id: str) -> bool:
+        """Whether the door's look still counts its budget (no recount needed)."""
+        listed_at = self._listed_at.get(device_id)
+        return listed_at is not None and anyio.current_time() - listed_at <= self._recount_after
 
-        Raises SeamError when the door's codes can't be listed.
-        """
+    async def recheck(self, device_id: str) -> Recount:
+        """List the door again: the planned rows its budget can no longer take, and the planned
+        tags already on it. Raises SeamError when the door's codes can't be listed."""
         listed = await self._client.list_access_codes(device_id)
+        self._listed_at[device_id] = anyio.current_time()
         ours = await self._ledger.codes_on_doors([device_id])
 
-        def decide() -> dict[str, str]:
+        def decide() -> Recount:
             rows = self._rows[(device_id,)]
+            found = find_tags(listed, dict.fromkeys(rows["idempotency_tag"], device_id))
             budgets = self._budgets.filter(pl.col("device_id") == device_id)
             check = check_budgets(
                 rows, budgets, existing_codes(listed, ours), self._config, now=self._now
             )
             over = check.plan.filter(pl.col("reason") == BUDGET_EXHAUSTED)
-            return {
-                tag: f"counted again just before the door's first create: {message}"
-                for tag, message in over.select("idempotency_tag", "message").iter_rows()
-            }
+            return Recount(
+                over={
+                    tag: f"counted again just before the door's first create: {message}"
+                    for tag, message in over.select("idempotency_tag", "message").iter_rows()
+                },
+                found=found,
+            )
 
         return await anyio.to_thread.run_sync(decide)

@@ -18,10 +18,11 @@ from pipeline.applying import (
     ApplySettings,
     apply_plan,
     apply_session,
+    doors_with_work,
 )
 from pipeline.budgets import BudgetCheck, read_code_file
 from pipeline.catalog import DeviceCatalog, read_device_file
-from pipeline.counting import BudgetGuard, count_budgets
+from pipeline.counting import BudgetGuard, count_budgets, look_at_budgeted_doors
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.ledger import DEFAULT_LEDGER, Ledger
@@ -169,6 +170,7 @@ async def apply_files(
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
+    # The lock first: it is on the ledger file itself, and must outlive the ledger's connection.
     async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
         try:
             catalog = await list_catalog(session.client)
@@ -177,12 +179,21 @@ async def apply_files(
                 lambda: plan_reservations(reservations, catalog, config, now=now)
             )
             reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
+            planned = await anyio.to_thread.run_sync(
+                lambda: dict(
+                    reruns.plan.filter(pl.col("outcome") == "planned")
+                    .select("idempotency_tag", "device_id")
+                    .iter_rows()
+                )
+            )
+            work = await doors_with_work(session.ledger, planned)
+            look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
             check = await count_budgets(
                 reruns.plan,
                 catalog,
                 config.budgets,
                 now=now,
-                client=session.client,
+                listed=look.all_codes(),
                 ledger=session.ledger,
             )
             if (error := check.abort_error()) is not None:
@@ -190,16 +201,24 @@ async def apply_files(
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
         guard = await anyio.to_thread.run_sync(
-            lambda: BudgetGuard(session.client, session.ledger, check, config.budgets, now=now)
+            lambda: BudgetGuard(
+                session.client,
+                session.ledger,
+                check,
+                config.budgets,
+                now=now,
+                listed_at=look.listed_at,
+                recount_after=settings.recount_after,
+            )
         )
         result = await apply_plan(
             check.plan,
             session,
             settings,
             guard=guard,
-            on_door=check.on_door,
-            refresh=lambda doors: refresh_statuses(
-                session.client, session.ledger, session.run_id, now=now, device_ids=doors
+            look=look,
+            refresh=lambda tags: refresh_statuses(
+                session.client, session.ledger, session.run_id, now=now, tags=tags
             ),
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,

@@ -50,7 +50,8 @@ from pipeline.seam import Exchange
 
 log = logging.getLogger(__name__)
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
-STATES = ("pending", "sending", "created", "failed")
+# States from which a create may be sent: the compare-and-set into ``sending`` starts from these.
+SENDABLE = ("pending", "failed")
 # What the ledger keeps of a planned row, besides its state.
 CODE_COLUMNS = (
     "idempotency_tag",
@@ -73,6 +74,7 @@ LEDGER_CODE_COLUMNS = (
     "state",
     "access_code_id",
     "attempts",
+    "sent_at",
 )
 RESULT_COLUMNS = (
     "idempotency_tag",
@@ -172,6 +174,8 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         "replaces_tag": ("TEXT", None),  # a reissued code: the tag of the code it replaces
         # The first apply run whose inputs no longer had the code's reservation (null: it had)
         "orphaned_run_id": ("TEXT", None),
+        # When the last create for it was sent (wall clock, UTC): its outcome settles from there
+        "sent_at": ("TEXT", None),
     },
     "run_doors": {
         # Rows kept before it: a row that named a device_id counted as a door's, as the
@@ -209,6 +213,7 @@ class LedgerCode:
     state: str
     access_code_id: str | None
     attempts: int
+    sent_at: str | None = None
 
 
 def _now() -> str:
@@ -640,6 +645,12 @@ class Ledger:
 
         return await self.write(change)
 
+    async def has_codes(self) -> bool:
+        """Whether the ledger holds any code at all (a new or lost ledger holds none)."""
+        return await self.read(
+            lambda db: bool(db.execute("SELECT EXISTS (SELECT 1 FROM codes)").fetchone()[0])
+        )
+
     async def codes_in_state(self, state: str) -> list[LedgerCode]:
         """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
 
@@ -651,15 +662,43 @@ class Ledger:
 
         return await self.read(query)
 
-    async def mark_sending(self, tag: str, run_id: str) -> None:
-        """Committed before the create is sent: from here on the outcome must be checked."""
-        await self.write(lambda db: _transition(db, tag, run_id, "sending", 1, {}))
+    async def mark_sending(self, tag: str, run_id: str) -> bool:
+        """Committed before the create is sent: from here on the outcome must be checked.
+
+        A compare-and-set: only a ``pending`` or ``failed`` code becomes ``sending``. Returns
+        False when the code was in another state (another process got to it first, or it was
+        found on its door): the caller must not send it.
+        """
+        return await self.write(
+            lambda db: _transition(
+                db, tag, run_id, "sending", 1, {"sent_at": _now()}, from_states=SENDABLE
+            )
+        )
+
+    async def mark_sent_now(self, tag: str) -> None:
+        """A ``sending`` code leaves later than its ``sent_at`` says: record now, committed."""
+        await self.write(
+            lambda db: db.execute(
+                "UPDATE codes SET sent_at = ? WHERE idempotency_tag = ? AND state = 'sending'",
+                (_now(), tag),
+            )
+        )
+
+    async def states(self, tags: Sequence[str]) -> dict[str, str]:
+        """The ledger's state of each given tag it has (tags it hasn't are left out)."""
+
+        def query(db: sqlite3.Connection) -> dict[str, str]:
+            return dict(_select_by_tags(db, tags, ("idempotency_tag", "state")).fetchall())
+
+        return await self.read(query)
 
     def mark_created(
         self, tag: str, run_id: str, code: AccessCode, request_id: str | None, *, how: str
     ) -> None:
-        """``how``: ``created`` (Seam's answer) or ``adopted`` (found on the door). Queued for
-        the next commit, like the other answers."""
+        """``how``: ``created`` (Seam's answer), ``adopted`` (found on the door after an unknown
+        outcome) or ``found_on_door`` (found before anything was sent: a new, lost or copied
+        ledger). From any state: Seam says the code exists. Queued for the next commit, like
+        the other answers."""
         self._answered(
             tag,
             run_id,
@@ -686,9 +725,11 @@ class Ledger:
         self._answered(tag, run_id, "pending", reason=reason, message=message)
 
     def _answered(self, tag: str, run_id: str, state: str, **fields: Any) -> None:
-        """Queue a ``sending`` code's next state. Lost in a crash, the code stays ``sending``
-        and is looked for on its door before anything is sent for it again."""
-        self.defer(lambda db: _transition(db, tag, run_id, state, 0, fields))
+        """Queue a code's next state. Lost in a crash, a ``sending`` code stays ``sending`` and
+        is looked for on its door before anything is sent for it again. A ``created`` code is
+        never moved back: Seam said it exists."""
+        origins = None if state == "created" else ("pending", "sending", "failed")
+        self.defer(lambda db: _transition(db, tag, run_id, state, 0, fields, from_states=origins))
 
     async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
         """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
@@ -696,7 +737,15 @@ class Ledger:
 
         def change(db: sqlite3.Connection) -> None:
             for tag, reason, message in refusals:
-                _transition(db, tag, run_id, "failed", 0, {"reason": reason, "message": message})
+                _transition(
+                    db,
+                    tag,
+                    run_id,
+                    "failed",
+                    0,
+                    {"reason": reason, "message": message},
+                    from_states=SENDABLE,
+                )
 
         await self.write(change)
 
@@ -785,16 +834,34 @@ class Ledger:
 
 
 def _transition(
-    db: sqlite3.Connection, tag: str, run_id: str, state: str, attempts: int, fields: dict[str, Any]
-) -> None:
-    """Move one code to ``state`` and log the change (inside the caller's transaction)."""
+    db: sqlite3.Connection,
+    tag: str,
+    run_id: str,
+    state: str,
+    attempts: int,
+    fields: dict[str, Any],
+    *,
+    from_states: Sequence[str] | None = None,
+) -> bool:
+    """Move one code to ``state`` and log the change (inside the caller's transaction).
+
+    With ``from_states`` it is a compare-and-set: a code in another state is left alone and
+    False is returned. Raises KeyError when the ledger has no such code.
+    """
     assignments = "".join(f", {name} = ?" for name in fields)
+    guard = ""
+    guard_values: tuple[str, ...] = ()
+    if from_states is not None:
+        guard = f" AND state IN ({', '.join('?' * len(from_states))})"
+        guard_values = tuple(from_states)
     updated = db.execute(
         f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
-        f" updated_at = ?{assignments} WHERE idempotency_tag = ?",
-        (state, attempts, run_id, _now(), *fields.values(), tag),
+        f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard}",
+        (state, attempts, run_id, _now(), *fields.values(), tag, *guard_values),
     )
     if updated.rowcount != 1:
+        if db.execute("SELECT 1 FROM codes WHERE idempotency_tag = ?", (tag,)).fetchone():
+            return False
         raise KeyError(f"no code {tag} in the ledger")
     db.execute(
         "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
@@ -809,6 +876,7 @@ def _transition(
             ),
         ),
     )
+    return True
 
 
 def _select_codes(db: sqlite3.Connection, tags: Sequence[str]) -> list[LedgerCode]:

@@ -37,6 +37,8 @@ GLOBAL_BURST = 10
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 Scope = Literal["door", "global"]
+# Jobs while which their door sends nothing else: what they find decides what it sends.
+BLOCKING = frozenset({"look", "check"})
 
 
 @dataclass(frozen=True)
@@ -203,14 +205,15 @@ class GlobalPace:
 
 @dataclass
 class Job:
-    """One request to make for a door: a ``create``, a ``verify`` (look for a code whose
-    create had an unknown outcome), or a ``check`` (count the door's codes again before its
-    first create; the door sends nothing else until it is answered). ``key`` is the code's
-    idempotency tag (for a check: the device_id)."""
+    """One request to make for a door: a ``look`` (list the door's codes before anything is
+    sent to it), a ``check`` (count a budgeted door again before its first create), a
+    ``create``, or a ``verify`` (look for a code whose create had an unknown outcome). While a
+    look or a check is out, the door sends nothing else. ``key`` is the code's idempotency tag
+    (for a look or a check: the device_id)."""
 
     device_id: str
     key: str
-    kind: Literal["create", "verify", "check"] = "create"
+    kind: Literal["look", "check", "create", "verify"] = "create"
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,8 @@ class Outcome:
     """What became of a job, as ``send`` reports it to the scheduler.
 
     ``again``: queue this job (possibly changed, e.g. a create that became a verify) again,
-    ``after`` seconds from now. ``counted``: a create that reached Seam's rate counter.
+    ``after`` seconds from now; ``later``: more jobs to queue, each ``(after, job)``.
+    ``counted``: a create that reached Seam's rate counter.
     ``limited``: a 429 naming the door's or the global limit, with its ``retry_after``.
     ``answered_at``: when the create's answer came (its place in the door's window ends one
     period later); defaults to when ``send`` returned. ``withdraw``: tags of the door's queued
@@ -234,6 +238,7 @@ class Outcome:
     answered_at: float | None = None
     withdraw: frozenset[str] = frozenset()
     close_door: bool = False
+    later: tuple[tuple[float, Job], ...] = ()
 
 
 @dataclass
@@ -243,11 +248,17 @@ class _Door:
     jobs: deque[Job] = field(default_factory=deque)
     token: int = 0
     is_checking: bool = False
+    # A look or check that must be tried again waits at the front of the queue until then,
+    # so that nothing behind it (a create) goes first.
+    retry_at: float = 0.0
 
     def ready_at(self, now: float) -> float:
         if not self.jobs or self.is_checking:
             return math.inf
-        return now if self.jobs[0].kind != "create" else self.pace.ready_at(now)
+        first = self.jobs[0]
+        if first.kind in BLOCKING:
+            return max(now, self.retry_at)
+        return now if first.kind != "create" else self.pace.ready_at(now)
 
     def remove_creates(self, keys: frozenset[str] | None = None) -> list[Job]:
         """Take the queued creates out (all, or those with the given keys); returns them."""
@@ -303,9 +314,14 @@ class DoorScheduler:
     def learnt_door_rate(self) -> Rate | None:
         return self._learnt.rate
 
-    def add(self, job: Job, *, front: bool = False) -> None:
-        """Queue a job for its door (at the front: before the door's other jobs). A create for
-        a closed door is dropped instead."""
+    def add(self, job: Job, *, front: bool = False, after: float = 0.0) -> None:
+        """Queue a job for its door (at the front: before the door's other jobs; ``after``
+        seconds from now, then at the front). A create for a closed door is dropped instead."""
+        if after > 0:
+            heapq.heappush(self._delayed, (anyio.current_time() + after, next(self._order), job))
+            self._queued += 1
+            self._changed.set()
+            return
         if job.kind == "create" and job.device_id in self._closed:
             self.dropped.append(job)
             return
@@ -357,7 +373,7 @@ class DoorScheduler:
                 now = anyio.current_time()
                 if job.kind == "create":
                     door.pace.start(now)
-                if job.kind == "check":
+                if job.kind in BLOCKING:
                     door.is_checking = True
                 self._schedule(door, now)
                 group.start_soon(self._send, send, door, job)
@@ -378,7 +394,7 @@ class DoorScheduler:
             return
         finally:
             self._free_slot()
-            if job.kind == "check":
+            if job.kind in BLOCKING:
                 door.is_checking = False
         now = anyio.current_time()
         self.stats.sent += 1
@@ -396,13 +412,19 @@ class DoorScheduler:
             self._global.answered()
         if outcome.withdraw:
             self._queued -= len(door.remove_creates(outcome.withdraw))
+        for after, job_later in outcome.later:
+            self.add(job_later, after=after)
         if outcome.close_door:
             self._closed.add(door.device_id)
             closed = door.remove_creates()
             self._queued -= len(closed)
             self.dropped.extend(closed)
         if outcome.again is not None:
-            if outcome.after > 0:
+            if outcome.again.kind in BLOCKING:
+                door.retry_at = now + outcome.after
+                door.jobs.appendleft(outcome.again)
+                self._queued += 1
+            elif outcome.after > 0:
                 heapq.heappush(
                     self._delayed, (now + outcome.after, next(self._order), outcome.again)
                 )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -155,6 +155,7 @@ class SeamClient:
         self._read_attempts = read_attempts
         self._pace = pace
         self._observe = observe
+        self.requests = 0  # requests sent (each read attempt counts)
 
     async def __aenter__(self) -> Self:
         return self
@@ -207,10 +208,19 @@ class SeamClient:
         payload, _ = await self._exchange(path, body)
         return payload
 
-    async def _exchange(self, path: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    async def _exchange(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[dict[str, Any], str | None]:
         if self._pace is not None:
             await self._pace()
+        if before_send is not None:
+            await before_send()
         started = time.perf_counter()
+        self.requests += 1
         try:
             url = self._url(path)
             try:
@@ -284,14 +294,23 @@ class SeamClient:
             )
         )
 
-    async def create_access_code(self, body: dict[str, Any]) -> CreatedCode:
+    async def create_access_code(
+        self,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> CreatedCode:
         """Send one ``/access_codes/create``, once: never retried, whatever happens.
+        ``before_send`` is awaited once the global pace lets the request go, just before it
+        leaves (the moment its outcome may start to exist).
 
         Raises SeamUnavailableError when the outcome is unknown (timeout, connection lost, 5xx,
         an answer that isn't the expected JSON): the code may or may not exist. Raises SeamError
         for Seam's refusals (4xx, including 429), after which no code exists.
         """
-        payload, request_id = await self._exchange("/access_codes/create", body)
+        payload, request_id = await self._exchange(
+            "/access_codes/create", body, before_send=before_send
+        )
         try:
             code = AccessCode.model_validate(payload.get("access_code"))
         except ValidationError as exc:
@@ -311,6 +330,15 @@ class SeamClient:
         body: dict[str, Any] = {"device_id": device_id}
         if search is not None:
             body["search"] = search
+        return [
+            AccessCode.model_validate(raw)
+            async for raw in self._pages("/access_codes/list", body, "access_codes")
+        ]
+
+    async def list_access_codes_by_ids(self, access_code_ids: Sequence[str]) -> list[AccessCode]:
+        """The codes with these ids, on whatever doors (all pages of one list); a code Seam
+        doesn't have is simply not in the answer."""
+        body: dict[str, Any] = {"access_code_ids": list(access_code_ids)}
         return [
             AccessCode.model_validate(raw)
             async for raw in self._pages("/access_codes/list", body, "access_codes")

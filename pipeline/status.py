@@ -1,15 +1,16 @@
 """Status: keeping the ledger's codes current with Seam, and saying which need a person.
 
 A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
-PIN and carries no error. Refreshing asks ``/access_codes/list`` once per door (every page),
-never one ``get`` per code, and records the code's status (``unset`` → ``setting`` → ``set``),
+PIN and carries no error. Refreshing asks ``/access_codes/list`` by ``access_code_ids``, a batch
+of ``REFRESH_BATCH`` codes at a time whatever their doors (never one ``get`` per code, nor one
+list per door), and records the code's status (``unset`` → ``setting`` → ``set``),
 its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
 event in the ledger.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
     not_set_in_time   still not ``set`` ``attention_after`` (default 1 hour) after starts_at
-    missing_on_seam   Seam doesn't list it on its door
+    missing_on_seam   Seam doesn't have it any more
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
-from pipeline.counting import list_door_codes
 from pipeline.ledger import STAY_COLUMNS, Ledger, fill_keys
 from pipeline.models import AccessCode
 from pipeline.seam import SeamClient
 
 ATTENTION_AFTER = dt.timedelta(hours=1)
+# Codes asked for in one `/access_codes/list` (Seam documents no maximum for
+# `access_code_ids`; its other id filters take at most 100, so this stays there).
+REFRESH_BATCH = 100
+# Seam's lists may lag behind a create: a code recorded as created this recently that isn't
+# listed yet is not flagged missing (it is asked for again next time).
+LIST_LAG_GRACE = dt.timedelta(minutes=10)
 STATUS_COLUMNS = (
     "idempotency_tag",
     *STAY_COLUMNS,
@@ -71,15 +77,18 @@ async def refresh_statuses(
     *,
     now: dt.datetime,
     attention_after: dt.timedelta = ATTENTION_AFTER,
-    device_ids: Collection[str] | None = None,
+    tags: Collection[str] | None = None,
 ) -> StatusResult:
-    """Refresh every created code that isn't final (on ``device_ids`` only, when given).
+    """Refresh every created code that isn't final (those with ``tags`` only, when given).
 
-    Raises SeamError when a door's codes can't be listed (nothing is recorded then).
+    Raises SeamError when the codes can't be listed (nothing is recorded then).
     """
-    codes = await ledger.read(lambda db: _open_codes(db, device_ids, now))
-    doors = sorted({code["device_id"] for code in codes})
-    listed = {code.access_code_id: code for code in await list_door_codes(client, doors)}
+    codes = await ledger.read(lambda db: _open_codes(db, tags, now))
+    ids = [code["access_code_id"] for code in codes]
+    listed: dict[str, AccessCode] = {}
+    for start in range(0, len(ids), REFRESH_BATCH):
+        batch = await client.list_access_codes_by_ids(ids[start : start + REFRESH_BATCH])
+        listed.update((code.access_code_id, code) for code in batch)
     checked_at = now.isoformat(timespec="seconds")
 
     def refresh_all() -> list[dict[str, Any]]:
@@ -99,14 +108,14 @@ async def refresh_statuses(
 
 
 def _open_codes(
-    db: sqlite3.Connection, device_ids: Collection[str] | None, now: dt.datetime
+    db: sqlite3.Connection, tags: Collection[str] | None, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """The created codes that aren't final (on ``device_ids`` only, when given)."""
+    """The created codes that aren't final (those with ``tags`` only, when given)."""
     join = ""
-    if device_ids is not None:
-        join = f" JOIN {fill_keys(db, 'device_id', device_ids)} USING (device_id)"
+    if tags is not None:
+        join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
     cursor = db.execute(
-        f"SELECT {', '.join(STATUS_COLUMNS)} FROM codes{join}"
+        f"SELECT {', '.join(STATUS_COLUMNS)}, created_at FROM codes{join}"
         " WHERE state = 'created' AND access_code_id IS NOT NULL"
     )
     names = [description[0] for description in cursor.description]
@@ -135,7 +144,9 @@ def _refresh(
     row = {column: code.get(column) for column in STATUS_COLUMNS}
     row["previous_status"] = code["code_status"]
     if seen is None:
-        row["needs_attention"] = "missing_on_seam: Seam doesn't list this code on its door"
+        created_at = code.get("created_at")
+        if created_at is None or now - _instant(created_at) >= LIST_LAG_GRACE:
+            row["needs_attention"] = "missing_on_seam: Seam doesn't list this code any more"
         return row
     errors = [{"error_code": e.code, "message": e.message} for e in seen.errors]
     warnings = [{"warning_code": w.code, "message": w.message} for w in seen.warnings]

@@ -60,6 +60,8 @@ def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, see
         "--ledger", str(tmp_path / "ledger.sqlite"),
         "--results", str(tmp_path / "results.csv"),
         "--door-rate", "10/2s",
+        # The sandbox makes a code before it drops the answer: a second settles it.
+        "--settle-after", "1",
     ]  # fmt: skip
     with server as url:
         kills = 0
@@ -149,7 +151,7 @@ def test_json_logs_and_no_api_key_in_any_output(tmp_path, monkeypatch, capsys):
             [
                 "apply", str(SAMPLE), "--config", str(SAMPLE_CONFIG),
                 "--ledger", str(tmp_path / "ledger.sqlite"), "--results", str(results),
-                "--log-format", "json",
+                "--log-format", "json", "--settle-after", "0.5",
             ],
             url,
             API_KEY,

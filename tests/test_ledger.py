@@ -99,7 +99,10 @@ async def test_register_adds_pending_codes_once(ledger):
     await ledger.mark_sending("t1", run_id)
     ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
     again = await ledger.register(run_id, [planned("t1"), planned("t3")])
-    assert again["t1"] == LedgerCode("t1", "device-1", "Guest t1", "created", "ac-1", 1)
+    assert again["t1"].sent_at is not None
+    assert again["t1"] == LedgerCode(
+        "t1", "device-1", "Guest t1", "created", "ac-1", 1, again["t1"].sent_at
+    )
     assert again["t3"].state == "pending"
     assert set(again) == {"t1", "t3"}
     assert rows(ledger, "SELECT count(*) FROM codes") == [(3,)]
@@ -109,10 +112,10 @@ async def test_a_create_goes_pending_sending_created(ledger):
     """sending counts an attempt; created records the code, its status and the request id."""
     run_id = await ledger.start_run("apply", [])
     await ledger.register(run_id, [planned("t1")])
-    await ledger.mark_sending("t1", run_id)
-    assert await ledger.codes_in_state("sending") == [
-        LedgerCode("t1", "device-1", "Guest t1", "sending", None, 1)
-    ]
+    assert await ledger.mark_sending("t1", run_id)
+    [sending] = await ledger.codes_in_state("sending")
+    assert sending == LedgerCode("t1", "device-1", "Guest t1", "sending", None, 1, sending.sent_at)
+    assert dt.datetime.fromisoformat(sending.sent_at) <= dt.datetime.now(dt.UTC)
     ledger.mark_created("t1", run_id, access_code("ac-9"), "req-9", how="created")
     assert await ledger.codes_in_state("sending") == []
     [result] = await ledger.code_table(["t1"])
@@ -342,9 +345,11 @@ async def test_a_failing_write_in_a_shared_commit_fails_alone(ledger):
         db.execute("UPDATE codes SET state = 'created' WHERE idempotency_tag = 't2'")
         raise RuntimeError("broken change")
 
+    won: list[object] = []
+
     async def write(change) -> None:
         try:
-            await change()
+            won.append(await change())
         except (KeyError, RuntimeError) as exc:
             failed.append(exc)
 
@@ -357,8 +362,10 @@ async def test_a_failing_write_in_a_shared_commit_fails_alone(ledger):
         "KeyError('no code nope in the ledger')",
         "RuntimeError('broken change')",
     ]
+    # pending -> sending is a compare-and-set: of two writers of one tag, one wins.
+    assert sorted(won, key=repr) == [False, True]
     select = "SELECT idempotency_tag, state, attempts FROM codes ORDER BY 1"
-    assert rows(ledger, select) == [("t1", "sending", 2), ("t2", "pending", 0)]
+    assert rows(ledger, select) == [("t1", "sending", 1), ("t2", "pending", 0)]
 
 
 async def test_answers_survive_a_cancelled_write_and_a_cancelled_close(tmp_path):

@@ -6,12 +6,14 @@ import datetime as dt
 import json
 from zoneinfo import ZoneInfo
 
+import anyio
 import httpx
 import pytest
 
 from bench.generate import make_door, make_level
 from pipeline.sandbox import Faults, SandboxState, create_app
 from tests.sandbox_helpers import HV_END, HV_START, KEY, create_body, door, sandbox
+from tests.virtual_time import VIRTUAL_BACKEND
 
 pytestmark = pytest.mark.anyio
 
@@ -518,3 +520,162 @@ async def test_wrong_types_are_400_not_500(path, body):
         answer = await client.post(path, content=json.dumps(request))
     assert answer.status_code == 400
     assert answer.json()["error"]["type"] == "invalid_input"
+
+
+async def codes_on(client, device_id):
+    """What /access_codes/list and /_sandbox/codes show for a door, as lists of names."""
+    listed = await client.post("/access_codes/list", json={"device_id": device_id})
+    everything = (await client.get("/_sandbox/codes")).json()["codes"]
+    return (
+        [c["name"] for c in listed.json()["access_codes"]],
+        [c["name"] for c in everything if c["device_id"] == device_id],
+    )
+
+
+@pytest.mark.parametrize("anyio_backend", [VIRTUAL_BACKEND])
+async def test_late_create_answers_504_and_the_code_appears_after_late_after():
+    """--late: the create answers a 504 in Seam's shape; the code exists late_after s later."""
+    async with sandbox(faults=Faults(late=1.0, late_after=30)) as (state, client):
+        device_id = door(state, *HV)
+        answer = await client.post(
+            "/access_codes/create", json=create_body(device_id, HV_START, HV_END, name="late")
+        )
+        at_once = await codes_on(client, device_id)
+        pending = (await client.get("/_sandbox/stats")).json()["late"]
+        await anyio.sleep(29)
+        before = await codes_on(client, device_id)
+        await anyio.sleep(2)
+        after = await codes_on(client, device_id)
+        done = (await client.get("/_sandbox/stats")).json()["late"]
+    assert answer.status_code == 504
+    assert answer.json() == {
+        "error": {"type": "gateway_timeout", "message": answer.json()["error"]["message"]},
+        "ok": False,
+    }
+    assert answer.headers["seam-request-id"].startswith("req_")
+    assert at_once == before == ([], [])
+    assert pending == {
+        "answered_504": 1,
+        "carried_out": 0,
+        "refused": 0,
+        "refused_by_type": {},
+        "pending": 1,
+    }
+    assert after == (["late"], ["late"])
+    assert (done["carried_out"], done["pending"]) == (1, 0)
+
+
+async def test_every_create_is_late_at_1_and_clock_advance_carries_them_out():
+    """late=1.0: every create answers 504; /_sandbox/clock past late_after creates them all."""
+    async with sandbox(faults=Faults(late=1.0, late_after=45)) as (state, client):
+        answers = await create_many(client, door(state, *HV), 6)
+        await client.post("/_sandbox/clock", json={"advance_seconds": 40})
+        early = (await client.get("/_sandbox/stats")).json()
+        await client.post("/_sandbox/clock", json={"advance_seconds": 5})
+        late = (await client.get("/_sandbox/stats")).json()
+    assert [a.status_code for a in answers] == [504] * 6
+    assert (early["codes"], early["late"]["pending"]) == (0, 6)
+    assert (late["codes"], late["late"]["carried_out"], late["late"]["pending"]) == (6, 6, 0)
+
+
+async def test_late_create_counts_against_the_door_rate_when_it_arrives():
+    """A late create takes its place in the door's rate window on arrival: the 11th is a 429."""
+    async with sandbox(faults=Faults(late=1.0, late_after=5)) as (state, client):
+        answers = await create_many(client, door(state, *HV), 11)
+        state.clock.advance(5)
+        stats = (await client.get("/_sandbox/stats")).json()
+    assert [a.status_code for a in answers] == [504] * 10 + [429]
+    assert (stats["codes"], stats["late"]["answered_504"]) == (10, 10)
+
+
+async def test_late_create_the_door_limit_refuses_creates_nothing():
+    """The door's code-count limit is checked when a late create is carried out, not on arrival."""
+    async with sandbox(door_rate=None) as (state, client):
+        device_id = door(state, "Harbor View", "Room 102")  # max_active_codes_supported: 40
+        await client.post("/_sandbox/configure", json={"late": 1.0, "late_after": 60})
+        late = await create_many(client, device_id, 1, first=dt.date(2027, 6, 1))
+        await client.post("/_sandbox/configure", json={"late": 0.0})
+        on_time = await create_many(client, device_id, 40)
+        state.clock.advance(60)
+        stats = (await client.get("/_sandbox/stats")).json()
+    assert late[0].status_code == 504
+    assert [a.status_code for a in on_time] == [200] * 40
+    assert stats["codes_per_door"] == {device_id: 40}
+    assert stats["late"] == {
+        "answered_504": 1,
+        "carried_out": 0,
+        "refused": 1,
+        "refused_by_type": {"no_space_for_access_code_on_device": 1},
+        "pending": 0,
+    }
+
+
+async def test_late_creates_are_seeded():
+    """The same seed and the same requests make the same creates late, and only some of them."""
+    outcomes = []
+    for _ in range(2):
+        async with sandbox(faults=Faults(late=0.4), seed=7, door_rate=None) as (state, client):
+            outcomes.append(
+                [a.status_code for a in await create_many(client, door(state, *HV), 20)]
+            )
+    assert outcomes[0] == outcomes[1]
+    assert set(outcomes[0]) == {200, 504}
+
+
+@pytest.mark.parametrize("anyio_backend", [VIRTUAL_BACKEND])
+async def test_list_lag_hides_a_new_code_from_list_until_it_has_passed():
+    """--list-lag: /access_codes/list (by door, by ids, with search) shows a code only after the
+    lag; /access_codes/get and /_sandbox/codes show it at once."""
+    async with sandbox(faults=Faults(list_lag=10)) as (state, client):
+        device_id = door(state, *HV)
+        created = await client.post(
+            "/access_codes/create", json=create_body(device_id, HV_START, HV_END, name="new one")
+        )
+        code_id = created.json()["access_code"]["access_code_id"]
+
+        async def lists():
+            bodies = [
+                {"device_id": device_id},
+                {"device_id": device_id, "search": "new"},
+                {"access_code_ids": [code_id]},
+                {"access_code_ids": [code_id], "search": "new"},
+            ]
+            answers = [await client.post("/access_codes/list", json=b) for b in bodies]
+            return [len(a.json()["access_codes"]) for a in answers]
+
+        early = await lists()
+        got = await client.post("/access_codes/get", json={"access_code_id": code_id})
+        inspected = (await client.get("/_sandbox/codes")).json()["codes"]
+        await anyio.sleep(9)
+        still = await lists()
+        await anyio.sleep(1.5)
+        later = await lists()
+    assert created.status_code == 200
+    assert early == still == [0, 0, 0, 0]
+    assert got.status_code == 200
+    assert [c["access_code_id"] for c in inspected] == [code_id]
+    assert later == [1, 1, 1, 1]
+
+
+async def test_configure_sets_late_late_after_and_list_lag():
+    """/_sandbox/configure sets late, late_after and list_lag, shows them, refuses bad values."""
+    faults = Faults()
+    async with sandbox(faults=faults) as (_, client):
+        answer = await client.post(
+            "/_sandbox/configure", json={"late": 0.25, "late_after": 12, "list_lag": 3.5}
+        )
+        refused = await client.post(
+            "/_sandbox/configure", json={"late": 2, "list_lag": 1, "drop_after": 0.5}
+        )
+        negative = await client.post("/_sandbox/configure", json={"late_after": -1})
+        shown = await client.post("/_sandbox/configure", json={})
+    assert answer.json() == {
+        "fail_before": 0.0,
+        "drop_after": 0.0,
+        "late": 0.25,
+        "late_after": 12.0,
+        "list_lag": 3.5,
+    }
+    assert (refused.status_code, negative.status_code) == (400, 400)
+    assert shown.json() == answer.json()
+    assert (faults.late, faults.late_after, faults.list_lag) == (0.25, 12.0, 3.5)

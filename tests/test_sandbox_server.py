@@ -95,6 +95,61 @@ def test_cli_serves_and_stops_cleanly_on_ctrl_c():
     assert "12 Oracode doors" in out
 
 
+def test_cli_late_and_list_lag_flags_reach_the_server():
+    """--late, --late-after and --list-lag set the faults; a late create appears after the clock
+    moves past late_after, and /access_codes/list shows it only after the lag."""
+    port = free_port()
+    command = [sys.executable, "-m", "pipeline", "sandbox", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--late", "1", "--late-after", "20", "--list-lag", "5"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                shown = httpx.post(f"{base}/_sandbox/configure", json={})
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the sandbox did not start"
+                time.sleep(0.1)
+        with httpx.Client(base_url=base, headers=KEY, timeout=10) as client:
+            device_id = next(
+                d["device_id"]
+                for d in client.post("/devices/list", json={}).json()["devices"]
+                if d["properties"]["name"] == "Room 101"
+            )
+            created = client.post(
+                "/access_codes/create",
+                json=create_body(
+                    device_id, "2027-01-01T15:30:00-08:00", "2027-01-02T10:30:00-08:00"
+                ),
+            )
+            client.post("/_sandbox/clock", json={"advance_seconds": 20})
+            hidden = client.post("/access_codes/list", json={"device_id": device_id}).json()
+            stats = client.get("/_sandbox/stats").json()
+            client.post("/_sandbox/clock", json={"advance_seconds": 5})
+            listed = client.post("/access_codes/list", json={"device_id": device_id}).json()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+    finally:
+        process.kill()
+    assert (shown.json()["late"], shown.json()["late_after"], shown.json()["list_lag"]) == (
+        1.0,
+        20.0,
+        5.0,
+    )
+    assert created.status_code == 504
+    assert created.json()["error"]["type"] == "gateway_timeout"
+    assert hidden["access_codes"] == []
+    assert (stats["codes"], stats["late"]["carried_out"]) == (1, 1)
+    assert len(listed["access_codes"]) == 1
+
+
 def test_cli_refuses_a_device_file_it_cannot_use(tmp_path):
     """A user level without a prefix: one line, exit 2, no traceback."""
     from bench.generate import make_door, make_level

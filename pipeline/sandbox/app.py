@@ -7,10 +7,7 @@ from a seeded generator so a run can be repeated exactly.
 
 from __future__ import annotations
 
-import base64
 import json
-import math
-from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -21,34 +18,16 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pipeline.sandbox.controls import control_routes
-from pipeline.sandbox.rules import (
-    ROUNDING,
-    RuleViolation,
-    check_duration,
-    check_window,
-    match_slot,
-    parse_instant,
+from pipeline.sandbox.handlers import (
+    HANDLERS,
+    Handler,
+    SeamFailure,
+    answer_late,
+    carry_out_late_creates,
+    create_code,
+    rate_limited,
 )
-from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
-
-ORACODE = "dormakaba_oracode_door"
-
-
-class SeamFailure(Exception):
-    """Raised by a handler: becomes an error response in Seam's shape."""
-
-    def __init__(
-        self,
-        status: int,
-        error_type: str,
-        message: str,
-        *,
-        data: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.error_type, self.message = status, error_type, message
-        self.data, self.headers = data, headers or {}
+from pipeline.sandbox.state import Faults, SandboxState
 
 
 class DroppedConnection(Exception):
@@ -73,27 +52,17 @@ class _Dropped(Response):
         raise DroppedConnection("connection dropped by the sandbox after the code was created")
 
 
-Handler = Callable[[SandboxState, dict[str, Any]], dict[str, Any]]
-
-
 def create_app(state: SandboxState, faults: Faults | None = None) -> Starlette:
     """The ASGI app; serve it with uvicorn or drive it with ``httpx.ASGITransport``."""
     faults = faults or Faults()
-    handlers: dict[str, Handler] = {
-        "/devices/list": _list_devices,
-        "/devices/get": _get_device,
-        "/locks/get": _get_lock,
-        "/access_codes/create": _create_code,
-        "/access_codes/get": _get_code,
-        "/access_codes/list": _list_codes,
-        "/action_attempts/get": _get_attempt,
-    }
 
     async def seam(request: Request) -> Response:
         path = request.url.path
+        # The backend goes on between requests: what fell due meanwhile happens before this one.
+        carry_out_late_creates(state)
         request_id = f"req_{state.new_id()}"
         response = _answer(
-            state, faults, handlers.get(path), request, await request.body(), request_id
+            state, faults, HANDLERS.get(path), request, await request.body(), request_id
         )
         state.requests[(path, 0 if isinstance(response, _Dropped) else response.status_code)] += 1
         low, high = faults.latency_ms
@@ -132,10 +101,12 @@ def _answer(
         if faults.fail_before and state.rng.random() < faults.fail_before:
             raise SeamFailure(503, "service_unavailable", "temporarily unavailable (sandbox fault)")
         body = _json_body(raw)
-        result = handler(state, body)
+        if handler is create_code and faults.late and state.rng.random() < faults.late:
+            raise answer_late(state, faults, body)
+        result = handler(state, faults, body)
     except SeamFailure as failure:
         return _error(failure)
-    if handler is _create_code and faults.drop_after and state.rng.random() < faults.drop_after:
+    if handler is create_code and faults.drop_after and state.rng.random() < faults.drop_after:
         kind = state.rng.choice(("502", "504", "drop"))
         if kind == "drop":
             return _Dropped(request_id)
@@ -173,18 +144,8 @@ def _take_global_slot(state: SandboxState) -> None:
     now = state.clock.monotonic()
     wait = window.wait_needed(now)
     if wait > 0:
-        raise _rate_limited("global", f"{state.global_rate:g} requests per second", wait)
+        raise rate_limited("global", f"{state.global_rate:g} requests per second", wait)
     window.record(now)
-
-
-def _rate_limited(limit: str, what: str, wait: float) -> SeamFailure:
-    return SeamFailure(
-        429,
-        "rate_limit_exceeded",
-        f"rate limit exceeded: {limit} limit of {what}",
-        data={"limit": limit, "retry_after_seconds": wait},
-        headers={"retry-after": str(max(1, math.ceil(wait)))},
-    )
 
 
 def _json_body(raw: bytes) -> dict[str, Any]:
@@ -197,203 +158,3 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SeamFailure(400, "invalid_input", "the request body must be a JSON object")
     return body
-
-
-def _invalid(field: str, message: str) -> SeamFailure:
-    return SeamFailure(
-        400,
-        "invalid_input",
-        f"{field}: {message}",
-        data={"validation_errors": {field: {"_errors": [message]}}},
-    )
-
-
-def _device(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    device_id = body.get("device_id")
-    if not isinstance(device_id, str):
-        raise _invalid("device_id", "Required")
-    device = state.devices.get(device_id)
-    if device is None:
-        raise SeamFailure(404, "device_not_found", f"Device {device_id} not found")
-    return device
-
-
-def _page(
-    items: list[Any], body: dict[str, Any], default_limit: int
-) -> tuple[list[Any], dict[str, Any]]:
-    limit = body.get("limit", default_limit)
-    if not isinstance(limit, int | float) or not math.isfinite(limit) or limit < 1:
-        raise _invalid("limit", "must be a positive number")
-    cursor = body.get("page_cursor")
-    try:
-        start = int(base64.urlsafe_b64decode(cursor).decode()) if cursor else 0
-    except (ValueError, TypeError) as exc:
-        raise _invalid("page_cursor", "is not a cursor this API gave out") from exc
-    end = start + int(limit)
-    has_next = end < len(items)
-    next_cursor = base64.urlsafe_b64encode(str(end).encode()).decode() if has_next else None
-    return items[start:end], {
-        "has_next_page": has_next,
-        "next_page_cursor": next_cursor,
-        "next_page_url": None,
-    }
-
-
-def _list_devices(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    devices = list(state.devices.values())
-    types = set(body.get("device_types") or []) | (
-        {body["device_type"]} if body.get("device_type") else set()
-    )
-    if types:
-        devices = [d for d in devices if d["device_type"] in types]
-    if manufacturer := body.get("manufacturer"):
-        devices = [
-            d for d in devices if d.get("properties", {}).get("manufacturer") == manufacturer
-        ]
-    if ids := body.get("device_ids"):
-        wanted = set(ids)
-        devices = [d for d in devices if d["device_id"] in wanted]
-    page, pagination = _page(devices, body, 500)
-    return {"devices": page, "pagination": pagination}
-
-
-def _get_device(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    return {"device": _device(state, body)}
-
-
-def _get_lock(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    device = _device(state, body)
-    return {"lock": device, "device": device}
-
-
-def _create_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    device = _device(state, body)
-    device_id = device["device_id"]
-    if device["device_type"] != ORACODE or device_id not in state.slots:
-        raise _invalid("device_id", "this sandbox only creates codes on dormakaba Oracode doors")
-    properties = device.get("properties", {})
-    can_offline = device.get(
-        "can_program_offline_access_codes", properties.get("offline_access_codes_enabled")
-    )
-    if not can_offline:
-        raise _invalid("device_id", "this device can't program offline access codes")
-    if not isinstance(body.get("name", ""), str | None):
-        raise _invalid("name", "must be a string")
-    if "code" in body:
-        raise _invalid("code", "dormakaba Oracode PINs are generated; don't send code")
-    is_offline = body.get("is_offline_access_code", body.get("use_offline_access_code"))
-    if is_offline is not True:
-        raise _invalid("is_offline_access_code", "must be true on a dormakaba Oracode door")
-    rounding_name = body.get("max_time_rounding", "1hour")
-    if not isinstance(rounding_name, str) or rounding_name not in ROUNDING:
-        raise _invalid("max_time_rounding", "must be one of 1hour, 1h, 1day, 1d")
-    window = state.door_window(device_id)
-    now_mono = state.clock.monotonic()
-    if window is not None and (wait := window.wait_needed(now_mono)) > 0:
-        assert state.door_rate is not None
-        count, period = state.door_rate
-        raise _rate_limited(
-            "door", f"{count} access code creations per {period:g} s on device {device_id}", wait
-        )
-    try:
-        starts_at = parse_instant(body.get("starts_at"), "starts_at")
-        ends_at = parse_instant(body.get("ends_at"), "ends_at")
-        check_window(starts_at, ends_at, state.clock.now())
-        match = match_slot(state.slots[device_id], starts_at, ends_at, ROUNDING[rounding_name])
-        # The lock keeps the level's window (in the level's zone): that is what must fit.
-        check_duration(match.starts_at, match.ends_at, match.slot.zone)
-    except RuleViolation as violation:
-        raise SeamFailure(400, violation.error_type, violation.message) from violation
-    limit = state.code_limits.get(device_id)
-    existing = len(state.codes_by_device[device_id])
-    if limit is not None and existing >= limit:
-        raise SeamFailure(
-            400,
-            "no_space_for_access_code_on_device",
-            f"device {device_id} holds {existing} access codes, its limit of {limit}; "
-            "dormakaba Oracode codes can't be deleted",
-            data={"limit": limit, "used": existing},
-        )
-    if window is not None:
-        window.record(now_mono)
-    code = Code(
-        access_code_id=state.new_id(),
-        device_id=device_id,
-        name=body.get("name"),
-        starts_at=match.starts_at,
-        ends_at=match.ends_at,
-        slot=match.slot,
-        site_name=device["properties"]["dormakaba_oracode_metadata"].get("site_name"),
-        pin=state.new_pin(device_id, match.slot.prefix),
-        created_at=state.clock.now(),
-        rounded_by_s=match.rounded_by.total_seconds(),
-        max_time_rounding=rounding_name,
-        is_stuck=device_id in state.stuck_devices,
-        created_monotonic=now_mono,
-    )
-    state.codes[code.access_code_id] = code
-    state.codes_by_device[device_id].append(code)
-    attempt_id = state.new_id()
-    state.attempts[attempt_id] = code.access_code_id
-    return {
-        "access_code": code.public(state.clock.now(), WORKSPACE_ID),
-        "action_attempt": _attempt(attempt_id, "pending", None),
-    }
-
-
-def _attempt(attempt_id: str, status: str, result: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "action_attempt_id": attempt_id,
-        "action_type": "CREATE_ACCESS_CODE",
-        "status": status,
-        "result": result,
-        "error": None,
-    }
-
-
-def _by_id(
-    table: dict[str, Any], body: dict[str, Any], field: str, missing: str
-) -> tuple[str, Any]:
-    """Look ``body[field]`` up in ``table``; a 404 of type ``missing`` when it isn't there."""
-    key = body.get(field)
-    if not isinstance(key, str) or key not in table:
-        noun = missing.removesuffix("_not_found").replace("_", " ").capitalize()
-        raise SeamFailure(404, missing, f"{noun} {key} not found")
-    return key, table[key]
-
-
-def _get_code(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    _, code = _by_id(state.codes, body, "access_code_id", "access_code_not_found")
-    return {"access_code": code.public(state.clock.now(), WORKSPACE_ID)}
-
-
-def _list_codes(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    if body.get("device_id"):
-        codes = list(state.codes_by_device.get(_device(state, body)["device_id"], []))
-    elif isinstance(body.get("access_code_ids"), list):
-        codes = [state.codes[i] for i in body["access_code_ids"] if i in state.codes]
-    else:
-        raise _invalid("device_id", "specify device_id or access_code_ids")
-    now = state.clock.now()
-    if search := body.get("search"):
-        needle = str(search).lower()
-        codes = [
-            c
-            for c in codes
-            if needle in (c.name or "").lower()
-            or needle in c.access_code_id
-            or (c.status(now) == "set" and needle in c.pin)
-        ]
-    page, pagination = _page(codes, body, 55_000)
-    return {
-        "access_codes": [code.public(now, WORKSPACE_ID) for code in page],
-        "pagination": pagination,
-    }
-
-
-def _get_attempt(state: SandboxState, body: dict[str, Any]) -> dict[str, Any]:
-    attempt_id, code_id = _by_id(
-        state.attempts, body, "action_attempt_id", "action_attempt_not_found"
-    )
-    code = state.codes[code_id].public(state.clock.now(), WORKSPACE_ID)
-    return {"action_attempt": _attempt(attempt_id, "success", {"access_code": code})}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pipeline.sandbox.handlers import carry_out_late_creates
 from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
 
 
@@ -27,12 +29,24 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _number(body: dict[str, Any], key: str, current: float, *, at_most: float) -> float:
+    """``body[key]`` as a number in 0..at_most, or ``current`` when the key is absent."""
+    value = body.get(key, current)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HTTPException(400, f"{key} must be a number")
+    if not (math.isfinite(value) and 0 <= value <= at_most):
+        span = f"between 0 and {at_most:g}" if math.isfinite(at_most) else "0 or more"
+        raise HTTPException(400, f"{key} must be {span}")
+    return float(value)
+
+
 def control_routes(
     state: SandboxState, faults: Faults
 ) -> dict[str, Callable[[Request], Awaitable[Response]]]:
     """``/_sandbox/`` endpoints for tests and benchmarks (never on Seam's paths, no key)."""
 
     async def stats(request: Request) -> Response:
+        carry_out_late_creates(state)
         return JSONResponse(
             {
                 "requests": [
@@ -42,10 +56,18 @@ def control_routes(
                 "codes_per_door": {d: len(c) for d, c in state.codes_by_device.items() if c},
                 "codes": len(state.codes),
                 "clock": state.clock.now().isoformat(),
+                "late": {
+                    "answered_504": state.late_counts["answered_504"],
+                    "carried_out": state.late_counts["carried_out"],
+                    "refused": state.late_counts["refused"],
+                    "refused_by_type": dict(sorted(state.late_refusals.items())),
+                    "pending": len(state.late_creates),
+                },
             }
         )
 
     async def codes(request: Request) -> Response:
+        carry_out_late_creates(state)
         now = state.clock.now()
         return JSONResponse(
             {
@@ -73,6 +95,11 @@ def control_routes(
 
     async def configure(request: Request) -> Response:
         body = await _body(request)
+        # Checked before anything is set, so a refused request changes nothing.
+        late = _number(body, "late", faults.late, at_most=1.0)
+        late_after = _number(body, "late_after", faults.late_after, at_most=math.inf)
+        list_lag = _number(body, "list_lag", faults.list_lag, at_most=math.inf)
+        faults.late, faults.late_after, faults.list_lag = late, late_after, list_lag
         faults.fail_before = float(body.get("fail_before", faults.fail_before))
         faults.drop_after = float(body.get("drop_after", faults.drop_after))
         if key := body.get("revoke_key"):
@@ -81,7 +108,15 @@ def control_routes(
             rate = body["door_rate"]
             state.door_rate = None if rate is None else (int(rate[0]), float(rate[1]))
             state.door_windows = {}
-        return JSONResponse({"fail_before": faults.fail_before, "drop_after": faults.drop_after})
+        return JSONResponse(
+            {
+                "fail_before": faults.fail_before,
+                "drop_after": faults.drop_after,
+                "late": faults.late,
+                "late_after": faults.late_after,
+                "list_lag": faults.list_lag,
+            }
+        )
 
     async def seed_codes(request: Request) -> Response:
         body = await _body(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import heapq
 import math
 import random
 import time
@@ -25,12 +26,27 @@ SET_LEAD = dt.timedelta(hours=1)
 class Faults:
     """Failure injection: a share of requests answered 503 before acting (``fail_before``), a
     share of successful creates whose answer is lost after the code exists (``drop_after``),
-    a latency range in milliseconds, and keys revoked while the sandbox runs (answered 401)."""
+    a share of creates answered 504 at once and carried out ``late_after`` seconds later
+    (``late``), how long a new code stays out of ``/access_codes/list`` (``list_lag``
+    seconds), a latency range in milliseconds, and keys revoked while the sandbox runs (401).
+
+    Raises ``ValueError`` when a share is outside 0..1 or a duration is negative."""
 
     fail_before: float = 0.0
     drop_after: float = 0.0
+    late: float = 0.0
+    late_after: float = 30.0
+    list_lag: float = 0.0
     latency_ms: tuple[float, float] = (0.0, 0.0)
     revoked_keys: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        for name in ("fail_before", "drop_after", "late"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share between 0 and 1")
+        for name in ("late_after", "list_lag"):
+            if not 0.0 <= getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a number of seconds, 0 or more")
 
 
 class SandboxClock:
@@ -145,6 +161,18 @@ class Code:
         }
 
 
+@dataclass(order=True)
+class LateCreate:
+    """A create answered 504 whose body the backend carries out at ``due`` (sandbox monotonic
+    time; ``due_at`` is the same instant on the sandbox's wall clock). Ordered by due time,
+    then by arrival (``seq``)."""
+
+    due: float
+    seq: int
+    due_at: dt.datetime = field(compare=False)
+    body: dict[str, Any] = field(compare=False)
+
+
 def _iso(instant: dt.datetime) -> str:
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
@@ -167,6 +195,9 @@ class SandboxState:
     requests: Counter[tuple[str, int]] = field(default_factory=Counter)
     door_windows: dict[str, SlidingWindow] = field(default_factory=dict)
     global_window: SlidingWindow | None = None
+    late_creates: list[LateCreate] = field(default_factory=list)
+    late_counts: Counter[str] = field(default_factory=Counter)
+    late_refusals: Counter[str] = field(default_factory=Counter)
     rng: random.Random = field(init=False)
     ids: random.Random = field(init=False)
 
@@ -217,10 +248,32 @@ class SandboxState:
         self.requests = Counter()
         self.door_windows = {}
         self.global_window = None
+        self.late_creates = []
+        self.late_counts = Counter()
+        self.late_refusals = Counter()
         if self.global_rate:
             # N per second as a sliding window; below 1/s, one request per 1/N seconds.
             per = max(1, math.floor(self.global_rate))
             self.global_window = SlidingWindow(per, per / self.global_rate)
+
+    def queue_late_create(self, body: dict[str, Any], after: float) -> None:
+        """Keep a create's body to carry out ``after`` seconds from now (sandbox clock)."""
+        late = LateCreate(
+            due=self.clock.monotonic() + after,
+            seq=self.late_counts["answered_504"],
+            due_at=self.clock.now() + dt.timedelta(seconds=after),
+            body=body,
+        )
+        heapq.heappush(self.late_creates, late)
+        self.late_counts["answered_504"] += 1
+
+    def pop_due_late_creates(self) -> list[LateCreate]:
+        """The queued creates whose time has come, earliest first, removed from the queue."""
+        now = self.clock.monotonic()
+        due = []
+        while self.late_creates and self.late_creates[0].due <= now:
+            due.append(heapq.heappop(self.late_creates))
+        return due
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
