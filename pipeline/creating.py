@@ -41,7 +41,7 @@ from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger import Ledger, LedgerCode
 from pipeline.models import AccessCode
 from pipeline.scheduling import Job, Outcome, Scope, backoff
-from pipeline.seam import SeamClient
+from pipeline.seam import SeamClient, clamp_wait
 
 log = logging.getLogger(__name__)
 KEY_REFUSED_STATUS = frozenset({401, 403})
@@ -440,7 +440,7 @@ def _retry_hint(exc: SeamError) -> float | None:
     """Seconds to wait: a precise hint in the error body when there is one, else Retry-After."""
     precise = exc.data.get("retry_after_seconds")
     if isinstance(precise, int | float) and precise >= 0:
-        return float(precise)
+        return clamp_wait(float(precise), what="retry_after_seconds on /access_codes/create")
     return exc.retry_after
 
 

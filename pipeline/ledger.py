@@ -480,7 +480,10 @@ class Ledger:
         """Run ``query`` in the ledger's thread, after committing what is queued (for other
         stages' reads)."""
         await self.commit()
-        return await self._run(lambda: query(self._db))
+        try:
+            return await self._run(lambda: query(self._db))
+        except sqlite3.Error as exc:
+            raise _write_failure(self.path, exc) from exc
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)

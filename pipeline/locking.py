@@ -16,6 +16,7 @@ system shared by several hosts it may not exclude; keep ledgers on local disk.)
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from pipeline.errors import RunStopped, UsageError
+from pipeline.errors import LedgerError, RunStopped, UsageError
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
@@ -52,6 +53,11 @@ async def run_lock(ledger: Path, *, wait: float = 0.0) -> AsyncIterator[None]:
     try:
         descriptor = await anyio.to_thread.run_sync(_open, ledger)
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise LedgerError(
+                f"ledger {ledger} can't be created: {exc.strerror}",
+                hint=f"free space on {ledger.parent} and rerun",
+            ) from exc
         raise UsageError(
             f"ledger {ledger} can't be opened for the run lock: {exc.strerror or exc}",
             hint="check --ledger and the folder's permissions",
