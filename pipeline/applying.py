@@ -29,6 +29,7 @@ from pipeline.budgets import ALLOCATION_ORDER
 from pipeline.counting import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
 from pipeline.creating import CodeCreator, CreatePolicy, create_body
 from pipeline.errors import RunStopped, SeamError
+from pipeline.interrupts import Interrupt, send_until_interrupted
 from pipeline.ledger import SENDABLE, Ledger, LedgerCode
 from pipeline.scheduling import (
     SEAM_DOOR_RATE,
@@ -38,7 +39,7 @@ from pipeline.scheduling import (
     Rate,
     SchedulerStats,
 )
-from pipeline.seam import SeamClient, Transport
+from pipeline.seam import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ApplySettings:
     policy: CreatePolicy = field(default_factory=CreatePolicy)
     # A budgeted door is counted again before its first create when its look is older.
     recount_after: float = RECOUNT_AFTER
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT  # seconds for a whole answer
 
 
 @dataclass
@@ -123,6 +125,7 @@ async def apply_session(
             pace=pace,
             observe=ledger.observe(run_id),
             max_connections=settings.concurrency,
+            request_timeout=settings.request_timeout,
         ) as client:
             yield ApplySession(client, pace, ledger, run_id)
     finally:
@@ -155,6 +158,7 @@ async def apply_plan(
     refresh: Callable[[set[str]], Awaitable[object]] | None = None,
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
+    interrupt: Interrupt | None = None,
 ) -> ApplyResult:
     """Create every planned code of ``plan`` exactly once; returns the results table.
 
@@ -167,7 +171,8 @@ async def apply_plan(
     counted again before their first create when their look has gone stale. At the end,
     ``refresh`` is given the tags this run created or found (to bring their statuses up to
     date) unless the run stopped. RunStopped (401, no progress) ends the sending early but
-    still returns the results of what was done.
+    still returns the results of what was done; so does an ``interrupt`` (a signal), after
+    the requests in flight finished (at most ``GRACE_SECONDS``).
     """
     client, ledger, run_id = session.client, session.ledger, session.run_id
 
@@ -212,7 +217,9 @@ async def apply_plan(
     stopped = None
     try:
         async with ledger.commit_every(ANSWERS_COMMITTED_WITHIN):
-            await scheduler.run(creator.send)
+            await send_until_interrupted(
+                interrupt, lambda: scheduler.run(creator.send), scheduler.stop
+            )
     except RunStopped as exc:
         stopped = exc
         log.error("run stopped", extra={"error": exc.one_line()})

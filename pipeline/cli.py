@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import polars as pl
 from rich.console import Console
 
 from pipeline import jobs
 from pipeline.applying import ApplySettings
 from pipeline.creating import SETTLE_AFTER, CreatePolicy
 from pipeline.errors import PipelineError, UsageError
+from pipeline.interrupts import Interrupted, run_with_signals
 from pipeline.ledger import DEFAULT_LEDGER
 from pipeline.overview import DEFAULT_RUNS
 from pipeline.reports import (
@@ -265,9 +268,6 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--concurrency must be at least 1")
     if args.global_rate is not None and args.global_rate <= 0:
         raise UsageError("--global-rate must be positive")
-    # Checked before anything starts. The client apply_session builds can't be given it until
-    # ApplySettings has a request_timeout field: until then it keeps DEFAULT_REQUEST_TIMEOUT.
-    _request_timeout(args)
     if args.settle_after < 0:
         raise UsageError("--settle-after must be 0 or more seconds")
     settings = ApplySettings(
@@ -275,11 +275,12 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         global_rate=args.global_rate,
         concurrency=args.concurrency,
         policy=CreatePolicy(give_up_after=args.give_up_after, settle_after=args.settle_after),
+        request_timeout=_request_timeout(args),
     )
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(
-            functools.partial(
-                jobs.apply_files,
+            run_with_signals,
+            lambda interrupt: jobs.apply_files(
                 args.reservations,
                 config_path=args.config,
                 ledger_path=args.ledger,
@@ -289,7 +290,8 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
                 wait_for_lock=args.wait_for_lock,
                 reissue_changed=args.reissue_changed,
                 progress=progress,
-            )
+                interrupt=interrupt,
+            ),
         )
     result = run.result
     print_outcomes(result.results, "Results by outcome and reason", console)
@@ -309,22 +311,33 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
             f" orphaned: see `oracode-provision report --ledger {run.ledger}`",
             soft_wrap=True,
         )
-    if result.stopped is not None:
+    if isinstance(result.stopped, Interrupted):
+        outcomes = result.results.filter(pl.col("outcome") != "skipped")
+        created = int((outcomes["outcome"] == "created").sum())
+        waiting = int(outcomes["reason"].is_in(["not_attempted", "outcome_unknown"]).sum())
+        print(
+            f"error: stopped by {signal.Signals(result.stopped.exit_code - 128).name}:"
+            f" {created} created, {waiting} not attempted or not yet known; rerun to finish",
+            file=sys.stderr,
+        )
+    elif result.stopped is not None:
         print(f"error: {result.stopped.one_line()}", file=sys.stderr)
     return run.exit_code
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     configure_logging(args.log_format)
-    _request_timeout(args)  # see _apply: not yet passed on to the client
+    request_timeout = _request_timeout(args)
     run = anyio.run(
-        functools.partial(
-            jobs.status_files,
+        run_with_signals,
+        lambda interrupt: jobs.status_files(
             config_path=args.config,
             ledger_path=args.ledger,
             out=args.results,
             attention_after=dt.timedelta(minutes=args.attention_after),
-        )
+            request_timeout=request_timeout,
+            interrupt=interrupt,
+        ),
     )
     print_status_summary(run.result, console)
     console.print(f"results: {run.out}", soft_wrap=True)

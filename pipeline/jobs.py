@@ -25,6 +25,7 @@ from pipeline.catalog import DeviceCatalog, read_device_file
 from pipeline.counting import BudgetGuard, count_budgets, look_at_budgeted_doors
 from pipeline.creating import KEY_REFUSED_STATUS, key_refused
 from pipeline.errors import PipelineError, SeamError, UsageError
+from pipeline.interrupts import Interrupt, until_interrupted
 from pipeline.ledger import DEFAULT_LEDGER, Ledger
 from pipeline.locking import run_lock
 from pipeline.overview import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
@@ -32,7 +33,7 @@ from pipeline.planning import plan_reservations
 from pipeline.reading import read_reservations
 from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
 from pipeline.reruns import check_reruns, link_replacements
-from pipeline.seam import SeamClient, Transport
+from pipeline.seam import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
 from pipeline.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 
@@ -148,6 +149,7 @@ async def apply_files(
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
+    interrupt: Interrupt | None = None,
 ) -> ApplyRun:
     """Plan the files against the live doors and create every planned code exactly once.
 
@@ -157,12 +159,14 @@ async def apply_files(
     exit 3, when another run keeps it). Raises UsageError (exit 2) for unusable input before
     anything is sent (also for
     ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
-    doors or their codes can't be listed.
+    doors or their codes can't be listed. An ``interrupt`` (a signal) before the sending
+    raises Interrupted (exit 128 + the signal) with the run recorded; during it, the sending
+    stops and the results are written as for any stop.
     """
     settings = settings or ApplySettings()
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("results", now=now)
-    check_output_path(out)
+    await anyio.to_thread.run_sync(check_output_path, out)
     config = (budget or BudgetOptions()).apply(
         await anyio.to_thread.run_sync(load_config, config_path)
     )
@@ -173,31 +177,32 @@ async def apply_files(
     # The lock first: it is on the ledger file itself, and must outlive the ledger's connection.
     async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
         try:
-            catalog = await list_catalog(session.client)
-            reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
-            plan = await anyio.to_thread.run_sync(
-                lambda: plan_reservations(reservations, catalog, config, now=now)
-            )
-            reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
-            planned = await anyio.to_thread.run_sync(
-                lambda: dict(
-                    reruns.plan.filter(pl.col("outcome") == "planned")
-                    .select("idempotency_tag", "device_id")
-                    .iter_rows()
+            async with until_interrupted(interrupt):
+                catalog = await list_catalog(session.client)
+                reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
+                plan = await anyio.to_thread.run_sync(
+                    lambda: plan_reservations(reservations, catalog, config, now=now)
                 )
-            )
-            work = await doors_with_work(session.ledger, planned)
-            look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
-            check = await count_budgets(
-                reruns.plan,
-                catalog,
-                config.budgets,
-                now=now,
-                listed=look.all_codes(),
-                ledger=session.ledger,
-            )
-            if (error := check.abort_error()) is not None:
-                raise error
+                reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
+                planned = await anyio.to_thread.run_sync(
+                    lambda: dict(
+                        reruns.plan.filter(pl.col("outcome") == "planned")
+                        .select("idempotency_tag", "device_id")
+                        .iter_rows()
+                    )
+                )
+                work = await doors_with_work(session.ledger, planned)
+                look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
+                check = await count_budgets(
+                    reruns.plan,
+                    catalog,
+                    config.budgets,
+                    now=now,
+                    listed=look.all_codes(),
+                    ledger=session.ledger,
+                )
+                if (error := check.abort_error()) is not None:
+                    raise error
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
         guard = await anyio.to_thread.run_sync(
@@ -222,6 +227,7 @@ async def apply_files(
             ),
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
+            interrupt=interrupt,
         )
 
         # The reissued codes are in the ledger now (registered by apply_plan).
@@ -271,8 +277,10 @@ async def status_files(
     ledger_path: Path = DEFAULT_LEDGER,
     out: Path | None = None,
     attention_after: dt.timedelta = ATTENTION_AFTER,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     transport: Transport | None = None,
     now: dt.datetime | None = None,
+    interrupt: Interrupt | None = None,
 ) -> StatusRun:
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
@@ -281,21 +289,23 @@ async def status_files(
     """
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("status", now=now)
-    check_output_path(out)
+    await anyio.to_thread.run_sync(check_output_path, out)
     await _require_ledger(ledger_path)
     config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()
-    opened = apply_session(credentials, ledger_path, ApplySettings(), "status", [], transport)
+    settings = ApplySettings(request_timeout=request_timeout)
+    opened = apply_session(credentials, ledger_path, settings, "status", [], transport)
     async with opened as session:
         try:
-            result = await refresh_statuses(
-                session.client,
-                session.ledger,
-                session.run_id,
-                now=now,
-                attention_after=attention_after,
-            )
+            async with until_interrupted(interrupt):
+                result = await refresh_statuses(
+                    session.client,
+                    session.ledger,
+                    session.run_id,
+                    now=now,
+                    attention_after=attention_after,
+                )
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
         await anyio.to_thread.run_sync(write_table, result.codes, out)

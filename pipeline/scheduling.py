@@ -348,6 +348,12 @@ class DoorScheduler:
             heapq.heappush(self._timers, (ready_at, next(self._order), door.token, door.device_id))
         self._changed.set()
 
+    def stop(self, error: Exception) -> None:
+        """Send nothing more: the jobs in flight finish, then ``run`` raises ``error`` (unless
+        ``send`` raised first)."""
+        self._error = self._error or error
+        self._changed.set()
+
     async def run(self, send: Callable[[Job], Awaitable[Outcome]]) -> None:
         """Send every queued job (and every job ``send`` queues again) until none is left.
 
