@@ -110,7 +110,7 @@ def test_status_stops_on_sigterm_with_one_line(tmp_path):
     source = tmp_path / "stays.csv"
     stays.write_csv(source)
     faults = Faults()
-    state, server = served(payload, faults)
+    _, server = served(payload, faults)
     with server as url:
         subprocess.run(
             apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
