@@ -312,3 +312,48 @@ async def test_a_code_left_sending_is_resent_only_after_its_settle_time(
     else:
         assert waited < 60
         assert lists == 2  # the door's look, the status refresh
+
+
+class RefusedCreates(httpx.AsyncBaseTransport):
+    """Answers every create 429, with ``retry_after`` as its Retry-After header (None: none),
+    until ``open`` is set; everything else goes to the sandbox."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, retry_after: str | None) -> None:
+        self.inner, self.retry_after, self.open, self.refused = inner, retry_after, False, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/access_codes/create" or self.open:
+            return await self.inner.handle_async_request(request)
+        self.refused += 1
+        headers = {"retry-after": self.retry_after} if self.retry_after else {}
+        error = {"type": "rate_limited", "message": "slow down", "data": {"limit": "door"}}
+        return httpx.Response(429, headers=headers, json={"error": error, "ok": False})
+
+
+@pytest.mark.parametrize("retry_after", ["86400", None], ids=["a-day", "no-header"])
+async def test_creates_that_only_meet_429s_end_the_run_and_the_rerun_finishes(
+    tmp_path, monkeypatch, retry_after
+):
+    """Every create answered 429 (Retry-After a day, or none): the run ends by itself after
+    --give-up-after without progress (exit 3, no day-long wait), writes the results with
+    every row not attempted, and the rerun creates each code once."""
+    payload = doors(3)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    refusing = RefusedCreates(run.transport, retry_after)
+    run.transport = refusing
+    stays = each_door(payload, 4)
+    started = anyio.current_time()
+    stopped = await run.apply(stays, ApplySettings(policy=CreatePolicy(give_up_after=300)))
+    took = anyio.current_time() - started
+    assert stopped.exit_code == 3
+    assert "no usable answer for" in stopped.result.stopped.one_line()
+    assert 300 <= took < 900  # bounded by the no-progress limit, not by Retry-After
+    assert refusing.refused >= 3
+    results = pl.read_csv(stopped.out)
+    assert set(zip(results["outcome"], results["reason"], strict=True)) == {
+        ("failed", "not_attempted")
+    }
+    refusing.open = True
+    finished = await run.apply(stays)
+    assert finished.exit_code == 0
+    assert sorted(run.tags_on_doors().values()) == [1] * 12
