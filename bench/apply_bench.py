@@ -30,16 +30,16 @@ import httpx
 import polars as pl
 from aiolimiter import AsyncLimiter
 
-from bench.generate import make_devices, make_stays
 from bench.sandbox_bench import KEY, sandbox_process
-from pipeline.applying import ApplySettings, apply_plan, apply_session
-from pipeline.catalog import DeviceCatalog
-from pipeline.creating import create_body
-from pipeline.jobs import apply_files
-from pipeline.planning import plan_reservations
-from pipeline.scheduling import Rate
-from pipeline.seam import SeamClient
+from pipeline.apply.creator import create_body
+from pipeline.apply.run import ApplySettings, apply_plan, apply_session
+from pipeline.apply.scheduler import Rate
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.commands import apply_files
+from pipeline.plan.planner import plan_reservations
+from pipeline.seam.client import SeamClient
 from pipeline.settings import BudgetOptions, Config, SeamCredentials
+from tests.generate import make_devices, make_stays
 
 DOORS = 320
 CODES = 3_200

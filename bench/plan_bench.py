@@ -21,13 +21,13 @@ from typing import Any
 
 import polars as pl
 
-from bench.generate import make_devices, make_reservations
-from bench.rowwise import plan_rowwise
-from pipeline.budgets import EXISTING_SCHEMA, check_budgets, door_budgets
-from pipeline.catalog import DeviceCatalog, read_device_file
-from pipeline.planning import plan_reservations
-from pipeline.reading import read_reservations
+from pipeline.budget.limits import EXISTING_SCHEMA, check_budgets, door_budgets
+from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.plan.planner import plan_reservations
+from pipeline.read.files import read_reservations
 from pipeline.settings import BudgetConfig, Config
+from tests.generate import make_devices, make_reservations
+from tests.rowwise import plan_rowwise
 
 NOW = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
 

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import anyio
 import httpx
 
-from bench.generate import make_devices
+from tests.generate import make_devices
 
 KEY = {"Authorization": "Bearer seam_bench"}
 

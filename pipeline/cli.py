@@ -1,4 +1,4 @@
-"""The ``oracode-provision`` command line: a thin layer over ``pipeline.jobs``.
+"""The ``oracode-provision`` command line: a thin layer over ``pipeline.commands``.
 
 Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
 2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
@@ -26,14 +26,14 @@ import anyio
 import polars as pl
 from rich.console import Console
 
-from pipeline import jobs
-from pipeline.applying import ApplySettings
-from pipeline.creating import SETTLE_AFTER, CreatePolicy
+from pipeline import commands
+from pipeline.apply.creator import SETTLE_AFTER, CreatePolicy
+from pipeline.apply.run import ApplySettings
+from pipeline.apply.scheduler import Rate
 from pipeline.errors import PipelineError, UsageError
 from pipeline.interrupts import Interrupted, run_with_signals
-from pipeline.ledger import DEFAULT_LEDGER
-from pipeline.overview import DEFAULT_RUNS
-from pipeline.reports import (
+from pipeline.ledger.store import DEFAULT_LEDGER
+from pipeline.report.output import (
     REPORT_FORMATS,
     ApplyProgress,
     check_output_folder,
@@ -47,10 +47,10 @@ from pipeline.reports import (
     write_private_text,
     write_report,
 )
+from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, build_sandbox, serve
 from pipeline.sandbox.server import parse_door_rate, parse_latency
-from pipeline.scheduling import Rate
-from pipeline.seam import DEFAULT_REQUEST_TIMEOUT
+from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT
 from pipeline.settings import BudgetOptions
 
 
@@ -249,7 +249,7 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
 def _plan(args: argparse.Namespace, console: Console) -> int:
     if args.codes is not None and args.devices is None:
         raise UsageError("--codes goes with --devices", hint="without --devices Seam is asked")
-    run = jobs.plan_files(
+    run = commands.plan_files(
         args.reservations,
         config_path=args.config,
         devices=args.devices,
@@ -280,7 +280,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(
             run_with_signals,
-            lambda interrupt: jobs.apply_files(
+            lambda interrupt: commands.apply_files(
                 args.reservations,
                 config_path=args.config,
                 ledger_path=args.ledger,
@@ -330,7 +330,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
     request_timeout = _request_timeout(args)
     run = anyio.run(
         run_with_signals,
-        lambda interrupt: jobs.status_files(
+        lambda interrupt: commands.status_files(
             config_path=args.config,
             ledger_path=args.ledger,
             out=args.results,
@@ -353,7 +353,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
         check_output_folder(default_output_path("report", now=dt.datetime.now(dt.UTC)).parent)
     report = anyio.run(
         functools.partial(
-            jobs.report_files, ledger_path=args.ledger, run_id=args.run, runs=args.runs
+            commands.report_files, ledger_path=args.ledger, run_id=args.run, runs=args.runs
         )
     )
     if args.format == "table":

@@ -12,7 +12,9 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.applying import (
+from pipeline.apply.creator import KEY_REFUSED_STATUS, key_refused
+from pipeline.apply.reruns import check_reruns, link_replacements
+from pipeline.apply.run import (
     ApplyResult,
     ApplySession,
     ApplySettings,
@@ -20,22 +22,25 @@ from pipeline.applying import (
     apply_session,
     doors_with_work,
 )
-from pipeline.budgets import BudgetCheck, read_code_file
-from pipeline.catalog import DeviceCatalog, read_device_file
-from pipeline.counting import BudgetGuard, count_budgets, look_at_budgeted_doors
-from pipeline.creating import KEY_REFUSED_STATUS, key_refused
+from pipeline.budget.limits import BudgetCheck, read_code_file
+from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
+from pipeline.catalog.doors import DeviceCatalog, read_device_file
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
-from pipeline.ledger import DEFAULT_LEDGER, Ledger
-from pipeline.locking import run_lock
-from pipeline.overview import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
-from pipeline.planning import plan_reservations
-from pipeline.reading import read_reservations
-from pipeline.reports import ApplyProgress, check_output_path, default_output_path, write_table
-from pipeline.reruns import check_reruns, link_replacements
-from pipeline.seam import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
+from pipeline.ledger.lock import run_lock
+from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
+from pipeline.plan.planner import plan_reservations
+from pipeline.read.files import read_reservations
+from pipeline.report.output import (
+    ApplyProgress,
+    check_output_path,
+    default_output_path,
+    write_table,
+)
+from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
+from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
+from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
-from pipeline.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 
 
 @dataclass(frozen=True)

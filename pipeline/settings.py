@@ -26,7 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError
-from pipeline.models import first_problem
+from pipeline.seam.models import first_problem
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 

@@ -14,10 +14,10 @@ import httpx
 import polars as pl
 import pytest
 
-from bench.generate import make_devices
-from pipeline.applying import ApplySettings
-from pipeline.jobs import ApplyRun, apply_files
+from pipeline.apply.run import ApplySettings
+from pipeline.commands import ApplyRun, apply_files
 from pipeline.sandbox import Faults, SandboxState, create_app
+from tests.generate import make_devices
 
 API_KEY = "seam_test_5ecret_k3y_do_not_log"
 TAG = re.compile(r"opl-\d{20}")

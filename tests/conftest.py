@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 import stamina
 
-from pipeline.catalog import DeviceCatalog, read_device_file
-from pipeline.planning import plan_reservations
+from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.plan.planner import plan_reservations
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
 ROOT = Path(__file__).resolve().parent.parent

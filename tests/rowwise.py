@@ -1,7 +1,7 @@
 """The planning decisions made row by row in plain Python (zoneinfo, dicts, loops).
 
 Two uses: the benchmark times it against the vectorised planner, and the property tests use it
-as an independent oracle (it shares no code with ``pipeline.planning`` beyond the catalog
+as an independent oracle (it shares no code with ``pipeline.plan.planner`` beyond the catalog
 tables and the reason codes). A planned row gets every value the planner writes for it (door,
 level, both window ends in lock-local and UTC form, rounding, tag and name); a rejected row
 gets its reason code but not the planner's message text.
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import xxhash
 
-from pipeline.catalog import DeviceCatalog
+from pipeline.catalog.doors import DeviceCatalog
 from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
 
 _STAY = re.compile(

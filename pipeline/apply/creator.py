@@ -36,12 +36,12 @@ from typing import Any
 
 import anyio
 
-from pipeline.counting import BUDGET_EXHAUSTED, BudgetGuard, Recount, find_tags
+from pipeline.apply.scheduler import Job, Outcome, Scope, backoff
+from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount, find_tags
 from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
-from pipeline.ledger import Ledger, LedgerCode
-from pipeline.models import AccessCode
-from pipeline.scheduling import Job, Outcome, Scope, backoff
-from pipeline.seam import SeamClient, clamp_wait
+from pipeline.ledger.store import Ledger, LedgerCode
+from pipeline.seam.client import SeamClient, clamp_wait
+from pipeline.seam.models import AccessCode
 
 log = logging.getLogger(__name__)
 KEY_REFUSED_STATUS = frozenset({401, 403})

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 import polars as pl
 
-from pipeline.ledger import Ledger, fill_keys
+from pipeline.ledger.store import Ledger, fill_keys
 
 CHANGED = "changed_after_creation"
 

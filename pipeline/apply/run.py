@@ -25,13 +25,8 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.budgets import ALLOCATION_ORDER
-from pipeline.counting import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
-from pipeline.creating import CodeCreator, CreatePolicy, create_body
-from pipeline.errors import RunStopped, SeamError
-from pipeline.interrupts import Interrupt, send_until_interrupted
-from pipeline.ledger import SENDABLE, Ledger, LedgerCode
-from pipeline.scheduling import (
+from pipeline.apply.creator import CodeCreator, CreatePolicy, create_body
+from pipeline.apply.scheduler import (
     SEAM_DOOR_RATE,
     DoorScheduler,
     GlobalPace,
@@ -39,7 +34,12 @@ from pipeline.scheduling import (
     Rate,
     SchedulerStats,
 )
-from pipeline.seam import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
+from pipeline.budget.limits import ALLOCATION_ORDER
+from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
+from pipeline.errors import RunStopped, SeamError
+from pipeline.interrupts import Interrupt, send_until_interrupted
+from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
+from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)

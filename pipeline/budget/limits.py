@@ -32,16 +32,16 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.allocation import (
+from pipeline.budget.allocation import (
     allocate_concurrent,
     allocate_lifetime,
     peak_valid,
     skip_whole_doors,
 )
-from pipeline.catalog import name_key, read_saved_answer
+from pipeline.catalog.doors import name_key, read_saved_answer
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
-from pipeline.models import AccessCode
-from pipeline.planning import TAG_PATTERN
+from pipeline.plan.planner import TAG_PATTERN
+from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
 # A door at or above this share of its budget after the run is flagged in the summary.

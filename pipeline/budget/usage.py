@@ -22,7 +22,7 @@ import anyio.abc
 import anyio.to_thread
 import polars as pl
 
-from pipeline.budgets import (
+from pipeline.budget.limits import (
     CHECKED_COLUMNS,
     BudgetCheck,
     check_budgets,
@@ -30,12 +30,12 @@ from pipeline.budgets import (
     existing_codes,
     unmatched_budget_names,
 )
-from pipeline.catalog import DeviceCatalog
+from pipeline.catalog.doors import DeviceCatalog
 from pipeline.errors import SeamError
-from pipeline.ledger import Ledger
-from pipeline.models import AccessCode
-from pipeline.planning import TAG_PATTERN
-from pipeline.seam import SeamClient
+from pipeline.ledger.store import Ledger
+from pipeline.plan.planner import TAG_PATTERN
+from pipeline.seam.client import SeamClient
+from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
 log = logging.getLogger(__name__)

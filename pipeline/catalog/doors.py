@@ -1,6 +1,6 @@
 """Device catalog: the dormakaba Oracode doors and their user levels, as Polars tables.
 
-Device data comes from Seam's ``/devices/list`` (see ``pipeline.seam``) or from a JSON file
+Device data comes from Seam's ``/devices/list`` (see ``pipeline.seam.client``) or from a JSON file
 holding such a response. Each door's user levels are parsed once here, so planning joins on
 plain columns: check-in/out times as ``time``, the level's zone as an IANA name.
 """
@@ -20,7 +20,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from pipeline.errors import DeviceDataError
-from pipeline.models import Device, first_problem
+from pipeline.seam.models import Device, first_problem
 
 ORACODE_DEVICE_TYPE = "dormakaba_oracode_door"
 

@@ -45,8 +45,8 @@ import anyio
 import anyio.to_thread
 
 from pipeline.errors import CorruptLedgerError, LedgerError, PipelineError, UsageError
-from pipeline.models import AccessCode
-from pipeline.seam import Exchange
+from pipeline.seam.client import Exchange
+from pipeline.seam.models import AccessCode
 
 log = logging.getLogger(__name__)
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")

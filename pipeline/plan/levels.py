@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog import DeviceCatalog, name_key, name_key_expr
-from pipeline.rejections import is_open, reject, text
+from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
+from pipeline.plan.reasons import is_open, reject, text
 from pipeline.settings import Config
 
 # A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").

@@ -33,12 +33,12 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 from polars_hash import NonCryptographicHashingNameSpace
 
-from pipeline.catalog import DeviceCatalog, known_zones, name_key_expr
-from pipeline.levels import BIWEEKLY_DAYS, select_user_levels
-from pipeline.rejections import is_open, reject, text
+from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key_expr
+from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
+from pipeline.plan.reasons import is_open, reject, text
+from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
+from pipeline.plan.windows import compute_windows
 from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
-from pipeline.stays import STAY_FORMATS, parse_stays, to_lock_local
-from pipeline.windows import compute_windows
 
 PLAN_COLUMNS = (
     "reservation_id",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog import is_known_zone
+from pipeline.catalog.doors import is_known_zone
 
 # What may follow the date: a time of day, then an optional offset.
 _TIME_PART = (

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog import known_zones
-from pipeline.rejections import reject, text
+from pipeline.catalog.doors import known_zones
+from pipeline.plan.reasons import reject, text
 
 
 def compute_windows(frame: pl.DataFrame, levels: pl.DataFrame) -> pl.DataFrame:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.catalog import name_key
+from pipeline.catalog.doors import name_key
 from pipeline.errors import InputFileError
 from pipeline.settings import CANONICAL_COLUMNS, Config
 

@@ -24,10 +24,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.budgets import BudgetCheck
+from pipeline.budget.limits import BudgetCheck
 from pipeline.errors import UsageError
-from pipeline.overview import RUN_COUNTS, Report
-from pipeline.status import StatusResult
+from pipeline.report.status import StatusResult
+from pipeline.report.summary import RUN_COUNTS, Report
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
 

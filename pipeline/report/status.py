@@ -25,9 +25,9 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
-from pipeline.ledger import STAY_COLUMNS, Ledger, fill_keys
-from pipeline.models import AccessCode
-from pipeline.seam import SeamClient
+from pipeline.ledger.store import STAY_COLUMNS, Ledger, fill_keys
+from pipeline.seam.client import SeamClient
+from pipeline.seam.models import AccessCode
 
 ATTENTION_AFTER = dt.timedelta(hours=1)
 # Codes asked for in one `/access_codes/list` (Seam documents no maximum for

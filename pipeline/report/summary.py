@@ -28,10 +28,10 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.applying import OUTCOMES
-from pipeline.budgets import BudgetCheck, iso_instant
+from pipeline.apply.run import OUTCOMES
+from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
-from pipeline.ledger import STAY_COLUMNS
+from pipeline.ledger.store import STAY_COLUMNS
 
 CODE_STATUSES = ("set", "setting", "unset")
 SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")

@@ -1,6 +1,6 @@
 """The door's rules for a new offline access code, as Seam's Oracode pages state them.
 
-Written independently of ``pipeline.planning`` (plain datetime and zoneinfo), so a mistake in
+Written independently of ``pipeline.plan.planner`` (plain datetime and zoneinfo), so a mistake in
 the planner is caught here instead of being mirrored.
 """
 

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
-from pipeline.models import AccessCode, Device, Pagination, first_problem
+from pipeline.seam.models import AccessCode, Device, Pagination, first_problem
 from pipeline.settings import SeamCredentials, check_endpoint
 
 log = logging.getLogger(__name__)

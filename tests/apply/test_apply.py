@@ -16,15 +16,15 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from bench.generate import make_devices, make_stays
-from pipeline.applying import ApplySettings
-from pipeline.creating import CreatePolicy
+from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.run import ApplySettings
+from pipeline.apply.scheduler import Rate
 from pipeline.errors import RunStopped
-from pipeline.reports import ApplyProgress
+from pipeline.report.output import ApplyProgress
 from pipeline.sandbox import Faults
-from pipeline.scheduling import Rate
 from tests.apply_helpers import API_KEY, start_sandbox
 from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.generate import make_devices, make_stays
 from tests.virtual_time import VIRTUAL_BACKEND
 
 pytestmark = pytest.mark.anyio

@@ -16,13 +16,13 @@ import httpx
 import polars as pl
 import pytest
 
-from bench.generate import make_devices, make_stays
-from pipeline.applying import ApplySettings
-from pipeline.creating import CreatePolicy
+from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.run import ApplySettings
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
+from tests.generate import make_devices, make_stays
 from tests.virtual_time import VIRTUAL_BACKEND
 
 pytestmark = pytest.mark.anyio

@@ -12,8 +12,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from pipeline.errors import RunStopped, UsageError
-from pipeline.scheduling import (
+from pipeline.apply.scheduler import (
     DoorPace,
     DoorScheduler,
     GlobalPace,
@@ -23,6 +22,7 @@ from pipeline.scheduling import (
     Rate,
     backoff,
 )
+from pipeline.errors import RunStopped, UsageError
 from tests.virtual_time import VIRTUAL_BACKEND
 
 pytestmark = pytest.mark.anyio

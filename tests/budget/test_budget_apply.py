@@ -15,14 +15,14 @@ import httpx
 import polars as pl
 import pytest
 
-from bench.generate import make_devices, make_stays
-from pipeline.applying import ApplySettings
+from pipeline.apply.run import ApplySettings
+from pipeline.apply.scheduler import Rate
 from pipeline.cli import main
 from pipeline.errors import UsageError
-from pipeline.scheduling import Rate
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.generate import make_devices, make_stays
 from tests.virtual_time import VIRTUAL_BACKEND
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

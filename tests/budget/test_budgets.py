@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.budgets import EXISTING_SCHEMA, BudgetCheck, check_budgets, door_budgets
-from pipeline.budgets import existing_codes as existing_codes_of
-from pipeline.catalog import DOOR_SCHEMA, name_key
+from pipeline.budget.limits import EXISTING_SCHEMA, BudgetCheck, check_budgets, door_budgets
+from pipeline.budget.limits import existing_codes as existing_codes_of
+from pipeline.catalog.doors import DOOR_SCHEMA, name_key
 from pipeline.errors import ConfigError, UsageError
-from pipeline.models import AccessCode
+from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig, BudgetOptions, Config
 
 BASE = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)

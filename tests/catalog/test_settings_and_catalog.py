@@ -9,14 +9,14 @@ import anyio
 import httpx
 import pytest
 
-from bench.generate import make_door, make_level
-from pipeline.catalog import DeviceCatalog, parse_time_of_day, read_device_file
+from pipeline.catalog.doors import DeviceCatalog, parse_time_of_day, read_device_file
 from pipeline.cli import main
 from pipeline.errors import ConfigError, DeviceDataError, SeamUnavailableError
 from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
-from pipeline.seam import SeamClient
+from pipeline.seam.client import SeamClient
 from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
 from tests.conftest import SANDBOX_DEVICES
+from tests.generate import make_door, make_level
 
 GOOD_CSV = (
     "reservation_id,site_name,door_name,check_in,check_out\n"

@@ -19,12 +19,12 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from bench.generate import make_devices, make_stays
 from pipeline.cli import main
 from pipeline.sandbox import Faults, SandboxState, create_app
 from pipeline.sandbox.server import serve_in_thread
 from tests.apply_helpers import API_KEY, TAG
 from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.generate import make_devices, make_stays
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"

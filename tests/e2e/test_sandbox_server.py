@@ -152,7 +152,7 @@ def test_cli_late_and_list_lag_flags_reach_the_server():
 
 def test_cli_refuses_a_device_file_it_cannot_use(tmp_path):
     """A user level without a prefix: one line, exit 2, no traceback."""
-    from bench.generate import make_door, make_level
+    from tests.generate import make_door, make_level
 
     level = make_level("G", 1, "15:00", "11:00", prefix_field="not_a_prefix")
     devices = tmp_path / "d.json"

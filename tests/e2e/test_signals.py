@@ -12,9 +12,9 @@ import time
 import polars as pl
 import pytest
 
-from bench.generate import make_devices, make_stays
 from pipeline.sandbox import Faults
-from tests.test_apply_process import environment, served, tags_on_doors
+from tests.e2e.test_apply_process import environment, served, tags_on_doors
+from tests.generate import make_devices, make_stays
 
 pytestmark = pytest.mark.slow
 

@@ -19,11 +19,11 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import LedgerError
-from pipeline.ledger import Ledger
+from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults, SandboxState, create_app
 from pipeline.sandbox.server import serve_in_thread
 from tests.conftest import ROOT, SANDBOX_DEVICES
-from tests.test_ledger import planned
+from tests.ledger.test_ledger import planned
 
 CORRUPT_HINT = (
     "(restore it from a backup, or move it aside and pass it on to the pipeline's maintainers:"

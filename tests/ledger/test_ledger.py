@@ -15,9 +15,9 @@ import anyio
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.ledger import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
-from pipeline.models import AccessCode
-from pipeline.seam import Exchange
+from pipeline.ledger.store import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
+from pipeline.seam.client import Exchange
+from pipeline.seam.models import AccessCode
 
 pytestmark = pytest.mark.anyio
 
@@ -285,7 +285,7 @@ async def test_an_answer_on_an_unknown_tag_is_logged_and_undoes_only_itself(ledg
     assert rows(ledger, "SELECT state FROM codes") == [("created",)]
     states = rows(ledger, "SELECT idempotency_tag FROM events WHERE kind = 'state'")
     assert states == [("t1",), ("t1",)]
-    [record] = [r for r in caplog.records if r.name == "pipeline.ledger"]
+    [record] = [r for r in caplog.records if r.name == "pipeline.ledger.store"]
     assert record.levelname == "ERROR"
     assert record.error == "KeyError: 'no code nope in the ledger'"
 

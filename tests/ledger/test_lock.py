@@ -18,12 +18,12 @@ import anyio
 import polars as pl
 import pytest
 
-from bench.generate import make_devices, make_stays
 from pipeline.errors import UsageError
-from pipeline.ledger import Ledger
-from pipeline.locking import RunLocked, run_lock
+from pipeline.ledger.lock import RunLocked, run_lock
+from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults
-from tests.test_apply_process import environment, served, tags_on_doors
+from tests.e2e.test_apply_process import environment, served, tags_on_doors
+from tests.generate import make_devices, make_stays
 
 pytestmark = pytest.mark.anyio
 
@@ -115,8 +115,8 @@ async def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
         f"""
         import anyio
         from pathlib import Path
-        from pipeline.ledger import Ledger
-        from pipeline.locking import run_lock
+        from pipeline.ledger.store import Ledger
+        from pipeline.ledger.lock import run_lock
         async def hold():
             path = Path({str(ledger)!r})
             async with run_lock(path):
@@ -136,7 +136,7 @@ async def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
     assert f"pid {process.pid}" in refused.value.one_line()
     process.send_signal(signal.SIGKILL)
     await process.wait()
-    with caplog.at_level(logging.WARNING, logger="pipeline.locking"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.ledger.lock"):
         async with run_lock(ledger):
             opened = await Ledger.open(ledger)
             run_id = await opened.start_run("apply", [])

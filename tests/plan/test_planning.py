@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.planning import plan_reservations
+from pipeline.plan.planner import plan_reservations
 from pipeline.settings import Config, UserLevelDefaults
 from tests.conftest import NOW, plan, reservations
 
@@ -311,8 +311,8 @@ def test_blank_rows_are_skipped(sandbox_catalog):
 
 def test_sharp_s_in_names_matches():
     """Door, site and level names match case-insensitively, ß included."""
-    from bench.generate import make_door, make_level
-    from pipeline.catalog import DeviceCatalog
+    from pipeline.catalog.doors import DeviceCatalog
+    from tests.generate import make_door, make_level
 
     catalog = DeviceCatalog.from_payload(
         [
@@ -342,8 +342,8 @@ def test_sharp_s_in_names_matches():
 
 def test_door_without_any_zone_is_unknown_time_zone():
     """A door with no iana_timezone whose levels carry only offsets: unknown_time_zone."""
-    from bench.generate import make_door, make_level
-    from pipeline.catalog import DeviceCatalog
+    from pipeline.catalog.doors import DeviceCatalog
+    from tests.generate import make_door, make_level
 
     catalog = DeviceCatalog.from_payload(
         [
@@ -362,7 +362,7 @@ def test_a_device_listed_twice_counts_once(sandbox_catalog):
     """Device data that lists a door twice (pages shifting) still gives one row per input row."""
     import json
 
-    from pipeline.catalog import DeviceCatalog
+    from pipeline.catalog.doors import DeviceCatalog
     from tests.conftest import SANDBOX_DEVICES
 
     devices = json.loads(SANDBOX_DEVICES.read_text())["devices"]

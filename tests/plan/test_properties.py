@@ -9,11 +9,11 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.rowwise import plan_rowwise
-from pipeline.catalog import read_device_file
-from pipeline.planning import PLAN_COLUMNS, plan_reservations
+from pipeline.catalog.doors import read_device_file
+from pipeline.plan.planner import PLAN_COLUMNS, plan_reservations
 from pipeline.settings import Config, UserLevelDefaults
 from tests.conftest import NOW, SANDBOX_DEVICES, reservations
+from tests.rowwise import plan_rowwise
 
 CATALOG = read_device_file(SANDBOX_DEVICES)
 DOORS = CATALOG.doors.to_dicts()

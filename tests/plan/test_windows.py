@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from bench.generate import make_door, make_level
-from pipeline.catalog import DeviceCatalog
+from pipeline.catalog.doors import DeviceCatalog
 from tests.conftest import plan
+from tests.generate import make_door, make_level
 
 LA, BERLIN, LEGACY = "door-la", "door-berlin", "door-legacy"
 PAST_NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

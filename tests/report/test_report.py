@@ -12,13 +12,13 @@ import anyio.to_thread
 import polars as pl
 import pytest
 
-from bench.generate import make_devices
 from pipeline.cli import main
-from pipeline.jobs import report_files
-from pipeline.overview import SECTIONS
+from pipeline.commands import report_files
+from pipeline.report.summary import SECTIONS
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox, start_sandbox
-from tests.test_status import earliest_start, move_sandbox_clock_to, refresh
+from tests.generate import make_devices
+from tests.report.test_status import earliest_start, move_sandbox_clock_to, refresh
 from tests.virtual_time import VIRTUAL_BACKEND
 
 
@@ -283,7 +283,7 @@ def test_a_defect_is_one_line_and_a_saved_traceback(tmp_path, monkeypatch, capsy
     async def broken(**options: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("pipeline.jobs.report_files", broken)
+    monkeypatch.setattr("pipeline.commands.report_files", broken)
     monkeypatch.chdir(tmp_path)
     assert main(["report"]) == 4
     err = capsys.readouterr().err.splitlines()

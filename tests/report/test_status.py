@@ -11,10 +11,10 @@ import stat
 import polars as pl
 import pytest
 
-from bench.generate import make_devices
 from pipeline.cli import main
-from pipeline.jobs import status_files
+from pipeline.commands import status_files
 from tests.apply_helpers import SandboxRun, start_sandbox
+from tests.generate import make_devices
 from tests.virtual_time import VIRTUAL_BACKEND
 
 # Stays from 2027-02-01 (check-in 15:00 local) to 2027-02-05.

@@ -10,8 +10,8 @@ import anyio
 import httpx
 import pytest
 
-from bench.generate import make_door, make_level
 from pipeline.sandbox import Faults, SandboxState, create_app
+from tests.generate import make_door, make_level
 from tests.sandbox_helpers import HV_END, HV_START, KEY, create_body, door, sandbox
 from tests.virtual_time import VIRTUAL_BACKEND
 

@@ -18,13 +18,13 @@ import pytest
 import stamina
 from anyio.abc import SocketStream
 
-from pipeline import seam
 from pipeline.cli import main
 from pipeline.errors import ConfigError, SeamUnavailableError
-from pipeline.seam import MAX_WAIT_SECONDS, SeamClient, clamp_wait
+from pipeline.seam import client as seam
+from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
 from pipeline.settings import SeamCredentials
 from tests.conftest import ROOT
-from tests.test_seam_client import server
+from tests.seam.test_seam_client import server
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 DEVICES = json.loads((ROOT / "inputs" / "sandbox-devices.json").read_text())["devices"]
@@ -153,7 +153,7 @@ def test_request_timeout_must_be_positive(tmp_path, monkeypatch, capsys):
 def test_clamp_wait_caps_and_warns_once(caplog):
     """Waits over MAX_WAIT_SECONDS become MAX_WAIT_SECONDS, shorter ones and None are kept, and
     one warning is logged per kind of wait, however often it is clamped."""
-    with caplog.at_level(logging.WARNING, logger="pipeline.seam"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.seam.client"):
         assert clamp_wait(None, what="test wait") is None
         assert clamp_wait(2.5, what="test wait") == 2.5
         assert clamp_wait(86400, what="test wait") == MAX_WAIT_SECONDS

@@ -14,7 +14,7 @@ from anyio.abc import SocketStream
 
 from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
-from pipeline.seam import SeamClient
+from pipeline.seam.client import SeamClient
 from pipeline.settings import SeamCredentials
 
 pytestmark = pytest.mark.anyio
