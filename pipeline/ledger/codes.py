@@ -1,0 +1,298 @@
+"""The codes: registering planned codes and moving each through its states, exactly once.
+
+A code's ``state`` goes pending → sending → created | failed. It is marked ``sending`` (and
+committed) before its create leaves the process; only a ``created`` code is final. What Seam
+answered a create (``mark_created``, ``mark_failed``, ``mark_pending``) is queued, not awaited:
+until the next commit the code is still ``sending`` on disk, which is the safe side.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.schema import SENDABLE, timestamp
+from pipeline.seam.models import AccessCode
+
+# What the ledger keeps of a planned row, besides its state.
+CODE_COLUMNS = (
+    "idempotency_tag",
+    "reservation_id",
+    "device_id",
+    "door_name",
+    "site_name",
+    "user_level_name",
+    "starts_at",
+    "ends_at",
+    "max_time_rounding",
+    "name",
+)
+# What a code is for, as a person reads it: the reservation, its door and its window.
+STAY_COLUMNS = ("reservation_id", "device_id", "door_name", "site_name", "starts_at", "ends_at")
+LEDGER_CODE_COLUMNS = (
+    "idempotency_tag",
+    "device_id",
+    "name",
+    "state",
+    "access_code_id",
+    "attempts",
+    "sent_at",
+)
+RESULT_COLUMNS = (
+    "idempotency_tag",
+    "state",
+    "reason",
+    "message",
+    "access_code_id",
+    "code",
+    "code_status",
+    "attempts",
+    "seam_request_id",
+    "last_run_id",
+)
+
+
+@dataclass(frozen=True)
+class LedgerCode:
+    """A ``codes`` row as the apply stage needs it."""
+
+    idempotency_tag: str
+    device_id: str
+    name: str
+    state: str
+    access_code_id: str | None
+    attempts: int
+    sent_at: str | None = None
+
+
+class Codes(GroupCommits):
+    """The ledger's ``codes`` table and the state changes logged in ``events``."""
+
+    async def register(self, run_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, LedgerCode]:
+        """Add planned codes not yet in the ledger (as ``pending``); returns every given code."""
+        rows = list(rows)
+
+        def change(db: sqlite3.Connection) -> dict[str, LedgerCode]:
+            at = timestamp()
+            db.executemany(
+                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, state, first_run_id,"
+                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))},"
+                " 'pending', ?, ?, ?) ON CONFLICT (idempotency_tag) DO NOTHING",
+                [(*(row[c] for c in CODE_COLUMNS), run_id, run_id, at) for row in rows],
+            )
+            wanted = [row["idempotency_tag"] for row in rows]
+            return {code.idempotency_tag: code for code in _select_codes(db, wanted)}
+
+        return await self.write(change)
+
+    async def has_codes(self) -> bool:
+        """Whether the ledger holds any code at all (a new or lost ledger holds none)."""
+        return await self.read(
+            lambda db: bool(db.execute("SELECT EXISTS (SELECT 1 FROM codes)").fetchone()[0])
+        )
+
+    async def codes_in_state(self, state: str) -> list[LedgerCode]:
+        """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
+
+        def query(db: sqlite3.Connection) -> list[LedgerCode]:
+            cursor = db.execute(
+                f"SELECT {', '.join(LEDGER_CODE_COLUMNS)} FROM codes WHERE state = ?", (state,)
+            )
+            return [LedgerCode(*row) for row in cursor]
+
+        return await self.read(query)
+
+    async def mark_sending(self, tag: str, run_id: str) -> bool:
+        """Committed before the create is sent: from here on the outcome must be checked.
+
+        A compare-and-set: only a ``pending`` or ``failed`` code becomes ``sending``. Returns
+        False when the code was in another state (another process got to it first, or it was
+        found on its door): the caller must not send it.
+        """
+        return await self.write(
+            lambda db: _transition(
+                db, tag, run_id, "sending", 1, {"sent_at": timestamp()}, from_states=SENDABLE
+            )
+        )
+
+    async def mark_sent_now(self, tag: str) -> None:
+        """A ``sending`` code leaves later than its ``sent_at`` says: record now, committed."""
+        await self.write(
+            lambda db: db.execute(
+                "UPDATE codes SET sent_at = ? WHERE idempotency_tag = ? AND state = 'sending'",
+                (timestamp(), tag),
+            )
+        )
+
+    async def states(self, tags: Sequence[str]) -> dict[str, str]:
+        """The ledger's state of each given tag it has (tags it hasn't are left out)."""
+
+        def query(db: sqlite3.Connection) -> dict[str, str]:
+            return dict(_select_by_tags(db, tags, ("idempotency_tag", "state")).fetchall())
+
+        return await self.read(query)
+
+    def mark_created(
+        self, tag: str, run_id: str, code: AccessCode, request_id: str | None, *, how: str
+    ) -> None:
+        """``how``: ``created`` (Seam's answer), ``adopted`` (found on the door after an unknown
+        outcome) or ``found_on_door`` (found before anything was sent: a new, lost or copied
+        ledger). From any state: Seam says the code exists. Queued for the next commit, like
+        the other answers."""
+        self._answered(
+            tag,
+            run_id,
+            "created",
+            reason=how,
+            message=None,
+            access_code_id=code.access_code_id,
+            code=code.code,
+            code_status=code.status,
+            seam_request_id=request_id,
+            created_at=timestamp(),
+        )
+
+    def mark_failed(
+        self, tag: str, run_id: str, reason: str, message: str, request_id: str | None
+    ) -> None:
+        """Seam refused the create: no code exists; a later run may try again."""
+        self._answered(
+            tag, run_id, "failed", reason=reason, message=message, seam_request_id=request_id
+        )
+
+    def mark_pending(self, tag: str, run_id: str, reason: str, message: str) -> None:
+        """Known not to exist on the door (refused before acting, or looked for and not found)."""
+        self._answered(tag, run_id, "pending", reason=reason, message=message)
+
+    def _answered(self, tag: str, run_id: str, state: str, **fields: Any) -> None:
+        """Queue a code's next state. Lost in a crash, a ``sending`` code stays ``sending`` and
+        is looked for on its door before anything is sent for it again. A ``created`` code is
+        never moved back: Seam said it exists."""
+        origins = None if state == "created" else ("pending", "sending", "failed")
+        self.defer(lambda db: _transition(db, tag, run_id, state, 0, fields, from_states=origins))
+
+    async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
+        """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
+        budget ran out): ``failed``, in one transaction; a later run may try them again."""
+
+        def change(db: sqlite3.Connection) -> None:
+            for tag, reason, message in refusals:
+                _transition(
+                    db,
+                    tag,
+                    run_id,
+                    "failed",
+                    0,
+                    {"reason": reason, "message": message},
+                    from_states=SENDABLE,
+                )
+
+        await self.write(change)
+
+    async def codes_on_doors(self, device_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The codes on these doors that exist or may exist (``created`` or ``sending``):
+        ``idempotency_tag, device_id, access_code_id, starts_at, ends_at``."""
+        columns = ("idempotency_tag", "device_id", "access_code_id", "starts_at", "ends_at")
+
+        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            keys = fill_keys(db, "device_id", device_ids)
+            cursor = db.execute(
+                f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (device_id)"
+                " WHERE state IN ('created', 'sending')"
+            )
+            return [dict(zip(columns, row, strict=True)) for row in cursor]
+
+        return await self.read(query)
+
+    async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
+        """The outcome columns of the given codes, for the results file."""
+
+        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+            cursor = _select_by_tags(db, tags, RESULT_COLUMNS)
+            return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
+
+        return await self.read(query)
+
+
+def _transition(
+    db: sqlite3.Connection,
+    tag: str,
+    run_id: str,
+    state: str,
+    attempts: int,
+    fields: dict[str, Any],
+    *,
+    from_states: Sequence[str] | None = None,
+) -> bool:
+    """Move one code to ``state`` and log the change (inside the caller's transaction).
+
+    With ``from_states`` it is a compare-and-set: a code in another state is left alone and
+    False is returned. Raises KeyError when the ledger has no such code.
+    """
+    assignments = "".join(f", {name} = ?" for name in fields)
+    guard = ""
+    guard_values: tuple[str, ...] = ()
+    if from_states is not None:
+        guard = f" AND state IN ({', '.join('?' * len(from_states))})"
+        guard_values = tuple(from_states)
+    updated = db.execute(
+        f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
+        f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard}",
+        (state, attempts, run_id, timestamp(), *fields.values(), tag, *guard_values),
+    )
+    if updated.rowcount != 1:
+        if db.execute("SELECT 1 FROM codes WHERE idempotency_tag = ?", (tag,)).fetchone():
+            return False
+        raise KeyError(f"no code {tag} in the ledger")
+    db.execute(
+        "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
+        " VALUES (?, ?, 'state', ?, ?, ?)",
+        (
+            run_id,
+            timestamp(),
+            tag,
+            fields.get("seam_request_id"),
+            json.dumps(
+                {"state": state, **{k: v for k, v in fields.items() if k in {"reason", "message"}}}
+            ),
+        ),
+    )
+    return True
+
+
+def _select_codes(db: sqlite3.Connection, tags: Sequence[str]) -> list[LedgerCode]:
+    return [LedgerCode(*row) for row in _select_by_tags(db, tags, LEDGER_CODE_COLUMNS)]
+
+
+def _select_by_tags(
+    db: sqlite3.Connection, tags: Iterable[str], columns: Sequence[str]
+) -> sqlite3.Cursor:
+    """``columns`` of the codes with the given tags (any number of them: a temporary join)."""
+    keys = fill_keys(db, "idempotency_tag", tags)
+    return db.execute(f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (idempotency_tag)")
+
+
+def fill_keys(db: sqlite3.Connection, column: str, values: Iterable[str]) -> str:
+    """A temporary table ``keys_<column>`` holding just ``values``, to join ``codes`` with on
+    ``column`` (any number of values, where an ``IN (...)`` list would hit SQLite's limit);
+    returns its name. Outside a transaction (a read) the filling gets one of its own: without
+    it every row would be its own commit, 25 µs each."""
+    table = f"keys_{column}"
+    own = not db.in_transaction
+    if own:
+        db.execute("BEGIN")  # takes no lock on the ledger: only the temporary table is written
+    try:
+        db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
+        db.execute(f"DELETE FROM {table}")
+        db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
+    except BaseException:
+        if own:
+            db.execute("ROLLBACK")
+        raise
+    if own:
+        db.execute("COMMIT")
+    return table

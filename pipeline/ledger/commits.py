@@ -1,0 +1,225 @@
+"""Group commits: every change to the ledger goes through one worker thread and shared commits.
+
+All database work runs in one worker thread (``anyio.to_thread`` with a limiter of 1), never on
+the event loop. Commits are durable (WAL, ``synchronous=FULL``) and shared: an awaited change
+(``write``) returns once committed, together with every change queued before it. A deferred
+change (``defer``) goes in with the next commit (the next write, any read, ``commit_every``'s
+beat, ``close``). Each change runs in its own savepoint, so that its failure undoes only itself;
+a failing disk undoes the whole batch and is raised as LedgerError (see ``failures``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from pipeline.ledger.failures import is_disk_failure, write_failure
+from pipeline.ledger.schema import timestamp
+from pipeline.seam.client import Exchange
+
+# The ledger's log lines keep the logger name they had before the ledger was split in modules
+# (JSON log lines carry it).
+log = logging.getLogger("pipeline.ledger.store")
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Change:
+    """A change waiting for a commit; ``awaited``: a caller waits for its result."""
+
+    apply: Callable[[sqlite3.Connection], Any]
+    awaited: bool
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+    def run(self, db: sqlite3.Connection) -> None:
+        """Apply it in its own savepoint, so that its failure undoes only itself."""
+        db.execute("SAVEPOINT change")
+        try:
+            self.result = self.apply(db)
+        except Exception as exc:
+            db.execute("ROLLBACK TO change")
+            self.error = exc
+        db.execute("RELEASE change")
+
+
+def _nothing(db: sqlite3.Connection) -> None:
+    return None
+
+
+def _request_event(exchange: Exchange) -> tuple[Any, ...]:
+    """An exchange's ``events`` columns: path, status, request id and its detail as JSON."""
+    detail = {
+        "body": exchange.body,
+        "error_type": exchange.error_type,
+        "message": exchange.message,
+        "seconds": round(exchange.seconds, 4),
+    }
+    return exchange.path, exchange.status, exchange.request_id, json.dumps(detail)
+
+
+class GroupCommits:
+    """An open ledger connection and its commit queue: ``read``, ``write`` and ``defer`` run
+    database work in the ledger's one thread; ``close`` commits what is queued."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+        self._thread = anyio.CapacityLimiter(1)
+        self._exchanges: list[tuple[str, Exchange]] = []
+        self._queue: list[_Change] = []
+        self._committing: anyio.Event | None = None
+
+    async def close(self) -> None:
+        """Commit what is queued and close; shielded, so that a run being cancelled (Ctrl-C)
+        still records the answers it got."""
+        with anyio.CancelScope(shield=True):
+            await self.commit()
+            await self._run(self._db.close)
+
+    async def commit(self) -> None:
+        """Commit what is queued (changes and exchanges) now; returns once it is on disk."""
+        if self._queue or self._exchanges or self._committing is not None:
+            await self.write(_nothing)
+
+    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``query`` in the ledger's thread, after committing what is queued (for other
+        stages' reads)."""
+        await self.commit()
+        try:
+            return await self._run(lambda: query(self._db))
+        except sqlite3.Error as exc:
+            raise write_failure(self.path, exc) from exc
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(function, limiter=self._thread)
+
+    async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``change`` in the ledger's thread and return its result once it is committed,
+        with every change queued before it and the buffered exchanges (other stages write
+        through this too). Writes that arrive while a commit is going on share the next one."""
+        queued = _Change(change, awaited=True)
+        self._queue.append(queued)
+        while not queued.done:
+            if self._committing is not None:
+                await self._committing.wait()
+            else:
+                await self._commit()
+        if queued.error is not None:
+            raise queued.error
+        return queued.result  # type: ignore[no-any-return]
+
+    def defer(self, change: Callable[[sqlite3.Connection], object]) -> None:
+        """Queue ``change`` for the next commit, without waiting for it. Only for changes whose
+        loss in a crash is safe; one that fails is logged (nobody waits to hear of it)."""
+        self._queue.append(_Change(change, awaited=False))
+
+    @asynccontextmanager
+    async def commit_every(self, seconds: float) -> AsyncIterator[None]:
+        """While the block runs, queued changes wait at most ``seconds`` for their commit
+        (they would otherwise wait for the next write or read)."""
+
+        async def beat() -> None:
+            while True:
+                await anyio.sleep(seconds)
+                if self._queue:
+                    await self.commit()
+
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            group.start_soon(beat)
+            try:
+                yield
+            except Exception as exc:
+                failure = exc  # raised below as itself, not inside an exception group
+            finally:
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+
+    async def _commit(self) -> None:
+        """Commit everything queued, in one transaction in the ledger's thread."""
+        batch, self._queue = self._queue, []
+        exchanges, self._exchanges = self._exchanges, []
+        self._committing = committed = anyio.Event()
+        try:
+            failure = await self._run(lambda: self._transaction(batch, exchanges))
+        except BaseException:
+            # Cancelled before the thread took it: the next commit takes it instead.
+            if not any(change.done for change in batch):
+                self._queue[:0] = batch
+                self._exchanges[:0] = exchanges
+            raise
+        finally:
+            self._committing = None
+            committed.set()
+        if failure is not None:
+            # Nothing was committed. The requests happened whatever became of the changes:
+            # log them next time.
+            self._exchanges[:0] = exchanges
+            unawaited = sum(not change.awaited for change in batch)
+            if unawaited:
+                log.error(
+                    f"{unawaited} ledger change(s) nobody waits for were not recorded",
+                    extra={"error": f"{type(failure).__name__}: {failure}"},
+                )
+            return
+        for change in batch:
+            if change.error is not None and not change.awaited:
+                log.error(
+                    "a ledger change was not recorded",
+                    extra={"error": f"{type(change.error).__name__}: {change.error}"},
+                )
+
+    def _transaction(
+        self, batch: list[_Change], exchanges: list[tuple[str, Exchange]]
+    ) -> BaseException | None:
+        """In the ledger's thread: every change in its own savepoint, then the exchanges, then
+        COMMIT. Returns None when committed, else the error that undid the whole batch."""
+        failure: BaseException | None = None
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            for change in batch:
+                change.run(self._db)
+                if change.error is not None and is_disk_failure(change.error):
+                    # The disk, not the change, failed: nothing of this batch can be trusted.
+                    raise change.error
+            self._db.executemany(
+                "INSERT INTO events (run_id, at, kind, path, http_status, seam_request_id,"
+                " detail) VALUES (?, ?, 'request', ?, ?, ?, ?)",
+                [
+                    (run_id, timestamp(), *_request_event(exchange))
+                    for run_id, exchange in exchanges
+                ],
+            )
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            # SQLite may have rolled the transaction back itself (a full disk at COMMIT does):
+            # a ROLLBACK then fails with "no transaction is active" and hides the cause.
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            failure = exc
+            if isinstance(exc, sqlite3.Error | OSError):
+                failure = write_failure(self.path, exc)
+                failure.__cause__ = exc
+        for change in batch:
+            if failure is not None:
+                change.error, change.result = failure, None
+            change.done = True
+        return failure
+
+    def observe(self, run_id: str) -> Callable[[Exchange], None]:
+        """A ``SeamClient`` observer that logs every exchange with the next commit."""
+        return lambda exchange: self._exchanges.append((run_id, exchange))

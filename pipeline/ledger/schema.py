@@ -1,0 +1,232 @@
+"""The ledger's tables, the states of a code, and what opening a ledger file checks and adds.
+
+A ledger made by an earlier version is brought up to date when it is opened (``ADDED_COLUMNS``);
+a file that can't be this ledger (damaged pages, another program's tables, a window end that
+isn't an instant) is refused before anything is written to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+import os
+import sqlite3
+from pathlib import Path
+
+from pipeline.errors import UsageError
+from pipeline.ledger.failures import damaged
+
+# States from which a create may be sent: the compare-and-set into ``sending`` starts from these.
+SENDABLE = ("pending", "failed")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    exit_code INTEGER,
+    counts TEXT
+);
+CREATE TABLE IF NOT EXISTS codes (
+    idempotency_tag TEXT PRIMARY KEY,
+    reservation_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    door_name TEXT,
+    site_name TEXT,
+    user_level_name TEXT,
+    starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL,
+    max_time_rounding TEXT NOT NULL,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'created', 'failed')),
+    reason TEXT,
+    message TEXT,
+    access_code_id TEXT,
+    code TEXT,
+    code_status TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    seam_request_id TEXT,
+    first_run_id TEXT NOT NULL REFERENCES runs (run_id),
+    last_run_id TEXT NOT NULL REFERENCES runs (run_id),
+    created_at TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS codes_by_reservation ON codes (reservation_id, device_id);
+CREATE INDEX IF NOT EXISTS codes_by_state ON codes (state);
+CREATE TABLE IF NOT EXISTS events (
+    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    idempotency_tag TEXT,
+    path TEXT,
+    http_status INTEGER,
+    seam_request_id TEXT,
+    detail TEXT
+);
+CREATE TABLE IF NOT EXISTS run_doors (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    device_id TEXT,
+    door_name TEXT,
+    site_name TEXT,
+    matched INTEGER NOT NULL,  -- 1: device_id is a door of the workspace
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    rows INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS run_doors_by_run ON run_doors (run_id);
+CREATE TABLE IF NOT EXISTS run_budgets (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    device_id TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    budget INTEGER NOT NULL,
+    budget_source TEXT,
+    reserve INTEGER NOT NULL,
+    used INTEGER NOT NULL,
+    after INTEGER NOT NULL,
+    PRIMARY KEY (run_id, device_id)
+);
+"""
+
+# Columns added after the first release, per table: ledgers made before them get them on open,
+# with the statement (if any) that fills them in for the rows already there.
+ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
+    "codes": {
+        # JSON list of Seam's errors on the code, as last seen; and of its warnings
+        "code_errors": ("TEXT", None),
+        "code_warnings": ("TEXT", None),
+        "needs_attention": ("TEXT", None),  # why a person should look at it (null: nothing)
+        "status_checked_at": ("TEXT", None),  # when Seam was last asked
+        "replaces_tag": ("TEXT", None),  # a reissued code: the tag of the code it replaces
+        # The first apply run whose inputs no longer had the code's reservation (null: it had)
+        "orphaned_run_id": ("TEXT", None),
+        # When the last create for it was sent (wall clock, UTC): its outcome settles from there
+        "sent_at": ("TEXT", None),
+    },
+    "run_doors": {
+        # Rows kept before it: a row that named a device_id counted as a door's, as the
+        # report showed them then.
+        "matched": (
+            "INTEGER NOT NULL DEFAULT 1",
+            "UPDATE run_doors SET matched = device_id IS NOT NULL",
+        ),
+    },
+}
+# What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``); SQLite's julianday()
+# then says whether it is a date at all (it is NULL for ``2027-13-45`` or ``soon``).
+_INSTANT_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*"
+
+
+def timestamp() -> str:
+    """The current time as the ledger records it (UTC, to the millisecond)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the ledger file at ``path``, checked and brought up to date;
+    blocking, so for a worker thread. Raises CorruptLedgerError when the file can't be this
+    ledger, UsageError when ``path`` isn't a file; sqlite3's and the system's errors as they
+    come (``failures.open_failure`` translates them)."""
+    _create_private(path)
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        _check_ledger(connection, path)
+        connection.executescript(SCHEMA)
+        _add_columns(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    """Give a ledger made by an earlier version the columns added since, in one transaction."""
+    db.execute("BEGIN")
+    for table, columns in ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, (kind, fill) in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                if fill is not None:
+                    db.execute(fill)
+    db.execute("COMMIT")
+
+
+def _create_private(path: Path) -> None:
+    """Create the file with mode 0600 (it will hold PINs), or narrow an existing one to it.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode; ones a killed
+    run left behind are narrowed too, since they may hold PINs not yet checkpointed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise UsageError(f"ledger {path} is {kind}", hint="give --ledger a file's path")
+    descriptor = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        if companion.exists():
+            companion.chmod(0o600)
+
+
+@functools.cache
+def _expected_columns() -> dict[str, set[str]]:
+    """Each table of ``SCHEMA`` and its columns, as SQLite itself reads the schema."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            table: {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            for table in tables
+            if not table.startswith("sqlite_")
+        }
+
+
+def _check_ledger(db: sqlite3.Connection, path: Path) -> None:
+    """Raise CorruptLedgerError (exit 2) when the file at ``path`` can't be this ledger.
+
+    Run before the schema is brought up to date: damaged pages (``PRAGMA quick_check``: a
+    read of every page, no index cross-check), a table of ours that lacks one of its first
+    release's columns (another program's table, a dropped column), and a ``codes`` window end
+    that isn't an instant. Columns added since the first release are not required: opening
+    adds them.
+    """
+    problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+    if problems != ["ok"]:
+        raise damaged(path, " ".join("; ".join(problems).split()))
+    present: dict[str, set[str]] = {}
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table!r})")}
+    for table, expected in _expected_columns().items():
+        if table not in present:
+            continue  # a ledger of an earlier release: opening creates it
+        missing = expected - present[table] - set(ADDED_COLUMNS.get(table, {}))
+        if missing:
+            noun = "column" if len(missing) == 1 else "columns"
+            raise damaged(path, f"its table {table} lacks {noun} {', '.join(sorted(missing))}")
+    if "codes" not in present:
+        return
+    for column in ("starts_at", "ends_at"):
+        bad = db.execute(
+            f"SELECT idempotency_tag, {column} FROM codes WHERE {column} IS NULL"
+            f" OR typeof({column}) != 'text' OR {column} NOT GLOB ?"
+            f" OR julianday({column}) IS NULL LIMIT 1",
+            (_INSTANT_GLOB,),
+        ).fetchone()
+        if bad is not None:
+            tag, value = bad
+            raise damaged(
+                path, f"code {tag} has {column} {str(value)[:40]!r}, which is not an instant"
+            )
