@@ -10,14 +10,13 @@ codes can't be deleted, so by default no new code is made and the row is rejecte
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
 import polars as pl
 
-from pipeline.ledger.store import Ledger, fill_keys
+from pipeline.ledger.store import Ledger
 
 CHANGED = "changed_after_creation"
 
@@ -34,11 +33,11 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
     """Find planned rows whose reservation already has a code under another tag."""
     planned = await anyio.to_thread.run_sync(lambda: plan.filter(pl.col("outcome") == "planned"))
     ids = await anyio.to_thread.run_sync(lambda: planned["reservation_id"].unique().to_list())
-    found = await ledger.read(lambda db: _codes_of(db, ids))
+    found = await ledger.codes_of_reservations(ids)
 
     def decide() -> Reruns:
         earlier = pl.DataFrame(
-            found,
+            [_described(code) for code in found],
             schema=dict.fromkeys(
                 ("reservation_id", "old_tag", "old_door", "old_window", "old_code"), pl.String
             ),
@@ -80,23 +79,20 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
     return await anyio.to_thread.run_sync(decide)
 
 
-def _codes_of(db: sqlite3.Connection, reservation_ids: Sequence[str]) -> list[tuple[str, ...]]:
-    """The ledger's codes (made, or maybe made) of these reservations."""
-    keys = fill_keys(db, "reservation_id", reservation_ids)
-    return db.execute(
-        "SELECT reservation_id, idempotency_tag, coalesce(door_name, device_id),"
-        " starts_at || ' → ' || ends_at, coalesce(access_code_id, '(outcome unknown)')"
-        f" FROM codes JOIN {keys} USING (reservation_id)"
-        " WHERE state IN ('created', 'sending')"
-    ).fetchall()
+def _described(code: dict[str, Any]) -> tuple[str, ...]:
+    """A code as a moved row's message names it: reservation, tag, door, window, code."""
+    door = code["device_id"] if code["door_name"] is None else code["door_name"]
+    access_code_id = code["access_code_id"]
+    return (
+        code["reservation_id"],
+        code["idempotency_tag"],
+        door,
+        f"{code['starts_at']} → {code['ends_at']}",
+        "(outcome unknown)" if access_code_id is None else access_code_id,
+    )
 
 
 async def link_replacements(ledger: Ledger, replaces: dict[str, str]) -> None:
     """Record which code each reissued code replaces."""
     if replaces:
-        await ledger.write(
-            lambda db: db.executemany(
-                "UPDATE codes SET replaces_tag = ? WHERE idempotency_tag = ?",
-                [(old, new) for new, old in replaces.items()],
-            )
-        )
+        await ledger.record_replacements(replaces)

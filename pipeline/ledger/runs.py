@@ -10,11 +10,35 @@ import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.schema import timestamp
+
+# The ledger's connection as ``Ledger.read`` hands it to a query (for ``read_report_rows``).
+Connection: TypeAlias = sqlite3.Connection
+NEWEST_FIRST = "ORDER BY started_at DESC, rowid DESC"
+RUN_COLUMNS = ("run_id", "command", "started_at", "finished_at", "exit_code", "host", "pid")
+
+
+@dataclass(frozen=True)
+class ReportRows:
+    """What the report reads from the ledger, as plain rows: each a dict by column name."""
+
+    runs: list[dict[str, Any]]  # the latest runs, newest first: RUN_COLUMNS and ``counts`` (a dict)
+    run_id: str | None  # the doors' apply run: the one asked for, else the latest with a summary
+    run: dict[str, Any] | None  # that run's ``command`` and ``exit_code`` (None: no such run)
+    has_summary: bool  # whether that run left its per-door summary
+    outcomes: list[dict[str, Any]]  # ``run_doors`` rows of the latest runs and the doors' run
+    budgets: list[dict[str, Any]]  # ``run_budgets`` rows of the doors' run
+    attention: list[dict[str, Any]]  # ``codes`` rows: created codes that need attention
+    orphaned: list[dict[str, Any]]  # ``codes`` rows: orphaned codes that may exist (ended too)
+    # Per door with codes that exist or may exist: ``device_id, door_name, site_name``, the
+    # created codes of each status asked for, of another status, the ``sending`` ones
+    # (``outcome_unknown``), and the created ones that need attention (``needs_attention``).
+    codes_per_door: list[dict[str, Any]]
 
 
 class Runs(GroupCommits):
@@ -105,3 +129,87 @@ class Runs(GroupCommits):
             return len(orphaned)
 
         return await self.write(change)
+
+    async def report_rows(
+        self, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
+    ) -> ReportRows:
+        """What the report reads (see ``read_report_rows``), in the ledger's thread."""
+        return await self.read(
+            lambda db: read_report_rows(db, run_id=run_id, runs=runs, code_statuses=code_statuses)
+        )
+
+
+def read_report_rows(
+    db: Connection, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
+) -> ReportRows:
+    """The report's rows: the latest ``runs`` runs, and the doors' apply run ``run_id`` (the
+    newest apply run that got as far as its results when None); ``code_statuses``: the code
+    statuses each door's created codes are counted by. Blocking: in the ledger's thread."""
+    listed = [
+        {**dict(zip(RUN_COLUMNS, fields, strict=True)), "counts": json.loads(counts or "{}")}
+        for *fields, counts in db.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)}, counts FROM runs {NEWEST_FIRST} LIMIT ?", (runs,)
+        )
+    ]
+    if run_id is None:
+        row = db.execute(
+            "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM run_doors)"
+            f" {NEWEST_FIRST} LIMIT 1"
+        ).fetchone()
+        run_id = None if row is None else str(row[0])
+    has_summary = bool(
+        db.execute("SELECT 1 FROM run_doors WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()
+    )
+    found = db.execute("SELECT command, exit_code FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+    return ReportRows(
+        runs=listed,
+        run_id=run_id,
+        run=None if found is None else dict(zip(("command", "exit_code"), found, strict=True)),
+        has_summary=has_summary,
+        outcomes=_dicts(
+            db,
+            "SELECT * FROM run_doors"
+            f" WHERE run_id IN (SELECT run_id FROM runs {NEWEST_FIRST} LIMIT ?) OR run_id = ?",
+            (runs, run_id),
+        ),
+        budgets=_dicts(db, "SELECT * FROM run_budgets WHERE run_id = ?", (run_id,)),
+        attention=_dicts(
+            db, "SELECT * FROM codes WHERE state = 'created' AND needs_attention IS NOT NULL"
+        ),
+        orphaned=_dicts(
+            db,
+            "SELECT * FROM codes"
+            " WHERE orphaned_run_id IS NOT NULL AND state IN ('created', 'sending')",
+        ),
+        codes_per_door=_codes_per_door(db, code_statuses),
+    )
+
+
+def _codes_per_door(db: Connection, statuses: Sequence[str]) -> list[dict[str, Any]]:
+    created = "state = 'created'"
+    by_status = "".join(f", SUM({created} AND code_status = ?)" for _ in statuses)
+    listed = ", ".join("?" * len(statuses))
+    cursor = db.execute(
+        f"SELECT device_id, MAX(door_name), MAX(site_name){by_status},"
+        f" SUM({created} AND COALESCE(code_status, '') NOT IN ({listed})),"
+        " SUM(state = 'sending'),"
+        f" SUM({created} AND needs_attention IS NOT NULL)"
+        " FROM codes WHERE state IN ('created', 'sending') GROUP BY device_id",
+        (*statuses, *statuses),
+    )
+    names = (
+        "device_id",
+        "door_name",
+        "site_name",
+        *statuses,
+        "other_status",
+        "outcome_unknown",
+        "needs_attention",
+    )
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _dicts(db: Connection, query: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    cursor = db.execute(query, parameters)
+    names = [description[0] for description in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]

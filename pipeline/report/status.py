@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
-from pipeline.ledger.store import STAY_COLUMNS, Ledger, fill_keys
+from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 
@@ -36,16 +35,6 @@ REFRESH_BATCH = 100
 # Seam's lists may lag behind a create: a code recorded as created this recently that isn't
 # listed yet is not flagged missing (it is asked for again next time).
 LIST_LAG_GRACE = dt.timedelta(minutes=10)
-STATUS_COLUMNS = (
-    "idempotency_tag",
-    *STAY_COLUMNS,
-    "access_code_id",
-    "code",
-    "code_status",
-    "code_errors",
-    "code_warnings",
-    "needs_attention",
-)
 
 
 @dataclass(frozen=True)
@@ -83,7 +72,10 @@ async def refresh_statuses(
 
     Raises SeamError when the codes can't be listed (nothing is recorded then).
     """
-    codes = await ledger.read(lambda db: _open_codes(db, tags, now))
+    created = await ledger.created_codes(tags)
+    codes = await anyio.to_thread.run_sync(
+        lambda: [code for code in created if not _is_final(code, now)]
+    )
     ids = [code["access_code_id"] for code in codes]
     listed: dict[str, AccessCode] = {}
     for start in range(0, len(ids), REFRESH_BATCH):
@@ -98,29 +90,13 @@ async def refresh_statuses(
         ]
 
     rows = await anyio.to_thread.run_sync(refresh_all)
-    await ledger.write(lambda db: _record(db, run_id, rows, checked_at))
+    await ledger.record_statuses(run_id, rows, checked_at)
     table = await anyio.to_thread.run_sync(
         lambda: pl.DataFrame(
             rows, schema=dict.fromkeys((*STATUS_COLUMNS, "previous_status"), pl.String)
         )
     )
     return StatusResult(codes=table)
-
-
-def _open_codes(
-    db: sqlite3.Connection, tags: Collection[str] | None, now: dt.datetime
-) -> list[dict[str, Any]]:
-    """The created codes that aren't final (those with ``tags`` only, when given)."""
-    join = ""
-    if tags is not None:
-        join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
-    cursor = db.execute(
-        f"SELECT {', '.join(STATUS_COLUMNS)}, created_at FROM codes{join}"
-        " WHERE state = 'created' AND access_code_id IS NOT NULL"
-    )
-    names = [description[0] for description in cursor.description]
-    codes = [dict(zip(names, row, strict=True)) for row in cursor]
-    return [code for code in codes if not _is_final(code, now)]
 
 
 def _instant(text: str) -> dt.datetime:
@@ -167,44 +143,3 @@ def _refresh(
             " after starts_at"
         )
     return row
-
-
-def _record(
-    db: sqlite3.Connection, run_id: str, rows: list[dict[str, Any]], checked_at: str
-) -> None:
-    db.executemany(
-        "UPDATE codes SET code_status = ?, code = ?, code_errors = ?, code_warnings = ?,"
-        " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
-        [
-            (
-                row["code_status"],
-                row["code"],
-                row["code_errors"],
-                row["code_warnings"],
-                row["needs_attention"],
-                checked_at,
-                row["idempotency_tag"],
-            )
-            for row in rows
-        ],
-    )
-    db.executemany(
-        "INSERT INTO events (run_id, at, kind, idempotency_tag, detail)"
-        " VALUES (?, ?, 'status', ?, ?)",
-        [
-            (
-                run_id,
-                checked_at,
-                row["idempotency_tag"],
-                json.dumps(
-                    {
-                        "from": row["previous_status"],
-                        "to": row["code_status"],
-                        "needs_attention": row["needs_attention"],
-                    }
-                ),
-            )
-            for row in rows
-            if row["code_status"] != row["previous_status"] or row["needs_attention"]
-        ],
-    )

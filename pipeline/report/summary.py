@@ -22,21 +22,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.run import OUTCOMES
 from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
-from pipeline.ledger.store import STAY_COLUMNS
+from pipeline.ledger.runs import RUN_COLUMNS, Connection, ReportRows, read_report_rows
+from pipeline.ledger.store import STAY_COLUMNS, Ledger
 
 CODE_STATUSES = ("set", "setting", "unset")
 SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
 DEFAULT_RUNS = 20
-NEWEST_FIRST = "ORDER BY started_at DESC, rowid DESC"
 RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
 
 RUN_SCHEMA = {
@@ -188,47 +188,58 @@ class Report:
         return json.dumps(document, indent=2, default=str)
 
 
-def read_report(
-    db: sqlite3.Connection, *, now: dt.datetime, run_id: str | None = None, runs: int = DEFAULT_RUNS
+async def make_report(
+    ledger: Ledger, *, now: dt.datetime, run_id: str | None = None, runs: int = DEFAULT_RUNS
 ) -> Report:
-    """Build the report from the ledger's tables (in the ledger's thread)."""
+    """The report on the ledger (``run_id``: the doors' apply run, the latest when None; the
+    latest ``runs`` runs). Raises UsageError when ``run_id`` isn't an apply run with its
+    per-door summary."""
+    rows = await ledger.report_rows(run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
+    return await anyio.to_thread.run_sync(lambda: build_report(rows, now=now, run_id=run_id))
+
+
+def read_report(
+    db: Connection, *, now: dt.datetime, run_id: str | None = None, runs: int = DEFAULT_RUNS
+) -> Report:
+    """``make_report``'s work in the ledger's thread, given the connection ``Ledger.read``
+    hands its query (the form ``commands.report`` calls)."""
+    rows = read_report_rows(db, run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
+    return build_report(rows, now=now, run_id=run_id)
+
+
+def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = None) -> Report:
+    """Build the report's tables from the ledger's rows (``run_id``: the apply run asked for,
+    checked; None for the latest)."""
     now = now.astimezone(dt.UTC)
-    listed = _runs(db, runs)
-    if run_id is None:
-        run_id = _latest_apply(db)
-    else:
-        _check_apply_run(db, run_id)
-    outcomes = _frame(
-        db,
-        f"SELECT {', '.join(OUTCOME_SCHEMA)} FROM run_doors"
-        f" WHERE run_id IN (SELECT run_id FROM runs {NEWEST_FIRST} LIMIT ?) OR run_id = ?",
-        OUTCOME_SCHEMA,
-        (runs, run_id),
-    ).sort("run_id", "device_id", "outcome", "reason", descending=[True, False, False, False])
-    budgets = _frame(
-        db,
-        f"SELECT {', '.join(BUDGET_SCHEMA)} FROM run_budgets WHERE run_id = ?",
-        BUDGET_SCHEMA,
-        [run_id],
+    listed = pl.DataFrame(
+        [
+            (
+                *(run[name] for name in RUN_COLUMNS),
+                *(run["counts"].get(name) for name in RUN_COUNTS),
+            )
+            for run in rows.runs
+        ],
+        schema=RUN_SCHEMA,
+        orient="row",
     )
-    attention = _frame(
-        db,
-        f"SELECT {', '.join(ATTENTION_SCHEMA)} FROM codes"
-        " WHERE state = 'created' AND needs_attention IS NOT NULL",
-        ATTENTION_SCHEMA,
-    ).sort(iso_instant("starts_at"), "reservation_id")
+    if run_id is not None:
+        _check_apply_run(run_id, rows)
+    run_id = rows.run_id
+    outcomes = pl.DataFrame(rows.outcomes, schema=OUTCOME_SCHEMA).sort(
+        "run_id", "device_id", "outcome", "reason", descending=[True, False, False, False]
+    )
+    budgets = pl.DataFrame(rows.budgets, schema=BUDGET_SCHEMA)
+    attention = pl.DataFrame(rows.attention, schema=ATTENTION_SCHEMA).sort(
+        iso_instant("starts_at"), "reservation_id"
+    )
     orphaned = (
-        _frame(
-            db,
-            f"SELECT {', '.join(ORPHANED_SCHEMA)} FROM codes"
-            " WHERE orphaned_run_id IS NOT NULL AND state IN ('created', 'sending')",
-            ORPHANED_SCHEMA,
-        )
+        pl.DataFrame(rows.orphaned, schema=ORPHANED_SCHEMA)
         .filter(iso_instant("ends_at") > now)
         .sort(iso_instant("starts_at"), "reservation_id")
     )
+    codes_now = pl.DataFrame(rows.codes_per_door, schema=CODES_NOW_SCHEMA)
     of_run = outcomes.filter(pl.col("run_id") == run_id) if run_id else outcomes.clear()
-    doors = _door_table(of_run, budgets, _codes_now(db), orphaned)
+    doors = _door_table(of_run, budgets, codes_now, orphaned)
     return Report(
         runs=listed,
         outcomes=outcomes,
@@ -240,62 +251,17 @@ def read_report(
     )
 
 
-def _frame(
-    db: sqlite3.Connection, query: str, schema: dict[str, Any], parameters: Any = ()
-) -> pl.DataFrame:
-    return pl.DataFrame(db.execute(query, parameters).fetchall(), schema=schema, orient="row")
-
-
-def _runs(db: sqlite3.Connection, limit: int) -> pl.DataFrame:
-    cursor = db.execute(
-        "SELECT run_id, command, started_at, finished_at, exit_code, host, pid, counts"
-        f" FROM runs {NEWEST_FIRST} LIMIT ?",
-        (limit,),
-    )
-    rows = []
-    for *fields, counts in cursor:
-        numbers = json.loads(counts) if counts else {}
-        rows.append((*fields, *(numbers.get(name) for name in RUN_COUNTS)))
-    return pl.DataFrame(rows, schema=RUN_SCHEMA, orient="row")
-
-
-def _latest_apply(db: sqlite3.Connection) -> str | None:
-    """The newest apply run that got as far as its results."""
-    row = db.execute(
-        "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM run_doors)"
-        f" {NEWEST_FIRST} LIMIT 1"
-    ).fetchone()
-    return None if row is None else str(row[0])
-
-
-def _check_apply_run(db: sqlite3.Connection, run_id: str) -> None:
+def _check_apply_run(run_id: str, rows: ReportRows) -> None:
     """Raise UsageError unless ``run_id`` is an apply run with its per-door summary."""
-    if db.execute("SELECT 1 FROM run_doors WHERE run_id = ? LIMIT 1", (run_id,)).fetchone():
+    if rows.has_summary:
         return
-    found = db.execute("SELECT command, exit_code FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-    if found is None or found[0] != "apply":
+    if rows.run is None or rows.run["command"] != "apply":
         raise UsageError(f"the ledger has no apply run {run_id}", hint="see the runs in the report")
-    ended = "it did not finish" if found[1] is None else f"exit {found[1]}"
+    exit_code = rows.run["exit_code"]
+    ended = "it did not finish" if exit_code is None else f"exit {exit_code}"
     raise UsageError(
         f"apply run {run_id} has no per-door summary: it stopped before its results ({ended})",
         hint="see the runs in the report",
-    )
-
-
-def _codes_now(db: sqlite3.Connection) -> pl.DataFrame:
-    """Each door's codes in the ledger now: created ones by status, unknown outcomes, and how
-    many need attention."""
-    created = "state = 'created'"
-    by_status = ", ".join(f"SUM({created} AND code_status = '{s}')" for s in CODE_STATUSES)
-    statuses = ", ".join(f"'{s}'" for s in CODE_STATUSES)
-    return _frame(
-        db,
-        f"SELECT device_id, MAX(door_name), MAX(site_name), {by_status},"
-        f" SUM({created} AND COALESCE(code_status, '') NOT IN ({statuses})),"
-        " SUM(state = 'sending'),"
-        f" SUM({created} AND needs_attention IS NOT NULL)"
-        " FROM codes WHERE state IN ('created', 'sending') GROUP BY device_id",
-        CODES_NOW_SCHEMA,
     )
 
 

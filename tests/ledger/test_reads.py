@@ -1,0 +1,127 @@
+"""What other stages read and record through the ledger: status checks, moved reservations and
+the report (the SQL lives in the ledger, they get plain rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipeline.errors import UsageError
+from pipeline.ledger.store import STATUS_COLUMNS, Ledger
+from pipeline.report.summary import make_report, read_report
+from tests.ledger.test_ledger import access_code, planned, rows
+
+pytestmark = pytest.mark.anyio
+NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def ledger(tmp_path):
+    opened = await Ledger.open(tmp_path / "ledger.sqlite")
+    yield opened
+    await opened.close()
+
+
+async def made(ledger: Ledger, tags: list[str]) -> str:
+    """Register ``tags`` and mark the first ``created``, the second ``sending`` (if any)."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned(tag) for tag in tags])
+    for tag in tags[:2]:
+        await ledger.mark_sending(tag, run_id)
+    ledger.mark_created(tags[0], run_id, access_code(), "req-1", how="created")
+    await ledger.commit()
+    return run_id
+
+
+async def test_created_codes_are_the_created_ones_with_an_id_and_their_status_columns(ledger):
+    """created_codes gives the created codes (with ``tags`` only those) as STATUS_COLUMNS and
+    created_at; sending and pending ones are left out."""
+    await made(ledger, ["t1", "t2", "t3"])
+    [code] = await ledger.created_codes()
+    assert tuple(code) == (*STATUS_COLUMNS, "created_at")
+    assert (code["idempotency_tag"], code["access_code_id"], code["code_status"]) == (
+        "t1",
+        "ac-1",
+        "set",
+    )
+    assert await ledger.created_codes(["t2", "t3"]) == []
+    assert [c["idempotency_tag"] for c in await ledger.created_codes(["t1"])] == ["t1"]
+
+
+async def test_recorded_statuses_update_the_codes_and_log_only_changes_and_attention(ledger):
+    """record_statuses writes each row's status columns and check time; a ``status`` event only
+    for a changed status or a code that needs attention."""
+    run_id = await made(ledger, ["t1", "t2"])
+    ledger.mark_created("t2", run_id, access_code("ac-2"), "req-2", how="created")
+    await ledger.commit()
+    same = {"code_status": "set", "previous_status": "set", "needs_attention": None}
+    changed = {"code_status": "setting", "previous_status": "set", "needs_attention": "why"}
+    statuses = [
+        {"idempotency_tag": tag, "code": "123456", "code_errors": "[]", "code_warnings": "[]"} | row
+        for tag, row in (("t1", same), ("t2", changed))
+    ]
+    await ledger.record_statuses(run_id, statuses, "2026-11-30T12:00:00+00:00")
+    assert rows(
+        ledger, "SELECT idempotency_tag, code_status, needs_attention, status_checked_at FROM codes"
+    ) == [
+        ("t1", "set", None, "2026-11-30T12:00:00+00:00"),
+        ("t2", "setting", "why", "2026-11-30T12:00:00+00:00"),
+    ]
+    assert rows(ledger, "SELECT idempotency_tag FROM events WHERE kind = 'status'") == [("t2",)]
+
+
+async def test_codes_of_reservations_are_those_that_may_exist(ledger):
+    """codes_of_reservations gives the created and sending codes of the reservations asked for
+    (a sending one without its access_code_id), never a pending one."""
+    await made(ledger, ["t1", "t2", "t3"])
+    found = await ledger.codes_of_reservations(["res-t1", "res-t2", "res-t3"])
+    assert sorted((c["idempotency_tag"], c["access_code_id"]) for c in found) == [
+        ("t1", "ac-1"),
+        ("t2", None),
+    ]
+    assert await ledger.codes_of_reservations(["res-t2"]) == [
+        {
+            "reservation_id": "res-t2",
+            "idempotency_tag": "t2",
+            "device_id": "device-1",
+            "door_name": "Room 101",
+            "starts_at": "2026-12-01T15:00:00Z",
+            "ends_at": "2026-12-03T11:00:00Z",
+            "access_code_id": None,
+        }
+    ]
+
+
+async def test_replacements_are_recorded_on_the_new_codes(ledger):
+    """record_replacements links each reissued code to the code it replaces."""
+    await made(ledger, ["t1", "t2"])
+    await ledger.record_replacements({"t2": "t1"})
+    assert rows(ledger, "SELECT idempotency_tag, replaces_tag FROM codes") == [
+        ("t1", None),
+        ("t2", "t1"),
+    ]
+
+
+async def test_the_report_from_the_ledgers_rows_is_the_one_read_in_its_thread(ledger):
+    """make_report (the ledger's rows, tables built in a worker thread) and read_report (in the
+    ledger's thread) give the same sections, and refuse a run that isn't an apply run alike."""
+    run_id = await made(ledger, ["t1", "t2", "t3"])
+    doors = [("device-1", "Room 101", "Hotel", True, "created", None, 3)]
+    budgets = [("device-1", "lifetime", 10, "config", 1, 2, 3)]
+    await ledger.record_apply(run_id, doors, budgets, ["res-t1"], now=NOW)
+    await ledger.finish_run(run_id, 0, {"created": 1})
+    made_report = await make_report(ledger, now=NOW)
+    read = await ledger.read(lambda db: read_report(db, now=NOW))
+    assert made_report.run_id == read.run_id == run_id
+    for name, frame in made_report.sections().items():
+        assert frame.equals(read.sections()[name]), name
+    assert made_report.orphaned["idempotency_tag"].to_list() == ["t2"]
+    assert made_report.doors["outcome_unknown"].to_list() == [1]
+    with pytest.raises(UsageError, match="the ledger has no apply run nope"):
+        await make_report(ledger, now=NOW, run_id="nope")
