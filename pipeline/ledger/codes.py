@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
-from pipeline.ledger.schema import SENDABLE, timestamp
+from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
 # What the ledger keeps of a planned row, besides its state.
@@ -213,7 +213,7 @@ class Codes(GroupCommits):
             keys = fill_keys(db, "device_id", device_ids)
             cursor = db.execute(
                 f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (device_id)"
-                " WHERE state IN ('created', 'sending')"
+                f" WHERE {MAY_EXIST_SQL}"
             )
             return [dict(zip(columns, row, strict=True)) for row in cursor]
 
@@ -310,7 +310,7 @@ class Codes(GroupCommits):
             keys = fill_keys(db, "reservation_id", reservation_ids)
             cursor = db.execute(
                 f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (reservation_id)"
-                " WHERE state IN ('created', 'sending')"
+                f" WHERE {MAY_EXIST_SQL}"
             )
             return [dict(zip(columns, row, strict=True)) for row in cursor]
 

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 
 from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
-from pipeline.ledger.schema import timestamp
+from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
 # The ledger's connection as ``Ledger.read`` hands it to a query (for ``read_report_rows``).
 Connection: TypeAlias = sqlite3.Connection
@@ -109,7 +109,7 @@ class Runs(GroupCommits):
             # Offsets differ from code to code: compare the ends as instants, not as text.
             absent = db.execute(
                 f"SELECT idempotency_tag, ends_at FROM codes WHERE orphaned_run_id IS NULL"
-                f" AND state IN ('created', 'sending') AND NOT {present}"
+                f" AND {MAY_EXIST_SQL} AND NOT {present}"
             ).fetchall()
             orphaned = [
                 (tag,) for tag, ends_at in absent if dt.datetime.fromisoformat(ends_at) > now
@@ -178,8 +178,7 @@ def read_report_rows(
         ),
         orphaned=_dicts(
             db,
-            "SELECT * FROM codes"
-            " WHERE orphaned_run_id IS NOT NULL AND state IN ('created', 'sending')",
+            f"SELECT * FROM codes WHERE orphaned_run_id IS NOT NULL AND {MAY_EXIST_SQL}",
         ),
         codes_per_door=_codes_per_door(db, code_statuses),
     )
@@ -194,7 +193,7 @@ def _codes_per_door(db: Connection, statuses: Sequence[str]) -> list[dict[str, A
         f" SUM({created} AND COALESCE(code_status, '') NOT IN ({listed})),"
         " SUM(state = 'sending'),"
         f" SUM({created} AND needs_attention IS NOT NULL)"
-        " FROM codes WHERE state IN ('created', 'sending') GROUP BY device_id",
+        f" FROM codes WHERE {MAY_EXIST_SQL} GROUP BY device_id",
         (*statuses, *statuses),
     )
     names = (

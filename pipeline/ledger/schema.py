@@ -19,6 +19,11 @@ from pipeline.ledger.failures import damaged
 
 # States from which a create may be sent: the compare-and-set into ``sending`` starts from these.
 SENDABLE = ("pending", "failed")
+# States in which a code may exist on its door: ``created`` (Seam said so) and ``sending`` (its
+# create left, the answer is unknown). Such codes count on their doors' budgets, can become
+# orphans, and make a moved reservation's row wait for a person; ``MAY_EXIST_SQL`` says it in SQL.
+MAY_EXIST = ("created", "sending")
+MAY_EXIST_SQL = f"state IN ({', '.join(repr(state) for state in MAY_EXIST)})"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

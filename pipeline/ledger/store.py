@@ -47,13 +47,14 @@ from pipeline.ledger.codes import (
 )
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import ADDED_COLUMNS, SCHEMA, SENDABLE, connect
+from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 
 __all__ = [
     "ADDED_COLUMNS",
     "CODE_COLUMNS",
     "DEFAULT_LEDGER",
     "LEDGER_CODE_COLUMNS",
+    "MAY_EXIST",
     "RESULT_COLUMNS",
     "SCHEMA",
     "SENDABLE",
