@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,17 +41,6 @@ LEDGER_CODE_COLUMNS = (
     "access_code_id",
     "attempts",
     "sent_at",
-)
-# What ``status`` reads and records of a created code: what it is for, and Seam's last word on it.
-STATUS_COLUMNS = (
-    "idempotency_tag",
-    *STAY_COLUMNS,
-    "access_code_id",
-    "code",
-    "code_status",
-    "code_errors",
-    "code_warnings",
-    "needs_attention",
 )
 RESULT_COLUMNS = (
     "idempotency_tag",
@@ -227,70 +216,6 @@ class Codes(GroupCommits):
             return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
 
         return await self.read(query)
-
-    async def created_codes(self, tags: Collection[str] | None = None) -> list[dict[str, Any]]:
-        """The ``created`` codes that have an ``access_code_id`` (those with ``tags`` only, when
-        given): ``STATUS_COLUMNS`` and ``created_at``."""
-
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            join = ""
-            if tags is not None:
-                join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
-            cursor = db.execute(
-                f"SELECT {', '.join(STATUS_COLUMNS)}, created_at FROM codes{join}"
-                " WHERE state = 'created' AND access_code_id IS NOT NULL"
-            )
-            names = [description[0] for description in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor]
-
-        return await self.read(query)
-
-    async def record_statuses(
-        self, run_id: str, rows: Sequence[dict[str, Any]], checked_at: str
-    ) -> None:
-        """Record what Seam said of each code, as checked at ``checked_at``: ``rows`` carry
-        ``STATUS_COLUMNS`` and ``previous_status``. A code whose status changed, or that needs
-        attention, gets a ``status`` event. Committed when it returns."""
-
-        def change(db: sqlite3.Connection) -> None:
-            db.executemany(
-                "UPDATE codes SET code_status = ?, code = ?, code_errors = ?, code_warnings = ?,"
-                " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
-                [
-                    (
-                        row["code_status"],
-                        row["code"],
-                        row["code_errors"],
-                        row["code_warnings"],
-                        row["needs_attention"],
-                        checked_at,
-                        row["idempotency_tag"],
-                    )
-                    for row in rows
-                ],
-            )
-            db.executemany(
-                "INSERT INTO events (run_id, at, kind, idempotency_tag, detail)"
-                " VALUES (?, ?, 'status', ?, ?)",
-                [
-                    (
-                        run_id,
-                        checked_at,
-                        row["idempotency_tag"],
-                        json.dumps(
-                            {
-                                "from": row["previous_status"],
-                                "to": row["code_status"],
-                                "needs_attention": row["needs_attention"],
-                            }
-                        ),
-                    )
-                    for row in rows
-                    if row["code_status"] != row["previous_status"] or row["needs_attention"]
-                ],
-            )
-
-        await self.write(change)
 
     async def codes_of_reservations(self, reservation_ids: Sequence[str]) -> list[dict[str, Any]]:
         """The codes of these reservations that exist or may exist (``created`` or

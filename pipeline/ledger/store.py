@@ -23,8 +23,8 @@ then the code is still ``sending`` on disk, which is the safe side: a run that s
 answer is committed looks for the code on its door before sending anything for it again.
 
 The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
-``codes`` (the codes and their states), ``runs`` (runs and what they leave for the report),
-``failures`` (the errors a failing file becomes).
+``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
+(runs and what they leave for the report), ``failures`` (the errors a failing file becomes).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from pipeline.ledger.codes import (
     CODE_COLUMNS,
     LEDGER_CODE_COLUMNS,
     RESULT_COLUMNS,
-    STATUS_COLUMNS,
     STAY_COLUMNS,
     Codes,
     LedgerCode,
@@ -48,6 +47,7 @@ from pipeline.ledger.codes import (
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
+from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -68,7 +68,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Runs):
+class Ledger(Codes, Statuses, Runs):
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
     @classmethod
