@@ -36,7 +36,8 @@ from typing import Any
 
 import anyio
 
-from pipeline.apply.scheduler import Job, Outcome, Scope, backoff
+from pipeline.apply.pacing import Scope, backoff
+from pipeline.apply.scheduler import Job, Outcome
 from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount, find_tags
 from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode

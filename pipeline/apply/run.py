@@ -26,14 +26,8 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.creator import CodeCreator, CreatePolicy, create_body
-from pipeline.apply.scheduler import (
-    SEAM_DOOR_RATE,
-    DoorScheduler,
-    GlobalPace,
-    Job,
-    Rate,
-    SchedulerStats,
-)
+from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
+from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
 from pipeline.errors import RunStopped, SeamError
