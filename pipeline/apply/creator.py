@@ -2,7 +2,7 @@
 
 Seam is the truth; the ledger is a journal of what we did. Every code carries its idempotency
 tag in its name, so the door itself says whether a code exists. The protocol, per code:
-1. before a door's first create in a run, the door was looked at (``counting.look_at_doors``):
+1. before a door's first create in a run, the door was looked at (``looking.look_at_doors``):
    a code carrying a planned tag was adopted then, whatever the ledger held;
 2. the ledger moves the code ``pending``/``failed`` → ``sending`` (a compare-and-set: a process
    that loses it sends nothing) and commits, *then* the create is sent, once;
@@ -36,9 +36,10 @@ from typing import Any
 
 import anyio
 
+from pipeline.apply.looking import find_tags
 from pipeline.apply.pacing import Scope, backoff
 from pipeline.apply.scheduler import Job, Outcome
-from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount, find_tags
+from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount
 from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode
 from pipeline.seam.client import SeamClient, clamp_wait

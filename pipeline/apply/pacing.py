@@ -29,7 +29,7 @@ GLOBAL_PACE_MARGIN = 0.98
 GLOBAL_BURST = 10
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
-# Which limit a 429 names: the door's or the whole workspace's.
+# Which limit a 429 names: the door's or the global one.
 Scope = Literal["door", "global"]
 
 

@@ -26,10 +26,11 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.creator import CodeCreator, CreatePolicy, create_body
+from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
-from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
+from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard
 from pipeline.errors import RunStopped, SeamError
 from pipeline.interrupts import Interrupt, send_until_interrupted
 from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode

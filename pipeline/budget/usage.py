@@ -1,27 +1,24 @@
-"""Looking at the doors: one ``/access_codes/list`` per door per run says which codes exist.
+"""Counting each budgeted door's used codes: once before the allocation, again before a create.
 
-Seam, not the ledger, is the truth about what exists: every code carries its idempotency tag in
-its name, so one look at a door (every page) before its first create finds the codes that are
-already there, whatever the ledger holds (new, lost, copied). The same look is the budget count:
-the allocation counts the codes it found (plus the ledger's that Seam doesn't list yet). A
-budgeted door is counted again just before its first create only when its look has gone stale
-(``RECOUNT_AFTER``), since another system may have used its budget in between.
+A door's used codes are what the look at it found (``apply.looking``: one list per door, every
+page), plus the ledger's codes that Seam doesn't list yet. The look taken before the allocation
+counts the budget; a budgeted door is counted again just before its first create only when
+that look has gone stale (``RECOUNT_AFTER``), since another system may have used its budget in
+between (``BudgetGuard``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
-import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.looking import DoorLook, find_tags, list_door_codes, look_at_doors
 from pipeline.budget.limits import (
     CHECKED_COLUMNS,
     BudgetCheck,
@@ -31,16 +28,11 @@ from pipeline.budget.limits import (
     unmatched_budget_names,
 )
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.errors import SeamError
 from pipeline.ledger.store import Ledger
-from pipeline.plan.planner import TAG_PATTERN
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
-log = logging.getLogger(__name__)
-# Doors listed at once (reads: Seam's per-door limit is on creates).
-LIST_CONCURRENCY = 8
 BUDGET_EXHAUSTED = "budget_exhausted"
 RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # A door's look counts its budget for this long (seconds). Our own runs can't use a door's
@@ -49,77 +41,6 @@ RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # doors, which looks at them all in its first minute or two, never looks twice. A door that is
 # full after all still answers `no_space_for_access_code_on_device`, which closes it.
 RECOUNT_AFTER = 600.0
-# An idempotency tag in a code's name (not followed by another digit: it is the whole tag).
-TAG_IN_NAME = re.compile(rf"{TAG_PATTERN}(?!\d)")
-
-
-@dataclass(frozen=True)
-class DoorLook:
-    """What one look at each door found: ``codes`` per door, and when (the event loop's clock)
-    each door was listed."""
-
-    codes: Mapping[str, list[AccessCode]]
-    listed_at: Mapping[str, float]
-
-    def all_codes(self) -> list[AccessCode]:
-        return [code for codes in self.codes.values() for code in codes]
-
-    def found(self, planned: Mapping[str, str]) -> dict[str, AccessCode]:
-        """``planned`` maps a tag to its door; returns each planned tag that a code on that door
-        carries in its name, with that code (the earliest made, when there are several)."""
-        return find_tags(self.all_codes(), planned)
-
-
-def find_tags(codes: Sequence[AccessCode], planned: Mapping[str, str]) -> dict[str, AccessCode]:
-    """Each tag of ``planned`` (tag → device_id) carried by one of ``codes`` on its own door."""
-    found: dict[str, list[AccessCode]] = {}
-    for code in codes:
-        for tag in TAG_IN_NAME.findall(code.name or ""):
-            if planned.get(tag) == code.device_id:
-                found.setdefault(tag, []).append(code)
-    chosen = {}
-    for tag, carriers in found.items():
-        carriers.sort(key=lambda code: code.created_at or "")
-        if len(carriers) > 1:
-            log.error(
-                "more than one code carries one tag",
-                extra={"tag": tag, "access_code_ids": [code.access_code_id for code in carriers]},
-            )
-        chosen[tag] = carriers[0]
-    return chosen
-
-
-async def look_at_doors(client: SeamClient, device_ids: Sequence[str]) -> DoorLook:
-    """Every code on the given doors: one ``/access_codes/list`` per door (all pages), a few
-    doors at a time. Raises the first SeamError as itself (not in an exception group) after
-    stopping the other listings."""
-    codes: dict[str, list[AccessCode]] = {}
-    listed_at: dict[str, float] = {}
-    limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
-    failure: SeamError | None = None
-
-    async def list_one(device_id: str, group: anyio.abc.TaskGroup) -> None:
-        nonlocal failure
-        async with limiter:
-            try:
-                codes[device_id] = await client.list_access_codes(device_id)
-            except SeamError as exc:
-                failure = failure or exc
-                group.cancel_scope.cancel()
-                return
-            listed_at[device_id] = anyio.current_time()
-
-    async with anyio.create_task_group() as group:
-        for device_id in device_ids:
-            group.start_soon(list_one, device_id, group)
-    if failure is not None:
-        raise failure
-    return DoorLook(codes, listed_at)
-
-
-async def list_door_codes(client: SeamClient, device_ids: Sequence[str]) -> list[AccessCode]:
-    """Every code on the given doors: one ``/access_codes/list`` per door (all pages)."""
-    return (await look_at_doors(client, device_ids)).all_codes()
 
 
 async def look_at_budgeted_doors(
