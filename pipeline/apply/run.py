@@ -25,9 +25,10 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.creator import CodeCreator, CreatePolicy, create_body
+from pipeline.apply.creator import CodeCreator, create_body
 from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
+from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard
