@@ -45,9 +45,10 @@ from pipeline.apply.policy import CreatePolicy as CreatePolicy
 from pipeline.apply.policy import key_refused as key_refused
 from pipeline.apply.scheduler import Job, Outcome
 from pipeline.apply.settling import CodeSettler
-from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard
+from pipeline.budget.usage import BudgetGuard
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode
+from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
 from pipeline.seam.client import SeamClient, clamp_wait
 from pipeline.seam.models import AccessCode
 
@@ -160,7 +161,7 @@ class CodeCreator:
         try:
             created = await self._client.create_access_code(self._bodies[tag], before_send=leaving)
         except SeamUnavailableError as exc:
-            if exc.error_type == "connect_failed":
+            if exc.error_type == CONNECT_FAILED:
                 # Never left this machine: known not created, safe to send again later.
                 self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
                 self._progress.stalled(exc)
@@ -179,7 +180,7 @@ class CodeCreator:
             )
         answered = anyio.current_time()
         self._progress.progressed()
-        self._ledger.mark_created(tag, self._run_id, code, created.request_id, how="created")
+        self._ledger.mark_created(tag, self._run_id, code, created.request_id, how=CREATED)
         self._on_progress("created")
         return Outcome(counted=True, answered_at=answered)
 
@@ -220,7 +221,7 @@ class CodeCreator:
         if exc.status == 429:
             # Refused before acting, but no progress either: a run that only meets 429s ends.
             scope: Scope = "global" if exc.data.get("limit") == "global" else "door"
-            self._ledger.mark_pending(tag, self._run_id, "rate_limited", exc.message)
+            self._ledger.mark_pending(tag, self._run_id, RATE_LIMITED, exc.message)
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(

@@ -28,9 +28,16 @@ from pipeline.apply.policy import (
     key_refused,
 )
 from pipeline.apply.scheduler import Job, Outcome
-from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount
+from pipeline.budget.usage import BudgetGuard, Recount
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode
+from pipeline.plan.reasons import (
+    ADOPTED,
+    BUDGET_EXHAUSTED,
+    DOOR_NOT_LOOKED_AT,
+    FOUND_ON_DOOR,
+    NOT_FOUND,
+)
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 
@@ -104,7 +111,7 @@ class CodeSettler:
                 # Without a look, a create could duplicate a code already there: none is sent.
                 why = f"could not look at door {device_id} before creating: {exc.one_line()}"
                 log.error("door not looked at: its creates are not sent", extra={"error": why})
-                self.closed_doors[device_id] = ("door_not_looked_at", f"not sent: {why}")
+                self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
                 return Outcome(close_door=True)
             self._progress.progressed()
         wanted = [*self._planned.get(device_id, ()), *left]
@@ -112,9 +119,9 @@ class CodeSettler:
         for tag, code in found.items():
             # A code an earlier run sent is that send's outcome; any other was made by a run
             # whose ledger this isn't (new, lost, copied).
-            how = "adopted" if tag in left else "found_on_door"
+            how = ADOPTED if tag in left else FOUND_ON_DOOR
             self._ledger.mark_created(tag, self._run_id, code, None, how=how)
-            if how == "found_on_door":
+            if how == FOUND_ON_DOOR:
                 self.found_on_door.add(tag)
             self._on_progress("created")
         later = self._settle_left(
@@ -139,7 +146,7 @@ class CodeSettler:
             remaining = self._policy.settle_after + SENT_AT_SLACK - waited
             if remaining <= 0:
                 self._ledger.mark_pending(
-                    tag, self._run_id, "not_found", "left sending, settled, and not on the door"
+                    tag, self._run_id, NOT_FOUND, "left sending, settled, and not on the door"
                 )
                 if tag in self._bodies:
                     later.append((0.0, Job(code.device_id, tag, "create")))
@@ -178,7 +185,7 @@ class CodeSettler:
 
     async def _settle_recount(self, device_id: str, recount: Recount) -> None:
         for tag, code in recount.found.items():
-            self._ledger.mark_created(tag, self._run_id, code, None, how="found_on_door")
+            self._ledger.mark_created(tag, self._run_id, code, None, how=FOUND_ON_DOOR)
             self.found_on_door.add(tag)
             self._on_progress("created")
         over = {tag: why for tag, why in recount.over.items() if tag not in recount.found}
@@ -213,16 +220,16 @@ class CodeSettler:
         found = find_tags(codes, {tag: job.device_id})
         if tag in found:
             self._progress.progressed()
-            self._ledger.mark_created(tag, self._run_id, found[tag], None, how="adopted")
+            self._ledger.mark_created(tag, self._run_id, found[tag], None, how=ADOPTED)
             self._on_progress("created")
             return Outcome()
         if tag not in self._bodies:
             self._ledger.mark_pending(
-                tag, self._run_id, "not_found", "not on the door and not in this run's input"
+                tag, self._run_id, NOT_FOUND, "not on the door and not in this run's input"
             )
             return Outcome()
         self._ledger.mark_pending(
-            tag, self._run_id, "not_found", "the create's answer was lost and no code was made"
+            tag, self._run_id, NOT_FOUND, "the create's answer was lost and no code was made"
         )
         return Outcome(again=Job(job.device_id, tag, "create"))
 

@@ -41,6 +41,7 @@ from pipeline.budget.allocation import (
 from pipeline.catalog.doors import name_key, read_saved_answer
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
 from pipeline.plan.planner import TAG_PATTERN
+from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
@@ -329,7 +330,7 @@ def check_budgets(
     # Planned rows have no reason yet: the budget's is their first.
     marked = plan.with_columns(
         plan["outcome"].scatter(over["_row"], "rejected"),
-        plan["reason"].scatter(over["_row"], "budget_exhausted"),
+        plan["reason"].scatter(over["_row"], BUDGET_EXHAUSTED),
         plan["message"].scatter(over["_row"], over["_message"]),
     )
     return BudgetCheck(

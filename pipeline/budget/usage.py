@@ -29,11 +29,11 @@ from pipeline.budget.limits import (
 )
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.ledger.store import Ledger
+from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
-BUDGET_EXHAUSTED = "budget_exhausted"
 RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # A door's look counts its budget for this long (seconds). Our own runs can't use a door's
 # budget meanwhile (the run lock), only another system can (Seam's console, another
