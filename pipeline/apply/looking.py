@@ -39,14 +39,10 @@ class DoorLook:
     def all_codes(self) -> list[AccessCode]:
         return [code for codes in self.codes.values() for code in codes]
 
-    def found(self, planned: Mapping[str, str]) -> dict[str, AccessCode]:
-        """``planned`` maps a tag to its door; returns each planned tag that a code on that door
-        carries in its name, with that code (the earliest made, when there are several)."""
-        return find_tags(self.all_codes(), planned)
-
 
 def find_tags(codes: Sequence[AccessCode], planned: Mapping[str, str]) -> dict[str, AccessCode]:
-    """Each tag of ``planned`` (tag → device_id) carried by one of ``codes`` on its own door."""
+    """Each tag of ``planned`` (tag → device_id) that one of ``codes`` on its own door carries in
+    its name, with that code (the earliest made, when there are several)."""
     found: dict[str, list[AccessCode]] = {}
     for code in codes:
         for tag in TAG_IN_NAME.findall(code.name or ""):

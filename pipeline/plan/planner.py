@@ -185,7 +185,7 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
 def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Same reservation_id: identical copies are planned once, differing copies all conflict."""
     content = pl.struct(CONTENT_COLUMNS)
-    # Rows whose id's hash repeats (3x faster than comparing the strings): a hash collision
+    # Rows whose id's hash repeats (cheaper than comparing the strings): a hash collision
     # only adds a row the grouping below then finds alone, which changes nothing.
     repeated = frame.select(
         pl.col("reservation_id").hash().is_duplicated() & pl.col("reservation_id").is_not_null()
@@ -429,7 +429,7 @@ def _fold_blanks(names: pl.Series) -> pl.Series:
     """Blank fields leave their surrounding spaces behind: fold doubled spaces (twice) and trim.
 
     Only the names that hold a doubled space are folded, then put back in place; usually every
-    field is filled and none is. (A regex would be 5x slower than the two literal passes.)
+    field is filled and none is. (Two literal passes, as a regex costs far more.)
     """
     doubled = names.str.contains("  ", literal=True).fill_null(False)
     positions = doubled.arg_true()
