@@ -4,8 +4,8 @@ Takes the plan, the catalog's doors, the ``[budgets]`` config and the codes each
 has (a look at the doors, the ledger's); gives the plan with rows past their door's budget
 rejected (``budget_exhausted``) and a per-door budget table (``BudgetCheck``). Which module
 decides what:
-    limits      each door's budget, what counts as used, and the check that applies both
+    limits      each door's budget, and the check that gives it to the planned rows
     allocation  which rows a door's remaining budget takes, in allocation order
-    usage       counting a door's used codes, once before the allocation and again just before
-                a stale door's first create (``BudgetGuard``)
+    usage       which codes count as used on a door, counted once before the allocation and
+                again just before a stale door's first create (``BudgetGuard``)
 """

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -24,11 +25,12 @@ from pipeline.budget.limits import (
     BudgetCheck,
     check_budgets,
     door_budgets,
-    existing_codes,
+    iso_instant,
     unmatched_budget_names,
 )
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.ledger.store import Ledger
+from pipeline.plan.planner import TAG_PATTERN
 from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
@@ -41,6 +43,64 @@ RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # doors, which looks at them all in its first minute or two, never looks twice. A door that is
 # full after all still answers `no_space_for_access_code_on_device`, which closes it.
 RECOUNT_AFTER = 600.0
+
+
+def existing_codes(
+    listed: Iterable[AccessCode], ledger_codes: Iterable[Mapping[str, Any]] = ()
+) -> pl.DataFrame:
+    """The codes that count as used on their doors (EXISTING_SCHEMA).
+
+    ``listed``: what Seam's ``/access_codes/list`` answered. ``ledger_codes``: the ledger's
+    ``created`` and ``sending`` codes (``idempotency_tag, device_id, access_code_id,
+    starts_at, ends_at``); one counts only when Seam lists no code with its id or its tag on
+    its door (Seam's list may lag behind a create).
+    """
+    seam = pl.DataFrame(
+        [
+            {
+                "device_id": code.device_id,
+                "access_code_id": code.access_code_id,
+                "name": code.name,
+                "starts_at": code.starts_at,
+                "ends_at": code.ends_at,
+            }
+            for code in listed
+        ],
+        schema=dict.fromkeys(
+            ("device_id", "access_code_id", "name", "starts_at", "ends_at"), pl.String
+        ),
+    ).select(
+        "device_id",
+        "access_code_id",
+        pl.col("name").str.extract(f"({TAG_PATTERN})").alias("tag"),
+        "starts_at",
+        "ends_at",
+    )
+    ours = pl.DataFrame(
+        list(ledger_codes),
+        schema={
+            "idempotency_tag": pl.String,
+            "device_id": pl.String,
+            "access_code_id": pl.String,
+            "starts_at": pl.String,
+            "ends_at": pl.String,
+        },
+    ).rename({"idempotency_tag": "tag"})
+    listed_tags = seam.select("device_id", "tag").drop_nulls().unique()
+    listed_ids = seam.select("access_code_id").unique()
+    unlisted = (
+        ours.join(listed_tags.with_columns(_by_tag=True), on=["device_id", "tag"], how="left")
+        .join(listed_ids.with_columns(_by_id=True), on="access_code_id", how="left")
+        .filter(pl.col("_by_tag").is_null() & pl.col("_by_id").is_null())
+    )
+    both = pl.concat([seam, unlisted.select(seam.columns)])
+    return both.select(
+        "device_id",
+        "access_code_id",
+        "tag",
+        starts_at_utc=iso_instant("starts_at"),
+        ends_at_utc=iso_instant("ends_at"),
+    )
 
 
 async def look_at_budgeted_doors(
