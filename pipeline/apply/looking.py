@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from pipeline.errors import SeamError
-from pipeline.plan.planner import TAG_PATTERN
+from pipeline.plan.naming import TAG_PATTERN
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 

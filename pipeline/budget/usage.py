@@ -30,7 +30,7 @@ from pipeline.budget.limits import (
 )
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.ledger.store import Ledger
-from pipeline.plan.planner import TAG_PATTERN
+from pipeline.plan.naming import TAG_PATTERN
 from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode

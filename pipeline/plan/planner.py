@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import string
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
-from polars_hash import NonCryptographicHashingNameSpace
 
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key_expr
 from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
+from pipeline.plan.naming import name_codes
 from pipeline.plan.reasons import (
     AMBIGUOUS_DEVICE,
     BIWEEKLY_NEEDS_14_DAYS,
@@ -71,9 +70,6 @@ MAX_WINDOW = dt.timedelta(days=31)
 DAILY_BOUND_SLACK_SECONDS = 60
 # No field of a reservation is legitimately longer; a longer one is a broken export.
 MAX_FIELD_CHARS = 1_000
-TAG_PREFIX = "opl-"
-# A tag as it appears inside a code's name (the prefix and 20 decimal digits).
-TAG_PATTERN = rf"{TAG_PREFIX}\d{{20}}"
 # After the duplicate check each row is decided from itself and the catalog alone, so a big
 # input is planned in slices side by side, one per core of Polars' pool: each slice's work runs
 # without the GIL, where many of Polars' string operations on one frame use a single core. A
@@ -375,67 +371,7 @@ def _name_codes(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
         .then(text("1d"))
         .when(pl.col("is_24_hour").is_not_null())
         .then(text("1h")),
-    )
-    frame = frame.with_columns(idempotency_tag=_tag())
-    frame = frame.with_columns(
-        name=_render_name(config.name_template),
         starts_at_utc=pl.col("starts_at_utc_text"),
         ends_at_utc=pl.col("ends_at_utc_text"),
     )
-    return frame.with_columns(_fold_blanks(frame["name"]))
-
-
-def _planned_only() -> pl.Expr:
-    """An empty string on planned rows, null on the others: appended to a ``concat_str``, it
-    leaves planned rows as they are and nulls the rest, without a second pass over the strings
-    (a ``when/then`` around them copies every string again)."""
-    return pl.when(pl.col("outcome") == "planned").then(text(""))
-
-
-def _tag() -> pl.Expr:
-    """Idempotency tag: ``opl-`` and XXH3-64 of reservation id, door and window, in decimal.
-
-    Polars' own ``hash`` is documented as unstable across versions, and a tag must stay the
-    same for as long as the code exists (apply finds existing codes by it), so this is XXH3,
-    a fixed, specified algorithm, computed column-wise by polars-hash. 64 bits make an
-    accidental collision among one door's codes vanishingly unlikely.
-    """
-    key = pl.concat_str("reservation_id", "device_id", "starts_at", "ends_at", separator="\x1f")
-    digest = NonCryptographicHashingNameSpace(key).xxh3_64().cast(pl.String).str.zfill(20)
-    return pl.concat_str(text(TAG_PREFIX), digest, _planned_only())
-
-
-def _render_name(template: str) -> pl.Expr:
-    """The code name from the template (validated in settings to contain ``{tag}``), before
-    ``_fold_blanks``; null unless planned."""
-    fields = {
-        "tag": pl.col("idempotency_tag"),
-        "reservation_id": pl.col("reservation_id"),
-        "guest_name": pl.col("guest_name"),
-        "door_name": pl.col("door_name"),
-        "site_name": pl.col("site_name"),
-        "user_level_name": pl.col("user_level_name"),
-    }
-    pieces: list[pl.Expr] = []
-    for literal, field, _, _ in string.Formatter().parse(template):
-        if literal:
-            pieces.append(text(literal))
-        if field is not None:
-            pieces.append(fields[field].fill_null(""))
-    return pl.concat_str([*pieces, _planned_only()])
-
-
-def _fold_blanks(names: pl.Series) -> pl.Series:
-    """Blank fields leave their surrounding spaces behind: fold doubled spaces (twice) and trim.
-
-    Only the names that hold a doubled space are folded, then put back in place; usually every
-    field is filled and none is. (Two literal passes, as a regex costs far more.)
-    """
-    doubled = names.str.contains("  ", literal=True).fill_null(False)
-    positions = doubled.arg_true()
-    if positions.len():
-        folded = names.filter(doubled)
-        for _ in range(2):
-            folded = folded.str.replace_all("  ", " ", literal=True)
-        names = names.scatter(positions, folded)
-    return names.str.strip_chars()
+    return name_codes(frame, config.name_template)
