@@ -10,6 +10,8 @@
     │   └── SeamUnavailableError   no usable answer: connection failed, timed out, 5xx
     ├── LedgerError                exit 3: the ledger can't be written (disk full, I/O error)
     └── RunStopped                 exit 3: apply had to stop (key refused, Seam unreachable)
+        ├── RunLocked              exit 3: another run holds the ledger's lock
+        └── Interrupted            exit 128 + the signal's number: stopped by SIGTERM or SIGINT
 
 A row that can't be provisioned is *not* an exception: it becomes a result row with a reason
 code. These exceptions are for problems that stop a whole command.
@@ -112,3 +114,15 @@ class RunStopped(PipelineError):
     """``apply`` stopped before finishing; what was done is in the ledger and the results."""
 
     exit_code = 3
+
+
+class RunLocked(RunStopped):
+    """Another run holds the ledger's lock (exit 3)."""
+
+
+class Interrupted(RunStopped):
+    """The operator stopped the run with a signal (exit 128 + its number)."""
+
+    def __init__(self, signum: int, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = 128 + signum

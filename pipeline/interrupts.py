@@ -18,20 +18,13 @@ from typing import TypeVar
 
 import anyio
 
-from pipeline.errors import RunStopped
+# Interrupted is re-exported for `from pipeline.interrupts import Interrupted` (cli.py).
+from pipeline.errors import Interrupted as Interrupted
 
 # How long requests in flight may take to finish once the run is asked to stop.
 GRACE_SECONDS = 10.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 T = TypeVar("T")
-
-
-class Interrupted(RunStopped):
-    """The operator stopped the run with a signal (exit 128 + its number)."""
-
-    def __init__(self, signum: int, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code = 128 + signum
 
 
 class Interrupt:

@@ -2,8 +2,8 @@
 
 Seam is the truth; the ledger is a journal of what we did. Every code carries its idempotency
 tag in its name, so the door itself says whether a code exists. The protocol, per code:
-1. before a door's first create in a run, the door was looked at (``counting.look_at_doors``):
-   a code carrying a planned tag was adopted then, whatever the ledger held;
+1. before a door's first create in a run, the door was looked at (a ``look`` job,
+   ``settling``): a code carrying a planned tag was adopted then, whatever the ledger held;
 2. the ledger moves the code ``pending``/``failed`` → ``sending`` (a compare-and-set: a process
    that loses it sends nothing) and commits, *then* the create is sent, once;
 3. a 200 that describes the code asked for (on the door asked for, with the tag in its name)
@@ -18,59 +18,43 @@ tag in its name, so the door itself says whether a code exists. The protocol, pe
    and a list may lag behind a create: the settle time covers both, up to its length.
 
 A budgeted door whose look has gone stale is counted again before its first create (a ``check``
-job); the rows that no longer fit are ``failed`` with ``budget_exhausted`` and never sent. When
-Seam answers a create with ``no_space_for_access_code_on_device`` the door takes no more
-creates this run.
+job, ``settling``); the rows that no longer fit are ``failed`` with ``budget_exhausted`` and
+never sent. When Seam answers a create with ``no_space_for_access_code_on_device`` the door
+takes no more creates this run.
 
 Invariant: no create is sent for a tag while a code carrying that tag may exist on the door.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import anyio
 
-from pipeline.apply.scheduler import Job, Outcome, Scope, backoff
-from pipeline.budget.usage import BUDGET_EXHAUSTED, BudgetGuard, Recount, find_tags
-from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
+from pipeline.apply.pacing import Scope
+
+# CreatePolicy, SETTLE_AFTER, KEY_REFUSED_STATUS and key_refused are re-exported for the
+# imports of cli.py and commands.py.
+from pipeline.apply.policy import KEY_REFUSED_STATUS as KEY_REFUSED_STATUS
+from pipeline.apply.policy import SENT_AT_SLACK, ProgressWatch
+from pipeline.apply.policy import SETTLE_AFTER as SETTLE_AFTER
+from pipeline.apply.policy import CreatePolicy as CreatePolicy
+from pipeline.apply.policy import key_refused as key_refused
+from pipeline.apply.scheduler import Job, Outcome
+from pipeline.apply.settling import CodeSettler
+from pipeline.budget.usage import BudgetGuard
+from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode
+from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
 from pipeline.seam.client import SeamClient, clamp_wait
 from pipeline.seam.models import AccessCode
 
 log = logging.getLogger(__name__)
-KEY_REFUSED_STATUS = frozenset({401, 403})
-# How much earlier than its real send a code's recorded send time may be (seconds); a later
-# run adds it to the settle time.
-SENT_AT_SLACK = 1.0
-# A read that still met these after the client's retries is tried again later: no answer yet.
-RETRY_READ_STATUS = frozenset({429})
 # Seam's answer when a door holds all the codes it can (API notes, "Access code objects").
 NO_SPACE_ERRORS = frozenset({"no_space_for_access_code_on_device"})
-
-
-# A create with an unknown outcome may still be carried out this long after it was sent
-# (seconds). Load balancers and gateways commonly give up on a backend after 30-60 s (60 s is
-# the usual idle timeout) while the backend goes on; twice that covers a backend that finishes
-# at the gateway's limit and a code list that lags behind it by as much again.
-SETTLE_AFTER = 120.0
-
-
-@dataclass(frozen=True)
-class CreatePolicy:
-    """``settle_after``: how long after an unknown outcome's send the door is looked at before
-    the create may be sent again (``--settle-after``); ``give_up_after``: how long the run may
-    make no progress (Seam unreachable, only 429s, only unknown outcomes) before it stops
-    (``--give-up-after``). A code whose settle time would end later than that is left
-    ``sending`` for the next run instead of being waited for."""
-
-    settle_after: float = SETTLE_AFTER
-    give_up_after: float = 300.0
 
 
 def create_body(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,15 +83,11 @@ def carries_tag(code: AccessCode, device_id: str, tag: str) -> bool:
 class CodeCreator:
     """Sends one scheduler job at a time, keeping the ledger ahead of the wire.
 
-    ``bodies`` maps a tag to its create body; a tag without one (a ``sending`` code from an
-    earlier run that isn't in this run's input) is only looked for, never created. ``look``
-    jobs find which codes exist on a door (from ``prelisted`` when the door was listed already
-    this run, for its budget): ``planned`` (door → its planned tags not yet created) found
-    there are adopted, and ``sending`` (door → codes an earlier run left ``sending``) are
-    adopted or settled. ``guard`` counts budgeted doors again for their ``check`` jobs when
-    their look has gone stale. ``closed_doors`` says, per door that takes no more creates this
-    run, the reason and message for its creates not sent; ``found_on_door`` holds the tags
-    adopted before anything was sent for them.
+    ``bodies`` maps a tag to its create body. Creates are sent here; the ``look``, ``verify``
+    and ``check`` jobs go to a ``CodeSettler`` (``settling``), which takes ``guard``,
+    ``planned``, ``sending`` and ``prelisted``. ``closed_doors`` says, per door that takes no
+    more creates this run, the reason and message for its creates not sent; ``found_on_door``
+    holds the tags adopted before anything was sent for them.
     """
 
     def __init__(
@@ -117,7 +97,7 @@ class CodeCreator:
         run_id: str,
         bodies: Mapping[str, dict[str, Any]],
         *,
-        policy: CreatePolicy = CreatePolicy(),
+        policy: CreatePolicy,
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
         sending: Mapping[str, Sequence[LedgerCode]] | None = None,
@@ -125,29 +105,41 @@ class CodeCreator:
         on_progress: Callable[[str], None] = lambda event: None,
     ) -> None:
         self._client = client
-        self._guard = guard
-        self._planned = planned or {}
-        self._sending = sending or {}
-        self._prelisted = dict(prelisted or {})
-        self.closed_doors: dict[str, tuple[str, str]] = {}
-        self.found_on_door: set[str] = set()
         self._ledger = ledger
         self._run_id = run_id
         self._bodies = bodies
         self._policy = policy
         self._on_progress = on_progress
-        self._stalled_since: float | None = None
-        self._connect_failures = 0
-        self.unsettled: set[str] = set()  # tags left `sending` for the next run to settle
+        self._progress = ProgressWatch(policy.give_up_after)
+        self.closed_doors: dict[str, tuple[str, str]] = {}
+        self._settler = CodeSettler(
+            client,
+            ledger,
+            run_id,
+            bodies,
+            policy=policy,
+            progress=self._progress,
+            closed_doors=self.closed_doors,
+            guard=guard,
+            planned=planned,
+            sending=sending,
+            prelisted=prelisted,
+            on_progress=on_progress,
+        )
+
+    @property
+    def found_on_door(self) -> set[str]:
+        """The tags whose code the door already held before anything was sent for them."""
+        return self._settler.found_on_door
 
     async def send(self, job: Job) -> Outcome:
         """Run one job; raises RunStopped when the run can't go on (key refused, no progress)."""
         if job.kind == "look":
-            return await self._look(job)
+            return await self._settler.look(job)
         if job.kind == "verify":
-            return await self._verify(job)
+            return await self._settler.verify(job)
         if job.kind == "check":
-            return await self._check(job)
+            return await self._settler.check(job)
         tag = job.key
         if not await self._ledger.mark_sending(tag, self._run_id):
             log.warning(
@@ -169,12 +161,11 @@ class CodeCreator:
         try:
             created = await self._client.create_access_code(self._bodies[tag], before_send=leaving)
         except SeamUnavailableError as exc:
-            if exc.error_type == "connect_failed":
+            if exc.error_type == CONNECT_FAILED:
                 # Never left this machine: known not created, safe to send again later.
                 self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
-                self._stalled(exc)
-                self._connect_failures += 1
-                return Outcome(again=job, after=backoff(self._connect_failures))
+                self._progress.stalled(exc)
+                return Outcome(again=job, after=self._progress.retry_wait())
             return self._unknown(job, sent, exc.one_line())
         except SeamError as exc:
             return await self._refused(job, exc)
@@ -188,8 +179,8 @@ class CodeCreator:
                 f" seam-request-id {created.request_id})",
             )
         answered = anyio.current_time()
-        self._progressed()
-        self._ledger.mark_created(tag, self._run_id, code, created.request_id, how="created")
+        self._progress.progressed()
+        self._ledger.mark_created(tag, self._run_id, code, created.request_id, how=CREATED)
         self._on_progress("created")
         return Outcome(counted=True, answered_at=answered)
 
@@ -197,16 +188,14 @@ class CodeCreator:
         """The create may or may not have made a code: look at the door once it has settled."""
         answered = anyio.current_time()
         self._on_progress("unknown")
-        if self._stalled_since is None:
-            self._stalled_since = answered
+        self._progress.mark_stalled(answered)
         if self._policy.settle_after > self._policy.give_up_after:
-            self.unsettled.add(job.key)
             log.warning(
                 "create outcome unknown; it settles after this run would give up, so the next"
                 " run looks for the code",
                 extra={"tag": job.key, "device_id": job.device_id, "error": why},
             )
-            self._check_progress(why)
+            self._progress.check(why)
             return Outcome(counted=True, answered_at=answered)
         log.warning(
             "create outcome unknown: the door is looked at once it has settled, before any resend",
@@ -217,7 +206,7 @@ class CodeCreator:
                 "settle_after": self._policy.settle_after,
             },
         )
-        self._check_progress(why)
+        self._progress.check(why)
         return Outcome(
             again=Job(job.device_id, job.key, "verify"),
             after=max(0.0, sent + self._policy.settle_after - answered),
@@ -232,13 +221,13 @@ class CodeCreator:
         if exc.status == 429:
             # Refused before acting, but no progress either: a run that only meets 429s ends.
             scope: Scope = "global" if exc.data.get("limit") == "global" else "door"
-            self._ledger.mark_pending(tag, self._run_id, "rate_limited", exc.message)
-            self._stalled(exc)
+            self._ledger.mark_pending(tag, self._run_id, RATE_LIMITED, exc.message)
+            self._progress.stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(
                 again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
             )
-        self._progressed()
+        self._progress.progressed()
         if exc.status in KEY_REFUSED_STATUS:
             self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
             raise key_refused(exc)
@@ -261,180 +250,6 @@ class CodeCreator:
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered, close_door=True)
 
-    async def _look(self, job: Job) -> Outcome:
-        """Before anything is sent to a door: which of our codes exist on it. Planned codes found
-        there are adopted and withdrawn; codes an earlier run left ``sending`` are adopted, or
-        sent again once settled, or looked for again when they settle."""
-        device_id = job.device_id
-        left = {code.idempotency_tag: code for code in self._sending.get(device_id, ())}
-        codes = self._prelisted.pop(device_id, None)
-        # A code left sending is settled only by a list taken after its settle time: the
-        # list taken for the budget may be older, so such a door is listed again here.
-        listed_at = dt.datetime.now(dt.UTC)
-        if codes is None or left:
-            try:
-                codes = await self._client.list_access_codes(device_id)
-            except SeamError as exc:
-                if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
-                    return self._read_again(job, exc)
-                if exc.status in KEY_REFUSED_STATUS:
-                    raise key_refused(exc) from exc
-                # Without a look, a create could duplicate a code already there: none is sent.
-                why = f"could not look at door {device_id} before creating: {exc.one_line()}"
-                log.error("door not looked at: its creates are not sent", extra={"error": why})
-                self.closed_doors[device_id] = ("door_not_looked_at", f"not sent: {why}")
-                return Outcome(close_door=True)
-            self._progressed()
-        wanted = [*self._planned.get(device_id, ()), *left]
-        found = find_tags(codes, dict.fromkeys(wanted, device_id))
-        for tag, code in found.items():
-            # A code an earlier run sent is that send's outcome; any other was made by a run
-            # whose ledger this isn't (new, lost, copied).
-            how = "adopted" if tag in left else "found_on_door"
-            self._ledger.mark_created(tag, self._run_id, code, None, how=how)
-            if how == "found_on_door":
-                self.found_on_door.add(tag)
-            self._on_progress("created")
-        later = self._settle_left(
-            (code for tag, code in left.items() if tag not in found), listed_at
-        )
-        return Outcome(withdraw=frozenset(found), later=later)
-
-    def _settle_left(
-        self, codes: Iterable[LedgerCode], listed_at: dt.datetime
-    ) -> tuple[tuple[float, Job], ...]:
-        """Codes an earlier run left ``sending`` that a list begun at ``listed_at`` didn't
-        find: one whose settle time had passed since its send when the list began is known not
-        made (``pending``, and created again when planned); one still settling is looked for
-        again when it has; one that settles later than this run may wait is left ``sending``
-        for the next run."""
-        now = listed_at
-        later = []
-        for code in codes:
-            tag = code.idempotency_tag
-            sent_at = dt.datetime.fromisoformat(code.sent_at) if code.sent_at else None
-            waited = (now - sent_at).total_seconds() if sent_at else self._policy.settle_after
-            remaining = self._policy.settle_after + SENT_AT_SLACK - waited
-            if remaining <= 0:
-                self._ledger.mark_pending(
-                    tag, self._run_id, "not_found", "left sending, settled, and not on the door"
-                )
-                if tag in self._bodies:
-                    later.append((0.0, Job(code.device_id, tag, "create")))
-            elif remaining <= self._policy.give_up_after:
-                later.append((remaining, Job(code.device_id, tag, "verify")))
-            else:
-                self.unsettled.add(tag)
-        return tuple(later)
-
-    async def _check(self, job: Job) -> Outcome:
-        """Count a stale door again; withdraw the creates its budget can no longer take and
-        adopt the planned codes already on it."""
-        if self._guard is None or self._guard.is_fresh(job.device_id):
-            return Outcome()
-        try:
-            recount = await self._guard.recheck(job.device_id)
-        except SeamError as exc:
-            if exc.status in KEY_REFUSED_STATUS:
-                raise key_refused(exc) from exc
-            if isinstance(exc, SeamUnavailableError):
-                self._stalled(exc)
-            # The look's count stands; Seam's own no-space answer still stops a full door.
-            log.warning(
-                "could not count the door's codes again; going on with its first look's count",
-                extra={"device_id": job.device_id, "error": exc.one_line()},
-            )
-            return Outcome()
-        self._progressed()
-        # Only codes not yet created are adopted: the ledger's created ones keep their record.
-        wanted = set(self._planned.get(job.device_id, ()))
-        recount = Recount(
-            over=recount.over,
-            found={tag: code for tag, code in recount.found.items() if tag in wanted},
-        )
-        await self._settle_recount(job.device_id, recount)
-        return Outcome(withdraw=frozenset(recount.over) | frozenset(recount.found))
-
-    async def _settle_recount(self, device_id: str, recount: Recount) -> None:
-        for tag, code in recount.found.items():
-            self._ledger.mark_created(tag, self._run_id, code, None, how="found_on_door")
-            self.found_on_door.add(tag)
-            self._on_progress("created")
-        over = {tag: why for tag, why in recount.over.items() if tag not in recount.found}
-        if over:
-            await self._ledger.mark_failed_many(
-                self._run_id, [(tag, BUDGET_EXHAUSTED, why) for tag, why in over.items()]
-            )
-            log.warning(
-                "door's budget was used since it was looked at: codes withdrawn",
-                extra={"device_id": device_id, "withdrawn": len(over)},
-            )
-            for _ in over:
-                self._on_progress("failed")
-
-    async def _verify(self, job: Job) -> Outcome:
-        """Look for a settled code on its door: adopt it, or send the create again if it isn't
-        there."""
-        tag = job.key
-        try:
-            codes = await self._client.list_access_codes(job.device_id, search=tag)
-        except SeamError as exc:
-            if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
-                return self._read_again(job, exc)
-            if exc.status in KEY_REFUSED_STATUS:
-                raise key_refused(exc) from exc
-            # The code stays `sending`: the next run looks again.
-            log.error(
-                "could not look for a code whose create had an unknown outcome",
-                extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
-            )
-            self.unsettled.add(tag)
-            return Outcome()
-        found = find_tags(codes, {tag: job.device_id})
-        if tag in found:
-            self._progressed()
-            self._ledger.mark_created(tag, self._run_id, found[tag], None, how="adopted")
-            self._on_progress("created")
-            return Outcome()
-        if tag not in self._bodies:
-            self._ledger.mark_pending(
-                tag, self._run_id, "not_found", "not on the door and not in this run's input"
-            )
-            return Outcome()
-        self._ledger.mark_pending(
-            tag, self._run_id, "not_found", "the create's answer was lost and no code was made"
-        )
-        return Outcome(again=Job(job.device_id, tag, "create"))
-
-    def _read_again(self, job: Job, exc: SeamError) -> Outcome:
-        """A look that got no usable answer: the same job again, after a backoff."""
-        self._stalled(exc)
-        self._connect_failures += 1
-        return Outcome(again=job, after=backoff(self._connect_failures))
-
-    def _stalled(self, exc: SeamError) -> None:
-        """An answer that is no progress (no connection, an unknown outcome, a 429). Progress
-        is a code whose outcome became known: a checked 200, a refusal, a code found on its
-        door. (A look that finds nothing is no progress: a backend whose every answer is
-        unusable must not keep the run going create after create.)"""
-        if self._stalled_since is None:
-            self._stalled_since = anyio.current_time()
-        self._check_progress(exc.one_line())
-
-    def _check_progress(self, last: str) -> None:
-        if self._stalled_since is None:
-            return
-        stalled = anyio.current_time() - self._stalled_since
-        if stalled > self._policy.give_up_after:
-            raise RunStopped(
-                f"Seam has given no usable answer for {stalled:.0f} s (last: {last})",
-                hint="check the network and SEAM_ENDPOINT, then rerun: nothing done is lost",
-            )
-
-    def _progressed(self) -> None:
-        self._stalled_since = None
-        self._connect_failures = 0
-
 
 def _retry_hint(exc: SeamError) -> float | None:
     """Seconds to wait: a precise hint in the error body when there is one, else Retry-After."""
@@ -442,11 +257,3 @@ def _retry_hint(exc: SeamError) -> float | None:
     if isinstance(precise, int | float) and precise >= 0:
         return clamp_wait(float(precise), what="retry_after_seconds on /access_codes/create")
     return exc.retry_after
-
-
-def key_refused(exc: SeamError) -> RunStopped:
-    """The run can't go on: Seam answered 401/403 (the key is wrong, revoked or lacks rights)."""
-    return RunStopped(
-        f"Seam refused the API key: {exc.one_line()}",
-        hint="check SEAM_API_KEY (or SEAM_PERSONAL_ACCESS_TOKEN and SEAM_WORKSPACE_ID)",
-    )

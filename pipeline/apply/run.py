@@ -25,32 +25,35 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.creator import CodeCreator, CreatePolicy, create_body
-from pipeline.apply.scheduler import (
-    SEAM_DOOR_RATE,
-    DoorScheduler,
-    GlobalPace,
-    Job,
-    Rate,
-    SchedulerStats,
-)
+from pipeline.apply.creator import CodeCreator, create_body
+from pipeline.apply.looking import DoorLook
+from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
+from pipeline.apply.policy import CreatePolicy
+from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
-from pipeline.budget.usage import BUDGET_EXHAUSTED, RECOUNT_AFTER, BudgetGuard, DoorLook
+from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
 from pipeline.errors import RunStopped, SeamError
 from pipeline.interrupts import Interrupt, send_until_interrupted
 from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
+from pipeline.plan.reasons import (
+    ADOPTED,
+    BUDGET_EXHAUSTED,
+    FOUND_ON_DOOR,
+    NOT_ATTEMPTED,
+    OUTCOME_UNKNOWN,
+)
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("created", "already_created", "rejected", "failed", "skipped")
-OUTCOME_UNKNOWN = (
+OUTCOME_UNKNOWN_MESSAGE = (
     "the create's answer was lost and the run stopped before the code could be looked for; "
     "the next run looks for it on the door before sending again"
 )
-NOT_ATTEMPTED = "the run stopped before this code was created; rerun to create it"
-FOUND_ON_DOOR = "found on the door (a code there carries its tag): not created again"
+NOT_ATTEMPTED_MESSAGE = "the run stopped before this code was created; rerun to create it"
+FOUND_ON_DOOR_MESSAGE = "found on the door (a code there carries its tag): not created again"
 # Seam's answers wait at most this long (seconds) for a commit; most go in with the next create's.
 ANSWERS_COMMITTED_WITHIN = 0.25
 
@@ -304,26 +307,26 @@ def result_table(
         pl.when(~planned)
         .then(pl.col("reason"))
         .when(is_found)
-        .then(pl.lit("found_on_door"))
+        .then(pl.lit(FOUND_ON_DOOR))
         .when(state == "created")
-        .then(pl.when(pl.col("ledger_reason") == "adopted").then(pl.lit("adopted")))
+        .then(pl.when(pl.col("ledger_reason") == ADOPTED).then(pl.lit(ADOPTED)))
         .when(state == "failed")
         .then(pl.col("ledger_reason"))
         .when(state == "sending")
-        .then(pl.lit("outcome_unknown"))
-        .otherwise(pl.lit("not_attempted"))
+        .then(pl.lit(OUTCOME_UNKNOWN))
+        .otherwise(pl.lit(NOT_ATTEMPTED))
     )
     message = (
         pl.when(~planned)
         .then(pl.col("message"))
         .when(is_found)
-        .then(pl.lit(FOUND_ON_DOOR))
+        .then(pl.lit(FOUND_ON_DOOR_MESSAGE))
         .when(state == "failed")
         .then(pl.col("ledger_message"))
         .when(state == "sending")
-        .then(pl.lit(OUTCOME_UNKNOWN))
+        .then(pl.lit(OUTCOME_UNKNOWN_MESSAGE))
         .when(state == "pending")
-        .then(pl.lit(NOT_ATTEMPTED))
+        .then(pl.lit(NOT_ATTEMPTED_MESSAGE))
     )
     return joined.with_columns(
         outcome=outcome,

@@ -1,15 +1,9 @@
 """Scheduling requests: a queue per door, per-door pacing, a global limiter and a concurrency cap.
 
-Seam allows 10 access-code creations per minute on each door (API notes, "Rate limits"), so a
-batch is bounded by its busiest door, not by how fast we can send. The scheduler therefore
-always sends the next request from a door that may send *now*, preferring the door with the
-longest backlog; a door that must wait holds nothing (no task, no concurrency slot), so one
-door's backlog never delays another.
-
-A create occupies a place in its door's window from when it is sent until one period after its
-answer arrived: Seam counts it at some moment between the two, so the door's limit holds
-whatever the latency. A 429 pauses the limit it names (the door's or the global one) for
-``Retry-After`` (or an exponential backoff with jitter without one) and slows it.
+A batch is bounded by its busiest door, not by how fast we can send (``pacing``: Seam limits
+creates per door). The scheduler therefore always sends the next request from a door that may
+send *now*, preferring the door with the longest backlog; a door that must wait holds nothing
+(no task, no concurrency slot), so one door's backlog never delays another.
 """
 
 from __future__ import annotations
@@ -17,190 +11,19 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-import random
-import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
-from aiolimiter import AsyncLimiter
 
-from pipeline.errors import UsageError
+# Rate is re-exported for `from pipeline.apply.scheduler import Rate` (cli.py, bench).
+from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Scope
+from pipeline.apply.pacing import Rate as Rate
 
-# The server counts a request when it arrives; pacing slightly under the configured global rate
-# keeps the jitter between sending and arriving from ever pushing one over.
-GLOBAL_PACE_MARGIN = 0.98
-# At most this many requests at once past the global limiter (a door's burst, as Seam's is 10).
-GLOBAL_BURST = 10
-BACKOFF_BASE = 1.0
-BACKOFF_CAP = 60.0
-Scope = Literal["door", "global"]
 # Jobs while which their door sends nothing else: what they find decides what it sends.
 BLOCKING = frozenset({"look", "check"})
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``count`` events per ``period`` seconds."""
-
-    count: int
-    period: float
-
-    @classmethod
-    def parse(cls, text: str) -> Rate | None:
-        """``10/60s`` → Rate(10, 60.0); ``off`` → None (unknown: learnt from 429s)."""
-        if text.strip().lower() in {"off", "none", "unknown"}:
-            return None
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text, re.IGNORECASE)
-        if not match or int(match[1]) < 1 or float(match[2]) <= 0:
-            raise UsageError(
-                f"rate {text!r} is not COUNT/SECONDS", hint="write e.g. 10/60s, or off"
-            )
-        return cls(int(match[1]), float(match[2]))
-
-
-# Seam's documented limit: 10 access-code creations per minute per device (API notes).
-SEAM_DOOR_RATE = Rate(10, 60.0)
-
-
-def backoff(consecutive: int) -> float:
-    """Seconds to wait after the n-th 429 in a row that came without ``Retry-After``."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, consecutive - 1))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-@dataclass
-class LearntRate:
-    """The per-door limit, when it wasn't configured: learnt from the first door 429 and shared
-    by every door (Seam's limit is the same for all devices). Later 429s lower it only when the
-    create was sent under the learnt limit; ones already in flight when it was learnt say
-    nothing new."""
-
-    rate: Rate | None = None
-
-    def learn(self, accepted: int, period: float, sent_under: Rate | None) -> None:
-        if self.rate is None:
-            self.rate = Rate(max(1, accepted), period)
-        elif sent_under is self.rate:
-            # Still too fast: one create fewer per window, down to one.
-            if self.rate.count > 1:
-                self.rate = Rate(self.rate.count - 1, self.rate.period)
-            else:
-                self.rate = Rate(1, self.rate.period * 1.5)
-
-
-@dataclass
-class DoorPace:
-    """One door's creates over time; ``ready_at`` says when the next one may be sent."""
-
-    configured: Rate | None
-    learnt: LearntRate
-    in_flight: int = 0
-    answered: deque[float] = field(default_factory=deque)
-    first_sent: float | None = None
-    accepted: int = 0
-    blocked_until: float = 0.0
-    consecutive_429: int = 0
-    sent_under: Rate | None = None
-
-    @property
-    def rate(self) -> Rate | None:
-        return self.configured or self.learnt.rate
-
-    def ready_at(self, now: float, *, holding: int = 0) -> float:
-        """When the next create may be sent; ``holding``: creates already counted in flight
-        that are the caller's own (not counted against it)."""
-        rate = self.rate
-        in_flight = self.in_flight - holding
-        if rate is None:
-            # Limit unknown: one create at a time until a 429 teaches it.
-            return max(now, self.blocked_until) if in_flight == 0 else math.inf
-        while self.answered and self.answered[0] <= now - rate.period:
-            self.answered.popleft()
-        excess = in_flight + len(self.answered) - rate.count
-        if excess < 0:
-            return max(now, self.blocked_until)
-        if excess >= len(self.answered):
-            return math.inf  # every place is taken by a create still waiting for its answer
-        return max(self.answered[excess] + rate.period, self.blocked_until)
-
-    def start(self, now: float) -> None:
-        self.in_flight += 1
-        self.sent_under = self.learnt.rate
-        if self.first_sent is None:
-            self.first_sent = now
-
-    def give_back(self) -> None:
-        """A create that was started but not sent after all."""
-        self.in_flight -= 1
-
-    def finish(self, now: float, *, counted: bool) -> None:
-        self.in_flight -= 1
-        if counted:
-            self.answered.append(now)
-            self.accepted += 1
-            self.consecutive_429 = 0
-
-    def rate_limited(self, now: float, retry_after: float | None) -> None:
-        self.consecutive_429 += 1
-        wait = retry_after if retry_after is not None else backoff(self.consecutive_429)
-        self.blocked_until = max(self.blocked_until, now + wait)
-        if self.configured is None and self.first_sent is not None:
-            self.learnt.learn(self.accepted, now + wait - self.first_sent, self.sent_under)
-
-
-class GlobalPace:
-    """Every request to Seam passes here (the client's ``pace`` hook): an ``aiolimiter`` limiter
-    when a global rate is known, and a pause for everyone after a global 429."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self._limiter = self._make_limiter(rate)
-        self._blocked_until = 0.0
-        self._consecutive_429 = 0
-        self._recent: deque[float] = deque()
-
-    @staticmethod
-    def _make_limiter(rate: float | None) -> AsyncLimiter | None:
-        """A leaky bucket that never exceeds ``rate`` in any one-second window: a burst of
-        ``b`` plus a drip of ``r`` per second with ``b + r`` under the rate. (A bucket as deep
-        as the rate would allow twice the rate in a window, and a sliding-window limit would
-        answer 429.) A small burst lets a door's window open all at once."""
-        if not rate:
-            return None
-        burst = min(GLOBAL_BURST, math.floor(rate / 10))
-        if burst <= 1:
-            return AsyncLimiter(1, 1 / (rate * GLOBAL_PACE_MARGIN))
-        drip = (rate - burst) * GLOBAL_PACE_MARGIN
-        return AsyncLimiter(burst, burst / drip)
-
-    async def __call__(self) -> None:
-        # A 429 may extend the pause while we sleep, so look again after each wait.
-        while (now := anyio.current_time()) < self._blocked_until:  # noqa: ASYNC110
-            await anyio.sleep(self._blocked_until - now)
-        if self._limiter is not None:
-            await self._limiter.acquire()
-        now = anyio.current_time()
-        self._recent.append(now)
-        while self._recent[0] <= now - 1.0:
-            self._recent.popleft()
-
-    def answered(self) -> None:
-        self._consecutive_429 = 0
-
-    def rate_limited(self, retry_after: float | None) -> None:
-        """A global 429: pause everyone, and send slower than we just did from now on."""
-        now = anyio.current_time()
-        self._consecutive_429 += 1
-        wait = retry_after if retry_after is not None else backoff(self._consecutive_429)
-        self._blocked_until = max(self._blocked_until, now + wait)
-        observed = float(len(self._recent))
-        slower = max(1.0, 0.9 * min(observed, self.rate or math.inf))
-        if self.rate is None or slower < self.rate:
-            self.rate = slower
-            self._limiter = self._make_limiter(slower)
 
 
 @dataclass

@@ -11,7 +11,7 @@ is configured; a door with neither is *unbudgeted* (its codes aren't limited, an
 says so). ``reserve`` codes of every budget are kept free for emergencies.
 
 Used codes are the door's codes that Seam lists plus those the ledger created (or may have
-created: ``sending``) that Seam doesn't list yet. Two modes:
+created: ``sending``) that Seam doesn't list yet (``usage.existing_codes``). Two modes:
     lifetime    every code ever created on the door counts
     concurrent  at no instant may more codes be valid on the door than its budget
 
@@ -25,10 +25,8 @@ starts) don't overlap.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
@@ -40,7 +38,7 @@ from pipeline.budget.allocation import (
 )
 from pipeline.catalog.doors import name_key, read_saved_answer
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
-from pipeline.plan.planner import TAG_PATTERN
+from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
@@ -136,64 +134,6 @@ def unmatched_budget_names(doors: pl.DataFrame, budgets: BudgetConfig) -> list[s
         for key in budgets.doors
         if key not in door_keys and name_key(key) not in door_keys
     ] + [f"[budgets.sites] {key!r}" for key in budgets.sites if name_key(key) not in site_keys]
-
-
-def existing_codes(
-    listed: Iterable[AccessCode], ledger_codes: Iterable[Mapping[str, Any]] = ()
-) -> pl.DataFrame:
-    """The codes that count as used on their doors (EXISTING_SCHEMA).
-
-    ``listed``: what Seam's ``/access_codes/list`` answered. ``ledger_codes``: the ledger's
-    ``created`` and ``sending`` codes (``idempotency_tag, device_id, access_code_id,
-    starts_at, ends_at``); one counts only when Seam lists no code with its id or its tag on
-    its door (Seam's list may lag behind a create).
-    """
-    seam = pl.DataFrame(
-        [
-            {
-                "device_id": code.device_id,
-                "access_code_id": code.access_code_id,
-                "name": code.name,
-                "starts_at": code.starts_at,
-                "ends_at": code.ends_at,
-            }
-            for code in listed
-        ],
-        schema=dict.fromkeys(
-            ("device_id", "access_code_id", "name", "starts_at", "ends_at"), pl.String
-        ),
-    ).select(
-        "device_id",
-        "access_code_id",
-        pl.col("name").str.extract(f"({TAG_PATTERN})").alias("tag"),
-        "starts_at",
-        "ends_at",
-    )
-    ours = pl.DataFrame(
-        list(ledger_codes),
-        schema={
-            "idempotency_tag": pl.String,
-            "device_id": pl.String,
-            "access_code_id": pl.String,
-            "starts_at": pl.String,
-            "ends_at": pl.String,
-        },
-    ).rename({"idempotency_tag": "tag"})
-    listed_tags = seam.select("device_id", "tag").drop_nulls().unique()
-    listed_ids = seam.select("access_code_id").unique()
-    unlisted = (
-        ours.join(listed_tags.with_columns(_by_tag=True), on=["device_id", "tag"], how="left")
-        .join(listed_ids.with_columns(_by_id=True), on="access_code_id", how="left")
-        .filter(pl.col("_by_tag").is_null() & pl.col("_by_id").is_null())
-    )
-    both = pl.concat([seam, unlisted.select(seam.columns)])
-    return both.select(
-        "device_id",
-        "access_code_id",
-        "tag",
-        starts_at_utc=iso_instant("starts_at"),
-        ends_at_utc=iso_instant("ends_at"),
-    )
 
 
 def iso_instant(column: str) -> pl.Expr:
@@ -329,7 +269,7 @@ def check_budgets(
     # Planned rows have no reason yet: the budget's is their first.
     marked = plan.with_columns(
         plan["outcome"].scatter(over["_row"], "rejected"),
-        plan["reason"].scatter(over["_row"], "budget_exhausted"),
+        plan["reason"].scatter(over["_row"], BUDGET_EXHAUSTED),
         plan["message"].scatter(over["_row"], over["_message"]),
     )
     return BudgetCheck(

@@ -1,47 +1,41 @@
-"""Looking at the doors: one ``/access_codes/list`` per door per run says which codes exist.
+"""Counting each budgeted door's used codes: once before the allocation, again before a create.
 
-Seam, not the ledger, is the truth about what exists: every code carries its idempotency tag in
-its name, so one look at a door (every page) before its first create finds the codes that are
-already there, whatever the ledger holds (new, lost, copied). The same look is the budget count:
-the allocation counts the codes it found (plus the ledger's that Seam doesn't list yet). A
-budgeted door is counted again just before its first create only when its look has gone stale
-(``RECOUNT_AFTER``), since another system may have used its budget in between.
+A door's used codes are what the look at it found (``apply.looking``: one list per door, every
+page), plus the ledger's codes that Seam doesn't list yet. The look taken before the allocation
+counts the budget; a budgeted door is counted again just before its first create only when
+that look has gone stale (``RECOUNT_AFTER``), since another system may have used its budget in
+between (``BudgetGuard``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import logging
-import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.looking import DoorLook, find_tags, list_door_codes, look_at_doors
 from pipeline.budget.limits import (
     CHECKED_COLUMNS,
     BudgetCheck,
     check_budgets,
     door_budgets,
-    existing_codes,
+    iso_instant,
     unmatched_budget_names,
 )
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.errors import SeamError
 from pipeline.ledger.store import Ledger
-from pipeline.plan.planner import TAG_PATTERN
+from pipeline.plan.naming import TAG_PATTERN
+from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 from pipeline.settings import BudgetConfig
 
-log = logging.getLogger(__name__)
-# Doors listed at once (reads: Seam's per-door limit is on creates).
-LIST_CONCURRENCY = 8
-BUDGET_EXHAUSTED = "budget_exhausted"
 RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # A door's look counts its budget for this long (seconds). Our own runs can't use a door's
 # budget meanwhile (the run lock), only another system can (Seam's console, another
@@ -49,77 +43,64 @@ RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # doors, which looks at them all in its first minute or two, never looks twice. A door that is
 # full after all still answers `no_space_for_access_code_on_device`, which closes it.
 RECOUNT_AFTER = 600.0
-# An idempotency tag in a code's name (not followed by another digit: it is the whole tag).
-TAG_IN_NAME = re.compile(rf"{TAG_PATTERN}(?!\d)")
 
 
-@dataclass(frozen=True)
-class DoorLook:
-    """What one look at each door found: ``codes`` per door, and when (the event loop's clock)
-    each door was listed."""
+def existing_codes(
+    listed: Iterable[AccessCode], ledger_codes: Iterable[Mapping[str, Any]] = ()
+) -> pl.DataFrame:
+    """The codes that count as used on their doors (EXISTING_SCHEMA).
 
-    codes: Mapping[str, list[AccessCode]]
-    listed_at: Mapping[str, float]
-
-    def all_codes(self) -> list[AccessCode]:
-        return [code for codes in self.codes.values() for code in codes]
-
-    def found(self, planned: Mapping[str, str]) -> dict[str, AccessCode]:
-        """``planned`` maps a tag to its door; returns each planned tag that a code on that door
-        carries in its name, with that code (the earliest made, when there are several)."""
-        return find_tags(self.all_codes(), planned)
-
-
-def find_tags(codes: Sequence[AccessCode], planned: Mapping[str, str]) -> dict[str, AccessCode]:
-    """Each tag of ``planned`` (tag → device_id) carried by one of ``codes`` on its own door."""
-    found: dict[str, list[AccessCode]] = {}
-    for code in codes:
-        for tag in TAG_IN_NAME.findall(code.name or ""):
-            if planned.get(tag) == code.device_id:
-                found.setdefault(tag, []).append(code)
-    chosen = {}
-    for tag, carriers in found.items():
-        carriers.sort(key=lambda code: code.created_at or "")
-        if len(carriers) > 1:
-            log.error(
-                "more than one code carries one tag",
-                extra={"tag": tag, "access_code_ids": [code.access_code_id for code in carriers]},
-            )
-        chosen[tag] = carriers[0]
-    return chosen
-
-
-async def look_at_doors(client: SeamClient, device_ids: Sequence[str]) -> DoorLook:
-    """Every code on the given doors: one ``/access_codes/list`` per door (all pages), a few
-    doors at a time. Raises the first SeamError as itself (not in an exception group) after
-    stopping the other listings."""
-    codes: dict[str, list[AccessCode]] = {}
-    listed_at: dict[str, float] = {}
-    limiter = anyio.CapacityLimiter(LIST_CONCURRENCY)
-    failure: SeamError | None = None
-
-    async def list_one(device_id: str, group: anyio.abc.TaskGroup) -> None:
-        nonlocal failure
-        async with limiter:
-            try:
-                codes[device_id] = await client.list_access_codes(device_id)
-            except SeamError as exc:
-                failure = failure or exc
-                group.cancel_scope.cancel()
-                return
-            listed_at[device_id] = anyio.current_time()
-
-    async with anyio.create_task_group() as group:
-        for device_id in device_ids:
-            group.start_soon(list_one, device_id, group)
-    if failure is not None:
-        raise failure
-    return DoorLook(codes, listed_at)
-
-
-async def list_door_codes(client: SeamClient, device_ids: Sequence[str]) -> list[AccessCode]:
-    """Every code on the given doors: one ``/access_codes/list`` per door (all pages)."""
-    return (await look_at_doors(client, device_ids)).all_codes()
+    ``listed``: what Seam's ``/access_codes/list`` answered. ``ledger_codes``: the ledger's
+    ``created`` and ``sending`` codes (``idempotency_tag, device_id, access_code_id,
+    starts_at, ends_at``); one counts only when Seam lists no code with its id or its tag on
+    its door (Seam's list may lag behind a create).
+    """
+    seam = pl.DataFrame(
+        [
+            {
+                "device_id": code.device_id,
+                "access_code_id": code.access_code_id,
+                "name": code.name,
+                "starts_at": code.starts_at,
+                "ends_at": code.ends_at,
+            }
+            for code in listed
+        ],
+        schema=dict.fromkeys(
+            ("device_id", "access_code_id", "name", "starts_at", "ends_at"), pl.String
+        ),
+    ).select(
+        "device_id",
+        "access_code_id",
+        pl.col("name").str.extract(f"({TAG_PATTERN})").alias("tag"),
+        "starts_at",
+        "ends_at",
+    )
+    ours = pl.DataFrame(
+        list(ledger_codes),
+        schema={
+            "idempotency_tag": pl.String,
+            "device_id": pl.String,
+            "access_code_id": pl.String,
+            "starts_at": pl.String,
+            "ends_at": pl.String,
+        },
+    ).rename({"idempotency_tag": "tag"})
+    listed_tags = seam.select("device_id", "tag").drop_nulls().unique()
+    listed_ids = seam.select("access_code_id").unique()
+    unlisted = (
+        ours.join(listed_tags.with_columns(_by_tag=True), on=["device_id", "tag"], how="left")
+        .join(listed_ids.with_columns(_by_id=True), on="access_code_id", how="left")
+        .filter(pl.col("_by_tag").is_null() & pl.col("_by_id").is_null())
+    )
+    both = pl.concat([seam, unlisted.select(seam.columns)])
+    return both.select(
+        "device_id",
+        "access_code_id",
+        "tag",
+        starts_at_utc=iso_instant("starts_at"),
+        ends_at_utc=iso_instant("ends_at"),
+    )
 
 
 async def look_at_budgeted_doors(

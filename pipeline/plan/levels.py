@@ -7,7 +7,17 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
-from pipeline.plan.reasons import is_open, reject, text
+from pipeline.plan.reasons import (
+    AMBIGUOUS_USER_LEVEL,
+    MASTER_USER_LEVEL_UNSUPPORTED,
+    NO_MATCHING_USER_LEVEL,
+    ONE_TIME_USE_UNSUPPORTED,
+    UNKNOWN_USER_LEVEL,
+    USER_LEVEL_TIMES_MISMATCH,
+    is_open,
+    reject,
+    text,
+)
 from pipeline.settings import Config
 
 # A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").
@@ -219,7 +229,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         none_chosen & pl.col("_named"),
-        "unknown_user_level",
+        UNKNOWN_USER_LEVEL,
         pl.format(
             "door {} has no user level {}; its levels: {}", "door_name", "user_level", levels
         ),
@@ -227,7 +237,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         none_chosen & pl.col("_default").is_not_null() & ~pl.col("_timed"),
-        "unknown_user_level",
+        UNKNOWN_USER_LEVEL,
         pl.format(
             "the configured default user level {} is not on door {}; its levels: {}",
             "_default",
@@ -238,7 +248,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         none_chosen & pl.col("_timed"),
-        "no_matching_user_level",
+        NO_MATCHING_USER_LEVEL,
         pl.format(
             "no user level of door {} runs {}→{}; its levels: {}",
             "door_name",
@@ -249,7 +259,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         none_chosen,
-        "no_matching_user_level",
+        NO_MATCHING_USER_LEVEL,
         pl.format(
             "door {} has no guest user level for a {}-day stay; its levels: {}",
             "door_name",
@@ -260,7 +270,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         pl.col("_options") > 1,
-        "ambiguous_user_level",
+        AMBIGUOUS_USER_LEVEL,
         pl.format(
             "door {} has {} user levels that fit ({}); name one in user_level or set a default",
             "door_name",
@@ -271,13 +281,13 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     frame = reject(
         frame,
         pl.col("is_master"),
-        "master_user_level_unsupported",
+        MASTER_USER_LEVEL_UNSUPPORTED,
         pl.format("user level {} is a master level; Seam can't create master codes", "level_name"),
     )
     frame = reject(
         frame,
         pl.col("is_one_shot"),
-        "one_time_use_unsupported",
+        ONE_TIME_USE_UNSUPPORTED,
         pl.format("user level {} is one-time-use; Seam can't create those codes", "level_name"),
     )
     mismatch = (
@@ -291,7 +301,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
     return reject(
         frame,
         mismatch,
-        "user_level_times_mismatch",
+        USER_LEVEL_TIMES_MISMATCH,
         pl.format(
             "user level {} runs {}→{} but the row says {}→{}",
             "level_name",

@@ -5,37 +5,39 @@ Python loop. Each step only touches rows that no earlier step rejected, and the 
 found is the one a row keeps. Once duplicates are settled, a big input is decided in slices
 side by side, one per core (``SLICE_ROWS``).
 
-Reason codes (rejected unless noted):
-    blank_row                       skipped: a row with no values at all
-    invalid_row                     a required value is empty or unparseable (the column is named)
-    duplicate_reservation           skipped: an identical copy of an earlier row
-    duplicate_reservation_conflict  the same reservation_id with different content
-    unknown_device / ambiguous_device / offline_codes_not_supported
-    unknown_time_zone               neither the door nor its level names a zone we know
-    unknown_user_level              the named (or configured default) level isn't on the door
-    master_user_level_unsupported / one_time_use_unsupported
-    user_level_times_mismatch       the row names a level and gives times that differ from it
-    no_matching_user_level / ambiguous_user_level
-    nonexistent_local_time          the window's start or end falls in a DST gap
-    invalid_window / duration_exceeds_31_days / biweekly_needs_14_days
-    daily_bound_times_differ        a 24-hour level whose check-in and check-out times differ
-    in_the_past                     ends_at is not in the future
+The reason codes a row may get here, each with its meaning, are in ``reasons``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import string
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
-from polars_hash import NonCryptographicHashingNameSpace
 
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key_expr
 from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
-from pipeline.plan.reasons import is_open, reject, text
+from pipeline.plan.naming import name_codes
+from pipeline.plan.reasons import (
+    AMBIGUOUS_DEVICE,
+    BIWEEKLY_NEEDS_14_DAYS,
+    BLANK_ROW,
+    DAILY_BOUND_TIMES_DIFFER,
+    DUPLICATE_RESERVATION,
+    DUPLICATE_RESERVATION_CONFLICT,
+    DURATION_EXCEEDS_31_DAYS,
+    IN_THE_PAST,
+    INVALID_ROW,
+    INVALID_WINDOW,
+    OFFLINE_CODES_NOT_SUPPORTED,
+    UNKNOWN_DEVICE,
+    UNKNOWN_TIME_ZONE,
+    is_open,
+    reject,
+    text,
+)
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
@@ -68,9 +70,6 @@ MAX_WINDOW = dt.timedelta(days=31)
 DAILY_BOUND_SLACK_SECONDS = 60
 # No field of a reservation is legitimately longer; a longer one is a broken export.
 MAX_FIELD_CHARS = 1_000
-TAG_PREFIX = "opl-"
-# A tag as it appears inside a code's name (the prefix and 20 decimal digits).
-TAG_PATTERN = rf"{TAG_PREFIX}\d{{20}}"
 # After the duplicate check each row is decided from itself and the catalog alone, so a big
 # input is planned in slices side by side, one per core of Polars' pool: each slice's work runs
 # without the GIL, where many of Polars' string operations on one frame use a single core. A
@@ -143,14 +142,14 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
     frame = parse_stays(parse_stays(frame, "check_in"), "check_out")
     # Exports often end in empty lines: skip them rather than fail the run over them.
     frame = frame.with_columns(skipped=pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null()))
-    frame = reject(frame, pl.col("skipped"), "blank_row", text("the row has no values"))
+    frame = reject(frame, pl.col("skipped"), BLANK_ROW, text("the row has no values"))
     frame = reject(
-        frame, pl.col("reservation_id").is_null(), "invalid_row", text("reservation_id is empty")
+        frame, pl.col("reservation_id").is_null(), INVALID_ROW, text("reservation_id is empty")
     )
     frame = reject(
         frame,
         pl.col("device_id").is_null() & pl.col("door_name").is_null(),
-        "invalid_row",
+        INVALID_ROW,
         text("device_id and door_name are both empty: one is needed to find the door"),
     )
     too_long = pl.coalesce(
@@ -162,19 +161,19 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
         )
         for column in CANONICAL_COLUMNS
     )
-    frame = reject(frame, too_long.is_not_null(), "invalid_row", too_long)
+    frame = reject(frame, too_long.is_not_null(), INVALID_ROW, too_long)
     for column in ("check_in", "check_out"):
-        frame = reject(frame, pl.col(column).is_null(), "invalid_row", text(f"{column} is empty"))
+        frame = reject(frame, pl.col(column).is_null(), INVALID_ROW, text(f"{column} is empty"))
         frame = reject(
             frame,
             ~pl.col(f"{column}_ok"),
-            "invalid_row",
+            INVALID_ROW,
             pl.format(f"{column} {{}} is not {STAY_FORMATS}", pl.col(column)),
         )
     return reject(
         frame,
         pl.col("check_in_time").is_null() != pl.col("check_out_time").is_null(),
-        "invalid_row",
+        INVALID_ROW,
         text("check_in and check_out must both have a time of day, or neither"),
     )
 
@@ -182,7 +181,7 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
 def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     """Same reservation_id: identical copies are planned once, differing copies all conflict."""
     content = pl.struct(CONTENT_COLUMNS)
-    # Rows whose id's hash repeats (3x faster than comparing the strings): a hash collision
+    # Rows whose id's hash repeats (cheaper than comparing the strings): a hash collision
     # only adds a row the grouping below then finds alone, which changes nothing.
     repeated = frame.select(
         pl.col("reservation_id").hash().is_duplicated() & pl.col("reservation_id").is_not_null()
@@ -209,7 +208,7 @@ def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("_variants") > 1,
-        "duplicate_reservation_conflict",
+        DUPLICATE_RESERVATION_CONFLICT,
         pl.format(
             "reservation_id {} appears {} times with different content; fix the source",
             "reservation_id",
@@ -223,7 +222,7 @@ def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     frame = reject(
         frame,
         is_copy,
-        "duplicate_reservation",
+        DUPLICATE_RESERVATION,
         pl.format("identical to {} line {}", "_first_file", "_first_line"),
     )
     return frame.drop("_copies", "_variants", "_first_row", "_first_file", "_first_line")
@@ -259,13 +258,13 @@ def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("_matches").is_null() & pl.col("device_id").is_not_null(),
-        "unknown_device",
+        UNKNOWN_DEVICE,
         pl.format("no dormakaba Oracode door has device_id {}", pl.col("device_id")),
     )
     frame = reject(
         frame,
         pl.col("_matches").is_null(),
-        "unknown_device",
+        UNKNOWN_DEVICE,
         pl.format(
             "no dormakaba Oracode door is named {}{}",
             pl.col("door_name"),
@@ -275,7 +274,7 @@ def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("_matches") > 1,
-        "ambiguous_device",
+        AMBIGUOUS_DEVICE,
         pl.format(
             "{} doors are named {} (sites: {}); add site_name or use device_id",
             pl.col("_matches"),
@@ -298,13 +297,13 @@ def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog) -> pl.DataFrame:
     frame = reject(
         frame,
         ~pl.col("can_program_offline"),
-        "offline_codes_not_supported",
+        OFFLINE_CODES_NOT_SUPPORTED,
         pl.format("door {} ({}) can't program offline access codes", "door_name", "device_id"),
     )
     frame = reject(
         frame,
         ~pl.col("door_zone").is_in(known_zones(frame, "door_zone")).fill_null(False),
-        "unknown_time_zone",
+        UNKNOWN_TIME_ZONE,
         pl.format(
             "door {} has no usable time zone ({})",
             "device_id",
@@ -319,13 +318,13 @@ def _check_rules(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("ends_at_utc") <= pl.col("starts_at_utc"),
-        "invalid_window",
+        INVALID_WINDOW,
         pl.format("ends_at {} is not after starts_at {}", "ends_at", "starts_at"),
     )
     frame = reject(
         frame,
         span > MAX_WINDOW,
-        "duration_exceeds_31_days",
+        DURATION_EXCEEDS_31_DAYS,
         pl.format(
             "the window {} → {} is longer than 31 days, the most a lock accepts",
             "starts_at",
@@ -335,7 +334,7 @@ def _check_rules(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("is_biweekly") & (pl.col("_stay_days") != BIWEEKLY_DAYS),
-        "biweekly_needs_14_days",
+        BIWEEKLY_NEEDS_14_DAYS,
         pl.format(
             "user level {} is biweekly: the stay must be 14 days, not {}",
             "level_name",
@@ -348,13 +347,13 @@ def _check_rules(frame: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
     frame = reject(
         frame,
         pl.col("is_24_hour") & (pl.min_horizontal(gap, 86_400 - gap) > DAILY_BOUND_SLACK_SECONDS),
-        "daily_bound_times_differ",
+        DAILY_BOUND_TIMES_DIFFER,
         pl.format("24-hour user level {} has different check-in and check-out times", "level_name"),
     )
     return reject(
         frame,
         pl.col("ends_at_utc") <= pl.lit(now).dt.convert_time_zone("UTC"),
-        "in_the_past",
+        IN_THE_PAST,
         pl.format("the window ends at {}, which has already passed", "ends_at"),
     )
 
@@ -372,67 +371,7 @@ def _name_codes(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
         .then(text("1d"))
         .when(pl.col("is_24_hour").is_not_null())
         .then(text("1h")),
-    )
-    frame = frame.with_columns(idempotency_tag=_tag())
-    frame = frame.with_columns(
-        name=_render_name(config.name_template),
         starts_at_utc=pl.col("starts_at_utc_text"),
         ends_at_utc=pl.col("ends_at_utc_text"),
     )
-    return frame.with_columns(_fold_blanks(frame["name"]))
-
-
-def _planned_only() -> pl.Expr:
-    """An empty string on planned rows, null on the others: appended to a ``concat_str``, it
-    leaves planned rows as they are and nulls the rest, without a second pass over the strings
-    (a ``when/then`` around them copies every string again)."""
-    return pl.when(pl.col("outcome") == "planned").then(text(""))
-
-
-def _tag() -> pl.Expr:
-    """Idempotency tag: ``opl-`` and XXH3-64 of reservation id, door and window, in decimal.
-
-    Polars' own ``hash`` is documented as unstable across versions, and a tag must stay the
-    same for as long as the code exists (apply finds existing codes by it), so this is XXH3,
-    a fixed, specified algorithm, computed column-wise by polars-hash. 64 bits make an
-    accidental collision among one door's codes vanishingly unlikely.
-    """
-    key = pl.concat_str("reservation_id", "device_id", "starts_at", "ends_at", separator="\x1f")
-    digest = NonCryptographicHashingNameSpace(key).xxh3_64().cast(pl.String).str.zfill(20)
-    return pl.concat_str(text(TAG_PREFIX), digest, _planned_only())
-
-
-def _render_name(template: str) -> pl.Expr:
-    """The code name from the template (validated in settings to contain ``{tag}``), before
-    ``_fold_blanks``; null unless planned."""
-    fields = {
-        "tag": pl.col("idempotency_tag"),
-        "reservation_id": pl.col("reservation_id"),
-        "guest_name": pl.col("guest_name"),
-        "door_name": pl.col("door_name"),
-        "site_name": pl.col("site_name"),
-        "user_level_name": pl.col("user_level_name"),
-    }
-    pieces: list[pl.Expr] = []
-    for literal, field, _, _ in string.Formatter().parse(template):
-        if literal:
-            pieces.append(text(literal))
-        if field is not None:
-            pieces.append(fields[field].fill_null(""))
-    return pl.concat_str([*pieces, _planned_only()])
-
-
-def _fold_blanks(names: pl.Series) -> pl.Series:
-    """Blank fields leave their surrounding spaces behind: fold doubled spaces (twice) and trim.
-
-    Only the names that hold a doubled space are folded, then put back in place; usually every
-    field is filled and none is. (A regex would be 5x slower than the two literal passes.)
-    """
-    doubled = names.str.contains("  ", literal=True).fill_null(False)
-    positions = doubled.arg_true()
-    if positions.len():
-        folded = names.filter(doubled)
-        for _ in range(2):
-            folded = folded.str.replace_all("  ", " ", literal=True)
-        names = names.scatter(positions, folded)
-    return names.str.strip_chars()
+    return name_codes(frame, config.name_template)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.catalog.doors import known_zones
-from pipeline.plan.reasons import reject, text
+from pipeline.plan.reasons import NONEXISTENT_LOCAL_TIME, UNKNOWN_TIME_ZONE, reject, text
 
 
 def compute_windows(frame: pl.DataFrame, levels: pl.DataFrame) -> pl.DataFrame:
@@ -20,7 +20,7 @@ def compute_windows(frame: pl.DataFrame, levels: pl.DataFrame) -> pl.DataFrame:
         frame,
         pl.col("level_name").is_not_null()
         & ~pl.col("level_zone").is_in(known_zones(frame, "level_zone")).fill_null(False),
-        "unknown_time_zone",
+        UNKNOWN_TIME_ZONE,
         pl.format("user level {} has an unknown time zone {}", "level_name", "level_zone"),
     )
     # A window end depends only on (date, level time, zone): localise each distinct one once,
@@ -63,7 +63,7 @@ def compute_windows(frame: pl.DataFrame, levels: pl.DataFrame) -> pl.DataFrame:
         frame = reject(
             frame,
             pl.col(f"{end}_utc").is_null(),
-            "nonexistent_local_time",
+            NONEXISTENT_LOCAL_TIME,
             pl.format(
                 "{} {} does not exist in {} (the clocks skip it for daylight saving time)",
                 text(end),

@@ -16,9 +16,9 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.pacing import Rate
+from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.apply.scheduler import Rate
 from pipeline.errors import RunStopped
 from pipeline.report.output import ApplyProgress
 from pipeline.sandbox import Faults

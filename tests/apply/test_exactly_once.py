@@ -16,7 +16,7 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates

@@ -12,16 +12,8 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from pipeline.apply.scheduler import (
-    DoorPace,
-    DoorScheduler,
-    GlobalPace,
-    Job,
-    LearntRate,
-    Outcome,
-    Rate,
-    backoff,
-)
+from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, backoff
+from pipeline.apply.scheduler import DoorScheduler, Job, Outcome
 from pipeline.errors import RunStopped, UsageError
 from tests.virtual_time import VIRTUAL_BACKEND
 

@@ -15,8 +15,8 @@ import httpx
 import polars as pl
 import pytest
 
+from pipeline.apply.pacing import Rate
 from pipeline.apply.run import ApplySettings
-from pipeline.apply.scheduler import Rate
 from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.settings import BudgetOptions

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.budget.limits import EXISTING_SCHEMA, BudgetCheck, check_budgets, door_budgets
-from pipeline.budget.limits import existing_codes as existing_codes_of
+from pipeline.budget.usage import existing_codes as existing_codes_of
 from pipeline.catalog.doors import DOOR_SCHEMA, name_key
 from pipeline.errors import ConfigError, UsageError
 from pipeline.seam.models import AccessCode

@@ -1,0 +1,94 @@
+"""How long apply waits, and when it gives up.
+
+A create whose outcome is unknown is not sent again before its settle time has passed and a
+look at its door found no code carrying its tag (``CreatePolicy.settle_after``). A run that
+makes no progress for ``give_up_after`` (Seam unreachable, only 429s, only unknown outcomes)
+stops (``ProgressWatch``), and so does a run whose API key Seam refuses (``key_refused``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+
+from pipeline.apply.pacing import backoff
+from pipeline.errors import RunStopped, SeamError
+
+KEY_REFUSED_STATUS = frozenset({401, 403})
+# How much earlier than its real send a code's recorded send time may be (seconds); a later
+# run adds it to the settle time.
+SENT_AT_SLACK = 1.0
+# A create with an unknown outcome may still be carried out this long after it was sent
+# (seconds). Load balancers and gateways commonly give up on a backend after 30-60 s (60 s is
+# the usual idle timeout) while the backend goes on; twice that covers a backend that finishes
+# at the gateway's limit and a code list that lags behind it by as much again.
+SETTLE_AFTER = 120.0
+
+
+@dataclass(frozen=True)
+class CreatePolicy:
+    """``settle_after``: how long after an unknown outcome's send the door is looked at before
+    the create may be sent again (``--settle-after``); ``give_up_after``: how long the run may
+    make no progress (Seam unreachable, only 429s, only unknown outcomes) before it stops
+    (``--give-up-after``). A code whose settle time would end later than that is left
+    ``sending`` for the next run instead of being waited for."""
+
+    settle_after: float = SETTLE_AFTER
+    give_up_after: float = 300.0
+
+
+class ProgressWatch:
+    """Stops the run (RunStopped) once Seam has given no usable answer for ``give_up_after``.
+
+    Progress is a code whose outcome became known: a checked 200, a refusal, a code found on
+    its door. (A look that finds nothing is no progress: a backend whose every answer is
+    unusable must not keep the run going create after create.)
+    """
+
+    def __init__(self, give_up_after: float) -> None:
+        self._give_up_after = give_up_after
+        self._stalled_since: float | None = None
+        self._connect_failures = 0
+
+    def stalled(self, exc: SeamError) -> None:
+        """An answer that is no progress (no connection, an unknown outcome, a 429); raises
+        RunStopped when there has been none for too long."""
+        self.mark_stalled(anyio.current_time())
+        self.check(exc.one_line())
+
+    def mark_stalled(self, at: float) -> None:
+        """No progress since ``at``, unless the stall began earlier."""
+        if self._stalled_since is None:
+            self._stalled_since = at
+
+    def check(self, last: str) -> None:
+        """Raises RunStopped when the stall has lasted past ``give_up_after`` (``last``: the
+        last answer, for the message)."""
+        if self._stalled_since is None:
+            return
+        stalled = anyio.current_time() - self._stalled_since
+        if stalled > self._give_up_after:
+            raise RunStopped(
+                f"Seam has given no usable answer for {stalled:.0f} s (last: {last})",
+                hint="check the network and SEAM_ENDPOINT, then rerun: nothing done is lost",
+            )
+
+    def progressed(self) -> None:
+        """A code's outcome became known: the stall, and the backoff, start over."""
+        self._stalled_since = None
+        self._connect_failures = 0
+
+    def retry_wait(self) -> float:
+        """Seconds to wait before trying again a request that got no answer: backs off with each
+        one in a row."""
+        self._connect_failures += 1
+        return backoff(self._connect_failures)
+
+
+def key_refused(exc: SeamError) -> RunStopped:
+    """The run can't go on: Seam answered 401/403 (the key is wrong, revoked or lacks rights)."""
+    return RunStopped(
+        f"Seam refused the API key: {exc.one_line()}",
+        hint="check SEAM_API_KEY (or SEAM_PERSONAL_ACCESS_TOKEN and SEAM_WORKSPACE_ID)",
+    )

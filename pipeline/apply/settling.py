@@ -1,0 +1,239 @@
+"""Settling what exists on a door, so that a create is only sent for a code that isn't there.
+
+Three kinds of jobs find out, each a list of the door's codes:
+    look    before a door's first create in a run: planned codes found on the door are adopted
+            (``found_on_door``) and withdrawn; codes an earlier run left ``sending`` are adopted,
+            known not made once their settle time has passed, or looked for again when it has
+    verify  a create whose outcome was unknown, once it has settled: the code is adopted, or
+            the create is sent again when the code isn't there
+    check   a budgeted door whose look has gone stale, counted again (``BudgetGuard``) just
+            before its first create: the codes its budget can no longer take fail with
+            ``budget_exhausted`` and are withdrawn; planned codes found there are adopted
+A door that can't be looked at takes no create this run (``door_not_looked_at``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from pipeline.apply.looking import find_tags
+from pipeline.apply.policy import (
+    KEY_REFUSED_STATUS,
+    SENT_AT_SLACK,
+    CreatePolicy,
+    ProgressWatch,
+    key_refused,
+)
+from pipeline.apply.scheduler import Job, Outcome
+from pipeline.budget.usage import BudgetGuard, Recount
+from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.ledger.store import Ledger, LedgerCode
+from pipeline.plan.reasons import (
+    ADOPTED,
+    BUDGET_EXHAUSTED,
+    DOOR_NOT_LOOKED_AT,
+    FOUND_ON_DOOR,
+    NOT_FOUND,
+)
+from pipeline.seam.client import SeamClient
+from pipeline.seam.models import AccessCode
+
+log = logging.getLogger(__name__)
+# A read that still met these after the client's retries is tried again later: no answer yet.
+RETRY_READ_STATUS = frozenset({429})
+
+
+class CodeSettler:
+    """Runs the ``look``, ``verify`` and ``check`` jobs of a run (``CodeCreator`` hands them here).
+
+    ``bodies`` maps a tag to its create body; a tag without one (a ``sending`` code from an
+    earlier run that isn't in this run's input) is only looked for, never created. ``look``
+    jobs find which codes exist on a door (from ``prelisted`` when the door was listed already
+    this run, for its budget): ``planned`` (door → its planned tags not yet created) found
+    there are adopted, and ``sending`` (door → codes an earlier run left ``sending``) are
+    adopted or settled. ``guard`` counts budgeted doors again for their ``check`` jobs when
+    their look has gone stale. A door that can't be looked at is added to ``closed_doors``
+    (shared with the creator: door → the reason and message for its creates not sent);
+    ``found_on_door`` holds the tags adopted before anything was sent for them.
+    """
+
+    def __init__(
+        self,
+        client: SeamClient,
+        ledger: Ledger,
+        run_id: str,
+        bodies: Mapping[str, dict[str, Any]],
+        *,
+        policy: CreatePolicy,
+        progress: ProgressWatch,
+        closed_doors: dict[str, tuple[str, str]],
+        guard: BudgetGuard | None = None,
+        planned: Mapping[str, Collection[str]] | None = None,
+        sending: Mapping[str, Sequence[LedgerCode]] | None = None,
+        prelisted: Mapping[str, list[AccessCode]] | None = None,
+        on_progress: Callable[[str], None] = lambda event: None,
+    ) -> None:
+        self._client = client
+        self._ledger = ledger
+        self._run_id = run_id
+        self._bodies = bodies
+        self._policy = policy
+        self._progress = progress
+        self._guard = guard
+        self._planned = planned or {}
+        self._sending = sending or {}
+        self._prelisted = dict(prelisted or {})
+        self._on_progress = on_progress
+        self.closed_doors = closed_doors
+        self.found_on_door: set[str] = set()
+
+    async def look(self, job: Job) -> Outcome:
+        """Before anything is sent to a door: which of our codes exist on it. Planned codes found
+        there are adopted and withdrawn; codes an earlier run left ``sending`` are adopted, or
+        sent again once settled, or looked for again when they settle."""
+        device_id = job.device_id
+        left = {code.idempotency_tag: code for code in self._sending.get(device_id, ())}
+        codes = self._prelisted.pop(device_id, None)
+        # A code left sending is settled only by a list taken after its settle time: the
+        # list taken for the budget may be older, so such a door is listed again here.
+        listed_at = dt.datetime.now(dt.UTC)
+        if codes is None or left:
+            try:
+                codes = await self._client.list_access_codes(device_id)
+            except SeamError as exc:
+                if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
+                    return self._read_again(job, exc)
+                if exc.status in KEY_REFUSED_STATUS:
+                    raise key_refused(exc) from exc
+                # Without a look, a create could duplicate a code already there: none is sent.
+                why = f"could not look at door {device_id} before creating: {exc.one_line()}"
+                log.error("door not looked at: its creates are not sent", extra={"error": why})
+                self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
+                return Outcome(close_door=True)
+            self._progress.progressed()
+        wanted = [*self._planned.get(device_id, ()), *left]
+        found = find_tags(codes, dict.fromkeys(wanted, device_id))
+        for tag, code in found.items():
+            # A code an earlier run sent is that send's outcome; any other was made by a run
+            # whose ledger this isn't (new, lost, copied).
+            how = ADOPTED if tag in left else FOUND_ON_DOOR
+            self._ledger.mark_created(tag, self._run_id, code, None, how=how)
+            if how == FOUND_ON_DOOR:
+                self.found_on_door.add(tag)
+            self._on_progress("created")
+        later = self._settle_left(
+            (code for tag, code in left.items() if tag not in found), listed_at
+        )
+        return Outcome(withdraw=frozenset(found), later=later)
+
+    def _settle_left(
+        self, codes: Iterable[LedgerCode], listed_at: dt.datetime
+    ) -> tuple[tuple[float, Job], ...]:
+        """Codes an earlier run left ``sending`` that a list begun at ``listed_at`` didn't
+        find: one whose settle time had passed since its send when the list began is known not
+        made (``pending``, and created again when planned); one still settling is looked for
+        again when it has; one that settles later than this run may wait is left ``sending``
+        for the next run."""
+        now = listed_at
+        later = []
+        for code in codes:
+            tag = code.idempotency_tag
+            sent_at = dt.datetime.fromisoformat(code.sent_at) if code.sent_at else None
+            waited = (now - sent_at).total_seconds() if sent_at else self._policy.settle_after
+            remaining = self._policy.settle_after + SENT_AT_SLACK - waited
+            if remaining <= 0:
+                self._ledger.mark_pending(
+                    tag, self._run_id, NOT_FOUND, "left sending, settled, and not on the door"
+                )
+                if tag in self._bodies:
+                    later.append((0.0, Job(code.device_id, tag, "create")))
+            elif remaining <= self._policy.give_up_after:
+                later.append((remaining, Job(code.device_id, tag, "verify")))
+            # Otherwise it settles later than this run may wait: it stays `sending` for the next.
+        return tuple(later)
+
+    async def check(self, job: Job) -> Outcome:
+        """Count a stale door again; withdraw the creates its budget can no longer take and
+        adopt the planned codes already on it."""
+        if self._guard is None or self._guard.is_fresh(job.device_id):
+            return Outcome()
+        try:
+            recount = await self._guard.recheck(job.device_id)
+        except SeamError as exc:
+            if exc.status in KEY_REFUSED_STATUS:
+                raise key_refused(exc) from exc
+            if isinstance(exc, SeamUnavailableError):
+                self._progress.stalled(exc)
+            # The look's count stands; Seam's own no-space answer still stops a full door.
+            log.warning(
+                "could not count the door's codes again; going on with its first look's count",
+                extra={"device_id": job.device_id, "error": exc.one_line()},
+            )
+            return Outcome()
+        self._progress.progressed()
+        # Only codes not yet created are adopted: the ledger's created ones keep their record.
+        wanted = set(self._planned.get(job.device_id, ()))
+        recount = Recount(
+            over=recount.over,
+            found={tag: code for tag, code in recount.found.items() if tag in wanted},
+        )
+        await self._settle_recount(job.device_id, recount)
+        return Outcome(withdraw=frozenset(recount.over) | frozenset(recount.found))
+
+    async def _settle_recount(self, device_id: str, recount: Recount) -> None:
+        for tag, code in recount.found.items():
+            self._ledger.mark_created(tag, self._run_id, code, None, how=FOUND_ON_DOOR)
+            self.found_on_door.add(tag)
+            self._on_progress("created")
+        over = {tag: why for tag, why in recount.over.items() if tag not in recount.found}
+        if over:
+            await self._ledger.mark_failed_many(
+                self._run_id, [(tag, BUDGET_EXHAUSTED, why) for tag, why in over.items()]
+            )
+            log.warning(
+                "door's budget was used since it was looked at: codes withdrawn",
+                extra={"device_id": device_id, "withdrawn": len(over)},
+            )
+            for _ in over:
+                self._on_progress("failed")
+
+    async def verify(self, job: Job) -> Outcome:
+        """Look for a settled code on its door: adopt it, or send the create again if it isn't
+        there."""
+        tag = job.key
+        try:
+            codes = await self._client.list_access_codes(job.device_id, search=tag)
+        except SeamError as exc:
+            if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
+                return self._read_again(job, exc)
+            if exc.status in KEY_REFUSED_STATUS:
+                raise key_refused(exc) from exc
+            # The code stays `sending`: the next run looks again.
+            log.error(
+                "could not look for a code whose create had an unknown outcome",
+                extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
+            )
+            return Outcome()
+        found = find_tags(codes, {tag: job.device_id})
+        if tag in found:
+            self._progress.progressed()
+            self._ledger.mark_created(tag, self._run_id, found[tag], None, how=ADOPTED)
+            self._on_progress("created")
+            return Outcome()
+        if tag not in self._bodies:
+            self._ledger.mark_pending(
+                tag, self._run_id, NOT_FOUND, "not on the door and not in this run's input"
+            )
+            return Outcome()
+        self._ledger.mark_pending(
+            tag, self._run_id, NOT_FOUND, "the create's answer was lost and no code was made"
+        )
+        return Outcome(again=Job(job.device_id, tag, "create"))
+
+    def _read_again(self, job: Job, exc: SeamError) -> Outcome:
+        """A look that got no usable answer: the same job again, after a backoff."""
+        self._progress.stalled(exc)
+        return Outcome(again=job, after=self._progress.retry_wait())
