@@ -49,9 +49,9 @@ from pipeline.report.output import (
 )
 from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, build_sandbox, serve
-from pipeline.sandbox.server import parse_door_rate, parse_latency
+from pipeline.sandbox.server import parse_latency
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT
-from pipeline.settings import BudgetOptions
+from pipeline.settings import BudgetOptions, parse_rate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +216,7 @@ def _budget_options(args: argparse.Namespace) -> BudgetOptions:
 
 def _sandbox(args: argparse.Namespace, console: Console) -> int:
     try:
-        door_rate = parse_door_rate(args.door_rate)
+        door_rate = parse_rate(args.door_rate)
         latency = parse_latency(args.latency_ms)
         faults = Faults(
             fail_before=args.fail_before,
@@ -271,7 +271,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
     if args.settle_after < 0:
         raise UsageError("--settle-after must be 0 or more seconds")
     settings = ApplySettings(
-        door_rate=Rate.parse(args.door_rate),
+        door_rate=None if (rate := parse_rate(args.door_rate)) is None else Rate(*rate),
         global_rate=args.global_rate,
         concurrency=args.concurrency,
         policy=CreatePolicy(give_up_after=args.give_up_after, settle_after=args.settle_after),

@@ -30,8 +30,8 @@ from pydantic import ValidationError
 
 from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
-from pipeline.seam.models import AccessCode, Device, Pagination, first_problem
-from pipeline.settings import SeamCredentials, check_endpoint
+from pipeline.seam.models import AccessCode, Device, Pagination
+from pipeline.settings import SeamCredentials, check_endpoint, first_problem
 
 log = logging.getLogger(__name__)
 ORACODE_FILTERS = {"device_type": "dormakaba_oracode_door", "manufacturer": "dormakaba_oracode"}
