@@ -33,19 +33,21 @@ from pipeline.apply.scheduler import Rate
 from pipeline.errors import PipelineError, UsageError
 from pipeline.interrupts import Interrupted, run_with_signals
 from pipeline.ledger.store import DEFAULT_LEDGER
-from pipeline.report.output import (
+from pipeline.report.files import (
     REPORT_FORMATS,
-    ApplyProgress,
     check_output_folder,
     check_report_path,
     default_output_path,
+    write_private_text,
+    write_report,
+)
+from pipeline.report.output import (
+    ApplyProgress,
     print_budget_warnings,
     print_outcomes,
     print_plan_summary,
     print_report,
     print_status_summary,
-    write_private_text,
-    write_report,
 )
 from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, build_sandbox, serve

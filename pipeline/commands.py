@@ -31,12 +31,8 @@ from pipeline.ledger.lock import run_lock
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import read_reservations
-from pipeline.report.output import (
-    ApplyProgress,
-    check_output_path,
-    default_output_path,
-    write_table,
-)
+from pipeline.report.files import check_output_path, default_output_path, write_table
+from pipeline.report.output import ApplyProgress
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
