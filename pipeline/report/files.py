@@ -119,6 +119,17 @@ def write_private(path: Path, write: Callable[[BinaryIO], None]) -> Path:
 REPORT_FORMATS = ("table", "csv", "parquet", "json")
 
 
+def check_report_out(out: Path | None, fmt: str) -> None:
+    """Refuse, before the ledger is read (UsageError, exit 2), a format we don't write or an
+    ``out`` it can't use or write (with no ``out``, csv and parquet need ``outputs/``)."""
+    if fmt not in REPORT_FORMATS:
+        raise UsageError(f"--format {fmt} is not one of {', '.join(REPORT_FORMATS)}")
+    if out is not None:
+        check_report_path(out, fmt)
+    elif fmt in ("csv", "parquet"):
+        check_output_folder(default_output_path("report", now=dt.datetime.now(dt.UTC)).parent)
+
+
 def check_report_path(out: Path, fmt: str) -> None:
     """Refuse an ``--out`` the format can't use, or that can't be written, before the ledger
     is read (UsageError, exit 2)."""
@@ -135,9 +146,15 @@ def check_report_path(out: Path, fmt: str) -> None:
     check_output_folder(out if fmt != "json" and out.is_dir() else out.parent)
 
 
-def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
-    """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` holding one file
-    per section (``runs.csv``, ``doors.csv``, ...). Mode 0600 like every output."""
-    if fmt == "json":
-        return [write_private_text(out, report.to_json())]
-    return [write_table(frame, out / f"{name}.{fmt}") for name, frame in report.sections().items()]
+def write_report(report: Report, fmt: str, out: Path | None = None) -> list[Path]:
+    """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` (default
+    ``outputs/report-<UTC time>/``) holding one file per section (``runs.csv``, ``doors.csv``,
+    ...). Mode 0600 like every output. Raises UsageError (exit 2) when it can't be written."""
+    out = out or default_output_path("report", now=report.generated_at).with_suffix("")
+    try:
+        if fmt == "json":
+            return [write_private_text(out, report.to_json())]
+        sections = report.sections().items()
+        return [write_table(frame, out / f"{name}.{fmt}") for name, frame in sections]
+    except OSError as exc:
+        raise UsageError(f"the report can't be written to {out}: {exc.strerror or exc}") from exc

@@ -1,9 +1,15 @@
-"""Printing run summaries on the terminal: plan, apply, status and report (rich tables), and
-apply's progress bar. Writing the files is ``pipeline.report.files``."""
+"""Printing on the terminal: run summaries of plan, apply, status and report (rich tables),
+apply's progress bar, and the log lines (text or JSON). Writing the files is
+``pipeline.report.files``."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
@@ -21,8 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
+from pipeline.interrupts import Interrupted
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
+
+if TYPE_CHECKING:
+    from pipeline.apply.run import ApplyResult
 
 
 def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
@@ -138,6 +148,47 @@ def _door_names(doors: pl.DataFrame, limit: int = 10) -> str:
     names = doors["door_name"].fill_null(doors["device_id"]).to_list()
     more = f" and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(str(name) for name in names[:limit]) + more
+
+
+def print_apply_summary(
+    result: ApplyResult,
+    budgets: BudgetCheck,
+    *,
+    out: Path,
+    ledger: Path,
+    newly_orphaned: int,
+    console: Console,
+) -> None:
+    """Results by outcome and reason, budget warnings, the run's numbers and files; why it
+    stopped, if it did, as one ``error:`` line on standard error."""
+    print_outcomes(result.results, "Results by outcome and reason", console)
+    print_budget_warnings(budgets, console)
+    stats = result.stats
+    per_code = result.requests_per_new_code
+    console.print(
+        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
+        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
+        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
+    )
+    console.print(f"results: {out}", soft_wrap=True)
+    console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
+    if newly_orphaned:
+        console.print(
+            f"{newly_orphaned} code(s) whose reservation is no longer in the input are"
+            f" orphaned: see `oracode-provision report --ledger {ledger}`",
+            soft_wrap=True,
+        )
+    if isinstance(result.stopped, Interrupted):
+        outcomes = result.results.filter(pl.col("outcome") != "skipped")
+        created = int((outcomes["outcome"] == "created").sum())
+        waiting = int(outcomes["reason"].is_in(["not_attempted", "outcome_unknown"]).sum())
+        print(
+            f"error: stopped by {signal.Signals(result.stopped.exit_code - 128).name}:"
+            f" {created} created, {waiting} not attempted or not yet known; rerun to finish",
+            file=sys.stderr,
+        )
+    elif result.stopped is not None:
+        print(f"error: {result.stopped.one_line()}", file=sys.stderr)
 
 
 def print_status_summary(result: StatusResult, console: Console) -> None:
@@ -307,3 +358,39 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
     if codes.height > DOOR_TABLE_ROWS:
         table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"
     console.print(table)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
+        return json.dumps(entry, default=str)
+
+
+class TextLogFormatter(logging.Formatter):
+    """``LEVEL message key=value ...``: the extra fields after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in JsonLogFormatter.STANDARD
+        )
+        return f"{record.levelname.lower()}: {record.getMessage()} {extra}".rstrip()
+
+
+def configure_logging(log_format: str) -> None:
+    """Warnings and errors of the pipeline to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
+    logger = logging.getLogger("pipeline")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
