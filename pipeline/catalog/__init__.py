@@ -2,7 +2,6 @@
 
 Takes Seam's ``/devices/list`` (``sources``: from Seam, or a saved answer for ``--devices``);
 gives a DeviceCatalog (``doors``): the dormakaba Oracode doors with their site, zone and user
-levels as Polars tables (doors and levels, keyed by device_id and by their names made
-comparable). Malformed device data is a
-DeviceDataError naming the device.
+levels as Polars tables, keyed by device_id and by their names made comparable. Malformed
+device data is a DeviceDataError naming the device.
 """
