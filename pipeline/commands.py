@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,23 +23,35 @@ from pipeline.apply.run import (
 )
 from pipeline.budget.limits import BudgetCheck, read_code_file
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
-from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
 from pipeline.ledger.lock import run_lock
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
+from pipeline.options import (
+    WAIT_FOR_LOCK,
+    ApplyOptions,
+    SandboxOptions,
+    check_request_timeout,
+    check_runs,
+    check_settings,
+)
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import read_reservations
-from pipeline.report.output import (
-    ApplyProgress,
+from pipeline.report.files import (
     check_output_path,
+    check_report_out,
     default_output_path,
+    write_private_text,
+    write_report,
     write_table,
 )
+from pipeline.report.output import ApplyProgress
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
+from pipeline.sandbox import build_sandbox, serve
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
-from pipeline.settings import BudgetOptions, Config, load_config, load_credentials
+from pipeline.settings import BudgetOptions, load_config, load_credentials, parse_rate
 
 
 @dataclass(frozen=True)
@@ -57,38 +68,7 @@ class PlanRun:
         return 1 if (self.plan["outcome"] == "rejected").any() else 0
 
 
-async def fetch_catalog(config: Config, transport: Transport | None = None) -> DeviceCatalog:
-    """The Oracode doors of the workspace, from Seam's ``/devices/list`` (all pages)."""
-    async with SeamClient(load_credentials(config), transport=transport) as client:
-        return await list_catalog(client)
-
-
-async def fetch_budgets(
-    plan: pl.DataFrame,
-    catalog: DeviceCatalog,
-    config: Config,
-    *,
-    now: dt.datetime,
-    transport: Transport | None = None,
-) -> BudgetCheck:
-    """The budget check with each budgeted door's codes listed from Seam."""
-    async with SeamClient(load_credentials(config), transport=transport) as client:
-        return await count_budgets(plan, catalog, config.budgets, now=now, client=client)
-
-
-async def list_catalog(client: SeamClient) -> DeviceCatalog:
-    devices = [device async for device in client.list_devices()]
-    return await anyio.to_thread.run_sync(DeviceCatalog.from_devices, devices)
-
-
-def load_catalog(config: Config, devices: Path | None) -> DeviceCatalog:
-    """From a ``--devices`` file when given, else from the Seam API (needs SEAM_API_KEY)."""
-    if devices is not None:
-        return read_device_file(devices)
-    return anyio.run(fetch_catalog, config)
-
-
-def plan_files(
+async def plan_files(
     paths: Sequence[Path],
     *,
     config_path: Path | None = None,
@@ -101,26 +81,33 @@ def plan_files(
     """Read, plan, check budgets and write: one output row per input row.
 
     Used codes come from Seam, or with ``devices`` (offline) from ``codes`` when given (else
-    they are unknown, and the check says so). Raises UsageError (exit 2), also for
-    ``--on-budget-exceeded abort`` with a door over budget (after writing the plan).
+    they are unknown, and the check says so). Raises UsageError (exit 2), also for ``codes``
+    without ``devices`` and for ``--on-budget-exceeded abort`` with a door over budget (after
+    writing the plan).
     """
+    if codes is not None and devices is None:
+        raise UsageError("--codes goes with --devices", hint="without --devices Seam is asked")
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("plan", now=now)
-    check_output_path(out)
-    config = (budget or BudgetOptions()).apply(load_config(config_path))
+    await anyio.to_thread.run_sync(check_output_path, out)
+    config = (budget or BudgetOptions()).apply(
+        await anyio.to_thread.run_sync(load_config, config_path)
+    )
     # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
     # export is read.
-    catalog = load_catalog(config, devices)
-    reservations = read_reservations(paths, config)
-    plan = plan_reservations(reservations, catalog, config, now=now)
+    catalog = await load_catalog(config, devices)
+    reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
+    plan = await anyio.to_thread.run_sync(
+        lambda: plan_reservations(reservations, catalog, config, now=now)
+    )
     if devices is None:
-        check = anyio.run(functools.partial(fetch_budgets, plan, catalog, config, now=now))
+        async with SeamClient(load_credentials(config)) as client:
+            check = await count_budgets(plan, catalog, config.budgets, now=now, client=client)
     else:
-        listed = read_code_file(codes) if codes is not None else None
-        check = anyio.run(
-            functools.partial(count_budgets, plan, catalog, config.budgets, now=now, listed=listed)
-        )
-    run = PlanRun(plan=check.plan, out=write_table(check.plan, out), budgets=check)
+        listed = None if codes is None else await anyio.to_thread.run_sync(read_code_file, codes)
+        check = await count_budgets(plan, catalog, config.budgets, now=now, listed=listed)
+    written = await anyio.to_thread.run_sync(write_table, check.plan, out)
+    run = PlanRun(plan=check.plan, out=written, budgets=check)
     if (error := check.abort_error(run.out)) is not None:
         raise error
     return run
@@ -147,9 +134,9 @@ async def apply_files(
     config_path: Path | None = None,
     ledger_path: Path = DEFAULT_LEDGER,
     out: Path | None = None,
-    settings: ApplySettings | None = None,
+    settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
-    wait_for_lock: float = 0.0,
+    wait_for_lock: float = WAIT_FOR_LOCK,
     reissue_changed: bool = False,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
@@ -161,14 +148,16 @@ async def apply_files(
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
     Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
-    exit 3, when another run keeps it). Raises UsageError (exit 2) for unusable input before
-    anything is sent (also for
-    ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
-    doors or their codes can't be listed. An ``interrupt`` (a signal) before the sending
-    raises Interrupted (exit 128 + the signal) with the run recorded; during it, the sending
-    stops and the results are written as for any stop.
+    exit 3, when another run keeps it). ``settings`` as the command line gives them
+    (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
+    input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
+    budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
+    ``interrupt`` (a signal) before the sending raises Interrupted (exit 128 + the signal) with
+    the run recorded; during it, the sending stops and the results are written as for any stop.
     """
-    settings = settings or ApplySettings()
+    if isinstance(settings, ApplyOptions):
+        settings = settings.settings()
+    settings = check_settings(settings or ApplySettings())
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("results", now=now)
     await anyio.to_thread.run_sync(check_output_path, out)
@@ -289,9 +278,10 @@ async def status_files(
 ) -> StatusRun:
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
-    Raises UsageError (exit 2) for a missing ledger or key, SeamError (exit 3) when Seam
-    can't be asked.
+    Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, SeamError
+    (exit 3) when Seam can't be asked.
     """
+    check_request_timeout(request_timeout)
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("status", now=now)
     await anyio.to_thread.run_sync(check_output_path, out)
@@ -331,8 +321,9 @@ async def report_files(
 ) -> Report:
     """The report from the ledger alone (no key needed, no lock taken: a run may be going on).
 
-    Raises UsageError (exit 2) for a missing ledger or an unknown ``run_id``.
+    Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``.
     """
+    check_runs(runs)
     now = now or dt.datetime.now(dt.UTC)
     await _require_ledger(ledger_path)
     ledger = await Ledger.open(ledger_path)
@@ -346,3 +337,69 @@ async def _require_ledger(path: Path) -> None:
     """Commands that read what runs did need their ledger: a wrong path is exit 2."""
     if not await anyio.to_thread.run_sync(path.exists):
         raise UsageError(f"ledger {path} does not exist", hint="check --ledger")
+
+
+@dataclass(frozen=True)
+class ReportRun:
+    """What ``export_report`` did: the report, and the files it wrote (none for ``table``, or
+    ``json`` without ``out``: those are for the terminal)."""
+
+    report: Report
+    written: tuple[Path, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
+
+
+async def export_report(
+    *,
+    ledger_path: Path = DEFAULT_LEDGER,
+    fmt: str = "table",
+    out: Path | None = None,
+    run_id: str | None = None,
+    runs: int = DEFAULT_RUNS,
+    now: dt.datetime | None = None,
+) -> ReportRun:
+    """The report (``report_files``) in ``fmt``: ``csv`` and ``parquet`` write a folder with
+    one file per section (``out``, default ``outputs/report-<UTC time>/``), ``json`` with
+    ``out`` one file; all mode 0600.
+
+    Raises UsageError (exit 2), before the ledger is read, for a format or ``out`` that can't
+    be used or written (and as ``report_files`` does).
+    """
+    check_runs(runs)
+    await anyio.to_thread.run_sync(check_report_out, out, fmt)
+    report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=now)
+    if fmt == "table" or (fmt == "json" and out is None):
+        return ReportRun(report)
+    return ReportRun(report, tuple(await anyio.to_thread.run_sync(write_report, report, fmt, out)))
+
+
+def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -> None:
+    """Serve the sandbox in the foreground until Ctrl-C; ``on_ready`` gets its door count
+    first. Raises UsageError (exit 2) for bad options or a device file it can't use.
+
+    Not async: uvicorn runs its own event loop and owns the signals.
+    """
+    door_rate = parse_rate(options.door_rate)
+    faults = options.faults()
+    try:
+        state, app = build_sandbox(
+            options.devices,
+            door_rate=door_rate,
+            global_rate=options.global_rate,
+            faults=faults,
+            seed=options.seed,
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"sandbox device file {options.devices} can't be used: {exc}") from exc
+    on_ready(len(state.slots))
+    serve(app, options.host, options.port)
+
+
+def save_crash_details(details: str, *, now: dt.datetime | None = None) -> Path:
+    """Write a defect's traceback to ``outputs/crash-<UTC time>.txt`` (mode 0600); returns
+    where. Raises OSError when it can't be written."""
+    now = now or dt.datetime.now(dt.UTC)
+    return write_private_text(default_output_path("crash", now=now).with_suffix(".txt"), details)

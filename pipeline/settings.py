@@ -7,6 +7,7 @@ key is refused.
 
 from __future__ import annotations
 
+import re
 import string
 import tomllib
 import urllib.parse
@@ -25,8 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.errors import ConfigError
-from pipeline.seam.models import first_problem
+from pipeline.errors import ConfigError, UsageError
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -49,6 +49,36 @@ NAME_FIELDS = frozenset(
     {"tag", "reservation_id", "guest_name", "door_name", "site_name", "user_level_name"}
 )
 DEFAULT_NAME_TEMPLATE = "{reservation_id} {guest_name} [{tag}]"
+
+# Seam's documented limit: 10 access-code creations per minute per device (API notes).
+SEAM_DOOR_LIMIT = (10, 60.0)
+# The words of ``--door-rate`` for "no configured limit" (apply learns it from 429s).
+RATE_OFF = frozenset({"off", "none", "unknown"})
+
+
+def first_problem(exc: ValidationError) -> str:
+    """``where: what`` for the first error pydantic found, for a one-line message."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+
+
+def parse_rate(text: str) -> tuple[int, float] | None:
+    """``--door-rate`` for apply and the sandbox alike: ``COUNT/SECONDS`` (``10/60s``; the
+    ``s`` optional, spaces allowed) is ``(10, 60.0)``; ``off`` is None (no limit configured).
+
+    Raises UsageError (exit 2) for anything else, a count under 1 or a period of 0 included.
+    """
+    if text.strip().lower() in RATE_OFF:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text, re.IGNORECASE)
+    if not match or int(match[1]) < 1 or float(match[2]) <= 0:
+        raise UsageError(f"rate {text!r} is not COUNT/SECONDS", hint="write e.g. 10/60s, or off")
+    return int(match[1]), float(match[2])
+
+
+def rate_text(rate: tuple[int, float] | None) -> str:
+    """The ``--door-rate`` text of ``rate``, as ``parse_rate`` reads it (``10/60s``, ``off``)."""
+    return "off" if rate is None else f"{rate[0]}/{rate[1]:g}s"
 
 
 class SeamCredentials(BaseSettings):

@@ -1,0 +1,7 @@
+"""Catalog: the doors a plan can use.
+
+Takes Seam's ``/devices/list`` (``sources``: from Seam, or a saved answer for ``--devices``);
+gives a DeviceCatalog (``doors``): the dormakaba Oracode doors with their site, zone and user
+levels as Polars tables, keyed by device_id and by their names made comparable. Malformed
+device data is a DeviceDataError naming the device.
+"""

@@ -20,7 +20,8 @@ import polars as pl
 from pydantic import ValidationError
 
 from pipeline.errors import DeviceDataError
-from pipeline.seam.models import Device, first_problem
+from pipeline.seam.models import Device
+from pipeline.settings import first_problem
 
 ORACODE_DEVICE_TYPE = "dormakaba_oracode_door"
 

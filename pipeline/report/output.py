@@ -1,13 +1,15 @@
-"""Writing result tables (CSV, Parquet or JSONL by extension) and printing run summaries."""
+"""Printing on the terminal: run summaries of plan, apply, status and report (rich tables),
+apply's progress bar, and the log lines (text or JSON). Writing the files is
+``pipeline.report.files``."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import tempfile
-from collections.abc import Callable
+import json
+import logging
+import signal
+import sys
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
@@ -25,108 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
-from pipeline.errors import UsageError
+from pipeline.interrupts import Interrupted
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
-TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
-
-
-def default_output_path(kind: str, *, now: dt.datetime, folder: Path = Path("outputs")) -> Path:
-    """``outputs/<kind>-YYYYmmddTHHMMSSZ.parquet``: a new file per run, sortable by time."""
-    stamp = now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return folder / f"{kind}-{stamp}.parquet"
-
-
-def check_output_path(path: Path) -> None:
-    """Refuse, before any work is done (UsageError, exit 2), an output file that couldn't be
-    written at the end: an extension we can't write, a folder at its path, or a folder that
-    can't be created or written in (read-only, a file in the way). Creates the folder when it
-    is missing, as writing would; leaves nothing else behind."""
-    _check_extension(path)
-    if path.is_dir():
-        raise UsageError(f"output file {path} is a folder", hint="give the path of a file")
-    check_output_folder(path.parent)
-
-
-def check_output_folder(folder: Path) -> None:
-    """Create ``folder`` if missing and prove a file can be made in it (a temporary one,
-    removed at once); raises UsageError (exit 2) saying why not."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if isinstance(exc, FileExistsError | NotADirectoryError):
-            reason = "a file is in the way"
-        raise UsageError(
-            f"output folder {folder} can't be created: {reason}",
-            hint="give an output path in a folder you can write to",
-        ) from exc
-    try:
-        handle, probe = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
-    except OSError as exc:
-        raise UsageError(
-            f"output folder {folder} can't be written: {exc.strerror or exc}",
-            hint="give an output path in a folder you can write to",
-        ) from exc
-    os.close(handle)
-    os.unlink(probe)
-
-
-def _check_extension(path: Path) -> None:
-    if path.suffix.lower() not in TABLE_EXTENSIONS:
-        raise UsageError(
-            f"output file {path} has extension {path.suffix!r}",
-            hint="use .csv, .parquet or .jsonl",
-        )
-
-
-def write_table(frame: pl.DataFrame, path: Path) -> Path:
-    """Write ``frame`` to ``path`` (CSV, Parquet or JSONL by extension) with ``write_private``."""
-    _check_extension(path)
-    suffix = path.suffix.lower()
-
-    def write(stream: BinaryIO) -> None:
-        if suffix == ".csv":
-            frame.write_csv(stream)
-        elif suffix == ".parquet":
-            frame.write_parquet(stream)
-        else:
-            frame.write_ndjson(stream)
-
-    return write_private(path, write)
-
-
-def write_private_text(path: Path, text: str) -> Path:
-    """``text`` as UTF-8 with ``write_private`` (surrogate escapes of a file name that isn't
-    UTF-8 written as backslash escapes, not failing the write)."""
-    data = text.encode("utf-8", "backslashreplace")
-
-    def write(stream: BinaryIO) -> None:
-        stream.write(data)
-
-    return write_private(path, write)
-
-
-def write_private(path: Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Write a file atomically, readable by its owner only (mode 0600).
-
-    Result files may hold PINs, so the file is created 0600 from the start (never chmod-ed
-    after the fact), and it appears under its name only once complete.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
+if TYPE_CHECKING:
+    from pipeline.apply.run import ApplyResult
 
 
 def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
@@ -244,6 +150,47 @@ def _door_names(doors: pl.DataFrame, limit: int = 10) -> str:
     return ", ".join(str(name) for name in names[:limit]) + more
 
 
+def print_apply_summary(
+    result: ApplyResult,
+    budgets: BudgetCheck,
+    *,
+    out: Path,
+    ledger: Path,
+    newly_orphaned: int,
+    console: Console,
+) -> None:
+    """Results by outcome and reason, budget warnings, the run's numbers and files; why it
+    stopped, if it did, as one ``error:`` line on standard error."""
+    print_outcomes(result.results, "Results by outcome and reason", console)
+    print_budget_warnings(budgets, console)
+    stats = result.stats
+    per_code = result.requests_per_new_code
+    console.print(
+        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
+        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
+        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
+    )
+    console.print(f"results: {out}", soft_wrap=True)
+    console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
+    if newly_orphaned:
+        console.print(
+            f"{newly_orphaned} code(s) whose reservation is no longer in the input are"
+            f" orphaned: see `oracode-provision report --ledger {ledger}`",
+            soft_wrap=True,
+        )
+    if isinstance(result.stopped, Interrupted):
+        outcomes = result.results.filter(pl.col("outcome") != "skipped")
+        created = int((outcomes["outcome"] == "created").sum())
+        waiting = int(outcomes["reason"].is_in(["not_attempted", "outcome_unknown"]).sum())
+        print(
+            f"error: stopped by {signal.Signals(result.stopped.exit_code - 128).name}:"
+            f" {created} created, {waiting} not attempted or not yet known; rerun to finish",
+            file=sys.stderr,
+        )
+    elif result.stopped is not None:
+        print(f"error: {result.stopped.one_line()}", file=sys.stderr)
+
+
 def print_status_summary(result: StatusResult, console: Console) -> None:
     """Codes by status, then the ones that need a person, with why."""
     codes = result.codes
@@ -313,33 +260,6 @@ class ApplyProgress:
             self._progress.update(self._task, rate_limited=self._rate_limited)
         elif event in {"created", "failed"}:
             self._progress.advance(self._task)
-
-
-REPORT_FORMATS = ("table", "csv", "parquet", "json")
-
-
-def check_report_path(out: Path, fmt: str) -> None:
-    """Refuse an ``--out`` the format can't use, or that can't be written, before the ledger
-    is read (UsageError, exit 2)."""
-    if fmt == "table":
-        raise UsageError("--out needs --format csv, parquet or json")
-    if fmt == "json" and out.is_dir():
-        raise UsageError(f"--out {out} is a folder", hint="--format json writes one file")
-    if fmt != "json" and out.exists() and not out.is_dir():
-        raise UsageError(
-            f"--out {out} is a file",
-            hint=f"--format {fmt} writes a folder of files, one per section",
-        )
-    # The report's own folder is made only when there is a report to put in it.
-    check_output_folder(out if fmt != "json" and out.is_dir() else out.parent)
-
-
-def write_report(report: Report, fmt: str, out: Path) -> list[Path]:
-    """``json``: one file at ``out``; ``csv`` and ``parquet``: a folder ``out`` holding one file
-    per section (``runs.csv``, ``doors.csv``, ...). Mode 0600 like every output."""
-    if fmt == "json":
-        return [write_private_text(out, report.to_json())]
-    return [write_table(frame, out / f"{name}.{fmt}") for name, frame in report.sections().items()]
 
 
 def print_report(report: Report, console: Console) -> None:
@@ -438,3 +358,39 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
     if codes.height > DOOR_TABLE_ROWS:
         table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"
     console.print(table)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's extra fields."""
+
+    STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
+        return json.dumps(entry, default=str)
+
+
+class TextLogFormatter(logging.Formatter):
+    """``LEVEL message key=value ...``: the extra fields after the message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extra = " ".join(
+            f"{k}={v}" for k, v in record.__dict__.items() if k not in JsonLogFormatter.STANDARD
+        )
+        return f"{record.levelname.lower()}: {record.getMessage()} {extra}".rstrip()
+
+
+def configure_logging(log_format: str) -> None:
+    """Warnings and errors of the pipeline to stderr, as text or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
+    logger = logging.getLogger("pipeline")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

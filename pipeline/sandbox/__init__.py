@@ -1,6 +1,7 @@
 """A local Seam API for dormakaba Oracode doors: the same paths, shapes, rules, rate limits and
 failure modes the pipeline meets in production, as a real HTTP server (uvicorn) or in-process
-(``httpx.ASGITransport``). It imports nothing from the pipeline's client.
+(``httpx.ASGITransport``). It imports nothing from the pipeline's client; its ``--door-rate``
+is read as apply reads it (``pipeline.settings.parse_rate``).
 """
 
 from pipeline.sandbox.app import DroppedConnection, create_app

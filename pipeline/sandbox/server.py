@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,18 +15,9 @@ from starlette.applications import Starlette
 
 from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.state import Faults, SandboxState
+from pipeline.settings import SEAM_DOOR_LIMIT
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
-
-
-def parse_door_rate(text: str) -> tuple[int, float] | None:
-    """``10/60s`` → (10, 60.0); ``off`` → None."""
-    if text.strip().lower() in {"off", "none", "0"}:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text)
-    if not match:
-        raise ValueError(f"door rate {text!r} is not COUNT/SECONDS, e.g. 10/60s")
-    return int(match[1]), float(match[2])
 
 
 def parse_latency(text: str) -> tuple[float, float]:
@@ -39,12 +29,13 @@ def parse_latency(text: str) -> tuple[float, float]:
 def build_sandbox(
     devices: Path = DEFAULT_DEVICES,
     *,
-    door_rate: tuple[int, float] | None = (10, 60.0),
+    door_rate: tuple[int, float] | None = SEAM_DOOR_LIMIT,
     global_rate: float | None = None,
     faults: Faults | None = None,
     seed: int = 0,
 ) -> tuple[SandboxState, Starlette]:
-    """Load the device file and build the state and its app."""
+    """Load the device file and build the state and its app. ``door_rate`` is creates per
+    door as ``pipeline.settings.parse_rate`` reads ``--door-rate`` (None: no limit)."""
     payload = json.loads(devices.read_text(encoding="utf-8"))
     state = SandboxState.from_payload(
         payload, door_rate=door_rate, global_rate=global_rate, seed=seed

@@ -8,13 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-
-
-def first_problem(exc: ValidationError) -> str:
-    """``where: what`` for the first error pydantic found, for a one-line message."""
-    first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class SeamModel(BaseModel):

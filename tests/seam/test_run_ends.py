@@ -20,8 +20,9 @@ from anyio.abc import SocketStream
 
 from pipeline.cli import main
 from pipeline.errors import ConfigError, SeamUnavailableError
-from pipeline.seam import client as seam
-from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
+from pipeline.seam import answers as seam
+from pipeline.seam.answers import MAX_WAIT_SECONDS, clamp_wait
+from pipeline.seam.client import SeamClient
 from pipeline.settings import SeamCredentials
 from tests.conftest import ROOT
 from tests.seam.test_seam_client import server

@@ -1,0 +1,228 @@
+"""The ``oracode-provision`` command line: a thin layer over ``pipeline.commands``.
+
+Each command parses its options, makes one call to ``pipeline.commands`` and prints what it
+returned; the defaults and checks are the library's (``pipeline.options``).
+
+Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
+2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
+or another run holds the ledger's lock), 4 a defect of the pipeline (traceback saved in
+outputs/). ``status`` and ``report``: 1 when a code needs a person (attention; for ``report``
+also orphaned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import io
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+import anyio
+from rich.console import Console
+
+from pipeline import commands
+from pipeline import options as defaults
+from pipeline.cli.parser import build_parser
+from pipeline.errors import PipelineError
+from pipeline.interrupts import run_with_signals
+from pipeline.report.output import (
+    ApplyProgress,
+    configure_logging,
+    print_apply_summary,
+    print_plan_summary,
+    print_report,
+    print_status_summary,
+)
+from pipeline.settings import BudgetOptions
+
+
+def _budget_options(args: argparse.Namespace) -> BudgetOptions:
+    return BudgetOptions(
+        per_door=args.budget_per_door, mode=args.budget_mode, on_exceeded=args.on_budget_exceeded
+    )
+
+
+def _sandbox(args: argparse.Namespace, console: Console) -> int:
+    options = defaults.SandboxOptions(
+        host=args.host,
+        port=args.port,
+        devices=args.devices,
+        door_rate=args.door_rate,
+        global_rate=args.global_rate,
+        latency_ms=args.latency_ms,
+        fail_before=args.fail_before,
+        drop_after=args.drop_after,
+        late=args.late,
+        late_after=args.late_after,
+        list_lag=args.list_lag,
+        seed=args.seed,
+    )
+
+    def ready(doors: int) -> None:
+        console.print(
+            f"Seam sandbox: {doors} Oracode doors on http://{args.host}:{args.port} (door rate"
+            f" {args.door_rate}, global rate {args.global_rate or 'off'}); Ctrl-C stops it"
+        )
+
+    commands.serve_sandbox(options, on_ready=ready)
+    return 0
+
+
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    run = anyio.run(
+        functools.partial(
+            commands.plan_files,
+            args.reservations,
+            config_path=args.config,
+            devices=args.devices,
+            codes=args.codes,
+            out=args.out,
+            budget=_budget_options(args),
+        )
+    )
+    print_plan_summary(run.plan, run.budgets, console)
+    console.print(f"wrote {run.plan.height} rows to {run.out}")
+    return run.exit_code
+
+
+def _apply(args: argparse.Namespace, console: Console) -> int:
+    configure_logging(args.log_format)
+    options = defaults.ApplyOptions(
+        door_rate=args.door_rate,
+        global_rate=args.global_rate,
+        concurrency=args.concurrency,
+        give_up_after=args.give_up_after,
+        settle_after=args.settle_after,
+        request_timeout=args.request_timeout,
+    )
+    with ApplyProgress(Console(stderr=True)) as progress:
+        run = anyio.run(
+            run_with_signals,
+            lambda interrupt: commands.apply_files(
+                args.reservations,
+                config_path=args.config,
+                ledger_path=args.ledger,
+                out=args.results,
+                settings=options,
+                budget=_budget_options(args),
+                wait_for_lock=args.wait_for_lock,
+                reissue_changed=args.reissue_changed,
+                progress=progress,
+                interrupt=interrupt,
+            ),
+        )
+    print_apply_summary(
+        run.result,
+        run.budgets,
+        out=run.out,
+        ledger=run.ledger,
+        newly_orphaned=run.newly_orphaned,
+        console=console,
+    )
+    return run.exit_code
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    configure_logging(args.log_format)
+    run = anyio.run(
+        run_with_signals,
+        lambda interrupt: commands.status_files(
+            config_path=args.config,
+            ledger_path=args.ledger,
+            out=args.results,
+            attention_after=dt.timedelta(minutes=args.attention_after),
+            request_timeout=args.request_timeout,
+            interrupt=interrupt,
+        ),
+    )
+    print_status_summary(run.result, console)
+    console.print(f"results: {run.out}", soft_wrap=True)
+    return run.exit_code
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    run = anyio.run(
+        functools.partial(
+            commands.export_report,
+            ledger_path=args.ledger,
+            fmt=args.format,
+            out=args.out,
+            run_id=args.run,
+            runs=args.runs,
+        )
+    )
+    if run.written:
+        for path in run.written:
+            console.print(f"wrote {path}", soft_wrap=True)
+    elif args.format == "json":
+        print(run.report.to_json())
+    else:
+        print_report(run.report, console)
+    return run.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = build_parser().parse_args(argv)
+    handler = HANDLERS[args.command]
+    _tolerate_undecodable_names()
+    console = Console(highlight=False)
+    try:
+        code = handler(args, console)
+    except PipelineError as exc:
+        print(printable(f"error: {exc.one_line()}"), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a defect of ours: one line for the operator, details on file
+        print(
+            printable(f"error: internal error {type(exc).__name__}: {exc}")[:500], file=sys.stderr
+        )
+        print(printable(_save_traceback()), file=sys.stderr)
+        return INTERNAL_ERROR
+    return code
+
+
+def printable(text: str) -> str:
+    """``text`` with what can't be written as UTF-8 escaped (a file name that isn't UTF-8
+    comes as surrogate escapes, on which a strict stream would fail)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _tolerate_undecodable_names() -> None:
+    """Let standard output and error write surrogate escapes (a file name that isn't UTF-8,
+    echoed in a summary or a log line) as backslash escapes instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+    "plan": _plan,
+    "apply": _apply,
+    "status": _status,
+    "report": _report,
+    "sandbox": _sandbox,
+}
+# Exit code of a defect in the pipeline itself (never of bad input, config or Seam answers).
+INTERNAL_ERROR = 4
+
+
+def _save_traceback() -> str:
+    """Write the current exception's traceback to ``outputs/crash-<UTC time>.txt`` (mode 0600)
+    and say where; when that can't be written, the traceback itself."""
+    details = traceback.format_exc()
+    try:
+        path = commands.save_crash_details(details)
+    except OSError:
+        return details
+    return f"the details are in {path}; please pass them on to the pipeline's maintainers"
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The command line's commands and options (argparse). Every default shown in ``--help`` is
+the library's (``pipeline.options``); the values are checked there, not here."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline import options as defaults
+
+APPLY = defaults.ApplyOptions()
+SANDBOX = defaults.SandboxOptions()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oracode-provision",
+        description="Plan and create dormakaba Oracode offline access codes through Seam.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="decide door, user level and window for each row")
+    plan.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    add_config_option(plan)
+    plan.add_argument(
+        "--devices",
+        type=Path,
+        help="a /devices/list response saved as JSON (default: ask Seam, needs SEAM_API_KEY)",
+    )
+    plan.add_argument(
+        "--codes",
+        type=Path,
+        help="with --devices: the doors' /access_codes/list saved as JSON"
+        " (default: their codes are not counted)",
+    )
+    plan.add_argument(
+        "--out",
+        type=Path,
+        help="CSV, Parquet or JSONL (default: outputs/plan-<UTC time>.parquet)",
+    )
+    add_budget_options(plan)
+
+    apply = commands.add_parser("apply", help="plan, then create every planned code once")
+    apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    add_run_options(apply)
+    apply.add_argument(
+        "--door-rate",
+        default=APPLY.door_rate,
+        metavar="COUNT/SECONDS",
+        help="creates per door, e.g. 10/60s, or off to learn it from Seam's 429s"
+        " (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--global-rate",
+        type=float,
+        default=APPLY.global_rate,
+        metavar="N",
+        help="requests per second over all doors (default: no limit)",
+    )
+    apply.add_argument(
+        "--concurrency",
+        type=int,
+        default=APPLY.concurrency,
+        metavar="N",
+        help="requests in flight at most (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--give-up-after",
+        type=float,
+        default=APPLY.give_up_after,
+        metavar="SECONDS",
+        help="stop (exit 3) when the run makes no progress for this long (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--settle-after",
+        type=float,
+        default=APPLY.settle_after,
+        metavar="SECONDS",
+        help="after a create with an unknown outcome, look at the door this long after the send"
+        " before sending it again (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=defaults.WAIT_FOR_LOCK,
+        metavar="SECONDS",
+        help="wait this long for another apply run on the same ledger, then exit 3"
+        " (default: %(default)s)",
+    )
+    apply.add_argument(
+        "--reissue-changed",
+        action="store_true",
+        help="make a new code for a reservation whose door or window changed since its code"
+        " (default: no new code; the row is rejected changed_after_creation)",
+    )
+    add_budget_options(apply)
+
+    status = commands.add_parser("status", help="refresh the ledger's codes from Seam")
+    add_run_options(status)
+    status.add_argument(
+        "--attention-after",
+        type=float,
+        default=defaults.ATTENTION_AFTER_MINUTES,
+        metavar="MINUTES",
+        help="flag codes still not set this long after starts_at (default: %(default)s)",
+    )
+
+    report = commands.add_parser(
+        "report", help="what the runs did and what needs a person, from the ledger"
+    )
+    add_ledger_option(report)
+    report.add_argument(
+        "--format",
+        choices=defaults.REPORT_FORMATS,
+        default="table",
+        help="table on the terminal, or files (default: %(default)s)",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        help="json: the file (default: standard output); csv, parquet: a folder for one file"
+        " per section (default: outputs/report-<UTC time>/)",
+    )
+    report.add_argument(
+        "--run", help="the apply run for the per-door section (default: the latest)"
+    )
+    report.add_argument(
+        "--runs",
+        type=int,
+        default=defaults.DEFAULT_RUNS,
+        metavar="N",
+        help="how many runs to list (default: %(default)s)",
+    )
+
+    sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
+    sandbox.add_argument("--host", default=SANDBOX.host, help="(default: %(default)s)")
+    sandbox.add_argument("--port", type=int, default=SANDBOX.port, help="(default: %(default)s)")
+    sandbox.add_argument(
+        "--devices",
+        type=Path,
+        default=SANDBOX.devices,
+        help="a /devices/list response (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--door-rate",
+        default=SANDBOX.door_rate,
+        metavar="COUNT/SECONDS",
+        help="creates per door, e.g. 10/60s, or off (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--global-rate",
+        type=float,
+        default=SANDBOX.global_rate,
+        metavar="N",
+        help="requests per second, all paths (default: no limit)",
+    )
+    sandbox.add_argument(
+        "--latency-ms",
+        default=SANDBOX.latency_ms,
+        metavar="A[-B]",
+        help="milliseconds per answer (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--fail-before",
+        type=float,
+        default=SANDBOX.fail_before,
+        metavar="P",
+        help="share of requests answered 503 before acting (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--drop-after",
+        type=float,
+        default=SANDBOX.drop_after,
+        metavar="P",
+        help="share of creates whose answer is lost after the code exists (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--late",
+        type=float,
+        default=SANDBOX.late,
+        metavar="P",
+        help="share of creates answered 504 (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--late-after",
+        type=float,
+        default=SANDBOX.late_after,
+        metavar="SECONDS",
+        help="when a late create is carried out (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--list-lag",
+        type=float,
+        default=SANDBOX.list_lag,
+        metavar="SECONDS",
+        help="how long a new code stays out of /access_codes/list (default: %(default)s)",
+    )
+    sandbox.add_argument(
+        "--seed", type=int, default=SANDBOX.seed, help="for the faults (default: %(default)s)"
+    )
+    return parser
+
+
+def add_config_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--config", type=Path, help="TOML config file (default: none, the built-in settings)"
+    )
+
+
+def add_ledger_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--ledger",
+        type=Path,
+        default=defaults.DEFAULT_LEDGER,
+        help="SQLite ledger (default: %(default)s)",
+    )
+
+
+def add_run_options(command: argparse.ArgumentParser) -> None:
+    """Options of the commands that talk to Seam and keep the ledger (apply, status)."""
+    add_config_option(command)
+    add_ledger_option(command)
+    command.add_argument(
+        "--results",
+        type=Path,
+        help="CSV, Parquet or JSONL (default: outputs/<command>-<UTC time>.parquet)",
+    )
+    command.add_argument(
+        "--log-format",
+        choices=defaults.LOG_FORMATS,
+        default=defaults.LOG_FORMATS[0],
+        help="log lines on standard error (default: %(default)s)",
+    )
+    command.add_argument(
+        "--request-timeout",
+        type=float,
+        default=APPLY.request_timeout,
+        metavar="SECONDS",
+        help="give up on a Seam request whose whole answer hasn't come in this long"
+        " (default: %(default)s)",
+    )
+
+
+def add_budget_options(command: argparse.ArgumentParser) -> None:
+    """Options over the config's ``[budgets]`` (default: the config's, else its defaults)."""
+    command.add_argument(
+        "--budget-per-door",
+        type=int,
+        metavar="N",
+        help="codes each door may hold (default: the config's, else Seam's limit per door)",
+    )
+    command.add_argument(
+        "--budget-mode",
+        choices=defaults.BUDGET_MODES,
+        help="count every code ever made (lifetime) or those valid at once (concurrent)"
+        " (default: the config's, else lifetime)",
+    )
+    command.add_argument(
+        "--on-budget-exceeded",
+        choices=defaults.ON_BUDGET_EXCEEDED,
+        help="rows past a door's budget: reject them, skip the door, or stop (exit 2)"
+        " (default: the config's, else reject-rows)",
+    )

@@ -1,0 +1,149 @@
+"""The commands' options in the units the command line gives them (seconds, minutes,
+``COUNT/SECONDS`` text), each default taken from the code that uses it and each check made
+here, once. ``pipeline.commands`` takes them; the CLI only parses, calls and prints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import get_args
+
+from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.run import ApplySettings
+from pipeline.apply.scheduler import Rate
+from pipeline.errors import UsageError
+from pipeline.ledger.store import DEFAULT_LEDGER
+from pipeline.report.files import REPORT_FORMATS
+from pipeline.report.status import ATTENTION_AFTER
+from pipeline.report.summary import DEFAULT_RUNS
+from pipeline.sandbox import Faults
+from pipeline.sandbox.server import DEFAULT_DEVICES, parse_latency
+from pipeline.settings import (
+    SEAM_DOOR_LIMIT,
+    BudgetMode,
+    OnBudgetExceeded,
+    parse_rate,
+    rate_text,
+)
+
+__all__ = [
+    "ATTENTION_AFTER_MINUTES",
+    "BUDGET_MODES",
+    "DEFAULT_LEDGER",
+    "DEFAULT_RUNS",
+    "LOG_FORMATS",
+    "ON_BUDGET_EXCEEDED",
+    "REPORT_FORMATS",
+    "WAIT_FOR_LOCK",
+    "ApplyOptions",
+    "SandboxOptions",
+    "check_request_timeout",
+    "check_runs",
+    "check_settings",
+]
+
+# ``status --attention-after`` is given in minutes.
+ATTENTION_AFTER_MINUTES = ATTENTION_AFTER / dt.timedelta(minutes=1)
+# How long apply waits for another run's lock on the same ledger (seconds): not at all.
+WAIT_FOR_LOCK = 0.0
+BUDGET_MODES: tuple[str, ...] = get_args(BudgetMode)
+ON_BUDGET_EXCEEDED: tuple[str, ...] = get_args(OnBudgetExceeded)
+LOG_FORMATS = ("text", "json")
+
+
+def check_request_timeout(seconds: float) -> float:
+    """``--request-timeout``: a deadline must be a positive number of seconds (else
+    UsageError, exit 2)."""
+    if not 0 < seconds < float("inf"):
+        raise UsageError("--request-timeout must be a positive number of seconds")
+    return seconds
+
+
+def check_runs(runs: int) -> int:
+    """``report --runs``: at least one run to list (else UsageError, exit 2)."""
+    if runs < 1:
+        raise UsageError("--runs must be at least 1")
+    return runs
+
+
+def check_settings(settings: ApplySettings) -> ApplySettings:
+    """``settings`` when an apply run can go by them; UsageError (exit 2) naming the option."""
+    if settings.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if settings.global_rate is not None and settings.global_rate <= 0:
+        raise UsageError("--global-rate must be positive")
+    if settings.policy.settle_after < 0:
+        raise UsageError("--settle-after must be 0 or more seconds")
+    check_request_timeout(settings.request_timeout)
+    return settings
+
+
+_APPLY = ApplySettings()
+_RATE = None if _APPLY.door_rate is None else (_APPLY.door_rate.count, _APPLY.door_rate.period)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How an apply run sends (``--door-rate`` as ``COUNT/SECONDS`` or ``off``, the others in
+    seconds); the defaults are ``ApplySettings``'s."""
+
+    door_rate: str = rate_text(_RATE)
+    global_rate: float | None = _APPLY.global_rate
+    concurrency: int = _APPLY.concurrency
+    give_up_after: float = _APPLY.policy.give_up_after
+    settle_after: float = _APPLY.policy.settle_after
+    request_timeout: float = _APPLY.request_timeout
+
+    def settings(self) -> ApplySettings:
+        """The checked ``ApplySettings``; raises UsageError (exit 2) naming a bad option."""
+        settings = check_settings(
+            replace(
+                _APPLY,
+                global_rate=self.global_rate,
+                concurrency=self.concurrency,
+                policy=CreatePolicy(
+                    give_up_after=self.give_up_after, settle_after=self.settle_after
+                ),
+                request_timeout=self.request_timeout,
+            )
+        )
+        rate = parse_rate(self.door_rate)
+        return replace(settings, door_rate=None if rate is None else Rate(*rate))
+
+
+_FAULTS = Faults()
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Where the sandbox listens, its doors, limits and faults (``--latency-ms`` as ``A`` or
+    ``A-B`` milliseconds); the fault defaults are ``Faults``'s."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    devices: Path = DEFAULT_DEVICES
+    door_rate: str = rate_text(SEAM_DOOR_LIMIT)
+    global_rate: float | None = None
+    latency_ms: str = "0"
+    fail_before: float = _FAULTS.fail_before
+    drop_after: float = _FAULTS.drop_after
+    late: float = _FAULTS.late
+    late_after: float = _FAULTS.late_after
+    list_lag: float = _FAULTS.list_lag
+    seed: int = 0
+
+    def faults(self) -> Faults:
+        """The checked ``Faults``; raises UsageError (exit 2) saying which value is wrong."""
+        try:
+            return Faults(
+                fail_before=self.fail_before,
+                drop_after=self.drop_after,
+                late=self.late,
+                late_after=self.late_after,
+                list_lag=self.list_lag,
+                latency_ms=parse_latency(self.latency_ms),
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc

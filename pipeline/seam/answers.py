@@ -1,0 +1,144 @@
+"""What Seam's answers mean: the body of a 200 or the SeamError an error body describes, how
+long a ``Retry-After`` may make us wait, the guard that makes every listing end, and the
+records of a request the client hands back (``Exchange``, ``CreatedCode``). No HTTP is sent
+here; ``pipeline.seam.client`` sends it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.seam.models import AccessCode, Pagination
+
+log = logging.getLogger(__name__)
+# The longest single wait Seam can make us take (``Retry-After``). Seam documents no
+# Retry-After at all and its only documented limits are per minute (10 creates per door), so a
+# wait over two of those windows says nothing about the limits and would stall a nightly run:
+# after 120 s we ask again (and a read gives up after its attempts).
+MAX_WAIT_SECONDS = 120.0
+# A listing longer than this is broken, not big: at /devices/list's default 500 per page it
+# is 5 million doors, and /access_codes/list pages hold up to 55,000 codes.
+MAX_PAGES = 10_000
+_clamped: set[str] = set()  # the ``what``s clamp_wait has warned about (once per process)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request and its answer, as the event log keeps it (never any header: no secrets)."""
+
+    path: str
+    body: dict[str, Any]
+    status: int | None
+    request_id: str | None
+    error_type: str | None
+    message: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CreatedCode:
+    """A successful ``/access_codes/create``: the code and the request that made it."""
+
+    access_code: AccessCode
+    request_id: str | None
+
+
+class RetryableRead(Exception):
+    """Internal: a read that may succeed when sent again (429, 5xx, connection trouble)."""
+
+    def __init__(self, error: SeamError, retry_after: float | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = retry_after
+
+
+def clamp_wait(seconds: float | None, *, what: str) -> float | None:
+    """``seconds`` capped to ``MAX_WAIT_SECONDS`` (None stays None: no wait was asked for).
+
+    ``what`` names the wait in the warning that is logged the first time a wait of that name is
+    clamped in this process (once, not on every 429 of a long run).
+    """
+    if seconds is None or seconds <= MAX_WAIT_SECONDS:
+        return seconds
+    if what not in _clamped:
+        _clamped.add(what)
+        log.warning(
+            f"{what} asked for a wait of {seconds:g} s; waiting {MAX_WAIT_SECONDS:g} s at most",
+            extra={"asked": seconds, "cap": MAX_WAIT_SECONDS},
+        )
+    return MAX_WAIT_SECONDS
+
+
+@dataclass
+class PageCursors:
+    """The page cursors one listing (``path``) has followed; ``follow`` refuses the one that
+    would make it never end."""
+
+    path: str
+    followed: set[str] = field(default_factory=set)
+
+    def follow(self, page: dict[str, Any]) -> str | None:
+        """The cursor of the page after ``page``, None when it is the last.
+
+        Raises SeamError when the listing would not end: a cursor it has already followed, or
+        more than ``MAX_PAGES`` pages.
+        """
+        pagination = Pagination.model_validate(page.get("pagination") or {})
+        cursor = pagination.next_page_cursor
+        if not (pagination.has_next_page and cursor):
+            return None
+        pages = len(self.followed) + 1
+        if cursor in self.followed:
+            shown = cursor if len(cursor) <= 40 else cursor[:37] + "..."
+            raise SeamError(
+                f"{self.path} sent page cursor {shown!r} a second time after {pages} pages:"
+                " the listing would never end",
+                error_type="repeated_page_cursor",
+                hint="rerun later; if it happens again, pass this line on to Seam support",
+            )
+        if pages >= MAX_PAGES:
+            raise SeamError(
+                f"{self.path} still had a next page after {MAX_PAGES:,} pages: the listing"
+                " would never end",
+                error_type="too_many_pages",
+                hint="rerun later; if it happens again, pass this line on to Seam support",
+            )
+        self.followed.add(cursor)
+        return cursor
+
+
+def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any]:
+    """The JSON body of a 200, or the SeamError its error body describes (its ``retry_after``
+    clamped to ``MAX_WAIT_SECONDS``; ``path`` names the request in the warning)."""
+    request_id = response.headers.get("seam-request-id")
+    try:
+        payload = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        payload = None
+    if response.status_code == 200 and isinstance(payload, dict):
+        return payload
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else {}
+    kind = SeamUnavailableError if response.status_code >= 500 or payload is None else SeamError
+    raise kind(
+        str(error.get("message") or f"HTTP {response.status_code} without a Seam error body"),
+        error_type=str(error.get("type") or f"http_{response.status_code}"),
+        status=response.status_code,
+        request_id=request_id,
+        retry_after=clamp_wait(_retry_after(response), what=f"Seam's Retry-After on {path}"),
+        data=error.get("data") if isinstance(error.get("data"), dict) else None,
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
