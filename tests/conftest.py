@@ -11,6 +11,7 @@ import stamina
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
 from pipeline.plan.planner import plan_reservations
 from pipeline.settings import CANONICAL_COLUMNS, Config
+from tests.virtual_time import VIRTUAL_BACKEND
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_DEVICES = ROOT / "inputs" / "sandbox-devices.json"
@@ -22,6 +23,15 @@ def no_retry_sleeps():
     """Retries keep their logic (attempt count, what is retried) but never sleep."""
     with stamina.set_testing(True, attempts=10, cap=True):
         yield
+
+
+@pytest.fixture
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Async tests run on asyncio; those marked ``virtual_time`` on a loop whose clock jumps
+    instead of sleeping (``tests.virtual_time``). A module's own ``anyio_backend`` wins."""
+    if request.node.get_closest_marker("virtual_time") is not None:
+        return VIRTUAL_BACKEND
+    return "asyncio"
 
 
 @pytest.fixture(scope="session")

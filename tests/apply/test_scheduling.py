@@ -23,14 +23,8 @@ from pipeline.apply.scheduler import (
     backoff,
 )
 from pipeline.errors import RunStopped, UsageError
-from tests.virtual_time import VIRTUAL_BACKEND
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
 
 class Recorder:

@@ -15,15 +15,11 @@ from pipeline.cli import main
 from pipeline.commands import status_files
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices
-from tests.virtual_time import VIRTUAL_BACKEND
+
+pytestmark = pytest.mark.virtual_time
 
 # Stays from 2027-02-01 (check-in 15:00 local) to 2027-02-05.
 CHECK_IN = "2027-02-01"
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
 
 
 def stays(payload: dict, per_door: int = 2) -> pl.DataFrame:

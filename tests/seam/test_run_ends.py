@@ -80,11 +80,6 @@ def plan_cli(
     return code, capsys.readouterr().err.strip().splitlines()
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # -- a total deadline per request ---------------------------------------------------------------
 
 

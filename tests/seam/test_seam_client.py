@@ -22,11 +22,6 @@ CODE = {"access_code_id": "ac-1", "device_id": "door-1", "name": "Guest", "statu
 Handler = Callable[[SocketStream, bytes], Awaitable[None]]
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def read_request(stream: SocketStream) -> bytes:
     """One HTTP/1.1 request, head and body (by its Content-Length)."""
     data = b""
