@@ -23,8 +23,8 @@ from pipeline.errors import RunStopped
 from pipeline.report.output import ApplyProgress
 from pipeline.sandbox import Faults
 from tests.apply_helpers import API_KEY, start_sandbox
-from tests.conftest import ROOT, SANDBOX_DEVICES
 from tests.generate import make_devices, make_stays
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

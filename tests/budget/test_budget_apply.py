@@ -21,8 +21,8 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
-from tests.conftest import ROOT, SANDBOX_DEVICES
 from tests.generate import make_devices, make_stays
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 pytestmark = pytest.mark.virtual_time
 

@@ -15,8 +15,8 @@ from pipeline.errors import ConfigError, DeviceDataError, SeamUnavailableError
 from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
 from pipeline.seam.client import SeamClient
 from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
-from tests.conftest import SANDBOX_DEVICES
 from tests.generate import make_door, make_level
+from tests.paths import SANDBOX_DEVICES
 
 GOOD_CSV = (
     "reservation_id,site_name,door_name,check_in,check_out\n"

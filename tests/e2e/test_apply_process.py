@@ -14,34 +14,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 
 import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.sandbox import Faults, SandboxState, create_app
-from pipeline.sandbox.server import serve_in_thread
-from tests.apply_helpers import API_KEY, TAG
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from pipeline.sandbox import Faults
+from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
+from tests.paths import ROOT, SANDBOX_DEVICES
+from tests.servers import environment, served, tags_on_doors  # tests/ledger imports them here
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
-
-
-def served(payload: dict, faults: Faults, door_rate=(10, 2.0)):
-    state = SandboxState.from_payload(payload, door_rate=door_rate, seed=1)
-    return state, serve_in_thread(create_app(state, faults))
-
-
-def environment(url: str, key: str = API_KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}
-    return {**env, "SEAM_API_KEY": key, "SEAM_ENDPOINT": url}
-
-
-def tags_on_doors(state: SandboxState) -> Counter[str]:
-    return Counter(m[0] for c in state.codes.values() if (m := TAG.search(c.name or "")))
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.plan.planner import plan_reservations
 from pipeline.settings import Config, UserLevelDefaults
-from tests.conftest import NOW, plan, reservations
+from tests.plan.helpers import NOW, plan, reservations
 
 HV = {"site_name": "Harbor View"}
 STAY = {"check_in": "2027-03-12", "check_out": "2027-03-16"}
@@ -363,7 +363,7 @@ def test_a_device_listed_twice_counts_once(sandbox_catalog):
     import json
 
     from pipeline.catalog.doors import DeviceCatalog
-    from tests.conftest import SANDBOX_DEVICES
+    from tests.paths import SANDBOX_DEVICES
 
     devices = json.loads(SANDBOX_DEVICES.read_text())["devices"]
     catalog = DeviceCatalog.from_payload(devices + devices[:3], source="test")

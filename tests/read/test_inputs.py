@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,user_level"
 GOOD = "R1,Harbor View,Room 101,2027-03-12,2027-03-16,1"

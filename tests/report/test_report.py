@@ -18,7 +18,7 @@ from pipeline.report.summary import SECTIONS
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.generate import make_devices
-from tests.report.test_status import earliest_start, move_sandbox_clock_to, refresh
+from tests.report.helpers import earliest_start, move_sandbox_clock_to, refresh
 
 pytestmark = pytest.mark.virtual_time
 

@@ -23,8 +23,8 @@ from pipeline.errors import ConfigError, SeamUnavailableError
 from pipeline.seam import client as seam
 from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
 from pipeline.settings import SeamCredentials
-from tests.conftest import ROOT
-from tests.seam.test_seam_client import server
+from tests.paths import ROOT
+from tests.servers import server
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 DEVICES = json.loads((ROOT / "inputs" / "sandbox-devices.json").read_text())["devices"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
@@ -16,26 +14,10 @@ from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.client import SeamClient
 from pipeline.settings import SeamCredentials
+from tests.servers import Handler, server
 
 pytestmark = pytest.mark.anyio
 CODE = {"access_code_id": "ac-1", "device_id": "door-1", "name": "Guest", "status": "setting"}
-Handler = Callable[[SocketStream, bytes], Awaitable[None]]
-
-
-async def read_request(stream: SocketStream) -> bytes:
-    """One HTTP/1.1 request, head and body (by its Content-Length)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += await stream.receive()
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += await stream.receive()
-    return head + b"\r\n\r\n" + body
 
 
 def answer(status: int, payload: dict[str, object], request_id: str = "req-1") -> bytes:
@@ -44,26 +26,6 @@ def answer(status: int, payload: dict[str, object], request_id: str = "req-1") -
         f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nseam-request-id: {request_id}\r\n\r\n"
     ).encode() + body
-
-
-@asynccontextmanager
-async def server(handle: Handler) -> AsyncIterator[str]:
-    """A loopback TCP server that hands each request to ``handle``; yields its URL."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def serve(stream: SocketStream) -> None:
-        async with stream:
-            try:
-                while True:
-                    await handle(stream, await read_request(stream))
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(listener.serve, serve)
-        yield f"http://127.0.0.1:{port}"
-        group.cancel_scope.cancel()
 
 
 def client(endpoint: str, timeout: float = 30.0) -> SeamClient:
