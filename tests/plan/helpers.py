@@ -12,6 +12,9 @@ from pipeline.plan.planner import plan_reservations
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
+# A site of the sample device file, and a stay there (dates only).
+HV = {"site_name": "Harbor View"}
+STAY = {"check_in": "2027-03-12", "check_out": "2027-03-16"}
 
 
 def reservations(*rows: dict[str, Any]) -> pl.DataFrame:
