@@ -219,6 +219,7 @@ def test_read_gives_up_with_the_seam_error(monkeypatch):
     assert caught.value.request_id.startswith("req_")
 
 
+@pytest.mark.slow
 def test_plan_fetches_devices_from_a_real_sandbox(tmp_path, monkeypatch):
     """`plan` without --devices reads the doors from the Seam API named by SEAM_ENDPOINT."""
     _, app = build_sandbox(SANDBOX_DEVICES)

@@ -88,6 +88,7 @@ def run_cli(args: list[str], url: str, key: str, monkeypatch) -> int:
     return main(args)
 
 
+@pytest.mark.slow
 def test_a_refused_key_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
     """A revoked key: exit 3, one line on stderr saying which variable to check."""
     faults = Faults(revoked_keys={API_KEY})
@@ -126,6 +127,7 @@ def test_missing_key_exits_2_before_anything_is_written(tmp_path, monkeypatch, c
     assert not ledger.exists()
 
 
+@pytest.mark.slow
 def test_json_logs_and_no_api_key_in_any_output(tmp_path, monkeypatch, capsys):
     """--log-format json: one JSON object per line; the key is in no log, ledger or result."""
     faults = Faults(drop_after=0.5)

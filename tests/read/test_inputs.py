@@ -174,6 +174,7 @@ def test_several_files_and_line_numbers(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_module_entry_point_prints_no_traceback(tmp_path):
     """`python -m pipeline` on a broken file: one line on stderr, exit 2, no traceback."""
     bad = tmp_path / "bad.csv"

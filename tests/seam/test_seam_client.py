@@ -33,6 +33,7 @@ def client(endpoint: str, timeout: float = 30.0) -> SeamClient:
     return SeamClient(credentials, timeout=timeout)
 
 
+@pytest.mark.slow
 async def test_a_create_is_one_json_post_to_the_endpoints_path_with_the_key():
     """The request on the wire: POST to the endpoint's own path + the API path, the key as a
     bearer token, a JSON body, the pipeline's user agent; the answer is parsed."""
@@ -85,6 +86,7 @@ async def half_answer(stream: SocketStream, request: bytes) -> None:
     await stream.aclose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("handle", [hang, drop, half_answer], ids=["timeout", "dropped", "cut"])
 async def test_a_lost_answer_is_an_unknown_outcome(handle: Handler):
     """The request reached the server but no whole answer came back (read timeout, connection
@@ -95,6 +97,7 @@ async def test_a_lost_answer_is_an_unknown_outcome(handle: Handler):
     assert caught.value.error_type == "connection_error"
 
 
+@pytest.mark.slow
 async def test_a_refusal_carries_seams_error_and_request_id():
     """A 4xx answer raises SeamError with Seam's type, message, status and request id."""
 
