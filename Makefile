@@ -1,10 +1,12 @@
-# The one entry point: install, demo, test, bench, lint.
+# The one entry point: install, demo, test, test-fast, bench, lint.
+# make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
+# subprocesses, no servers on sockets), without lint.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench nightly report clean
+.PHONY: install demo test test-fast lint bench nightly report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,9 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m 'not slow'
 
 # The demo: a sandbox on a free port (with some lost answers, to show they are found again),
 # apply on the sample, then the sandbox is stopped whatever happened.

@@ -10,7 +10,7 @@ import httpx
 
 from pipeline.sandbox import Faults, build_sandbox
 from pipeline.sandbox.state import SandboxState
-from tests.conftest import SANDBOX_DEVICES
+from tests.paths import SANDBOX_DEVICES
 
 KEY = {"Authorization": "Bearer seam_test_key"}
 

@@ -23,18 +23,12 @@ from pipeline.errors import RunStopped
 from pipeline.report.output import ApplyProgress
 from pipeline.sandbox import Faults
 from tests.apply_helpers import API_KEY, start_sandbox
-from tests.conftest import ROOT, SANDBOX_DEVICES
 from tests.generate import make_devices, make_stays
-from tests.virtual_time import VIRTUAL_BACKEND
+from tests.paths import ROOT, SANDBOX_DEVICES
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
 
 
 def doors(count: int) -> dict:

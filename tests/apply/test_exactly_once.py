@@ -23,14 +23,8 @@ from pipeline.sandbox.handlers import carry_out_late_creates
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
-from tests.virtual_time import VIRTUAL_BACKEND
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
 
 def doors(count: int, *, limit: int | None = None) -> dict:

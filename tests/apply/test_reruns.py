@@ -9,12 +9,8 @@ import pytest
 
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox
-from tests.virtual_time import VIRTUAL_BACKEND
 
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
+pytestmark = pytest.mark.virtual_time
 
 
 def stays(door: str, moved: bool = False) -> pl.DataFrame:

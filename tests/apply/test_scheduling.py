@@ -15,14 +15,8 @@ import pytest
 from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, backoff
 from pipeline.apply.scheduler import DoorScheduler, Job, Outcome
 from pipeline.errors import RunStopped, UsageError
-from tests.virtual_time import VIRTUAL_BACKEND
 
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
 
 class Recorder:

@@ -21,18 +21,14 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
-from tests.conftest import ROOT, SANDBOX_DEVICES
 from tests.generate import make_devices, make_stays
-from tests.virtual_time import VIRTUAL_BACKEND
+from tests.paths import ROOT, SANDBOX_DEVICES
+
+pytestmark = pytest.mark.virtual_time
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
 NO_SPACE = "no_space_for_access_code_on_device"
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
 
 
 def doors_with_limits(*limits: int | None) -> tuple[dict, list[str]]:

@@ -14,9 +14,16 @@ from pipeline.cli import main
 from pipeline.errors import ConfigError, DeviceDataError, SeamUnavailableError
 from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
 from pipeline.seam.client import SeamClient
-from pipeline.settings import Config, SeamCredentials, load_config, load_credentials
-from tests.conftest import SANDBOX_DEVICES
+from pipeline.settings import (
+    BudgetConfig,
+    BudgetOptions,
+    Config,
+    SeamCredentials,
+    load_config,
+    load_credentials,
+)
 from tests.generate import make_door, make_level
+from tests.paths import SANDBOX_DEVICES
 
 GOOD_CSV = (
     "reservation_id,site_name,door_name,check_in,check_out\n"
@@ -139,6 +146,41 @@ def test_bad_config_files(tmp_path, text, message):
         load_config(path)
 
 
+# The config's [budgets], then the command line's options → the budgets in force.
+OPTION_CASES = [
+    ({}, BudgetOptions(), {"per_door": None, "mode": "lifetime", "on_exceeded": "reject-rows"}),
+    (
+        {"per_door": 5, "mode": "concurrent", "reserve": 1},
+        BudgetOptions(),
+        {"per_door": 5, "mode": "concurrent", "on_exceeded": "reject-rows", "reserve": 1},
+    ),
+    (
+        {"per_door": 5, "mode": "concurrent", "reserve": 1, "sites": {"A": 2}},
+        BudgetOptions(per_door=0),
+        {"per_door": 0, "mode": "concurrent", "reserve": 1, "sites": {"A": 2}},
+    ),
+    (
+        {"per_door": 5, "on_exceeded": "abort"},
+        BudgetOptions(mode="concurrent", on_exceeded="skip-door"),
+        {"per_door": 5, "mode": "concurrent", "on_exceeded": "skip-door"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("budgets", "options", "want"), OPTION_CASES)
+def test_command_line_options_override_the_config(budgets, options, want):
+    """An option given on the command line wins; the config keeps every other setting."""
+    config = options.apply(Config(budgets=BudgetConfig.model_validate(budgets)))
+    got = config.budgets.model_dump()
+    assert {key: got[key] for key in want} == want
+
+
+def test_negative_budget_per_door_is_refused():
+    """--budget-per-door below 0 is a ConfigError."""
+    with pytest.raises(ConfigError, match="--budget-per-door"):
+        BudgetOptions(per_door=-1).apply(Config())
+
+
 def test_devices_are_fetched_over_every_page(monkeypatch):
     """/devices/list is followed page by page against the sandbox; reads survive 503s."""
     monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
@@ -177,6 +219,7 @@ def test_read_gives_up_with_the_seam_error(monkeypatch):
     assert caught.value.request_id.startswith("req_")
 
 
+@pytest.mark.slow
 def test_plan_fetches_devices_from_a_real_sandbox(tmp_path, monkeypatch):
     """`plan` without --devices reads the doors from the Seam API named by SEAM_ENDPOINT."""
     _, app = build_sandbox(SANDBOX_DEVICES)

@@ -14,34 +14,19 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 
 import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.sandbox import Faults, SandboxState, create_app
-from pipeline.sandbox.server import serve_in_thread
-from tests.apply_helpers import API_KEY, TAG
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from pipeline.sandbox import Faults
+from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
+from tests.paths import ROOT, SANDBOX_DEVICES
+from tests.servers import environment, served, tags_on_doors  # tests/ledger imports them here
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
-
-
-def served(payload: dict, faults: Faults, door_rate=(10, 2.0)):
-    state = SandboxState.from_payload(payload, door_rate=door_rate, seed=1)
-    return state, serve_in_thread(create_app(state, faults))
-
-
-def environment(url: str, key: str = API_KEY) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}
-    return {**env, "SEAM_API_KEY": key, "SEAM_ENDPOINT": url}
-
-
-def tags_on_doors(state: SandboxState) -> Counter[str]:
-    return Counter(m[0] for c in state.codes.values() if (m := TAG.search(c.name or "")))
 
 
 @pytest.mark.slow
@@ -103,6 +88,7 @@ def run_cli(args: list[str], url: str, key: str, monkeypatch) -> int:
     return main(args)
 
 
+@pytest.mark.slow
 def test_a_refused_key_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
     """A revoked key: exit 3, one line on stderr saying which variable to check."""
     faults = Faults(revoked_keys={API_KEY})
@@ -141,6 +127,7 @@ def test_missing_key_exits_2_before_anything_is_written(tmp_path, monkeypatch, c
     assert not ledger.exists()
 
 
+@pytest.mark.slow
 def test_json_logs_and_no_api_key_in_any_output(tmp_path, monkeypatch, capsys):
     """--log-format json: one JSON object per line; the key is in no log, ledger or result."""
     faults = Faults(drop_after=0.5)

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.paths import ROOT, SANDBOX_DEVICES
 from tests.sandbox_helpers import KEY, create_body, door
 
 pytestmark = pytest.mark.slow

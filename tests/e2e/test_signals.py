@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from pipeline.sandbox import Faults
-from tests.e2e.test_apply_process import environment, served, tags_on_doors
 from tests.generate import make_devices, make_stays
+from tests.servers import environment, served, tags_on_doors
 
 pytestmark = pytest.mark.slow
 

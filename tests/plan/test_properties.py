@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from pipeline.catalog.doors import read_device_file
 from pipeline.plan.planner import PLAN_COLUMNS, plan_reservations
 from pipeline.settings import Config, UserLevelDefaults
-from tests.conftest import NOW, SANDBOX_DEVICES, reservations
+from tests.paths import SANDBOX_DEVICES
+from tests.plan.helpers import NOW, reservations
 from tests.rowwise import plan_rowwise
 
 CATALOG = read_device_file(SANDBOX_DEVICES)

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from pipeline.catalog.doors import DeviceCatalog
-from tests.conftest import plan
 from tests.generate import make_door, make_level
+from tests.plan.helpers import plan
 
 LA, BERLIN, LEGACY = "door-la", "door-berlin", "door-legacy"
 PAST_NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)

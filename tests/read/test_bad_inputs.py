@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from tests.conftest import ROOT, SANDBOX_DEVICES
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,user_level"
 GOOD = "R1,Harbor View,Room 101,2027-03-12,2027-03-16,1"
@@ -174,6 +174,7 @@ def test_several_files_and_line_numbers(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_module_entry_point_prints_no_traceback(tmp_path):
     """`python -m pipeline` on a broken file: one line on stderr, exit 2, no traceback."""
     bad = tmp_path / "bad.csv"

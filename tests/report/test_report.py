@@ -18,13 +18,9 @@ from pipeline.report.summary import SECTIONS
 from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.generate import make_devices
-from tests.report.test_status import earliest_start, move_sandbox_clock_to, refresh
-from tests.virtual_time import VIRTUAL_BACKEND
+from tests.report.helpers import earliest_start, move_sandbox_clock_to, refresh
 
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
+pytestmark = pytest.mark.virtual_time
 
 
 def stays(door: str, reservations: dict[str, tuple[str, str]]) -> pl.DataFrame:

@@ -12,18 +12,14 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.commands import status_files
-from tests.apply_helpers import SandboxRun, start_sandbox
+from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices
-from tests.virtual_time import VIRTUAL_BACKEND
+from tests.report.helpers import earliest_start, latest_start, move_sandbox_clock_to, refresh
+
+pytestmark = pytest.mark.virtual_time
 
 # Stays from 2027-02-01 (check-in 15:00 local) to 2027-02-05.
 CHECK_IN = "2027-02-01"
-
-
-@pytest.fixture
-def anyio_backend():
-    return VIRTUAL_BACKEND
 
 
 def stays(payload: dict, per_door: int = 2) -> pl.DataFrame:
@@ -35,24 +31,6 @@ def stays(payload: dict, per_door: int = 2) -> pl.DataFrame:
             "check_in": [CHECK_IN] * (len(doors) * per_door),
             "check_out": ["2027-02-05"] * (len(doors) * per_door),
         }
-    )
-
-
-def move_sandbox_clock_to(run: SandboxRun, instant: dt.datetime) -> None:
-    run.state.clock.advance((instant - run.state.clock.now()).total_seconds())
-
-
-def earliest_start(run: SandboxRun) -> dt.datetime:
-    return min(code.starts_at for code in run.state.codes.values())
-
-
-def latest_start(run: SandboxRun) -> dt.datetime:
-    return max(code.starts_at for code in run.state.codes.values())
-
-
-async def refresh(run: SandboxRun, now: dt.datetime):
-    return await status_files(
-        ledger_path=run.ledger, out=run.folder / "status.csv", transport=run.transport, now=now
     )
 
 

@@ -13,14 +13,8 @@ import pytest
 from pipeline.sandbox import Faults, SandboxState, create_app
 from tests.generate import make_door, make_level
 from tests.sandbox_helpers import HV_END, HV_START, KEY, create_body, door, sandbox
-from tests.virtual_time import VIRTUAL_BACKEND
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 @pytest.mark.parametrize(
@@ -532,7 +526,7 @@ async def codes_on(client, device_id):
     )
 
 
-@pytest.mark.parametrize("anyio_backend", [VIRTUAL_BACKEND])
+@pytest.mark.virtual_time
 async def test_late_create_answers_504_and_the_code_appears_after_late_after():
     """--late: the create answers a 504 in Seam's shape; the code exists late_after s later."""
     async with sandbox(faults=Faults(late=1.0, late_after=30)) as (state, client):
@@ -622,7 +616,7 @@ async def test_late_creates_are_seeded():
     assert set(outcomes[0]) == {200, 504}
 
 
-@pytest.mark.parametrize("anyio_backend", [VIRTUAL_BACKEND])
+@pytest.mark.virtual_time
 async def test_list_lag_hides_a_new_code_from_list_until_it_has_passed():
     """--list-lag: /access_codes/list (by door, by ids, with search) shows a code only after the
     lag; /access_codes/get and /_sandbox/codes show it at once."""

@@ -24,8 +24,8 @@ from pipeline.seam import answers as seam
 from pipeline.seam.answers import MAX_WAIT_SECONDS, clamp_wait
 from pipeline.seam.client import SeamClient
 from pipeline.settings import SeamCredentials
-from tests.conftest import ROOT
-from tests.seam.test_seam_client import server
+from tests.paths import ROOT
+from tests.servers import server
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 DEVICES = json.loads((ROOT / "inputs" / "sandbox-devices.json").read_text())["devices"]
@@ -81,14 +81,10 @@ def plan_cli(
     return code, capsys.readouterr().err.strip().splitlines()
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 # -- a total deadline per request ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_an_answer_that_trickles_in_ends_at_the_request_deadline():
     """A body sent one byte at a time never trips the per-read timeout; the whole request's
@@ -112,6 +108,7 @@ async def test_an_answer_that_trickles_in_ends_at_the_request_deadline():
     assert anyio.current_time() - started < 5
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_read_whose_answers_never_finish_gives_up_after_its_attempts():
     """A read retries a request that timed out, then stops with the ``timeout`` error and a hint
@@ -164,6 +161,7 @@ def test_clamp_wait_caps_and_warns_once(caplog):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_day_long_retry_after_on_a_read_waits_only_the_cap(monkeypatch):
     """``Retry-After: 86400`` on /devices/list (real sleeps, stamina's testing mode off) is
@@ -180,6 +178,7 @@ async def test_a_day_long_retry_after_on_a_read_waits_only_the_cap(monkeypatch):
     assert [device.device_id for device in devices] == [DEVICES[0]["device_id"]]
 
 
+@pytest.mark.slow
 def test_a_read_that_keeps_getting_429_stops_with_one_line(tmp_path, monkeypatch, capsys):
     """/devices/list answered 429 with a day-long Retry-After every time: plan gives up after
     its attempts, exit 3, one line that says so."""
@@ -201,6 +200,7 @@ def test_a_read_that_keeps_getting_429_stops_with_one_line(tmp_path, monkeypatch
 # -- listings that would never end --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_repeated_page_cursor_stops_the_listing(tmp_path, monkeypatch, capsys):
     """/devices/list hands back a cursor it already gave: exit 3, one line naming it."""
 
@@ -220,6 +220,7 @@ def test_a_repeated_page_cursor_stops_the_listing(tmp_path, monkeypatch, capsys)
     ]
 
 
+@pytest.mark.slow
 def test_a_listing_past_the_page_limit_stops(tmp_path, monkeypatch, capsys):
     """Ever-new cursors: the listing stops after MAX_PAGES pages, exit 3, one line."""
     monkeypatch.setattr(seam, "MAX_PAGES", 5)
@@ -245,6 +246,7 @@ def test_a_listing_past_the_page_limit_stops(tmp_path, monkeypatch, capsys):
 # -- credentials that can't make a request ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("key", "problem"),
     [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
@@ -16,31 +14,10 @@ from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.client import SeamClient
 from pipeline.settings import SeamCredentials
+from tests.servers import Handler, server
 
 pytestmark = pytest.mark.anyio
 CODE = {"access_code_id": "ac-1", "device_id": "door-1", "name": "Guest", "status": "setting"}
-Handler = Callable[[SocketStream, bytes], Awaitable[None]]
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-async def read_request(stream: SocketStream) -> bytes:
-    """One HTTP/1.1 request, head and body (by its Content-Length)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += await stream.receive()
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":", 1)[1])
-        for line in head.split(b"\r\n")
-        if line.lower().startswith(b"content-length:")
-    )
-    while len(body) < length:
-        body += await stream.receive()
-    return head + b"\r\n\r\n" + body
 
 
 def answer(status: int, payload: dict[str, object], request_id: str = "req-1") -> bytes:
@@ -51,31 +28,12 @@ def answer(status: int, payload: dict[str, object], request_id: str = "req-1") -
     ).encode() + body
 
 
-@asynccontextmanager
-async def server(handle: Handler) -> AsyncIterator[str]:
-    """A loopback TCP server that hands each request to ``handle``; yields its URL."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def serve(stream: SocketStream) -> None:
-        async with stream:
-            try:
-                while True:
-                    await handle(stream, await read_request(stream))
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(listener.serve, serve)
-        yield f"http://127.0.0.1:{port}"
-        group.cancel_scope.cancel()
-
-
 def client(endpoint: str, timeout: float = 30.0) -> SeamClient:
     credentials = SeamCredentials(api_key="seam_wire_key", endpoint=endpoint)
     return SeamClient(credentials, timeout=timeout)
 
 
+@pytest.mark.slow
 async def test_a_create_is_one_json_post_to_the_endpoints_path_with_the_key():
     """The request on the wire: POST to the endpoint's own path + the API path, the key as a
     bearer token, a JSON body, the pipeline's user agent; the answer is parsed."""
@@ -128,6 +86,7 @@ async def half_answer(stream: SocketStream, request: bytes) -> None:
     await stream.aclose()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("handle", [hang, drop, half_answer], ids=["timeout", "dropped", "cut"])
 async def test_a_lost_answer_is_an_unknown_outcome(handle: Handler):
     """The request reached the server but no whole answer came back (read timeout, connection
@@ -138,6 +97,7 @@ async def test_a_lost_answer_is_an_unknown_outcome(handle: Handler):
     assert caught.value.error_type == "connection_error"
 
 
+@pytest.mark.slow
 async def test_a_refusal_carries_seams_error_and_request_id():
     """A 4xx answer raises SeamError with Seam's type, message, status and request id."""
 
