@@ -32,8 +32,8 @@ from aiolimiter import AsyncLimiter
 
 from bench.sandbox_bench import KEY, sandbox_process
 from pipeline.apply.creator import create_body
+from pipeline.apply.pacing import Rate
 from pipeline.apply.run import ApplySettings, apply_plan, apply_session
-from pipeline.apply.scheduler import Rate
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.commands import apply_files
 from pipeline.plan.planner import plan_reservations

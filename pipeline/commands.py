@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.creator import KEY_REFUSED_STATUS, key_refused
+from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.reruns import check_reruns, link_replacements
 from pipeline.apply.run import (
     ApplyResult,
@@ -48,7 +48,7 @@ from pipeline.report.files import (
 )
 from pipeline.report.output import ApplyProgress
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
-from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, read_report, run_summary
+from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.settings import BudgetOptions, load_config, load_credentials, parse_rate
@@ -328,7 +328,7 @@ async def report_files(
     await _require_ledger(ledger_path)
     ledger = await Ledger.open(ledger_path)
     try:
-        return await ledger.read(lambda db: read_report(db, now=now, run_id=run_id, runs=runs))
+        return await make_report(ledger, now=now, run_id=run_id, runs=runs)
     finally:
         await ledger.close()
 

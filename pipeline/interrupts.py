@@ -18,8 +18,7 @@ from typing import TypeVar
 
 import anyio
 
-# Interrupted is re-exported for `from pipeline.interrupts import Interrupted` (cli.py).
-from pipeline.errors import Interrupted as Interrupted
+from pipeline.errors import Interrupted
 
 # How long requests in flight may take to finish once the run is asked to stop.
 GRACE_SECONDS = 10.0

@@ -10,9 +10,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import get_args
 
-from pipeline.apply.creator import CreatePolicy
+from pipeline.apply.pacing import Rate
+from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.apply.scheduler import Rate
 from pipeline.errors import UsageError
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS

@@ -4,11 +4,8 @@ import pytest
 import stamina
 
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
-from tests.paths import ROOT, SANDBOX_DEVICES
+from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND
-
-# Test modules import these from tests.paths; tests/ledger still imports them from here.
-__all__ = ["ROOT", "SANDBOX_DEVICES"]
 
 
 @pytest.fixture(autouse=True)

@@ -35,14 +35,13 @@ from typing import Any
 import anyio
 
 from pipeline.apply.pacing import Scope
-
-# CreatePolicy, SETTLE_AFTER, KEY_REFUSED_STATUS and key_refused are re-exported for the
-# imports of cli.py and commands.py.
-from pipeline.apply.policy import KEY_REFUSED_STATUS as KEY_REFUSED_STATUS
-from pipeline.apply.policy import SENT_AT_SLACK, ProgressWatch
-from pipeline.apply.policy import SETTLE_AFTER as SETTLE_AFTER
-from pipeline.apply.policy import CreatePolicy as CreatePolicy
-from pipeline.apply.policy import key_refused as key_refused
+from pipeline.apply.policy import (
+    KEY_REFUSED_STATUS,
+    SENT_AT_SLACK,
+    CreatePolicy,
+    ProgressWatch,
+    key_refused,
+)
 from pipeline.apply.scheduler import Job, Outcome
 from pipeline.apply.settling import CodeSettler
 from pipeline.budget.usage import BudgetGuard

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
@@ -20,7 +19,7 @@ from typing import Literal
 import anyio
 from aiolimiter import AsyncLimiter
 
-from pipeline.errors import UsageError
+from pipeline.settings import SEAM_DOOR_LIMIT, parse_rate
 
 # The server counts a request when it arrives; pacing slightly under the configured global rate
 # keeps the jitter between sending and arriving from ever pushing one over.
@@ -42,19 +41,14 @@ class Rate:
 
     @classmethod
     def parse(cls, text: str) -> Rate | None:
-        """``10/60s`` → Rate(10, 60.0); ``off`` → None (unknown: learnt from 429s)."""
-        if text.strip().lower() in {"off", "none", "unknown"}:
-            return None
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text, re.IGNORECASE)
-        if not match or int(match[1]) < 1 or float(match[2]) <= 0:
-            raise UsageError(
-                f"rate {text!r} is not COUNT/SECONDS", hint="write e.g. 10/60s, or off"
-            )
-        return cls(int(match[1]), float(match[2]))
+        """``10/60s`` → Rate(10, 60.0); ``off`` → None (unknown: learnt from 429s). The one
+        ``--door-rate`` syntax, shared with the sandbox (``settings.parse_rate``)."""
+        parsed = parse_rate(text)
+        return None if parsed is None else cls(*parsed)
 
 
 # Seam's documented limit: 10 access-code creations per minute per device (API notes).
-SEAM_DOOR_RATE = Rate(10, 60.0)
+SEAM_DOOR_RATE = Rate(*SEAM_DOOR_LIMIT)
 
 
 def backoff(consecutive: int) -> float:

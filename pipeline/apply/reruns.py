@@ -17,8 +17,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.ledger.store import Ledger
-
-CHANGED = "changed_after_creation"
+from pipeline.plan.reasons import CHANGED_AFTER_CREATION
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
         ).to_series()
         marked = plan.with_columns(
             plan["outcome"].scatter(hit["_row"], "rejected"),
-            plan["reason"].scatter(hit["_row"], CHANGED),
+            plan["reason"].scatter(hit["_row"], CHANGED_AFTER_CREATION),
             plan["message"].scatter(hit["_row"], messages),
         )
         return Reruns(marked, {})

@@ -18,9 +18,7 @@ from typing import Literal
 
 import anyio
 
-# Rate is re-exported for `from pipeline.apply.scheduler import Rate` (cli.py, bench).
-from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Scope
-from pipeline.apply.pacing import Rate as Rate
+from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, Scope
 
 # Jobs while which their door sends nothing else: what they find decides what it sends.
 BLOCKING = frozenset({"look", "check"})

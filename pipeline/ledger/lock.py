@@ -30,14 +30,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from pipeline.errors import LedgerError, RunStopped, UsageError
+from pipeline.errors import LedgerError, RunLocked, UsageError
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
-
-
-class RunLocked(RunStopped):
-    """Another run holds the ledger's lock (exit 3)."""
 
 
 @asynccontextmanager

@@ -11,14 +11,12 @@ import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
-# The ledger's connection as ``Ledger.read`` hands it to a query (for ``read_report_rows``).
-Connection: TypeAlias = sqlite3.Connection
 NEWEST_FIRST = "ORDER BY started_at DESC, rowid DESC"
 RUN_COLUMNS = ("run_id", "command", "started_at", "finished_at", "exit_code", "host", "pid")
 
@@ -140,7 +138,7 @@ class Runs(GroupCommits):
 
 
 def read_report_rows(
-    db: Connection, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
+    db: sqlite3.Connection, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
 ) -> ReportRows:
     """The report's rows: the latest ``runs`` runs, and the doors' apply run ``run_id`` (the
     newest apply run that got as far as its results when None); ``code_statuses``: the code
@@ -184,7 +182,7 @@ def read_report_rows(
     )
 
 
-def _codes_per_door(db: Connection, statuses: Sequence[str]) -> list[dict[str, Any]]:
+def _codes_per_door(db: sqlite3.Connection, statuses: Sequence[str]) -> list[dict[str, Any]]:
     created = "state = 'created'"
     by_status = "".join(f", SUM({created} AND code_status = ?)" for _ in statuses)
     listed = ", ".join("?" * len(statuses))
@@ -208,7 +206,9 @@ def _codes_per_door(db: Connection, statuses: Sequence[str]) -> list[dict[str, A
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _dicts(db: Connection, query: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+def _dicts(
+    db: sqlite3.Connection, query: str, parameters: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
     cursor = db.execute(query, parameters)
     names = [description[0] for description in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]

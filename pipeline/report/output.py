@@ -27,7 +27,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
-from pipeline.interrupts import Interrupted
+from pipeline.errors import Interrupted
+from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
@@ -181,7 +182,7 @@ def print_apply_summary(
     if isinstance(result.stopped, Interrupted):
         outcomes = result.results.filter(pl.col("outcome") != "skipped")
         created = int((outcomes["outcome"] == "created").sum())
-        waiting = int(outcomes["reason"].is_in(["not_attempted", "outcome_unknown"]).sum())
+        waiting = int(outcomes["reason"].is_in([NOT_ATTEMPTED, OUTCOME_UNKNOWN]).sum())
         print(
             f"error: stopped by {signal.Signals(result.stopped.exit_code - 128).name}:"
             f" {created} created, {waiting} not attempted or not yet known; rerun to finish",

@@ -31,7 +31,7 @@ import polars as pl
 from pipeline.apply.run import OUTCOMES
 from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
-from pipeline.ledger.runs import RUN_COLUMNS, Connection, ReportRows, read_report_rows
+from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
 
 CODE_STATUSES = ("set", "setting", "unset")
@@ -196,15 +196,6 @@ async def make_report(
     per-door summary."""
     rows = await ledger.report_rows(run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
     return await anyio.to_thread.run_sync(lambda: build_report(rows, now=now, run_id=run_id))
-
-
-def read_report(
-    db: Connection, *, now: dt.datetime, run_id: str | None = None, runs: int = DEFAULT_RUNS
-) -> Report:
-    """``make_report``'s work in the ledger's thread, given the connection ``Ledger.read``
-    hands its query (the form ``commands.report`` calls)."""
-    rows = read_report_rows(db, run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
-    return build_report(rows, now=now, run_id=run_id)
 
 
 def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = None) -> Report:

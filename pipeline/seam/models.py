@@ -6,8 +6,6 @@ Seam payload still parses; fields we rely on are typed, the rest pass through un
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
@@ -106,14 +104,6 @@ class AccessCode(SeamModel):
     errors: list[CodeIssue] = Field(default_factory=list)
     warnings: list[CodeIssue] = Field(default_factory=list)
     dormakaba_oracode_metadata: AccessCodeOracodeMetadata | None = None
-
-
-class ActionAttempt(SeamModel):
-    action_attempt_id: str
-    action_type: str
-    status: str
-    result: Any = None
-    error: dict[str, Any] | None = None
 
 
 class Pagination(SeamModel):

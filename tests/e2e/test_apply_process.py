@@ -23,7 +23,7 @@ from pipeline.sandbox import Faults
 from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
 from tests.paths import ROOT, SANDBOX_DEVICES
-from tests.servers import environment, served, tags_on_doors  # tests/ledger imports them here
+from tests.servers import environment, served, tags_on_doors
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"

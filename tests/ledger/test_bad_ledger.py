@@ -22,8 +22,8 @@ from pipeline.errors import LedgerError
 from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults, SandboxState, create_app
 from pipeline.sandbox.server import serve_in_thread
-from tests.conftest import ROOT, SANDBOX_DEVICES
-from tests.ledger.test_ledger import planned
+from tests.ledger.helpers import planned
+from tests.paths import ROOT, SANDBOX_DEVICES
 
 CORRUPT_HINT = (
     "(restore it from a backup, or move it aside and pass it on to the pipeline's maintainers:"
@@ -42,11 +42,6 @@ async def make_ledger(path: Path, codes: int = 3) -> None:
     run_id = await ledger.start_run("apply", [])
     await ledger.register(run_id, [planned(f"t{i}") for i in range(codes)])
     await ledger.close()
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 def test_a_file_of_random_bytes_is_not_a_ledger(tmp_path, capsys):

@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import stat
 import sys
-from typing import Any
 
 import anyio
 import pytest
@@ -17,51 +16,13 @@ import pytest
 from pipeline.errors import UsageError
 from pipeline.ledger.store import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
 from pipeline.seam.client import Exchange
-from pipeline.seam.models import AccessCode
+from tests.ledger.helpers import access_code, planned, rows
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
-async def ledger(tmp_path):
-    opened = await Ledger.open(tmp_path / "ledger.sqlite")
-    yield opened
-    await opened.close()
-
-
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def planned(tag: str, device_id: str = "device-1") -> dict[str, Any]:
-    """A planned row as ``register`` takes it."""
-    return {
-        "idempotency_tag": tag,
-        "reservation_id": f"res-{tag}",
-        "device_id": device_id,
-        "door_name": "Room 101",
-        "site_name": "Hotel",
-        "user_level_name": "Guest",
-        "starts_at": "2026-12-01T15:00:00Z",
-        "ends_at": "2026-12-03T11:00:00Z",
-        "max_time_rounding": "1h",
-        "name": f"Guest {tag}",
-    }
-
-
-def access_code(code_id: str = "ac-1") -> AccessCode:
-    return AccessCode(access_code_id=code_id, device_id="device-1", code="123456", status="set")
-
-
-def rows(ledger: Ledger, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Read the committed file through a second connection (WAL lets it read alongside)."""
-    with sqlite3.connect(ledger.path) as db:
-        return db.execute(sql, args).fetchall()
 
 
 async def test_ledger_files_are_private_to_their_owner(ledger, tmp_path):
@@ -453,6 +414,7 @@ async def test_a_ledger_from_before_the_added_columns_gets_them_on_open(tmp_path
     assert {"code_errors", "needs_attention", "replaces_tag", "orphaned_run_id"} <= columns
 
 
+@pytest.mark.slow
 async def test_leftover_wal_and_shm_of_a_readable_ledger_are_narrowed(tmp_path):
     """A 0644 ledger whose -wal/-shm a killed run left behind: all three are 0600 once opened."""
     path = tmp_path / "ledger.sqlite"

@@ -22,15 +22,10 @@ from pipeline.errors import UsageError
 from pipeline.ledger.lock import RunLocked, run_lock
 from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults
-from tests.e2e.test_apply_process import environment, served, tags_on_doors
 from tests.generate import make_devices, make_stays
+from tests.servers import environment, served, tags_on_doors
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
 
 
 async def test_a_second_run_is_refused_naming_the_holder(tmp_path):
@@ -106,6 +101,7 @@ async def test_a_second_run_waits_for_the_first_when_asked(tmp_path):
     assert order == ["first in", "first out", "second in"]
 
 
+@pytest.mark.slow
 async def test_a_lock_left_by_a_killed_run_is_taken_over(tmp_path, caplog):
     """A run killed while holding the lock leaves its run unfinished; the next run takes the
     lock over and names the run it took it from, once: after a run finished, it isn't named
