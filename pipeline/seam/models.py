@@ -1,4 +1,4 @@
-"""Pydantic models of the Seam objects the pipeline reads: device, access code, action attempt.
+"""Pydantic models of the Seam objects the pipeline reads: device, access code, pagination.
 
 Shapes follow Seam's OpenAPI document. Every model ignores fields it doesn't know, so a newer
 Seam payload still parses; fields we rely on are typed, the rest pass through untouched.
