@@ -219,11 +219,37 @@ class BudgetConfig(BaseModel):
     doors: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
+class InputConfig(BaseModel):
+    """How the reservation files are written (``[input]``): their text encoding (None: detected),
+    strftime-style formats of their dates and times (None: ISO 8601), the sheet of a workbook
+    (None: the first), and ``skip``: rows whose column holds one of the listed values are
+    skipped (``excluded``), e.g. cancelled bookings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoding: str | None = None
+    date_format: str | None = None
+    time_format: str | None = None
+    sheet: str | None = None
+    skip: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class DoorsConfig(BaseModel):
+    """``[doors]``: ``aliases`` maps a door name as the export writes it to the door's name or
+    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+
 class Config(BaseModel):
     """The TOML config file. Unknown keys are refused so a typo can't be silently ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
+    input: InputConfig = Field(default_factory=InputConfig)
+    doors: DoorsConfig = Field(default_factory=DoorsConfig)
     columns: dict[str, str] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)

@@ -10,6 +10,7 @@ import polars as pl
 
 # The plan (``planner``, ``levels``, ``windows``): rejected unless noted.
 BLANK_ROW = "blank_row"  # skipped: a row with no values at all
+EXCLUDED = "excluded"  # skipped: an ``[input.skip]`` value (e.g. a cancelled booking)
 INVALID_ROW = "invalid_row"  # a required value is empty or unparseable (the column is named)
 DUPLICATE_RESERVATION = "duplicate_reservation"  # skipped: an identical copy of an earlier row
 # The same reservation_id with different content (every copy is rejected).
