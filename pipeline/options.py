@@ -97,7 +97,9 @@ class ApplyOptions:
     request_timeout: float = _APPLY.request_timeout
 
     def settings(self) -> ApplySettings:
-        """The checked ``ApplySettings``; raises UsageError (exit 2) naming a bad option."""
+        """The checked ``ApplySettings``; raises UsageError (exit 2) naming a bad option (the
+        options in the order the command line lists them: the door rate first)."""
+        rate = parse_rate(self.door_rate)
         settings = check_settings(
             replace(
                 _APPLY,
@@ -109,7 +111,6 @@ class ApplyOptions:
                 request_timeout=self.request_timeout,
             )
         )
-        rate = parse_rate(self.door_rate)
         return replace(settings, door_rate=None if rate is None else Rate(*rate))
 
 

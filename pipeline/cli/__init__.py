@@ -98,6 +98,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
         settle_after=args.settle_after,
         request_timeout=args.request_timeout,
     )
+    options.settings()  # a bad option is one line before anything is drawn or opened
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(
             run_with_signals,

@@ -27,9 +27,7 @@ from pipeline.ledger.failures import is_disk_failure, write_failure
 from pipeline.ledger.schema import timestamp
 from pipeline.seam.client import Exchange
 
-# The ledger's log lines keep the logger name they had before the ledger was split in modules
-# (JSON log lines carry it).
-log = logging.getLogger("pipeline.ledger.store")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 

@@ -246,7 +246,7 @@ async def test_an_answer_on_an_unknown_tag_is_logged_and_undoes_only_itself(ledg
     assert rows(ledger, "SELECT state FROM codes") == [("created",)]
     states = rows(ledger, "SELECT idempotency_tag FROM events WHERE kind = 'state'")
     assert states == [("t1",), ("t1",)]
-    [record] = [r for r in caplog.records if r.name == "pipeline.ledger.store"]
+    [record] = [r for r in caplog.records if r.name == "pipeline.ledger.commits"]
     assert record.levelname == "ERROR"
     assert record.error == "KeyError: 'no code nope in the ledger'"
 

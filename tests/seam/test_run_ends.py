@@ -151,7 +151,7 @@ def test_request_timeout_must_be_positive(tmp_path, monkeypatch, capsys):
 def test_clamp_wait_caps_and_warns_once(caplog):
     """Waits over MAX_WAIT_SECONDS become MAX_WAIT_SECONDS, shorter ones and None are kept, and
     one warning is logged per kind of wait, however often it is clamped."""
-    with caplog.at_level(logging.WARNING, logger="pipeline.seam.client"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.seam.answers"):
         assert clamp_wait(None, what="test wait") is None
         assert clamp_wait(2.5, what="test wait") == 2.5
         assert clamp_wait(86400, what="test wait") == MAX_WAIT_SECONDS
