@@ -23,6 +23,7 @@ from pipeline.apply.run import (
 )
 from pipeline.budget.limits import BudgetCheck, read_code_file
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
+from pipeline.catalog.checks import check_config
 from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
@@ -80,6 +81,8 @@ async def plan_files(
 ) -> PlanRun:
     """Read, plan, check budgets and write: one output row per input row.
 
+    The config's door, site and level names are checked against the doors first
+    (``check_config``: one warning each, logged before any row is planned).
     Used codes come from Seam, or with ``devices`` (offline) from ``codes`` when given (else
     they are unknown, and the check says so). Raises UsageError (exit 2), also for ``codes``
     without ``devices`` and for ``--on-budget-exceeded abort`` with a door over budget (after
@@ -96,6 +99,7 @@ async def plan_files(
     # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
     # export is read.
     catalog = await load_catalog(config, devices)
+    await anyio.to_thread.run_sync(check_config, config, catalog)
     reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
     plan = await anyio.to_thread.run_sync(
         lambda: plan_reservations(reservations, catalog, config, now=now)
@@ -144,6 +148,7 @@ async def apply_files(
     interrupt: Interrupt | None = None,
 ) -> ApplyRun:
     """Plan the files against the live doors and create every planned code exactly once.
+    The config's names are checked against the doors first, as for ``plan_files``.
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
@@ -173,6 +178,7 @@ async def apply_files(
         try:
             async with until_interrupted(interrupt):
                 catalog = await list_catalog(session.client)
+                await anyio.to_thread.run_sync(check_config, config, catalog)
                 reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
                 plan = await anyio.to_thread.run_sync(
                     lambda: plan_reservations(reservations, catalog, config, now=now)

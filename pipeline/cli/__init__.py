@@ -72,6 +72,7 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
+    configure_logging("text")  # the config check's warnings, as apply prints them
     run = anyio.run(
         functools.partial(
             commands.plan_files,

@@ -117,6 +117,7 @@ def print_budget_warnings(budgets: BudgetCheck, console: Console) -> None:
             f"warning: {', '.join(budgets.unmatched)} match(es) no door or site of the"
             " workspace, so the default budget applies there: check the names",
             markup=False,
+            soft_wrap=True,  # one line, however many names and suggestions it carries
         )
     unbudgeted = budgets.unbudgeted
     if not unbudgeted.is_empty():
