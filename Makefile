@@ -75,3 +75,11 @@ report: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Every door with its site, zone, device_id and user levels (to write [doors.aliases] from):
+# make doors [DEVICES=inputs/sandbox-devices.json] [CONFIG=...] [FORMAT=table|csv|json]
+# (without DEVICES it asks Seam: needs SEAM_API_KEY)
+.PHONY: doors
+doors: install
+	$(BIN)/oracode-provision doors $(if $(DEVICES),--devices $(DEVICES)) \
+		$(if $(CONFIG),--config $(CONFIG)) --format $(FORMAT)

@@ -23,6 +23,8 @@ from pipeline.apply.run import (
 )
 from pipeline.budget.limits import BudgetCheck, read_code_file
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
+from pipeline.catalog.checks import check_config
+from pipeline.catalog.listing import list_door_levels
 from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
@@ -39,9 +41,11 @@ from pipeline.options import (
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import read_reservations
 from pipeline.report.files import (
+    check_doors_out,
     check_output_path,
     check_report_out,
     default_output_path,
+    write_doors,
     write_private_text,
     write_report,
     write_table,
@@ -80,6 +84,8 @@ async def plan_files(
 ) -> PlanRun:
     """Read, plan, check budgets and write: one output row per input row.
 
+    The config's door, site and level names are checked against the doors first
+    (``check_config``: one warning each, logged before any row is planned).
     Used codes come from Seam, or with ``devices`` (offline) from ``codes`` when given (else
     they are unknown, and the check says so). Raises UsageError (exit 2), also for ``codes``
     without ``devices`` and for ``--on-budget-exceeded abort`` with a door over budget (after
@@ -96,6 +102,7 @@ async def plan_files(
     # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
     # export is read.
     catalog = await load_catalog(config, devices)
+    await anyio.to_thread.run_sync(check_config, config, catalog)
     reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
     plan = await anyio.to_thread.run_sync(
         lambda: plan_reservations(reservations, catalog, config, now=now)
@@ -144,6 +151,7 @@ async def apply_files(
     interrupt: Interrupt | None = None,
 ) -> ApplyRun:
     """Plan the files against the live doors and create every planned code exactly once.
+    The config's names are checked against the doors first, as for ``plan_files``.
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
@@ -173,6 +181,7 @@ async def apply_files(
         try:
             async with until_interrupted(interrupt):
                 catalog = await list_catalog(session.client)
+                await anyio.to_thread.run_sync(check_config, config, catalog)
                 reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
                 plan = await anyio.to_thread.run_sync(
                     lambda: plan_reservations(reservations, catalog, config, now=now)
@@ -374,6 +383,44 @@ async def export_report(
     if fmt == "table" or (fmt == "json" and out is None):
         return ReportRun(report)
     return ReportRun(report, tuple(await anyio.to_thread.run_sync(write_report, report, fmt, out)))
+
+
+@dataclass(frozen=True)
+class DoorsRun:
+    """What ``list_doors`` did: the doors list (``list_door_levels``), and the file it was
+    written to (None: for the terminal)."""
+
+    listing: pl.DataFrame
+    out: Path | None = None
+
+    @property
+    def door_count(self) -> int:
+        return self.listing["device_id"].n_unique()
+
+
+async def list_doors(
+    *,
+    config_path: Path | None = None,
+    devices: Path | None = None,
+    fmt: str = "table",
+    out: Path | None = None,
+    transport: Transport | None = None,
+) -> DoorsRun:
+    """Every dormakaba Oracode door with its site, zone, device_id, offline capability and
+    user levels, from Seam (needs SEAM_API_KEY) or a ``devices`` file; with ``out``, written
+    there as ``fmt`` (``csv`` or ``json``).
+
+    Raises UsageError (exit 2), before the doors are listed, for a format or ``out`` that
+    can't be used or written, DeviceDataError (exit 2) for a ``devices`` file it can't use,
+    SeamError (exit 3) when Seam can't be asked.
+    """
+    await anyio.to_thread.run_sync(check_doors_out, out, fmt)
+    config = await anyio.to_thread.run_sync(load_config, config_path)
+    catalog = await load_catalog(config, devices, transport)
+    listing = await anyio.to_thread.run_sync(list_door_levels, catalog)
+    if out is not None:
+        await anyio.to_thread.run_sync(write_doors, listing, fmt, out)
+    return DoorsRun(listing, out)
 
 
 def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -> None:

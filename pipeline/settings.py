@@ -7,6 +7,7 @@ key is refused.
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 import tomllib
@@ -287,7 +288,29 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
+        if (unknown := _unknown_key(exc)) is not None:
+            raise ConfigError(f"config file {path}: {unknown[0]}", hint=unknown[1]) from exc
         raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
+
+
+def _unknown_key(exc: ValidationError) -> tuple[str, str | None] | None:
+    """For pydantic's "Extra inputs are not permitted": ``unknown key X in [section] (known:
+    a, b)`` and a hint naming the closest known key (None: no such error)."""
+    extra = next((error for error in exc.errors() if error["type"] == "extra_forbidden"), None)
+    if extra is None:
+        return None
+    *section, key = (str(part) for part in extra["loc"])
+    model: type[BaseModel] = Config
+    for part in section:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    known = list(model.model_fields)
+    where = f"in [{'.'.join(section)}]" if section else "at the top level"
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"did you mean {close[0]}?" if close else None
+    return f"unknown key {key} {where} (known: {', '.join(known)})", hint
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from pipeline.budget.allocation import (
     peak_valid,
     skip_whole_doors,
 )
+from pipeline.catalog.checks import did_you_mean
 from pipeline.catalog.doors import name_key, read_saved_answer
 from pipeline.errors import ConfigError, DeviceDataError, UsageError
 from pipeline.plan.reasons import BUDGET_EXHAUSTED
@@ -126,14 +127,19 @@ def door_budgets(doors: pl.DataFrame, budgets: BudgetConfig) -> pl.DataFrame:
 
 def unmatched_budget_names(doors: pl.DataFrame, budgets: BudgetConfig) -> list[str]:
     """``[budgets.doors]`` and ``[budgets.sites]`` keys that match no door or site (a typo
-    would otherwise leave a door on the default budget without a word)."""
+    would otherwise leave a door on the default budget without a word), each with the closest
+    names (``(did you mean "Alpenhof"?)``)."""
     door_keys = set(doors["device_id"]) | set(doors["door_key"].drop_nulls())
     site_keys = set(doors["site_key"].drop_nulls())
     return [
-        f"[budgets.doors] {key!r}"
+        f"[budgets.doors] {key!r}{did_you_mean(key, doors['door_name'], form=' ({})')}"
         for key in budgets.doors
         if key not in door_keys and name_key(key) not in door_keys
-    ] + [f"[budgets.sites] {key!r}" for key in budgets.sites if name_key(key) not in site_keys]
+    ] + [
+        f"[budgets.sites] {key!r}{did_you_mean(key, doors['site_name'], form=' ({})')}"
+        for key in budgets.sites
+        if name_key(key) not in site_keys
+    ]
 
 
 def iso_instant(column: str) -> pl.Expr:

@@ -25,11 +25,13 @@ async def fetch_catalog(config: Config, transport: Transport | None = None) -> D
         return await list_catalog(client)
 
 
-async def load_catalog(config: Config, devices: Path | None) -> DeviceCatalog:
+async def load_catalog(
+    config: Config, devices: Path | None, transport: Transport | None = None
+) -> DeviceCatalog:
     """From a ``--devices`` file when given, else from the Seam API (needs SEAM_API_KEY).
 
     Raises DeviceDataError (exit 2) for a file it can't use, SeamError (exit 3) when Seam
     can't be asked."""
     if devices is not None:
         return await anyio.to_thread.run_sync(read_device_file, devices)
-    return await fetch_catalog(config)
+    return await fetch_catalog(config, transport)

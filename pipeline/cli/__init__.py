@@ -32,6 +32,7 @@ from pipeline.report.output import (
     ApplyProgress,
     configure_logging,
     print_apply_summary,
+    print_doors,
     print_plan_summary,
     print_report,
     print_status_summary,
@@ -72,6 +73,7 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
+    configure_logging("text")  # the config check's warnings, as apply prints them
     run = anyio.run(
         functools.partial(
             commands.plan_files,
@@ -165,6 +167,23 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return run.exit_code
 
 
+def _doors(args: argparse.Namespace, console: Console) -> int:
+    run = anyio.run(
+        functools.partial(
+            commands.list_doors,
+            config_path=args.config,
+            devices=args.devices,
+            fmt=args.format,
+            out=args.out,
+        )
+    )
+    if run.out is not None:
+        console.print(f"wrote {run.door_count} doors to {run.out}", soft_wrap=True)
+    else:
+        print_doors(run.listing, args.format, console)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
@@ -207,6 +226,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "apply": _apply,
     "status": _status,
     "report": _report,
+    "doors": _doors,
     "sandbox": _sandbox,
 }
 # Exit code of a defect in the pipeline itself (never of bad input, config or Seam answers).

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from pipeline import options as defaults
+from pipeline.catalog.listing import DOOR_FORMATS
 
 APPLY = defaults.ApplyOptions()
 SANDBOX = defaults.SandboxOptions()
@@ -130,6 +131,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.DEFAULT_RUNS,
         metavar="N",
         help="how many runs to list (default: %(default)s)",
+    )
+
+    doors = commands.add_parser(
+        "doors",
+        help="list every door with its site, zone, device_id and user levels (to write aliases)",
+    )
+    doors.add_argument(
+        "--format",
+        choices=DOOR_FORMATS,
+        default="table",
+        help="table on the terminal, csv or json (default: %(default)s)",
+    )
+    add_config_option(doors)
+    doors.add_argument(
+        "--devices",
+        type=Path,
+        help="a /devices/list response saved as JSON (default: ask Seam, needs SEAM_API_KEY)",
+    )
+    doors.add_argument(
+        "--out",
+        type=Path,
+        help="csv, json: the file to write (default: standard output)",
     )
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
 from pipeline.plan.reasons import (
     AMBIGUOUS_USER_LEVEL,
@@ -143,7 +144,7 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
     frame = frame.with_columns(
         pl.when(pl.col("_options") == 1).then(pl.col(c)).alias(c) for c in LEVEL_COLUMNS
     )
-    return _reject_level_choices(frame, _level_lists(levels)).drop(
+    return _reject_level_choices(frame, _level_lists(levels), levels).drop(
         "_options", "_option_names", "_fortnight", "_by_door"
     )
 
@@ -223,26 +224,66 @@ def _door_defaults(eligible: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> pl.DataFrame:
+def _level_suggestions(
+    frame: pl.DataFrame, hit: pl.Expr, wanted: str, levels: pl.DataFrame
+) -> pl.Expr:
+    """`` (did you mean ...?)`` with the door's closest level names, for the rows ``hit`` whose
+    ``wanted`` level isn't on their door; worked out once per distinct door and name."""
+    pairs = frame.filter(is_open() & hit.fill_null(False)).select(
+        _door_and(wanted), "device_id", wanted
+    )
+    pairs = pairs.unique("_pair")
+    if pairs.is_empty():
+        return text("")
+    names = dict(
+        levels.join(pairs.select("device_id"), on="device_id", how="semi")
+        .group_by("device_id")
+        .agg("level_name")
+        .iter_rows()
+    )
+    hints = {
+        pair: did_you_mean(name, names.get(device_id, []), form=" ({})")
+        for pair, device_id, name in pairs.iter_rows()
+    }
+    return _door_and(wanted).replace_strict(hints, default="", return_dtype=pl.String)
+
+
+def _door_and(column: str) -> pl.Expr:
+    return pl.concat_str("device_id", name_key_expr(pl.col(column)), separator="\x1f").alias(
+        "_pair"
+    )
+
+
+def _reject_level_choices(
+    frame: pl.DataFrame, level_lists: dict[str, str], levels: pl.DataFrame
+) -> pl.DataFrame:
     none_chosen = pl.col("level_name").is_null() & pl.col("_options").is_null()
-    levels = pl.col("device_id").replace_strict(level_lists, default="none", return_dtype=pl.String)
+    listed = pl.col("device_id").replace_strict(level_lists, default="none", return_dtype=pl.String)
+    named_unknown = none_chosen & pl.col("_named")
     frame = reject(
         frame,
-        none_chosen & pl.col("_named"),
+        named_unknown,
         UNKNOWN_USER_LEVEL,
         pl.format(
-            "door {} has no user level {}; its levels: {}", "door_name", "user_level", levels
+            f"door {{}} has no user level {{}}{{}}; its levels: {{}} {SEE_DOORS}",
+            "door_name",
+            "user_level",
+            _level_suggestions(frame, named_unknown, "user_level", levels),
+            listed,
         ),
     )
+    default_unknown = none_chosen & pl.col("_default").is_not_null() & ~pl.col("_timed")
     frame = reject(
         frame,
-        none_chosen & pl.col("_default").is_not_null() & ~pl.col("_timed"),
+        default_unknown,
         UNKNOWN_USER_LEVEL,
         pl.format(
-            "the configured default user level {} is not on door {}; its levels: {}",
+            "the configured default user level {} is not on door {}{}; its levels: {}"
+            f" {SEE_DOORS}",
             "_default",
             "door_name",
-            levels,
+            _level_suggestions(frame, default_unknown, "_default", levels),
+            listed,
         ),
     )
     frame = reject(
@@ -253,7 +294,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
             "no user level of door {} runs {}→{}; its levels: {}",
             "door_name",
             *_clock_times("check_in_time", "check_out_time"),
-            levels,
+            listed,
         ),
     )
     frame = reject(
@@ -264,7 +305,7 @@ def _reject_level_choices(frame: pl.DataFrame, level_lists: dict[str, str]) -> p
             "door {} has no guest user level for a {}-day stay; its levels: {}",
             "door_name",
             "_stay_days",
-            levels,
+            listed,
         ),
     )
     frame = reject(

@@ -1,4 +1,5 @@
-"""Writing output files: result tables (CSV, Parquet or JSONL by extension) and the report,
+"""Writing output files: result tables (CSV, Parquet or JSONL by extension), the report and
+the doors list,
 each atomically and readable by its owner only (mode 0600: results hold PINs); and the checks,
 made before any work, that they can be written where asked."""
 
@@ -13,6 +14,7 @@ from typing import BinaryIO
 
 import polars as pl
 
+from pipeline.catalog.listing import DOOR_FORMATS, doors_csv, doors_json
 from pipeline.errors import UsageError
 from pipeline.report.summary import Report
 
@@ -158,3 +160,28 @@ def write_report(report: Report, fmt: str, out: Path | None = None) -> list[Path
         return [write_table(frame, out / f"{name}.{fmt}") for name, frame in sections]
     except OSError as exc:
         raise UsageError(f"the report can't be written to {out}: {exc.strerror or exc}") from exc
+
+
+def check_doors_out(out: Path | None, fmt: str) -> None:
+    """Refuse, before the doors are listed (UsageError, exit 2), a format we don't write or an
+    ``--out`` it can't use or write (``table`` is for the terminal only)."""
+    if fmt not in DOOR_FORMATS:
+        raise UsageError(f"--format {fmt} is not one of {', '.join(DOOR_FORMATS)}")
+    if out is None:
+        return
+    if fmt == "table":
+        raise UsageError("--out needs --format csv or json")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="give the path of a file")
+    check_output_folder(out.parent)
+
+
+def write_doors(listing: pl.DataFrame, fmt: str, out: Path) -> Path:
+    """The doors list (``list_door_levels``'s table) as ``csv`` or ``json`` at ``out``,
+    atomically (mode 0600 like every output, though it holds no secret). Raises UsageError
+    (exit 2) when it can't be written."""
+    text = doors_csv(listing) if fmt == "csv" else doors_json(listing)
+    try:
+        return write_private_text(out, text)
+    except OSError as exc:
+        raise UsageError(f"the doors can't be written to {out}: {exc.strerror or exc}") from exc

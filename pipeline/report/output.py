@@ -1,6 +1,6 @@
-"""Printing on the terminal: run summaries of plan, apply, status and report (rich tables),
-apply's progress bar, and the log lines (text or JSON). Writing the files is
-``pipeline.report.files``."""
+"""Printing on the terminal: run summaries of plan, apply, status and report and the doors
+list (rich tables), apply's progress bar, and the log lines (text or JSON). Writing the files
+is ``pipeline.report.files``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
+from pipeline.catalog.listing import doors_csv, doors_json
 from pipeline.errors import Interrupted
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.status import StatusResult
@@ -117,6 +118,7 @@ def print_budget_warnings(budgets: BudgetCheck, console: Console) -> None:
             f"warning: {', '.join(budgets.unmatched)} match(es) no door or site of the"
             " workspace, so the default budget applies there: check the names",
             markup=False,
+            soft_wrap=True,  # one line, however many names and suggestions it carries
         )
     unbudgeted = budgets.unbudgeted
     if not unbudgeted.is_empty():
@@ -358,6 +360,47 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
         )
     if codes.height > DOOR_TABLE_ROWS:
         table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"
+    console.print(table)
+
+
+# Columns of the doors table when standard output isn't a terminal.
+DOORS_WIDTH = 150
+
+
+def print_doors(listing: pl.DataFrame, fmt: str, console: Console) -> None:
+    """The doors list (``list_door_levels``'s table): ``csv`` and ``json`` as text on standard
+    output, ``table`` as one row per door with its user levels a line each
+    (``prefix name check-in→check-out flags``)."""
+    if fmt != "table":
+        print(doors_csv(listing) if fmt == "csv" else doors_json(listing), end="")
+        return
+    doors = listing.group_by("device_id", maintain_order=True).agg(
+        pl.col("site_name", "door_name", "zone", "can_program_offline").first(),
+        levels=pl.format(
+            "{} {} {}→{}{}",
+            "prefix",
+            "user_level",
+            "check_in",
+            "check_out",
+            pl.format(" ({})", "flags").fill_null(""),
+        ).drop_nulls(),
+    )
+    table = Table(title=f"{doors.height} dormakaba Oracode doors")
+    for column in ("site", "door", "device_id", "zone", "offline"):
+        table.add_column(column, no_wrap=column == "device_id")
+    table.add_column("user levels")
+    for row in doors.iter_rows(named=True):
+        table.add_row(
+            escape(row["site_name"] or ""),
+            escape(row["door_name"] or ""),
+            row["device_id"],
+            row["zone"] or "",
+            "yes" if row["can_program_offline"] else "no",
+            escape("\n".join(row["levels"])),
+        )
+    if not console.is_terminal:
+        # Piped into a file or a pager, the table isn't squeezed into 80 columns.
+        console = Console(file=console.file, width=max(console.width, DOORS_WIDTH), highlight=False)
     console.print(table)
 
 

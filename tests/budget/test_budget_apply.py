@@ -334,8 +334,8 @@ def test_codes_without_devices_is_refused(tmp_path, capsys):
 
 
 def test_budget_names_that_match_no_door_or_site_are_named(tmp_path, capsys):
-    """A typo in [budgets.doors] or [budgets.sites] gets a warning line naming the key; keys
-    that match (a door name in any case, a site) are not named."""
+    """A typo in [budgets.doors] or [budgets.sites] gets a warning line naming the key and the
+    closest names; keys that match (a door name in any case, a site) are not named."""
     plan_sample(
         tmp_path,
         '[budgets]\nper_door = 40\n[budgets.doors]\n"Zimmer 3" = 5\n"Zimmr 9" = 5\n'
@@ -347,7 +347,10 @@ def test_budget_names_that_match_no_door_or_site_are_named(tmp_path, capsys):
         line for line in capsys.readouterr().out.splitlines() if "match(es) no door" in line
     ]
     assert len(warnings) == 1
-    assert "[budgets.doors] 'Zimmr 9', [budgets.sites] 'Alpnhof' match(es)" in warnings[0]
+    assert (
+        '[budgets.doors] \'Zimmr 9\' (did you mean "Zimmer 3", "Zimmer 2" or "Zimmer 1"?),'
+        " [budgets.sites] 'Alpnhof' (did you mean \"Alpenhof\"?) match(es)"
+    ) in warnings[0]
 
 
 def plan_sample(folder: Path, budgets: str, *options: str) -> int:

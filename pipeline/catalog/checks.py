@@ -1,0 +1,153 @@
+"""The config's door, site and level names checked against the catalog, and the closest names
+to suggest when one doesn't match (a row's door or level, a config key).
+
+A name that matches nothing would otherwise be found row by row (``unknown_device``,
+``unknown_user_level``) or not at all (a default that never applies), so ``check_config``
+says it once, at the start of ``plan`` and ``apply``, as one warning line per setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterable
+
+import polars as pl
+
+from pipeline.catalog.doors import DeviceCatalog, name_key
+from pipeline.settings import Config
+
+log = logging.getLogger(__name__)
+
+# Where an operator finds every door, site and user level, for messages.
+DOORS_COMMAND = "oracode-provision doors"
+SEE_DOORS = f"(see {DOORS_COMMAND})"
+# difflib's own default: "Room 1O1" finds "Room 101", "Unit 101" doesn't find it.
+CLOSENESS = 0.6
+SUGGESTIONS = 3
+# How much less close than the closest a suggestion may be.
+NEAR = 0.1
+# Doors named in one line at most; the rest are counted.
+LISTED_DOORS = 5
+
+
+def closest_names(value: str, choices: Iterable[str | None]) -> list[str]:
+    """Up to three of ``choices`` closest to ``value``, compared as names are matched (case-
+    and space-insensitive), closest first, each as written in the catalog. Only those about as
+    close as the closest are kept: "Room 1O1" suggests "Room 101", not every room."""
+    by_key: dict[str, str] = {}
+    for choice in choices:
+        key = name_key(choice)
+        if key is not None and choice is not None:
+            by_key.setdefault(key, choice)
+    wanted = name_key(value) or ""
+    close = difflib.get_close_matches(wanted, by_key, n=SUGGESTIONS, cutoff=CLOSENESS)
+    scores = [difflib.SequenceMatcher(None, wanted, key).ratio() for key in close]
+    return [
+        by_key[key] for key, score in zip(close, scores, strict=True) if score >= scores[0] - NEAR
+    ]
+
+
+def did_you_mean(
+    value: str, choices: Iterable[str | None], what: str = "", form: str = "; {}"
+) -> str:
+    """``did you mean "A" or "B"?`` for the closest ``choices`` (``what`` before each, e.g.
+    ``site``), put into ``form`` (default ``; {}``); "" when none is close."""
+    names = [f'{what} "{name}"'.lstrip() for name in closest_names(value, choices)]
+    if not names:
+        return ""
+    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    return form.format(f"did you mean {listed}?")
+
+
+def check_config(config: Config, catalog: DeviceCatalog) -> list[str]:
+    """One line per ``[user_levels.*]`` or ``[doors.aliases]`` entry that names a door, site
+    or default user level the catalog doesn't have, each with the closest names; logged as
+    warnings (once, before any row is planned) and returned."""
+    problems = [
+        *_alias_problems(config.doors.aliases, catalog.doors),
+        *_default_problems(config, catalog),
+    ]
+    for problem in problems:
+        log.warning(problem)
+    return problems
+
+
+def _door_ids(doors: pl.DataFrame) -> dict[str, str]:
+    """device_id as a config may write it (any case, spaces around) -> the device_id."""
+    return {device_id.lower(): device_id for device_id in doors["device_id"]}
+
+
+def _alias_problems(aliases: dict[str, str], doors: pl.DataFrame) -> list[str]:
+    ids = _door_ids(doors)
+    door_keys = set(doors["door_key"].drop_nulls())
+    return [
+        f'[doors.aliases] "{alias}" = "{target}" matches no door name or device_id'
+        f"{did_you_mean(target, doors['door_name'])} {SEE_DOORS}"
+        for alias, target in aliases.items()
+        if target.strip().lower() not in ids and name_key(target) not in door_keys
+    ]
+
+
+def _default_problems(config: Config, catalog: DeviceCatalog) -> list[str]:
+    doors = catalog.doors
+    ids = _door_ids(doors)
+    problems = []
+    for door, level in config.user_levels.doors.items():
+        device_id = ids.get(door.strip().lower())
+        if device_id is not None:
+            matched = doors.filter(pl.col("device_id") == device_id)
+        else:
+            matched = doors.filter(pl.col("door_key") == name_key(door))
+        where = f'[user_levels.doors] "{door}"'
+        if matched.is_empty():
+            problems.append(
+                f"{where} matches no door name or device_id"
+                f"{did_you_mean(door, doors['door_name'])} {SEE_DOORS}"
+            )
+        elif (
+            missing := _level_missing(where, level, matched, catalog.levels, with_sites=True)
+        ) is not None:
+            problems.append(missing)
+    for site, level in config.user_levels.sites.items():
+        matched = doors.filter(pl.col("site_key") == name_key(site))
+        where = f'[user_levels.sites] "{site}"'
+        if matched.is_empty():
+            problems.append(
+                f"{where} matches no site{did_you_mean(site, doors['site_name'])} {SEE_DOORS}"
+            )
+        elif (
+            missing := _level_missing(where, level, matched, catalog.levels, with_sites=False)
+        ) is not None:
+            problems.append(missing)
+    return problems
+
+
+def _level_missing(
+    where: str, level: str, doors: pl.DataFrame, levels: pl.DataFrame, *, with_sites: bool
+) -> str | None:
+    """The line for a default ``level`` that some of ``doors`` lack (None: all have it); the
+    suggestions are the lacking doors' own levels."""
+    having = set(
+        levels.filter(pl.col("level_key") == name_key(level)).join(
+            doors.select("device_id"), on="device_id", how="semi"
+        )["device_id"]
+    )
+    lacking = doors.filter(~pl.col("device_id").is_in(having)).sort("site_name", "door_name")
+    if lacking.is_empty():
+        return None
+    names = [
+        f"{site} / {door}" if site and with_sites else str(door)
+        for door, site in lacking.select("door_name", "site_name").iter_rows()
+    ]
+    more = f" and {len(names) - LISTED_DOORS} more" if len(names) > LISTED_DOORS else ""
+    named = ", ".join(names[:LISTED_DOORS]) + more
+    if doors.height == 1:
+        of = f"door {named}"
+    else:
+        of = f"{lacking.height} of its {doors.height} doors ({named})"
+    lacking_levels = levels.join(lacking.select("device_id"), on="device_id", how="semi")
+    return (
+        f'{where} = "{level}" is not a user level of {of}'
+        f"{did_you_mean(level, lacking_levels['level_name'])} {SEE_DOORS}"
+    )
