@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from pipeline.cli import main
 from pipeline.cli.parser import build_parser
 from pipeline.errors import SeamUnavailableError
 from pipeline.report.output import LIBRARY_LOGGERS, configure_logging
@@ -85,6 +86,23 @@ async def test_a_client_on_the_network_says_where_once(caplog):
     assert [r.getMessage() for r in caplog.records if r.name == "pipeline.seam.client"] == [
         "talking to http://127.0.0.1:8787 (not Seam's production endpoint)"
     ]
+
+
+def test_an_endpoint_without_a_scheme_stops_apply_at_once(tmp_path, monkeypatch, capsys):
+    """SEAM_ENDPOINT=127.0.0.1:8787 (no http://): exit 2 with one line, before any endpoint
+    line or ledger."""
+    for name in [n for n in os.environ if n.startswith("SEAM_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    monkeypatch.setenv("SEAM_ENDPOINT", "127.0.0.1:8787")
+    ledger = tmp_path / "ledger.sqlite"
+    argv = ["apply", str(SAMPLE), "--config", str(CONFIG), "--ledger", str(ledger)]
+    assert main([*argv, "--results", str(tmp_path / "r.csv")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: SEAM_ENDPOINT '127.0.0.1:8787' is not an http:// or https:// URL"
+        " (give it as https://host[:port][/path])"
+    ]
+    assert not ledger.exists()
 
 
 # -- a refused connection -----------------------------------------------------------------------
