@@ -1,4 +1,5 @@
-# The one entry point: install, demo, test, test-fast, bench, lint.
+# The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
+# (sandbox, plan, apply, status, report), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets), without lint.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench nightly report clean
+.PHONY: install demo test test-fast lint bench nightly report sandbox plan apply status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +73,26 @@ nightly: install
 FORMAT ?= table
 report: install
 	$(BIN)/oracode-provision report --ledger $(LEDGER) --format $(FORMAT)
+
+# The commands as the README shows them, without .venv/bin on PATH; further options in ARGS:
+# make sandbox [PORT=8787] [ARGS="--latency-ms 20-80 ..."]
+# make plan INPUT="export.csv ..." [CONFIG=pipeline.toml] [ARGS="--out plan.csv ..."]
+# make apply INPUT="export.csv ..." [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite] [ARGS=...]
+# make status [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite] [ARGS=...]
+PORT ?= 8787
+sandbox: install
+	$(BIN)/oracode-provision sandbox --port $(PORT) $(ARGS)
+
+plan: install
+	@test -n "$(INPUT)" || { echo 'usage: make plan INPUT="export.csv ..." [CONFIG=...] [ARGS=...]' >&2; exit 2; }
+	$(BIN)/oracode-provision plan $(INPUT) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+apply: install
+	@test -n "$(INPUT)" || { echo 'usage: make apply INPUT="export.csv ..." [CONFIG=...] [LEDGER=...] [ARGS=...]' >&2; exit 2; }
+	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) $(ARGS)
+
+status: install
+	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -73,7 +73,8 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    configure_logging("text")  # the config check's warnings, as apply prints them
+    # The config check's warnings, as apply prints them.
+    configure_logging("text", verbose=args.verbose)
     run = anyio.run(
         functools.partial(
             commands.plan_files,
@@ -91,7 +92,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
 
 
 def _apply(args: argparse.Namespace, console: Console) -> int:
-    configure_logging(args.log_format)
+    configure_logging(args.log_format, verbose=args.verbose)
     options = defaults.ApplyOptions(
         door_rate=args.door_rate,
         global_rate=args.global_rate,
@@ -129,7 +130,7 @@ def _apply(args: argparse.Namespace, console: Console) -> int:
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:
-    configure_logging(args.log_format)
+    configure_logging(args.log_format, verbose=args.verbose)
     run = anyio.run(
         run_with_signals,
         lambda interrupt: commands.status_files(

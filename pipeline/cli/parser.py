@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV, Parquet or JSONL (default: outputs/plan-<UTC time>.parquet)",
     )
     add_budget_options(plan)
+    add_verbose_option(plan)
 
     apply = commands.add_parser("apply", help="plan, then create every planned code once")
     apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
@@ -261,6 +262,16 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up on a Seam request whose whole answer hasn't come in this long"
         " (default: %(default)s)",
+    )
+    add_verbose_option(command)
+
+
+def add_verbose_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also the libraries' log lines on standard error: stamina's retries, httpx's and"
+        " httpcore's requests (default: off, the pipeline's own lines only)",
     )
 
 

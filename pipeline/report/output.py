@@ -430,11 +430,25 @@ class TextLogFormatter(logging.Formatter):
         return f"{record.levelname.lower()}: {record.getMessage()} {extra}".rstrip()
 
 
-def configure_logging(log_format: str) -> None:
-    """Warnings and errors of the pipeline to stderr, as text or JSON lines."""
+# The libraries whose log lines only ``--verbose`` shows: stamina's ``retry_scheduled`` on
+# every read retry (the pipeline says itself when a read gives up), httpx's and httpcore's
+# request and connection events, uvicorn's server lines.
+LIBRARY_LOGGERS = ("stamina", "httpx", "httpcore", "uvicorn")
+
+
+def configure_logging(log_format: str, *, verbose: bool = False) -> None:
+    """The pipeline's info, warning and error lines to stderr, as text or JSON lines.
+
+    The libraries' lines (``LIBRARY_LOGGERS``) go the same way, all of them with ``verbose``;
+    without it only their errors, so that a retried read doesn't print stamina's warning.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
-    logger = logging.getLogger("pipeline")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+    levels = {"pipeline": logging.INFO} | {
+        name: logging.DEBUG if verbose else logging.ERROR for name in LIBRARY_LOGGERS
+    }
+    for name, level in levels.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False

@@ -16,6 +16,7 @@ so only the caller (who can look for the code first) may decide to send it again
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
@@ -38,7 +39,7 @@ from pipeline.seam.answers import (
     parse_response,
 )
 from pipeline.seam.models import AccessCode, Device
-from pipeline.settings import SeamCredentials, check_endpoint, first_problem
+from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, check_endpoint, first_problem
 
 # Names other modules import from here (the answers' types live in ``answers``).
 __all__ = [
@@ -52,13 +53,29 @@ __all__ = [
     "parse_response",
 ]
 
+log = logging.getLogger(__name__)
 ORACODE_FILTERS = {"device_type": "dormakaba_oracode_door", "manufacturer": "dormakaba_oracode"}
+PRODUCTION_HOST = httpx.URL(DEFAULT_ENDPOINT).host
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# What a read is for, in the line that says it failed (the doors' listing is how every
+# command that talks to Seam starts).
+READS = {
+    "/devices/list": "the doors could not be listed",
+    "/access_codes/list": "the doors' codes could not be listed",
+}
 # A request's answer must be complete within this (``--request-timeout``), not merely keep
 # trickling: a body sent one byte every 20 s never trips a per-read timeout.
 DEFAULT_REQUEST_TIMEOUT = 30.0
 # Callers pass an in-process transport (tests, sandbox) without importing httpx themselves.
 Transport = httpx.AsyncBaseTransport
+
+
+def talking_to(endpoint: httpx.URL) -> str:
+    """The line that says where a client's requests go: Seam's production API, or another
+    endpoint (the sandbox, a proxy). Never holds credentials: an endpoint with any is refused."""
+    if endpoint.host == PRODUCTION_HOST:
+        return f"talking to Seam at {endpoint}"
+    return f"talking to {endpoint} (not Seam's production endpoint)"
 
 
 def _backoff(exc: Exception) -> bool | float:
@@ -106,6 +123,8 @@ class SeamClient:
         }
         check_endpoint(credentials.endpoint, "the Seam endpoint")
         self._endpoint = httpx.URL(credentials.endpoint)
+        # Only a client on the network says where it goes: an in-process transport goes nowhere.
+        self._says_where = transport is None
         self._urls: dict[str, httpx.URL] = {}
         self._transport = transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(
@@ -120,6 +139,8 @@ class SeamClient:
         self.requests = 0  # requests sent (each read attempt counts)
 
     async def __aenter__(self) -> Self:
+        if self._says_where:
+            log.info(talking_to(self._endpoint))
         return self
 
     async def __aexit__(
@@ -153,9 +174,20 @@ class SeamClient:
                 request_id=error.request_id,
                 retry_after=error.retry_after,
                 data=error.data,
-                hint=f"{path} failed {attempts} times in a row; rerun later",
+                hint=self._read_hint(path, attempts, error),
             ) from exc
         raise AssertionError("unreachable: stamina either returns or raises")
+
+    def _read_hint(self, path: str, attempts: int, error: SeamError) -> str:
+        """What to do about a read that failed ``attempts`` times: a connection never made
+        (nothing listening, an unknown host) is most often a wrong endpoint."""
+        if error.error_type == "connect_failed":
+            what = READS.get(path, f"{path} could not be sent")
+            return (
+                f"{what}: {attempts} attempts in a row found no connection; check SEAM_ENDPOINT"
+                f" (now {self._endpoint}) and the network, then rerun"
+            )
+        return f"{path} failed {attempts} times in a row; rerun later"
 
     async def _send_read(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -194,12 +226,16 @@ class SeamClient:
                     f"no whole answer from {url} within {self._request_timeout:g} s",
                     error_type="timeout",
                 ) from exc
-            except httpx.HTTPError as exc:
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # A connection that was never made carried no request: that outcome is known.
-                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+                # The OS's reason (refused, unknown host) is what tells a wrong SEAM_ENDPOINT.
                 raise SeamUnavailableError(
-                    f"no answer from {url}: {type(exc).__name__}",
-                    error_type="connect_failed" if never_sent else "connection_error",
+                    f"could not connect to {url}: {exc or type(exc).__name__}",
+                    error_type="connect_failed",
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise SeamUnavailableError(
+                    f"no answer from {url}: {type(exc).__name__}", error_type="connection_error"
                 ) from exc
             payload = parse_response(response, path=path)
         except SeamError as exc:

@@ -90,7 +90,8 @@ def run_cli(args: list[str], url: str, key: str, monkeypatch) -> int:
 
 @pytest.mark.slow
 def test_a_refused_key_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
-    """A revoked key: exit 3, one line on stderr saying which variable to check."""
+    """A revoked key: exit 3, the endpoint line, then one error line saying which variable to
+    check."""
     faults = Faults(revoked_keys={API_KEY})
     state, server = served(json.loads(SANDBOX_DEVICES.read_text()), faults, door_rate=None)
     ledger = tmp_path / "ledger.sqlite"
@@ -103,9 +104,10 @@ def test_a_refused_key_exits_3_with_one_line(tmp_path, monkeypatch, capsys):
         )
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 3
-    assert len(lines) == 1
-    assert lines[0].startswith("error: Seam refused the API key: Seam error unauthorized")
-    assert "check SEAM_API_KEY" in lines[0]
+    assert len(lines) == 2
+    assert lines[0] == f"info: talking to {url} (not Seam's production endpoint)"
+    assert lines[1].startswith("error: Seam refused the API key: Seam error unauthorized")
+    assert "check SEAM_API_KEY" in lines[1]
     assert state.codes == {}
     with sqlite3.connect(ledger) as db:
         assert db.execute("SELECT exit_code FROM runs").fetchall() == [(3,)]

@@ -76,9 +76,11 @@ def use_seam(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str = "seam_te
 def plan_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, list[str]]:
-    """``plan`` on the sample against Seam: the exit code and the lines on stderr."""
+    """``plan`` on the sample against Seam: the exit code and the lines on stderr (but the
+    ``talking to`` line, which tests/test_onboarding.py checks)."""
     code = main(["plan", str(SAMPLE), "--out", str(tmp_path / "plan.csv"), *extra])
-    return code, capsys.readouterr().err.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
+    return code, [line for line in lines if not line.startswith("info: talking to ")]
 
 
 # -- a total deadline per request ---------------------------------------------------------------
@@ -181,19 +183,22 @@ async def test_a_day_long_retry_after_on_a_read_waits_only_the_cap(monkeypatch):
 @pytest.mark.slow
 def test_a_read_that_keeps_getting_429_stops_with_one_line(tmp_path, monkeypatch, capsys):
     """/devices/list answered 429 with a day-long Retry-After every time: plan gives up after
-    its attempts, exit 3, one line that says so."""
+    its attempts, exit 3, one line that says so (after the clamp's warning)."""
 
     def busy(path: str, body: dict[str, object]) -> Answer:
         error = {"type": "rate_limited", "message": "too many requests"}
         return 429, {"Retry-After": "86400"}, {"error": error}
 
+    monkeypatch.setattr(seam, "_clamped", set())  # the clamp's warning is once per process
     with seam_server(busy) as url:
         use_seam(monkeypatch, url)
         code, lines = plan_cli(tmp_path, capsys)
     assert code == 3
     assert lines == [
+        "warning: Seam's Retry-After on /devices/list asked for a wait of 86400 s; waiting"
+        " 120 s at most asked=86400.0 cap=120.0",
         "error: Seam error rate_limited: too many requests [HTTP 429, seam-request-id req-1]"
-        " (/devices/list failed 6 times in a row; rerun later)"
+        " (/devices/list failed 6 times in a row; rerun later)",
     ]
 
 
