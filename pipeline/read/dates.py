@@ -132,7 +132,9 @@ def _to_iso(
         reading = _date_reading(values, ISO_FORMAT, [settings.time_format])
     else:
         reading = _detect_date_format(frame, column, values, source)
-    _warn_unread(frame, column, reading, pattern, source)
+    if reading.date_format != ISO_FORMAT or configured is not None:
+        # (An ISO column with a few bad values is today's input: the rows say it, no line.)
+        _warn_unread(frame, column, reading, pattern, source)
     return pl.col(column).replace_strict(reading.values, reading.iso, default=None)
 
 
@@ -183,7 +185,7 @@ def _warn_unread(
     unread = reading.iso.is_null() & ~reading.values.str.contains(iso_pattern)
     if not unread.any():
         return
-    rows = frame.filter(pl.col(column).is_in(reading.values.filter(unread)))
+    rows = frame.filter(pl.col(column).is_in(reading.values.filter(unread).implode()))
     log.warning(
         "%s: %d %s value(s) don't read as %s (e.g. %r on line %d): their rows are rejected",
         source,
@@ -224,12 +226,11 @@ def _settled_by(
 ) -> str:
     """The warning for a detected format: the value (and its line) no other format reads."""
     read = chosen.iso.is_not_null()
-    rival = max(
-        (reading for reading in readings if reading is not chosen),
-        key=lambda reading: int((reading.iso.is_not_null() & read).sum()),
-    )
+    # Rivals: the formats that read some value otherwise (not %B beside %b, say).
+    rivals = [reading for reading in readings if not chosen.iso.eq_missing(reading.iso).all()]
+    rival = max(rivals, key=lambda reading: int((reading.iso.is_not_null() & read).sum()))
     only_chosen = read & rival.iso.is_null()
-    rival_reads = bool((rival.iso.is_not_null() & read).any())
+    rival_reads = bool((rival.iso.is_not_null() & read).any()) and bool(only_chosen.any())
     example = chosen.values.filter(only_chosen if rival_reads else read)[0]
     line = frame.filter(pl.col(column) == example)["source_line"][0]
     why = (
