@@ -3,5 +3,6 @@
 from bench import apply_bench, plan_bench, sandbox_bench
 
 plan_bench.report(plan_bench.run())
+plan_bench.report_formats(plan_bench.run_formats())
 sandbox_bench.report(sandbox_bench.run())
 apply_bench.report(apply_bench.run())

@@ -30,6 +30,7 @@ from pipeline.plan.reasons import (
     DUPLICATE_RESERVATION,
     DUPLICATE_RESERVATION_CONFLICT,
     DURATION_EXCEEDS_31_DAYS,
+    EXCLUDED,
     IN_THE_PAST,
     INVALID_ROW,
     INVALID_WINDOW,
@@ -42,6 +43,7 @@ from pipeline.plan.reasons import (
 )
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
+from pipeline.read.exclusions import EXCLUDED_COLUMN
 from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
 
 PLAN_COLUMNS = (
@@ -142,9 +144,15 @@ def _in_slices(
 
 def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
     frame = parse_stays(parse_stays(frame, "check_in"), "check_out")
+    # First: a cancelled booking is excluded whatever else is wrong with it.
+    if EXCLUDED_COLUMN in frame.columns:
+        is_excluded = pl.col(EXCLUDED_COLUMN).is_not_null()
+        frame = reject(frame, is_excluded, EXCLUDED, pl.col(EXCLUDED_COLUMN))
+        frame = frame.with_columns(skipped=is_excluded)
     # Exports often end in empty lines: skip them rather than fail the run over them.
-    frame = frame.with_columns(skipped=pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null()))
-    frame = reject(frame, pl.col("skipped"), BLANK_ROW, text("the row has no values"))
+    is_blank = pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null())
+    frame = frame.with_columns(skipped=pl.col("skipped") | is_blank)
+    frame = reject(frame, is_blank, BLANK_ROW, text("the row has no values"))
     frame = reject(
         frame, pl.col("reservation_id").is_null(), INVALID_ROW, text("reservation_id is empty")
     )
@@ -190,8 +198,9 @@ def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
     ).to_series()
     if not repeated.any():
         return frame
+    # An excluded row is absent: a cancelled booking doesn't make its rebooking a duplicate.
     per_id = (
-        frame.filter(repeated)
+        frame.filter(repeated & ~pl.col("reason").eq_missing(EXCLUDED))
         .group_by("reservation_id")
         .agg(
             _copies=pl.len(),

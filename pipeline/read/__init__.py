@@ -1,6 +1,10 @@
 """Read: the first stage.
 
-Takes reservation files (CSV or Parquet) and the config's column mapping; gives one table of
-the canonical columns as text, with each row's file and line, for planning. A file that can't
-be read, or lacks a column, is an InputFileError (exit 2); a bad value is left to planning.
+Takes reservation files (CSV, Parquet, or a .xlsx/.xls/.ods workbook) and the config's column
+mapping and ``[input]`` settings; gives one table of the canonical columns as text, check-in and
+check-out as ISO text, each row's ``[input.skip]`` mark, file and line, for planning:
+``files.py`` (the stage in order), ``encodings.py`` (a CSV's text encoding), ``dates.py`` (dates
+and times as exports write them), ``workbooks.py``, ``exclusions.py``. A file that can't be
+read, lacks a column, or has dates that read two ways is an InputFileError (exit 2); a bad value
+is left to planning.
 """

@@ -1,13 +1,17 @@
-"""Reading reservation files (CSV or Parquet, by extension) into one table of canonical columns.
+"""Reading reservation files (CSV, Parquet or a workbook, by extension) into one table of
+canonical columns.
 
 Every value is kept as text here: planning parses it and turns a bad value into a row-level
 rejection that names the column, instead of failing the whole file. What fails the whole file
-(exit 2) is what makes its rows meaningless: unreadable, empty, malformed CSV, a missing column.
+(exit 2) is what makes its rows meaningless: unreadable, empty, malformed CSV, a missing column,
+dates that read two ways. The text encoding is ``encodings``' business, the dates' ``dates``',
+workbooks ``workbooks``', and the ``[input.skip]`` marks ``exclusions``'.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -17,19 +21,33 @@ import polars as pl
 
 from pipeline.catalog.doors import name_key
 from pipeline.errors import InputFileError
+from pipeline.read.dates import SPLIT_COLUMNS, normalise_stays
+from pipeline.read.encodings import REPLACEMENT_CHARACTER, decode_export
+from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
+from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, Config
+
+log = logging.getLogger(__name__)
 
 CSV_EXTENSIONS = {".csv", ".tsv", ".txt"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
 _DELIMITERS = (",", ";", "\t", "|")
+# The columns a file may bring: the canonical ones and the split check-in/out date and time.
+_READ_COLUMNS = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
+# How many lines a warning names before it says "and N more".
+_LINES_SHOWN = 10
 
 
 def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     """Read every file into one table of the canonical columns, all as stripped text or null.
 
-    Adds ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in a
-    Parquet file) so every result can point back at its input, and ``row`` (0-based position
-    over all files). Raises InputFileError for a file that can't be used.
+    ``check_in`` / ``check_out`` are ISO text (or a value as written that didn't read, for
+    planning to reject). Adds ``excluded_because`` (why ``[input.skip]`` excludes the row, or
+    null), ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in
+    a Parquet file, the sheet row in a workbook) so every result can point back at its input,
+    and ``row`` (0-based position over all files). Raises InputFileError for a file that can't
+    be used; logs a warning line for what it read but the operator should know (a guessed
+    encoding or date format, replacement characters, an ``[input.skip]`` key without a column).
     """
     frames = [_read_one(path, config) for path in paths]
     table = pl.concat(frames, how="vertical") if frames else _empty()
@@ -49,7 +67,7 @@ def check_input_file(path: Path) -> None:
     kind = _not_a_file(mode)
     if kind is not None:
         raise InputFileError(
-            f"reservation file {path} is {kind}", hint="give a CSV or Parquet file"
+            f"reservation file {path} is {kind}", hint="give a CSV, Parquet or workbook file"
         )
     try:
         str(path).encode("utf-8")
@@ -89,14 +107,18 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     suffix = path.suffix.lower()
     check_input_file(path)
     if suffix in CSV_EXTENSIONS:
-        frame, first_line = _scan_csv(path), 2
+        frame = _scan_csv(path, config.input.encoding)
     elif suffix in PARQUET_EXTENSIONS:
-        frame, first_line = _scan_parquet(path), 1
+        frame = _scan_parquet(path)
+    elif suffix in WORKBOOK_EXTENSIONS:
+        frame = read_workbook(path, config.input.sheet).lazy()
     else:
         raise InputFileError(
             f"reservation file {path} has extension {suffix!r}",
-            hint="use .csv or .parquet",
+            hint="use .csv, .parquet, .xlsx, .xls or .ods",
         )
+    # Line 1 is the header in a CSV file and a sheet; a Parquet file has none.
+    first_line = 1 if suffix in PARQUET_EXTENSIONS else 2
     try:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
@@ -104,25 +126,26 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     renamed = _rename_to_canonical(schema.names(), config)
     _require_columns(path, renamed)
     present = [source for source, target in renamed.items() if target is not None]
-    for source in present:
+    skips = skip_columns(config.input.skip, renamed, str(path))
+    for source in (*present, *skips):
         if not _is_textual(schema[source]):
             raise InputFileError(
                 f"reservation file {path}: column {source} has type {schema[source]};"
                 " the input needs text, date or number columns",
                 hint="export that column as text",
             )
+    found = {target for target in renamed.values() if target is not None}
     frame = frame.select(
         *(pl.col(source).alias(str(renamed[source])) for source in present),
-        *(
-            pl.lit(None, pl.String).alias(name)
-            for name in CANONICAL_COLUMNS
-            if name not in renamed.values()
-        ),
+        *(pl.lit(None, pl.String).alias(name) for name in CANONICAL_COLUMNS if name not in found),
+        mark_excluded(skips),
     ).select(
         *(
             pl.col(name).str.strip_chars().replace("", None).alias(name)
-            for name in CANONICAL_COLUMNS
-        )
+            for name in _READ_COLUMNS
+            if name in CANONICAL_COLUMNS or name in found
+        ),
+        EXCLUDED_COLUMN,
     )
     try:
         table = frame.collect()
@@ -134,26 +157,45 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
         ) from exc
     if table.height == 0:
         raise InputFileError(f"reservation file {path} has a header but no rows")
-    return table.with_columns(
+    table = table.with_columns(
         pl.lit(str(path)).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
     )
+    table = normalise_stays(table, config.input, str(path))
+    _warn_replacement_characters(table, str(path))
+    return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
 
 
-def _scan_csv(path: Path) -> pl.LazyFrame:
-    with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
-    if not head.removeprefix(b"\xef\xbb\xbf").strip():
-        raise InputFileError(f"reservation file {path} is empty")
-    header = head.splitlines()[0].decode("utf-8", errors="replace")
-    separator = max(_DELIMITERS, key=header.count)
+def _scan_csv(path: Path, encoding: str | None) -> pl.LazyFrame:
+    decoded = decode_export(path, encoding)
+    separator = max(_DELIMITERS, key=decoded.header.count)
     return pl.scan_csv(
-        path,
+        decoded.source,
         separator=separator,
         infer_schema=False,
         encoding="utf8-lossy",
         raise_if_empty=True,
         missing_columns="insert",
+    )
+
+
+def _warn_replacement_characters(table: pl.DataFrame, source: str) -> None:
+    """A warning naming the lines whose values hold U+FFFD: bytes the encoding couldn't read,
+    which would otherwise reach a code's name on the lock as they are."""
+    hit = pl.any_horizontal(
+        pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True) for name in CANONICAL_COLUMNS
+    )
+    lines = table.filter(hit)["source_line"]
+    if lines.len() == 0:
+        return
+    shown = ", ".join(str(line) for line in lines.head(_LINES_SHOWN))
+    more = f" and {lines.len() - _LINES_SHOWN} more" if lines.len() > _LINES_SHOWN else ""
+    log.warning(
+        "%s: line(s) %s%s hold a replacement character (\N{REPLACEMENT CHARACTER}): bytes the"
+        " encoding can't read; set [input] encoding to the file's encoding",
+        source,
+        shown,
+        more,
     )
 
 
@@ -195,7 +237,7 @@ def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | 
     for header in headers:
         clean = header.strip().lstrip("\ufeff")
         target = mapping.get(name_key(clean))
-        if target is None and clean.lower() in CANONICAL_COLUMNS:
+        if target is None and clean.lower() in _READ_COLUMNS:
             target = clean.lower()
         if target is not None and target in renamed.values():
             target = None  # the first header that maps to a column wins
@@ -205,7 +247,11 @@ def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | 
 
 def _require_columns(path: Path, renamed: dict[str, str | None]) -> None:
     found = set(renamed.values())
-    missing = [name for name in ("reservation_id", "check_in", "check_out") if name not in found]
+    missing = [
+        name
+        for name in ("reservation_id", "check_in", "check_out")
+        if name not in found and f"{name}_date" not in found
+    ]
     if not found & {"device_id", "door_name"}:
         missing.append("device_id or door_name")
     if not missing:
@@ -222,4 +268,11 @@ def _require_columns(path: Path, renamed: dict[str, str | None]) -> None:
 
 def _empty() -> pl.DataFrame:
     schema = dict.fromkeys(CANONICAL_COLUMNS, pl.String)
-    return pl.DataFrame(schema={**schema, "source_file": pl.String, "source_line": pl.Int64})
+    return pl.DataFrame(
+        schema={
+            **schema,
+            EXCLUDED_COLUMN: pl.String,
+            "source_file": pl.String,
+            "source_line": pl.Int64,
+        }
+    )

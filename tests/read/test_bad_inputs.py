@@ -59,7 +59,7 @@ def test_a_directory_as_input_says_so(tmp_path, capsys):
     folder.mkdir()
     assert plan(capsys, folder, "--out", tmp_path / "plan.csv") == (
         2,
-        [f"error: reservation file {folder} is a directory (give a CSV or Parquet file)"],
+        [f"error: reservation file {folder} is a directory (give a CSV, Parquet or workbook file)"],
     )
 
 
@@ -94,7 +94,10 @@ def test_a_fifo_as_input_says_so_without_waiting(tmp_path, capsys):
     os.mkfifo(fifo)
     assert plan(capsys, fifo, "--out", tmp_path / "plan.csv") == (
         2,
-        [f"error: reservation file {fifo} is a FIFO, not a file (give a CSV or Parquet file)"],
+        [
+            f"error: reservation file {fifo} is a FIFO, not a file"
+            " (give a CSV, Parquet or workbook file)"
+        ],
     )
 
 

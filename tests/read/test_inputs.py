@@ -42,7 +42,8 @@ def run_plan(tmp_path: Path, name: str, content: bytes, *extra: str) -> tuple[in
             b"reservation_id,check_in,check_out\nR1,2027-03-12,2027-03-16\n",
             "device_id or door_name",
         ),
-        ("reservations.xlsx", b"PK\x03\x04", "has extension '.xlsx'"),
+        ("reservations.xlsx", b"PK\x03\x04", "is not a readable workbook"),
+        ("reservations.docx", b"PK\x03\x04", "has extension '.docx'"),
         (
             "quote.csv",
             (HEADER + '\n"R1,Harbor View,Room 101,2027-03-12,2027-03-16,1\n').encode(),
