@@ -42,6 +42,10 @@ CANONICAL_COLUMNS = (
     "user_level",
 )
 
+# Split columns: a stay's date and its time of day, as many property systems export them; the
+# read stage combines each pair into check_in / check_out.
+SPLIT_COLUMNS = ("check_in_date", "check_in_time", "check_out_date", "check_out_time")
+
 # What makes two rows with the same reservation_id the same reservation: all but the id.
 CONTENT_COLUMNS = CANONICAL_COLUMNS[1:]
 
@@ -261,9 +265,10 @@ class Config(BaseModel):
     @classmethod
     def _targets_are_canonical(cls, value: dict[str, str]) -> dict[str, str]:
         for source, target in value.items():
-            if target not in CANONICAL_COLUMNS:
+            if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
                 raise ValueError(
-                    f"{source!r} maps to {target!r}, which is not one of {list(CANONICAL_COLUMNS)}"
+                    f"{source!r} maps to {target!r}, which is not one of"
+                    f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
                 )
         return value
 

@@ -24,13 +24,11 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
-from pipeline.settings import InputConfig
+from pipeline.settings import SPLIT_COLUMNS, InputConfig
 
 log = logging.getLogger(__name__)
 
 STAY_COLUMNS = ("check_in", "check_out")
-# Split columns: a stay's date and its time of day, as many property systems export them.
-SPLIT_COLUMNS = ("check_in_date", "check_in_time", "check_out_date", "check_out_time")
 
 # Candidates when no format is configured, month-first and day-first alike, so that a column
 # holding only days up to 12 is found ambiguous instead of read either way. ``%B`` also reads

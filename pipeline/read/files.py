@@ -19,13 +19,14 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.catalog.checks import did_you_mean
 from pipeline.catalog.doors import name_key
 from pipeline.errors import InputFileError
-from pipeline.read.dates import SPLIT_COLUMNS, normalise_stays
+from pipeline.read.dates import normalise_stays
 from pipeline.read.encodings import REPLACEMENT_CHARACTER, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
-from pipeline.settings import CANONICAL_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS, Config
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     except pl.exceptions.PolarsError as exc:
         raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
     renamed = _rename_to_canonical(schema.names(), config)
+    _warn_unmatched_renames(path, schema.names(), config)
     _require_columns(path, renamed)
     present = [source for source, target in renamed.items() if target is not None]
     skips = skip_columns(config.input.skip, renamed, str(path))
@@ -243,6 +245,19 @@ def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | 
             target = None  # the first header that maps to a column wins
         renamed[header] = target
     return renamed
+
+
+def _warn_unmatched_renames(path: Path, headers: list[str], config: Config) -> None:
+    """One warning line per ``[columns]`` key that no header of the file matches (a typo, or
+    another export's header): the column it names would otherwise be missing without a word."""
+    present = {name_key(header.strip().lstrip("\ufeff")) for header in headers}
+    for key, target in config.columns.items():
+        if name_key(key) not in present:
+            log.warning(
+                f"[columns] {key!r} matches no header of {path}"
+                f"{did_you_mean(key, headers, form='; {}')} (its headers: {', '.join(headers)};"
+                f" {target} is read from a header of that name, if any)"
+            )
 
 
 def _require_columns(path: Path, renamed: dict[str, str | None]) -> None:

@@ -33,6 +33,7 @@ from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
 from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
+from pipeline.plan.reasons import EXCLUDED
 
 CODE_STATUSES = ("set", "setting", "unset")
 SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
@@ -155,7 +156,12 @@ def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) 
     return RunSummary(
         doors=per_door.sort("device_id", "door_name", "outcome", "reason", nulls_last=True).rows(),
         budgets=budgets.rows(),
-        reservation_ids=results["reservation_id"].drop_nulls().unique().to_list(),
+        # An excluded row (a cancelled booking) is a reservation the property no longer has:
+        # its code, if one was made, is orphaned like that of a row no longer exported.
+        reservation_ids=results.filter(pl.col("reason").fill_null("") != EXCLUDED)["reservation_id"]
+        .drop_nulls()
+        .unique()
+        .to_list(),
     )
 
 

@@ -81,3 +81,31 @@ async def test_rows_rejected_last_night_are_planned_again_from_scratch(tmp_path,
     assert outcomes == {"KEEP": "already_created", "MOVE": "created"}
     assert run.creates() == 2
     assert set(run.tags_on_doors().values()) == {1}
+
+
+@pytest.mark.anyio
+async def test_a_cancelled_stay_with_a_code_is_orphaned_the_same_night(tmp_path, monkeypatch):
+    """The export still lists a booking, now cancelled ([input.skip]): its row is skipped as
+    excluded, nothing is sent, and its code (made the night before) is orphaned at once."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=52)
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[input.skip]\nStatus = ["Cancelled", "No-show"]\n')
+    booked = stays(door).with_columns(Status=pl.lit("Confirmed"))
+    await run.apply(booked, config_path=config)
+    creates = run.creates()
+    cancelled = booked.with_columns(
+        Status=pl.when(pl.col("reservation_id") == "MOVE")
+        .then(pl.lit("cancelled"))
+        .otherwise(pl.col("Status"))
+    )
+    again = await run.apply(cancelled, config_path=config)
+    outcomes = {row["reservation_id"]: row for row in again.result.results.iter_rows(named=True)}
+    assert (outcomes["MOVE"]["outcome"], outcomes["MOVE"]["reason"]) == ("skipped", "excluded")
+    assert outcomes["KEEP"]["outcome"] == "already_created"
+    assert run.creates() == creates
+    assert again.newly_orphaned == 1
+    with sqlite3.connect(run.ledger) as db:
+        orphaned = db.execute(
+            "SELECT reservation_id FROM codes WHERE orphaned_run_id IS NOT NULL"
+        ).fetchall()
+    assert orphaned == [("MOVE",)]

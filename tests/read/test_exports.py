@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
+from tests.paths import ROOT
 from tests.read.ods import write_ods
 
 # The sample doors' "Guest 3:30pm-10:30am" level at Harbor View (America/Los_Angeles).
@@ -19,6 +20,8 @@ Property = "site_name"
 Unit = "door_name"
 Guest = "guest_name"
 """
+# For files without a guest column: a [columns] key no header matches is a warning of its own.
+NO_GUEST = COLUMNS.replace('Guest = "guest_name"\n', "")
 US_HEADER = (
     "Confirmation,Property,Unit,check_in_date,check_in_time,check_out_date,check_out_time,Guest"
 )
@@ -56,9 +59,9 @@ def test_configured_formats_read_date_times_without_a_warning(tmp_path, plan_fil
     no warning); a value in another shape rejects only its row, with the column named."""
     source = tmp_path / "us.csv"
     source.write_text(
-        "Confirmation,Property,Unit,check_in,check_out\n"
-        "A1,Harbor View,Room 101,03/04/2027 3:30 PM,03/06/2027 10:30 AM\n"
-        "A2,Harbor View,Room 102,2027-03-04,13/06/2027 10:30 AM\n"
+        "Confirmation,Property,Unit,check_in,check_out,Guest\n"
+        "A1,Harbor View,Room 101,03/04/2027 3:30 PM,03/06/2027 10:30 AM,Ann\n"
+        "A2,Harbor View,Room 102,2027-03-04,13/06/2027 10:30 AM,Bo\n"
     )
     config = COLUMNS + '[input]\ndate_format = "%m/%d/%Y"\ntime_format = "%I:%M %p"\n'
     code, plan, _ = plan_file(source, config)
@@ -92,7 +95,7 @@ def test_month_names_and_dotted_dates_are_read(
         f"A1;Harbor View;Room 101;{check_in};{check_out}\n"
     )
     code, plan, _ = plan_file(
-        source, COLUMNS + '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
+        source, NO_GUEST + '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
     )
     assert code == 0
     assert windows(plan) == [("A1", "2027-03-25T15:30:00-07:00", "2027-03-28T10:30:00-07:00", None)]
@@ -110,7 +113,7 @@ def test_ambiguous_dates_stop_with_one_line(tmp_path, plan_file):
         "A1,Harbor View,Room 101,03/04/2027,03/06/2027\n"
         "A2,Harbor View,Room 102,04/05/2027,04/07/2027\n"
     )
-    code, plan, errors = plan_file(source, COLUMNS)
+    code, plan, errors = plan_file(source, NO_GUEST)
     assert code == 2
     assert plan is None
     assert errors == [
@@ -198,7 +201,7 @@ def test_xlsx_with_typed_cells_and_a_chosen_sheet(tmp_path, plan_file, read_warn
     with xlsxwriter.Workbook(source) as workbook:
         pl.DataFrame({"note": ["not this one"]}).write_excel(workbook, worksheet="Notes")
         rows.write_excel(workbook, worksheet="Reservations")
-    code, plan, _ = plan_file(source, COLUMNS + '[input]\nsheet = "reservations"\n')
+    code, plan, _ = plan_file(source, NO_GUEST + '[input]\nsheet = "reservations"\n')
     assert code == 0
     assert windows(plan) == [
         ("1001", "2027-03-25T15:30:00-07:00", "2027-03-28T10:30:00-07:00", None),
@@ -262,7 +265,7 @@ def test_cancelled_rows_are_skipped_as_excluded(tmp_path, plan_file, read_warnin
         "A3,Harbor View,Room 104,not a date,2027-03-28,NO-SHOW\n"
     )
     config = (
-        COLUMNS + '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
+        NO_GUEST + '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
         '[input.skip]\nstatus = ["Cancelled", "No-show"]\n"Booking State" = ["Void"]\n'
     )
     code, plan, _ = plan_file(source, config)
@@ -277,3 +280,56 @@ def test_cancelled_rows_are_skipped_as_excluded(tmp_path, plan_file, read_warnin
         f"{source}: [input.skip] column 'Booking State' matches no header (its headers:"
         " Confirmation, Property, Unit, check_in, check_out, Status); no row is excluded by it"
     ]
+
+
+def test_a_columns_key_no_header_matches_is_said_once_with_a_suggestion(
+    tmp_path, plan_file, read_warnings
+):
+    """A [columns] key that matches no header (a typo) is one warning line naming the file, the
+    closest header and every header, not a silently missing column."""
+    source = tmp_path / "typo.csv"
+    source.write_text(
+        "Confirmation,Property,Unit,check_in,check_out,Guest Name\n"
+        "A1,Harbor View,Room 101,2027-03-04,2027-03-06,Ann\n"
+    )
+    config = COLUMNS.replace("Guest =", '"Guest Nam" =')
+    config += '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
+    code, plan, _ = plan_file(source, config)
+    assert code == 0
+    assert "Ann" not in plan["name"][0]  # the guest column was not read
+    assert read_warnings == [
+        f"[columns] 'Guest Nam' matches no header of {source}; did you mean \"Guest Name\"?"
+        " (its headers: Confirmation, Property, Unit, check_in, check_out, Guest Name;"
+        " guest_name is read from a header of that name, if any)"
+    ]
+
+
+def readme_pms_example() -> tuple[str, str]:
+    """The export and the config of the README's "Exports from your PMS", as written there."""
+    section = (ROOT / "README.md").read_text().split("## Exports from your PMS", 1)[1]
+    blocks = section.split("```")
+    export = next(block for block in blocks[1::2] if block.startswith("\nBuchung;"))
+    config = next(block for block in blocks[1::2] if block.startswith("toml\n"))
+    return export.lstrip("\n"), config.removeprefix("toml\n")
+
+
+def test_the_readmes_pms_example_plans_as_it_says(tmp_path, plan_file):
+    """The README's worked PMS example, as a cp1252 file: the live booking is planned on the
+    aliased door with each end's own offset and the guest's umlauts intact; the cancelled one is
+    excluded."""
+    export, config = readme_pms_example()
+    source = tmp_path / "reservations.csv"
+    source.write_bytes(export.encode("cp1252"))
+    code, plan, _ = plan_file(source, config)
+    assert code == 0
+    rows = {row["reservation_id"]: row for row in plan.iter_rows(named=True)}
+    assert (rows["B-1001"]["door_name"], rows["B-1001"]["user_level_name"]) == (
+        "Zimmer 3",
+        "Gast 15-11 Uhr",
+    )
+    assert (rows["B-1001"]["starts_at"], rows["B-1001"]["ends_at"]) == (
+        "2027-03-25T15:00:00+01:00",
+        "2027-03-28T11:00:00+02:00",
+    )
+    assert rows["B-1001"]["name"].startswith("B-1001 Jürgen Müller [opl-")
+    assert (rows["B-1002"]["outcome"], rows["B-1002"]["reason"]) == ("skipped", "excluded")
