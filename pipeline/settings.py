@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -237,6 +238,34 @@ class InputConfig(BaseModel):
     time_format: str | None = None
     sheet: str | None = None
     skip: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("date_format", "time_format")
+    @classmethod
+    def _formats_say_one_thing(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A date format holds the date, a time format the time, each with ``%`` directives:
+        a time inside ``date_format`` would be read and thrown away, and an offset (``%z``)
+        would shift the lock-local time, so both are refused at start."""
+        if value is None:
+            return value
+        directives = set(re.findall(r"%[-:]?([A-Za-z])", value))
+        if not directives:
+            raise ValueError(f"{value!r} has no strftime directive (e.g. %d.%m.%Y, %H:%M)")
+        offsets = directives & set("zZ")
+        if offsets:
+            raise ValueError(
+                f"{value!r} holds an offset (%{min(offsets)}); the export's times are read as the"
+                " lock's local time: leave the offset out"
+            )
+        misplaced = directives & (
+            set("HIMSpTRX") if info.field_name == "date_format" else set("dmyYbBajUWc")
+        )
+        if misplaced:
+            other = "time_format" if info.field_name == "date_format" else "date_format"
+            raise ValueError(
+                f"{value!r} holds %{min(misplaced)}, which belongs in [input] {other}"
+                " (date and time combine as date_format, a space, time_format)"
+            )
+        return value
 
 
 class DoorsConfig(BaseModel):

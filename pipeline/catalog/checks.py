@@ -81,12 +81,21 @@ def _door_ids(doors: pl.DataFrame) -> dict[str, str]:
 def _alias_problems(aliases: dict[str, str], doors: pl.DataFrame) -> list[str]:
     ids = _door_ids(doors)
     door_keys = set(doors["door_key"].drop_nulls())
-    return [
+    unknown = [
         f'[doors.aliases] "{alias}" = "{target}" matches no door name or device_id'
         f"{did_you_mean(target, doors['door_name'])} {SEE_DOORS}"
         for alias, target in aliases.items()
         if target.strip().lower() not in ids and name_key(target) not in door_keys
     ]
+    # An alias that is itself a door's name sends that door's rows to another door: a code on
+    # the wrong room unless the operator meant it.
+    shadowing = [
+        f'[doors.aliases] "{alias}" is itself the name of a door: rows naming it go to'
+        f' "{target}", not to that door (remove the alias if the export means the door)'
+        for alias, target in aliases.items()
+        if name_key(alias) in door_keys and name_key(alias) != name_key(target)
+    ]
+    return unknown + shadowing
 
 
 def _default_problems(config: Config, catalog: DeviceCatalog) -> list[str]:

@@ -56,6 +56,8 @@ DATE_FORMATS = (
 )
 # Times of day never contradict each other: each value fits at most one of these.
 TIME_FORMATS = ("%H:%M", "%H:%M:%S", "%I:%M %p", "%I:%M:%S %p", "%I:%M%p")
+# ISO times are always accepted beside a configured time format.
+ISO_TIME_FORMATS = ("%H:%M", "%H:%M:%S")
 ISO_FORMAT = DATE_FORMATS[0]
 # What planning reads as it is: an ISO date, with a time and an offset or not.
 _ISO_STAY = (
@@ -121,19 +123,22 @@ def _to_iso(
     pattern = _ISO_TIME if is_time else _ISO_STAY
     if configured is None and (values.len() == 0 or values.str.contains(pattern).all()):
         return pl.col(column)
+    times = [*_with_iso(settings.time_format)] if settings.time_format else list(TIME_FORMATS)
     if is_time:
-        reading = _time_reading(values, [configured] if configured else list(TIME_FORMATS))
+        reading = _time_reading(values, times)
     elif configured is not None:
-        times = [settings.time_format] if settings.time_format else list(TIME_FORMATS)
         reading = _date_reading(values, configured, times)
-    elif settings.time_format is not None:
-        reading = _date_reading(values, ISO_FORMAT, [settings.time_format])
     else:
-        reading = _detect_date_format(frame, column, values, source)
+        reading = _detect_date_format(frame, column, values, source, times)
     if reading.date_format != ISO_FORMAT or configured is not None:
         # (An ISO column with a few bad values is today's input: the rows say it, no line.)
         _warn_unread(frame, column, reading, pattern, source)
     return pl.col(column).replace_strict(reading.values, reading.iso, default=None)
+
+
+def _with_iso(time_format: str) -> list[str]:
+    """The configured time format, then the ISO ones (always accepted)."""
+    return [time_format, *(fmt for fmt in ISO_TIME_FORMATS if fmt != time_format)]
 
 
 def _time_reading(values: pl.Series, formats: list[str]) -> Reading:
@@ -196,13 +201,31 @@ def _warn_unread(
 
 
 def _detect_date_format(
-    frame: pl.DataFrame, column: str, values: pl.Series, source: str
+    frame: pl.DataFrame, column: str, values: pl.Series, source: str, times: list[str]
 ) -> Reading:
-    readings = [_date_reading(values, fmt, list(TIME_FORMATS)) for fmt in DATE_FORMATS]
+    # ISO values are read by planning whatever the format: they settle nothing here (a column
+    # mixing 2027-03-25 and 03/25/2027 is month-first, not ambiguous).
+    is_iso = values.str.contains(_ISO_STAY)
+    values = values.filter(~is_iso)
+    readings = [_date_reading(values, fmt, times) for fmt in DATE_FORMATS]
     counts = [reading.iso.is_not_null().sum() for reading in readings]
     best = max(counts)
+    if best == 0 and is_iso.any():
+        # An ISO column with a few bad values is today's input: the rows say it, no line.
+        return readings[0]
     if best == 0:
-        return readings[0]  # nothing reads: every row is rejected, naming its value
+        # Nothing reads: every row is rejected, naming its value; say it once here too.
+        example = values[0]
+        line = frame.filter(pl.col(column) == example)["source_line"][0]
+        log.warning(
+            "%s: %s values read in no known date format (e.g. %r on line %d): their rows are"
+            " rejected; set [input] date_format (and time_format)",
+            source,
+            column,
+            example,
+            line,
+        )
+        return readings[0]
     tied = [reading for reading, count in zip(readings, counts, strict=True) if count == best]
     chosen = tied[0]
     for other in tied[1:]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,16 @@ def decode_export(path: Path, encoding: str | None) -> DecodedExport:
             return _as_is(path) if codec == "utf-8-sig" else _transcoded(path, codec)
     if _is_utf8(path):
         return _as_is(path)
+    if _holds_utf8_sequences(path):
+        # Mostly UTF-8 with a stray byte: read as cp1252, every name would be mangled (and
+        # an [input.skip] value like "Annulé" would stop matching). Read as UTF-8 instead:
+        # only the stray byte becomes the replacement character, whose lines are named.
+        log.warning(
+            "%s is UTF-8 with bytes that aren't: read as UTF-8, those bytes replaced (their"
+            " lines are named below); if names look wrong, set [input] encoding",
+            path,
+        )
+        return _transcoded(path, "utf-8")
     log.warning(
         "%s is not UTF-8: read as %s (Windows Western European); if names look wrong, set"
         " [input] encoding",
@@ -86,6 +97,21 @@ def _is_utf8(path: Path) -> bool:
         except UnicodeDecodeError:
             return False
     return True
+
+
+# A multi-byte UTF-8 sequence: seldom found in a cp1252 text ("Ã¼" is two letters nobody types).
+_UTF8_SEQUENCE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+
+
+def _holds_utf8_sequences(path: Path) -> bool:
+    """Whether the file holds multi-byte UTF-8 sequences (then its stray bytes are errors)."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            if _UTF8_SEQUENCE.search(chunk):
+                return True
+    return False
 
 
 def _as_is(path: Path) -> DecodedExport:

@@ -29,6 +29,8 @@ from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS, Config
 
 log = logging.getLogger(__name__)
+# Whether a row's [input.skip] columns hold an unreadable byte (dropped before the table leaves).
+_UNREADABLE_SKIP = "_unreadable_skip"
 
 CSV_EXTENSIONS = {".csv", ".tsv", ".txt"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
@@ -141,6 +143,14 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
         *(pl.col(source).alias(str(renamed[source])) for source in present),
         *(pl.lit(None, pl.String).alias(name) for name in CANONICAL_COLUMNS if name not in found),
         mark_excluded(skips),
+        # An [input.skip] value with an unreadable byte may fail to match: say so with the rest.
+        pl.any_horizontal(
+            pl.lit(False),
+            *(
+                pl.col(source).cast(pl.String).str.contains(REPLACEMENT_CHARACTER, literal=True)
+                for source in skips
+            ),
+        ).alias(_UNREADABLE_SKIP),
     ).select(
         *(
             pl.col(name).str.strip_chars().replace("", None).alias(name)
@@ -148,6 +158,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
             if name in CANONICAL_COLUMNS or name in found
         ),
         EXCLUDED_COLUMN,
+        _UNREADABLE_SKIP,
     )
     try:
         table = frame.collect()
@@ -185,19 +196,29 @@ def _warn_replacement_characters(table: pl.DataFrame, source: str) -> None:
     """A warning naming the lines whose values hold U+FFFD: bytes the encoding couldn't read,
     which would otherwise reach a code's name on the lock as they are."""
     hit = pl.any_horizontal(
-        pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True) for name in CANONICAL_COLUMNS
+        pl.col(_UNREADABLE_SKIP).fill_null(False),
+        *(
+            pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True)
+            for name in CANONICAL_COLUMNS
+        ),
     )
     lines = table.filter(hit)["source_line"]
     if lines.len() == 0:
         return
     shown = ", ".join(str(line) for line in lines.head(_LINES_SHOWN))
     more = f" and {lines.len() - _LINES_SHOWN} more" if lines.len() > _LINES_SHOWN else ""
+    skip = (
+        " (an [input.skip] value among them may not match)"
+        if table[_UNREADABLE_SKIP].fill_null(False).any()
+        else ""
+    )
     log.warning(
         "%s: line(s) %s%s hold a replacement character (\N{REPLACEMENT CHARACTER}): bytes the"
-        " encoding can't read; set [input] encoding to the file's encoding",
+        " encoding can't read%s; set [input] encoding to the file's encoding",
         source,
         shown,
         more,
+        skip,
     )
 
 

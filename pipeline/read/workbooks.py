@@ -90,5 +90,12 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
             .otherwise(column.cast(pl.String))
         )
     else:
-        text = column.cast(pl.String)
+        # One text cell makes calamine type a whole column as text, its date cells written
+        # "2027-03-25 00:00:00" and its time cells "1899-12-31 15:30:00": read them back as
+        # the date and the time they are, not as midnight or a date in 1899.
+        text = (
+            column.cast(pl.String)
+            .str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1")
+            .str.replace(r"^1899-12-3[01] (\d{2}:\d{2}:\d{2})$", "$1")
+        )
     return text.alias(name)
