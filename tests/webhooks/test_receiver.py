@@ -115,6 +115,13 @@ async def test_a_tampered_body_is_refused(client, ledger_path):
     assert code_rows(ledger_path)["ac-1"]["code"] is None
 
 
+async def test_a_body_over_a_mebibyte_is_413(client, ledger_path):
+    """A body larger than any Seam event is refused before its signature is checked."""
+    body, headers = delivery(event("set_on_device", code=PIN, padding="x" * 1024 * 1024))
+    assert (await post(client, body, headers)).status_code == 413
+    assert event_rows(ledger_path) == []
+
+
 async def test_a_signed_body_that_is_not_an_event_is_400(client, ledger_path):
     """Signed, but no event_id or event_type: 400, nothing kept."""
     body, headers = delivery({"hello": "world"})
