@@ -30,7 +30,8 @@ from pipeline.ledger.schema import timestamp
 # The order a code's status goes in; an event never moves a code down it. A status outside it
 # (``removing``, ``unknown``, none yet) may be moved to any.
 STATUS_RANK = {"unset": 0, "setting": 1, "set": 2, "removed": 3, "deleted": 4}
-# The ``needs_attention`` reasons that a code being set on its door resolves.
+# The ``needs_attention`` reasons that a code being set on its door resolves (with the errors
+# and warnings they were about).
 RESOLVED_BY_SET = ("seam_error", "seam_warning", "not_set_in_time")
 
 # What became of an event (``seam_events.outcome``; the last two are never stored: the
@@ -177,7 +178,8 @@ def _update(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
             update["status_event_at"] = event.occurred_at or event.created_at
         reason = (code["needs_attention"] or "").partition(":")[0]
         if event.status == "set" and reason in RESOLVED_BY_SET:
-            update["needs_attention"] = None
+            # Set on its door: Seam's errors and warnings about setting it are past too.
+            update |= {"needs_attention": None, "code_errors": "[]", "code_warnings": "[]"}
     elif event.attention is not None and (is_older or current >= STATUS_RANK["set"]):
         return _without_unchanged(update, code)  # news of setting it, about a code set since
     ends = _instant(code["ends_at"])

@@ -141,11 +141,15 @@ async def test_a_replayed_delivery_answers_200_and_changes_nothing_twice(client,
         delivery_id="msg_failed",
     )
     assert (await post(client, *failed)).json()["outcome"] == "applied"
-    attention = code_rows(ledger_path)["ac-1"]["needs_attention"]
-    assert attention == "seam_error: door_offline: the door is offline"
+    failing = code_rows(ledger_path)["ac-1"]
+    assert failing["needs_attention"] == "seam_error: door_offline: the door is offline"
+    assert json.loads(failing["code_errors"]) == [
+        {"error_code": "door_offline", "message": "the door is offline"}
+    ]
     set_later = event("set_on_device", code=PIN, occurred_at="2026-12-01T12:05:00Z")
     assert (await post(client, *delivery(set_later))).json()["outcome"] == "applied"
-    assert code_rows(ledger_path)["ac-1"]["needs_attention"] is None
+    resolved = code_rows(ledger_path)["ac-1"]
+    assert (resolved["needs_attention"], resolved["code_errors"]) == (None, "[]")
 
     again = await post(client, *failed)
     assert (again.status_code, again.json()["outcome"]) == (200, "replayed")
