@@ -104,3 +104,10 @@ clean:
 doors: install
 	$(BIN)/oracode-provision doors $(if $(DEVICES),--devices $(DEVICES)) \
 		$(if $(CONFIG),--config $(CONFIG)) --format $(FORMAT)
+
+# Seam's webhooks into the ledger (needs SEAM_WEBHOOK_SECRET; see "Getting PINs to guests"):
+# make webhooks [WEBHOOK_PORT=8788] [LEDGER=outputs/ledger.sqlite] [ARGS="--host 0.0.0.0 ..."]
+.PHONY: webhooks
+WEBHOOK_PORT ?= 8788
+webhooks: install
+	$(BIN)/oracode-provision webhooks --port $(WEBHOOK_PORT) --ledger $(LEDGER) $(ARGS)

@@ -55,7 +55,22 @@ from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_status
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
-from pipeline.settings import BudgetOptions, load_config, load_credentials, parse_rate
+from pipeline.settings import (
+    BudgetOptions,
+    load_config,
+    load_credentials,
+    load_webhook_secret,
+    parse_rate,
+)
+from pipeline.webhooks import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Verifier,
+    WebhookReceiver,
+    address,
+    bind,
+)
+from pipeline.webhooks import serve as serve_receiver
 
 
 @dataclass(frozen=True)
@@ -443,6 +458,31 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
         raise UsageError(f"sandbox device file {options.devices} can't be used: {exc}") from exc
     on_ready(len(state.slots))
     serve(app, options.host, options.port)
+
+
+async def serve_webhooks(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    ledger_path: Path = DEFAULT_LEDGER,
+    on_ready: Callable[[str], None],
+) -> None:
+    """Receive Seam's webhooks on ``host``:``port`` (any path) into the ledger until SIGINT or
+    SIGTERM; ``on_ready`` gets the receiver's URL once it listens.
+
+    Raises, before listening, ConfigError (exit 2) when SEAM_WEBHOOK_SECRET is missing or
+    malformed, UsageError (exit 2) when the ledger doesn't exist or the port can't be had, and
+    as ``Ledger.open`` does for a ledger that can't be used. Takes no run lock: apply and
+    status may run on the same ledger meanwhile.
+    """
+    verifier = Verifier(load_webhook_secret())
+    await _require_ledger(ledger_path)
+    ledger = await Ledger.open(ledger_path)  # a damaged ledger is one line, not a server error
+    await ledger.close()
+    listening = bind(host, port)
+    with listening:
+        on_ready(address(listening))
+        await serve_receiver(WebhookReceiver(ledger_path, verifier), listening)
 
 
 def save_crash_details(details: str, *, now: dt.datetime | None = None) -> Path:

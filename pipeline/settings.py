@@ -2,11 +2,14 @@
 
 The API key is read only from the environment (the official SDKs' variables) and is held as a
 ``SecretStr``, so it never lands in a repr, a log line or a file. A config file that carries a
-key is refused.
+key is refused. The webhook receiver's signing secret (``SEAM_WEBHOOK_SECRET``) is read and
+held the same way.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import re
 import string
@@ -121,6 +124,51 @@ class SeamCredentials(BaseSettings):
             "no Seam API key: this command talks to the Seam API",
             hint="set SEAM_API_KEY (or pass --devices FILE to plan offline)",
         )
+
+
+class WebhookSettings(BaseSettings):
+    """The secret Seam signs its webhook deliveries with (``whsec_`` and base64, as Seam's
+    webhook page shows it)."""
+
+    model_config = SettingsConfigDict(env_prefix="SEAM_", extra="ignore")
+
+    webhook_secret: SecretStr | None = None
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def load_webhook_secret() -> SecretStr:
+    """``SEAM_WEBHOOK_SECRET`` from the environment, checked to be a ``whsec_<base64>`` secret.
+
+    Raises ConfigError (exit 2) when it is missing or malformed; the message says what is
+    wrong, never the value.
+    """
+    secret = WebhookSettings().webhook_secret
+    if secret is None or not secret.get_secret_value():
+        raise ConfigError(
+            "no SEAM_WEBHOOK_SECRET: the receiver checks every delivery's signature with it",
+            hint="set it to the whsec_... secret Seam shows for this webhook",
+        )
+    value = secret.get_secret_value()
+    problem = None
+    if not value.startswith(WEBHOOK_SECRET_PREFIX):
+        problem = f"it doesn't start with {WEBHOOK_SECRET_PREFIX}"
+    else:
+        encoded = value.removeprefix(WEBHOOK_SECRET_PREFIX)
+        try:
+            # Svix's secrets may come without base64's padding; its verifier adds it.
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            problem = f"what follows {WEBHOOK_SECRET_PREFIX} isn't base64"
+    if problem is not None:
+        raise ConfigError(
+            f"SEAM_WEBHOOK_SECRET looks malformed ({problem})",
+            hint="set it again to the secret exactly as Seam's webhook page shows it",
+        )
+    return secret
 
 
 def _header_value(secret: SecretStr, variable: str) -> str:

@@ -185,6 +185,27 @@ def _doors(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _webhooks(args: argparse.Namespace, console: Console) -> int:
+    configure_logging(args.log_format)
+
+    def ready(url: str) -> None:
+        console.print(
+            f"Webhook receiver on {url} (any path), recording into {args.ledger}; Ctrl-C stops it",
+            soft_wrap=True,
+        )
+
+    anyio.run(
+        functools.partial(
+            commands.serve_webhooks,
+            host=args.host,
+            port=args.port,
+            ledger_path=args.ledger,
+            on_ready=ready,
+        )
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
@@ -229,6 +250,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "report": _report,
     "doors": _doors,
     "sandbox": _sandbox,
+    "webhooks": _webhooks,
 }
 # Exit code of a defect in the pipeline itself (never of bad input, config or Seam answers).
 INTERNAL_ERROR = 4

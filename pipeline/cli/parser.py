@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pipeline import options as defaults
 from pipeline.catalog.listing import DOOR_FORMATS
+from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
+from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
 APPLY = defaults.ApplyOptions()
 SANDBOX = defaults.SandboxOptions()
@@ -221,6 +223,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument(
         "--seed", type=int, default=SANDBOX.seed, help="for the faults (default: %(default)s)"
+    )
+    webhooks = commands.add_parser(
+        "webhooks",
+        help="receive Seam's webhooks (needs SEAM_WEBHOOK_SECRET): codes set, PINs, failures",
+    )
+    webhooks.add_argument("--host", default=WEBHOOK_HOST, help="(default: %(default)s)")
+    webhooks.add_argument(
+        "--port", type=int, default=WEBHOOK_PORT, help="(default: %(default)s; 0: a free one)"
+    )
+    add_ledger_option(webhooks)
+    webhooks.add_argument(
+        "--log-format",
+        choices=defaults.LOG_FORMATS,
+        default=defaults.LOG_FORMATS[0],
+        help="a log line per delivery on standard error (default: %(default)s)",
     )
     return parser
 

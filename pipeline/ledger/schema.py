@@ -96,6 +96,23 @@ CREATE TABLE IF NOT EXISTS run_budgets (
     after INTEGER NOT NULL,
     PRIMARY KEY (run_id, device_id)
 );
+-- Seam's events as they came (webhook deliveries, one row per event id): never a PIN, never
+-- the raw body; ``outcome`` says what the event did to the ledger (``pipeline.ledger.events``).
+CREATE TABLE IF NOT EXISTS seam_events (
+    event_id TEXT PRIMARY KEY,
+    event_type TEXT NOT NULL,
+    access_code_id TEXT,
+    device_id TEXT,
+    occurred_at TEXT,
+    created_at TEXT,
+    delivery_id TEXT UNIQUE,  -- the webhook's svix-id: a retried delivery has the same one
+    received_at TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS seam_events_by_code ON seam_events (access_code_id);
+-- Webhooks find their code by Seam's id.
+CREATE INDEX IF NOT EXISTS codes_by_access_code ON codes (access_code_id);
 """
 
 # Columns added after the first release, per table: ledgers made before them get them on open,
@@ -112,6 +129,9 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         "orphaned_run_id": ("TEXT", None),
         # When the last create for it was sent (wall clock, UTC): its outcome settles from there
         "sent_at": ("TEXT", None),
+        # When the Seam event that last moved the code's status happened (Seam's clock): no
+        # older event moves it again (``pipeline.ledger.events``)
+        "status_event_at": ("TEXT", None),
     },
     "run_doors": {
         # Rows kept before it: a row that named a device_id counted as a door's, as the

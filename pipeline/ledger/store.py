@@ -8,6 +8,8 @@ Tables
     run_doors    per ``apply`` run: input rows per door, outcome and reason (for the report)
     run_budgets  per ``apply`` run: each budgeted door's budget, codes used before the run and
                  after it
+    seam_events  Seam's events as webhooks delivered them, once per event id and delivery id,
+                 and what each did to our codes (never a PIN)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -24,7 +26,8 @@ answer is committed looks for the code on its door before sending anything for i
 
 The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
 ``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
-(runs and what they leave for the report), ``failures`` (the errors a failing file becomes).
+(runs and what they leave for the report), ``events`` (Seam's events and what they change),
+``failures`` (the errors a failing file becomes).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from pipeline.ledger.codes import (
     LedgerCode,
     fill_keys,
 )
+from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
@@ -68,7 +72,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs):
+class Ledger(Codes, Statuses, Runs, SeamEvents):
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
     @classmethod

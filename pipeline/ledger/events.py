@@ -1,0 +1,222 @@
+"""Seam's events: each one kept once (``seam_events``), and what it says of one of our codes.
+
+An event is recorded once per event id, and a webhook delivery once per delivery id (Svix's
+``svix-id``, the same on every retry): a repeated one changes nothing. An event whose
+``access_code_id`` is none of the ledger's codes is kept too, as ``not_ours``, and touches no
+code.
+
+A code never moves backwards. No event lowers its status along ``unset`` < ``setting`` <
+``set`` < ``removed`` < ``deleted``: a ``scheduled_on_device`` that comes after
+``set_on_device`` leaves the code ``set``, with its PIN. An event older than what the ledger
+already knows of the code (the event that last moved its status, ``status_event_at``, or
+``status``'s last look at Seam, ``status_checked_at``) moves it only further along that order:
+it doesn't restate the same status, nor raise a setting problem (failure, delay) about it, and
+a setting problem is moot once the code is ``set``. A PIN is taken from any event that carries
+one while the ledger has none, and from any newer one. The PIN goes to ``codes.code`` only:
+never to ``seam_events``, never to a log line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.schema import timestamp
+
+# The order a code's status goes in; an event never moves a code down it. A status outside it
+# (``removing``, ``unknown``, none yet) may be moved to any.
+STATUS_RANK = {"unset": 0, "setting": 1, "set": 2, "removed": 3, "deleted": 4}
+# The ``needs_attention`` reasons that a code being set on its door resolves (with the errors
+# and warnings they were about).
+RESOLVED_BY_SET = ("seam_error", "seam_warning", "not_set_in_time")
+
+# What became of an event (``seam_events.outcome``; the last two are never stored: the
+# event is there already).
+APPLIED = "applied"  # it changed one of our codes
+SUPERSEDED = "superseded"  # one of our codes, which the ledger knew newer of: nothing changed
+RECORDED = "recorded"  # one of our codes, but the event says nothing the ledger keeps
+NOT_OURS = "not_ours"  # no code of the ledger has its access_code_id (or it has none)
+REPLAYED = "replayed"  # this delivery id was recorded before
+DUPLICATE = "duplicate"  # this event id was recorded before (from another delivery)
+
+
+@dataclass(frozen=True)
+class SeamEvent:
+    """A Seam event as the ledger keeps it, and what it says of its access code.
+
+    ``status``: the code's status it reports (None: it reports none); ``pin``: the code it
+    carries (never shown in a repr); ``attention``: the ``needs_attention`` it raises (``reason:
+    message``), only while the code's window is open when ``attention_while_open``;
+    ``code_errors`` / ``code_warnings``: Seam's errors or warnings it carries, as JSON.
+    """
+
+    event_id: str
+    event_type: str
+    occurred_at: str | None = None
+    created_at: str | None = None
+    access_code_id: str | None = None
+    device_id: str | None = None
+    status: str | None = None
+    pin: str | None = field(default=None, repr=False)
+    attention: str | None = None
+    attention_while_open: bool = False
+    code_errors: str | None = None
+    code_warnings: str | None = None
+
+    @property
+    def happened_at(self) -> dt.datetime | None:
+        """When it happened by Seam's clock (``occurred_at``, else ``created_at``), or None."""
+        return _instant(self.occurred_at) or _instant(self.created_at)
+
+    @property
+    def says_anything(self) -> bool:
+        return any(v is not None for v in (self.status, self.pin, self.attention))
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What recording an event did: ``outcome`` (see the constants above), the tags of the
+    codes it changed, and for each ``(tag, status before, status after)``."""
+
+    outcome: str
+    changed: tuple[tuple[str, str | None, str | None], ...] = ()
+
+
+class SeamEvents(GroupCommits):
+    """The ledger's ``seam_events`` table and what events do to ``codes``."""
+
+    async def record_seam_event(
+        self, event: SeamEvent, *, delivery_id: str | None = None
+    ) -> EventOutcome:
+        """Record ``event`` (delivered as ``delivery_id``) and apply it to its code, once.
+
+        Returns REPLAYED or DUPLICATE, changing nothing, when the delivery or the event was
+        recorded before. Committed when it returns; raises LedgerError when the ledger can't
+        be written (nothing of it is then recorded).
+        """
+        return await self.write(lambda db: _record(db, event, delivery_id))
+
+
+def _record(db: sqlite3.Connection, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
+    if (
+        delivery_id is not None
+        and db.execute("SELECT 1 FROM seam_events WHERE delivery_id = ?", (delivery_id,)).fetchone()
+    ):
+        return EventOutcome(REPLAYED)
+    if db.execute("SELECT 1 FROM seam_events WHERE event_id = ?", (event.event_id,)).fetchone():
+        return EventOutcome(DUPLICATE)
+    codes: list[dict[str, Any]] = []
+    if event.access_code_id is not None:
+        cursor = db.execute(
+            "SELECT idempotency_tag, code, code_status, code_errors, code_warnings,"
+            " needs_attention, status_event_at, status_checked_at, ends_at FROM codes"
+            " WHERE access_code_id = ?",
+            (event.access_code_id,),
+        )
+        names = [description[0] for description in cursor.description]
+        codes = [dict(zip(names, row, strict=True)) for row in cursor]
+    changed: list[tuple[str, str | None, str | None]] = []
+    details: list[dict[str, Any]] = []
+    for code in codes:
+        update = _update(code, event)
+        if update:
+            db.execute(
+                f"UPDATE codes SET {', '.join(f'{name} = ?' for name in update)}, updated_at = ?"
+                " WHERE idempotency_tag = ?",
+                (*update.values(), timestamp(), code["idempotency_tag"]),
+            )
+            after = update.get("code_status", code["code_status"])
+            changed.append((code["idempotency_tag"], code["code_status"], after))
+            details.append(_detail(code, update))
+    if not codes:
+        outcome = NOT_OURS
+    elif changed:
+        outcome = APPLIED
+    else:
+        outcome = SUPERSEDED if event.says_anything else RECORDED
+    db.execute(
+        "INSERT INTO seam_events (event_id, event_type, access_code_id, device_id,"
+        " occurred_at, created_at, delivery_id, received_at, outcome, detail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.event_id,
+            event.event_type,
+            event.access_code_id,
+            event.device_id,
+            event.occurred_at,
+            event.created_at,
+            delivery_id,
+            timestamp(),
+            outcome,
+            json.dumps(details) if details else None,
+        ),
+    )
+    return EventOutcome(outcome, tuple(changed))
+
+
+def _update(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
+    """The columns ``event`` changes on ``code`` (a ``codes`` row), by the rules above."""
+    update: dict[str, Any] = {}
+    happened = event.happened_at
+    known = [t for t in map(_instant, (code["status_event_at"], code["status_checked_at"])) if t]
+    is_older = happened is not None and any(happened < t for t in known)
+    current = STATUS_RANK.get(code["code_status"], -1)
+    if event.pin is not None and (code["code"] is None or not is_older):
+        update["code"] = event.pin
+    if event.status is not None:
+        rank = STATUS_RANK[event.status]
+        # A later status is later whenever its event arrives; the same status (or one from
+        # outside the order) is only taken from newer news.
+        if not (rank > current >= 0 or (rank >= current and not is_older)):
+            return _without_unchanged(update, code)
+        update["code_status"] = event.status
+        if event.occurred_at or event.created_at:
+            update["status_event_at"] = event.occurred_at or event.created_at
+        reason = (code["needs_attention"] or "").partition(":")[0]
+        if event.status == "set" and reason in RESOLVED_BY_SET:
+            # Set on its door: Seam's errors and warnings about setting it are past too.
+            update |= {"needs_attention": None, "code_errors": "[]", "code_warnings": "[]"}
+    elif event.attention is not None and (is_older or current >= STATUS_RANK["set"]):
+        return _without_unchanged(update, code)  # news of setting it, about a code set since
+    ends = _instant(code["ends_at"])
+    if event.attention is not None and (
+        not event.attention_while_open or happened is None or ends is None or happened < ends
+    ):
+        update["needs_attention"] = event.attention
+        if event.code_errors is not None:
+            update["code_errors"] = event.code_errors
+        if event.code_warnings is not None:
+            update["code_warnings"] = event.code_warnings
+    return _without_unchanged(update, code)
+
+
+def _without_unchanged(update: dict[str, Any], code: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in update.items() if code.get(name, ...) != value}
+
+
+def _detail(code: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """What an event changed on a code, for ``seam_events.detail``: never the PIN itself."""
+    detail: dict[str, Any] = {"idempotency_tag": code["idempotency_tag"]}
+    if "code_status" in update:
+        detail |= {"from": code["code_status"], "to": update["code_status"]}
+    if "code" in update:
+        detail["pin"] = "recorded"
+    if "needs_attention" in update:
+        detail["needs_attention"] = update["needs_attention"]
+    return detail
+
+
+def _instant(text: str | None) -> dt.datetime | None:
+    """An ISO 8601 instant as an aware datetime (``Z`` included); None for none or nonsense
+    (and for a time without its offset, which can't be compared with the others)."""
+    if not text:
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else None

@@ -1,0 +1,74 @@
+"""Serving the receiver with uvicorn, on a socket bound first so that a port in use is one line.
+
+uvicorn serves on the caller's event loop (``serve``), with the app's lifespan opening the
+ledger and waiting, on the way out, for the ledger writes under way (SIGINT and SIGTERM stop
+it gracefully). Its log lines go where the pipeline's go (``configure_logging``).
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+import uvicorn
+
+from pipeline.errors import UsageError
+from pipeline.webhooks.app import WebhookReceiver, create_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8788
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port`` (0: a free port). Raises UsageError (exit 2)
+    when it can't be had (the port is in use, the host isn't this machine's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except (OSError, OverflowError) as exc:
+        cause = getattr(exc, "strerror", None) or str(exc)
+        raise UsageError(
+            f"the webhook receiver can't listen on {host}:{port}: {cause}",
+            hint="pick another --port, or stop what listens there; --host must be an address"
+            " of this machine",
+        ) from exc
+
+
+def address(listening: socket.socket) -> str:
+    """The receiver's URL on ``listening`` (its port, when it was bound to port 0)."""
+    host, port = listening.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(receiver: WebhookReceiver) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(receiver),
+        log_config=None,  # the pipeline's logging, as configured by the command
+        access_log=False,  # a line per delivery comes from the receiver itself
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(receiver: WebhookReceiver, listening: socket.socket) -> None:
+    """Serve ``receiver`` on ``listening`` until SIGINT or SIGTERM (uvicorn's graceful stop)."""
+    await _server(receiver).serve(sockets=[listening])
+
+
+@asynccontextmanager
+async def serving(receiver: WebhookReceiver, listening: socket.socket) -> AsyncIterator[str]:
+    """Serve ``receiver`` on ``listening`` in the background for the block (tests); yields its
+    URL once it answers, and stops it gracefully at the end of the block."""
+    server = _server(receiver)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(functools.partial(server.serve, sockets=[listening]))
+        with anyio.fail_after(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
+                await anyio.sleep(0.01)
+        try:
+            yield address(listening)
+        finally:
+            server.should_exit = True
