@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 
@@ -25,6 +26,28 @@ def test_signatures_match_svix_published_vector():
     key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     signature = sign(key, "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", b'{"test": 2432232314}')
     assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_the_check_refuses_another_secret_and_a_changed_body():
+    """The signature check these tests rely on accepts ours and refuses forgeries."""
+    key, timestamp, body = signing_key(SECRET), str(int(time.time())), b'{"event_id":"e"}'
+    headers = {
+        "svix-id": "msg_1",
+        "svix-timestamp": timestamp,
+        "svix-signature": sign(key, "msg_1", timestamp, body),
+    }
+    other = "whsec_" + base64.b64encode(b"someone else's signing key").decode()
+
+    def is_verified(raw: bytes, secret: str = SECRET) -> bool:
+        try:
+            verify(headers, raw, secret)
+        except Exception:
+            return False
+        return True
+
+    assert is_verified(body)
+    assert not is_verified(body, other)
+    assert not is_verified(b'{"event_id":"f"}')
 
 
 async def test_each_event_is_posted_signed_with_the_event_as_body():
