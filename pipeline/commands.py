@@ -446,6 +446,7 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
     """
     door_rate = parse_rate(options.door_rate)
     faults = options.faults()
+    webhooks = options.webhooks()
     try:
         state, app = build_sandbox(
             options.devices,
@@ -453,6 +454,7 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
             global_rate=options.global_rate,
             faults=faults,
             seed=options.seed,
+            webhooks=webhooks,
         )
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"sandbox device file {options.devices} can't be used: {exc}") from exc

@@ -6,7 +6,9 @@ here, once. ``pipeline.commands`` takes them; the CLI only parses, calls and pri
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import get_args
 
@@ -18,7 +20,7 @@ from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
 from pipeline.report.status import ATTENTION_AFTER
 from pipeline.report.summary import DEFAULT_RUNS
-from pipeline.sandbox import Faults
+from pipeline.sandbox import Faults, WebhookSettingError, WebhookSettings
 from pipeline.sandbox.server import DEFAULT_DEVICES, parse_latency
 from pipeline.settings import (
     SEAM_DOOR_LIMIT,
@@ -115,6 +117,7 @@ class ApplyOptions:
 
 
 _FAULTS = Faults()
+_WEBHOOKS = WebhookSettings()
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,23 @@ class SandboxOptions:
     late_after: float = _FAULTS.late_after
     list_lag: float = _FAULTS.list_lag
     seed: int = 0
+    webhook_url: str | None = None
+    # None: SEAM_WEBHOOK_SECRET (the receiver's variable), which keeps it out of `ps`.
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_retry_scale: float = _WEBHOOKS.retry_scale
+
+    def webhooks(self, environ: Mapping[str, str] = os.environ) -> WebhookSettings:
+        """The checked ``WebhookSettings``; raises UsageError (exit 2) naming the option,
+        never showing the secret."""
+        secret = self.webhook_secret
+        if secret is None and self.webhook_url is not None:
+            secret = environ.get("SEAM_WEBHOOK_SECRET") or None
+        try:
+            return WebhookSettings(self.webhook_url, secret, self.webhook_retry_scale)
+        except WebhookSettingError as exc:
+            hint = " (or set SEAM_WEBHOOK_SECRET)" if exc.setting == "secret" else ""
+            option = "--webhook-" + exc.setting.replace("_", "-")
+            raise UsageError(f"{option} {exc.problem}{hint}") from exc
 
     def faults(self) -> Faults:
         """The checked ``Faults``; raises UsageError (exit 2) saying which value is wrong."""

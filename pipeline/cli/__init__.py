@@ -60,12 +60,16 @@ def _sandbox(args: argparse.Namespace, console: Console) -> int:
         late_after=args.late_after,
         list_lag=args.list_lag,
         seed=args.seed,
+        webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret,
+        webhook_retry_scale=args.webhook_retry_scale,
     )
 
     def ready(doors: int) -> None:
+        hooks = f"; webhooks to {args.webhook_url}" if args.webhook_url else ""
         console.print(
             f"Seam sandbox: {doors} Oracode doors on http://{args.host}:{args.port} (door rate"
-            f" {args.door_rate}, global rate {args.global_rate or 'off'}); Ctrl-C stops it"
+            f" {args.door_rate}, global rate {args.global_rate or 'off'}){hooks}; Ctrl-C stops it"
         )
 
     commands.serve_sandbox(options, on_ready=ready)

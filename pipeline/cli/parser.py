@@ -224,6 +224,25 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--seed", type=int, default=SANDBOX.seed, help="for the faults (default: %(default)s)"
     )
+    sandbox.add_argument(
+        "--webhook-url",
+        default=SANDBOX.webhook_url,
+        metavar="URL",
+        help="post each event there, signed as Seam does (default: no webhooks)",
+    )
+    sandbox.add_argument(
+        "--webhook-secret",
+        default=SANDBOX.webhook_secret,
+        metavar="whsec_...",
+        help="the signing secret (default: $SEAM_WEBHOOK_SECRET, which keeps it out of ps)",
+    )
+    sandbox.add_argument(
+        "--webhook-retry-scale",
+        type=float,
+        default=SANDBOX.webhook_retry_scale,
+        metavar="F",
+        help="Seam's retry waits (5 s, 5 min, ... 10 h) times F (default: %(default)s)",
+    )
     webhooks = commands.add_parser(
         "webhooks",
         help="receive Seam's webhooks (needs SEAM_WEBHOOK_SECRET): codes set, PINs, failures",

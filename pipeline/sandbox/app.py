@@ -3,11 +3,18 @@
 Every Seam response carries ``seam-request-id``; errors use Seam's shape
 ``{"error": {"type", "message", "data"?}, "ok": false}``. Faults, when configured, are drawn
 from a seeded generator so a run can be repeated exactly.
+
+What falls due on the sandbox clock (late creates, lifecycle events) happens before each
+request is handled, so an answer never lags behind the clock; while the app runs under a
+server (its lifespan), a background task also catches up every ``CATCH_UP_EVERY`` seconds of
+real time and the webhook sender posts the events.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -18,16 +25,21 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from pipeline.sandbox.controls import control_routes
+from pipeline.sandbox.events import Event
 from pipeline.sandbox.handlers import (
     HANDLERS,
     Handler,
     SeamFailure,
     answer_late,
-    carry_out_late_creates,
+    catch_up,
     create_code,
     rate_limited,
 )
-from pipeline.sandbox.state import Faults, SandboxState
+from pipeline.sandbox.state import WORKSPACE_ID, Faults, SandboxState
+from pipeline.sandbox.webhooks import WebhookSender
+
+# Real seconds between two catch-ups while nothing is asked: how late a webhook can be.
+CATCH_UP_EVERY = 0.2
 
 
 class DroppedConnection(Exception):
@@ -52,14 +64,35 @@ class _Dropped(Response):
         raise DroppedConnection("connection dropped by the sandbox after the code was created")
 
 
-def create_app(state: SandboxState, faults: Faults | None = None) -> Starlette:
-    """The ASGI app; serve it with uvicorn or drive it with ``httpx.ASGITransport``."""
+def create_app(
+    state: SandboxState, faults: Faults | None = None, webhooks: WebhookSender | None = None
+) -> Starlette:
+    """The ASGI app; serve it with uvicorn or drive it with ``httpx.ASGITransport``.
+
+    ``webhooks`` gets every event the state records (default: a sender without a URL, which
+    ``/_sandbox/configure`` can give one). It sends only while the app's lifespan runs (a
+    server runs it; in-process, enter ``app.router.lifespan_context(app)``)."""
     faults = faults or Faults()
+    sender = WebhookSender() if webhooks is None else webhooks
+
+    def send(event: Event) -> None:
+        if sender.settings.url is not None:
+            sender.enqueue(event.public(WORKSPACE_ID))
+
+    state.events.on_record = send
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as group:
+            group.start_soon(_keep_catching_up, state)
+            group.start_soon(sender.run)
+            yield
+            group.cancel_scope.cancel()
 
     async def seam(request: Request) -> Response:
         path = request.url.path
         # The backend goes on between requests: what fell due meanwhile happens before this one.
-        carry_out_late_creates(state)
+        catch_up(state)
         request_id = f"req_{state.new_id()}"
         response = _answer(
             state, faults, HANDLERS.get(path), request, await request.body(), request_id
@@ -71,16 +104,23 @@ def create_app(state: SandboxState, faults: Faults | None = None) -> Starlette:
         response.headers["seam-request-id"] = request_id
         return response
 
-    control = control_routes(state, faults)
+    control = control_routes(state, faults, sender)
     return Starlette(
+        lifespan=lifespan,
         routes=[
             *(
                 Route(f"/_sandbox/{name}", endpoint, methods=["GET", "POST"])
                 for name, endpoint in control.items()
             ),
             Route("/{path:path}", seam, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
-        ]
+        ],
     )
+
+
+async def _keep_catching_up(state: SandboxState) -> None:
+    while True:
+        catch_up(state)
+        await anyio.sleep(CATCH_UP_EVERY)
 
 
 def _answer(

@@ -1,5 +1,5 @@
 """``/_sandbox/`` endpoints for tests and benchmarks: inspect, reset, move the clock, change
-faults, seed codes. Never on Seam's paths, and no key needed.
+faults and webhooks, seed codes. Never on Seam's paths, and no key needed.
 """
 
 from __future__ import annotations
@@ -8,14 +8,23 @@ import datetime as dt
 import json
 import math
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pipeline.sandbox.handlers import carry_out_late_creates
+from pipeline.sandbox.handlers import catch_up
 from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
+from pipeline.sandbox.webhooks import WebhookSender, WebhookSettingError, WebhookSettings
+
+# /_sandbox/configure's keys for the webhook settings, by WebhookSettings field.
+_WEBHOOK_KEYS = {
+    "url": "webhook_url",
+    "secret": "webhook_secret",
+    "retry_scale": "webhook_retry_scale",
+}
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -40,13 +49,23 @@ def _number(body: dict[str, Any], key: str, current: float, *, at_most: float) -
     return float(value)
 
 
+def _webhook_settings(body: dict[str, Any], current: WebhookSettings) -> WebhookSettings:
+    """The webhook settings with the body's ``webhook_*`` keys applied (a null URL stops the
+    sending); an HTTPException 400 naming the key when they can't be used."""
+    given = {name: body[key] for name, key in _WEBHOOK_KEYS.items() if key in body}
+    try:
+        return replace(current, **given)
+    except WebhookSettingError as exc:
+        raise HTTPException(400, f"{_WEBHOOK_KEYS[exc.setting]} {exc.problem}") from exc
+
+
 def control_routes(
-    state: SandboxState, faults: Faults
+    state: SandboxState, faults: Faults, webhooks: WebhookSender
 ) -> dict[str, Callable[[Request], Awaitable[Response]]]:
     """``/_sandbox/`` endpoints for tests and benchmarks (never on Seam's paths, no key)."""
 
     async def stats(request: Request) -> Response:
-        carry_out_late_creates(state)
+        catch_up(state)
         return JSONResponse(
             {
                 "requests": [
@@ -63,11 +82,16 @@ def control_routes(
                     "refused_by_type": dict(sorted(state.late_refusals.items())),
                     "pending": len(state.late_creates),
                 },
+                "events": {
+                    "recorded": len(state.events.events),
+                    "by_type": dict(sorted(state.events.counts.items())),
+                },
+                "webhooks": webhooks.stats(),
             }
         )
 
     async def codes(request: Request) -> Response:
-        carry_out_late_creates(state)
+        catch_up(state)
         now = state.clock.now()
         return JSONResponse(
             {
@@ -86,11 +110,13 @@ def control_routes(
 
     async def reset(request: Request) -> Response:
         state.reset()
+        webhooks.reset()
         return JSONResponse({"ok": True})
 
     async def clock(request: Request) -> Response:
         body = await _body(request)
         state.clock.advance(float(body.get("advance_seconds", 0)))
+        catch_up(state)
         return JSONResponse({"now": state.clock.now().isoformat()})
 
     async def configure(request: Request) -> Response:
@@ -99,6 +125,9 @@ def control_routes(
         late = _number(body, "late", faults.late, at_most=1.0)
         late_after = _number(body, "late_after", faults.late_after, at_most=math.inf)
         list_lag = _number(body, "list_lag", faults.list_lag, at_most=math.inf)
+        hooks = _webhook_settings(body, webhooks.settings)
+        if hooks != webhooks.settings:
+            webhooks.configure(hooks)
         faults.late, faults.late_after, faults.list_lag = late, late_after, list_lag
         faults.fail_before = float(body.get("fail_before", faults.fail_before))
         faults.drop_after = float(body.get("drop_after", faults.drop_after))
@@ -115,6 +144,10 @@ def control_routes(
                 "late": faults.late,
                 "late_after": faults.late_after,
                 "list_lag": faults.list_lag,
+                # Never the secret: only whether there is one.
+                "webhook_url": webhooks.settings.url,
+                "webhook_secret_set": webhooks.settings.secret is not None,
+                "webhook_retry_scale": webhooks.settings.retry_scale,
             }
         )
 
@@ -131,21 +164,21 @@ def control_routes(
                 continue
             for n in range(per_door):
                 start = now + dt.timedelta(days=2 + n % 300)
-                code = Code(
-                    access_code_id=state.new_id(),
-                    device_id=device_id,
-                    name=f"seeded {len(state.codes_by_device[device_id])}",
-                    starts_at=start,
-                    ends_at=start + dt.timedelta(days=2),
-                    slot=slot,
-                    site_name=None,
-                    pin=f"{slot.prefix}{n:05d}"[:6],
-                    created_at=now,
-                    rounded_by_s=0.0,
-                    max_time_rounding="1hour",
+                state.add_code(
+                    Code(
+                        access_code_id=state.new_id(),
+                        device_id=device_id,
+                        name=f"seeded {len(state.codes_by_device[device_id])}",
+                        starts_at=start,
+                        ends_at=start + dt.timedelta(days=2),
+                        slot=slot,
+                        site_name=None,
+                        pin=f"{slot.prefix}{n:05d}"[:6],
+                        created_at=now,
+                        rounded_by_s=0.0,
+                        max_time_rounding="1hour",
+                    )
                 )
-                state.codes[code.access_code_id] = code
-                state.codes_by_device[device_id].append(code)
         return JSONResponse({"codes": len(state.codes)})
 
     return {

@@ -1,5 +1,6 @@
-"""Seam's paths as plain functions of the state and a JSON body: the devices, and the access
-codes with the door's rules. Each returns the answer's fields or raises ``SeamFailure``.
+"""Seam's paths as plain functions of the state and a JSON body: the devices, the access
+codes with the door's rules, and the events. Each returns the answer's fields or raises
+``SeamFailure``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from pipeline.sandbox.events import BadQuery, read_query
 from pipeline.sandbox.rules import (
     ROUNDING,
     RuleViolation,
@@ -158,6 +160,13 @@ def carry_out_late_creates(state: SandboxState) -> None:
             state.late_counts["carried_out"] += 1
 
 
+def catch_up(state: SandboxState) -> None:
+    """What fell due on the sandbox clock happens now: late creates carried out, then the
+    lifecycle events recorded (each as of its own moment)."""
+    carry_out_late_creates(state)
+    state.record_due_events()
+
+
 def _door_rate_window(state: SandboxState, device_id: str, now_mono: float) -> SlidingWindow | None:
     """The door's rate window, or a 429 when it is full (10 creations a minute per device)."""
     window = state.door_window(device_id)
@@ -235,8 +244,7 @@ def _create(
         is_stuck=device_id in state.stuck_devices,
         created_monotonic=now_mono,
     )
-    state.codes[code.access_code_id] = code
-    state.codes_by_device[device_id].append(code)
+    state.add_code(code)
     attempt_id = state.new_id()
     state.attempts[attempt_id] = code.access_code_id
     return {
@@ -307,6 +315,16 @@ def _get_attempt(state: SandboxState, faults: Faults, body: dict[str, Any]) -> d
     return {"action_attempt": _attempt(attempt_id, "success", {"access_code": code})}
 
 
+def _list_events(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
+    """Events by ``occurred_at`` (ascending; Seam doesn't document an order), no cursor and no
+    ``pagination``: a client pages by moving ``since`` to the last ``occurred_at`` it saw."""
+    try:
+        query = read_query(body)
+    except BadQuery as bad:
+        raise _invalid(bad.field, bad.message) from bad
+    return {"events": [event.public(WORKSPACE_ID) for event in state.events.query(query)]}
+
+
 HANDLERS: dict[str, Handler] = {
     "/devices/list": _list_devices,
     "/devices/get": _get_device,
@@ -315,4 +333,5 @@ HANDLERS: dict[str, Handler] = {
     "/access_codes/get": _get_code,
     "/access_codes/list": _list_codes,
     "/action_attempts/get": _get_attempt,
+    "/events/list": _list_events,
 }

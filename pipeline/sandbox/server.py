@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.state import Faults, SandboxState
+from pipeline.sandbox.webhooks import WebhookSender, WebhookSettings
 from pipeline.settings import SEAM_DOOR_LIMIT
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
@@ -33,14 +34,16 @@ def build_sandbox(
     global_rate: float | None = None,
     faults: Faults | None = None,
     seed: int = 0,
+    webhooks: WebhookSettings | None = None,
 ) -> tuple[SandboxState, Starlette]:
     """Load the device file and build the state and its app. ``door_rate`` is creates per
-    door as ``pipeline.settings.parse_rate`` reads ``--door-rate`` (None: no limit)."""
+    door as ``pipeline.settings.parse_rate`` reads ``--door-rate`` (None: no limit);
+    ``webhooks`` where the events are posted (default: nowhere)."""
     payload = json.loads(devices.read_text(encoding="utf-8"))
     state = SandboxState.from_payload(
         payload, door_rate=door_rate, global_rate=global_rate, seed=seed
     )
-    return state, create_app(state, faults)
+    return state, create_app(state, faults, WebhookSender(webhooks))
 
 
 def _is_not_a_deliberate_drop(record: logging.LogRecord) -> bool:

@@ -1,4 +1,5 @@
-"""The sandbox's memory: devices, codes, action attempts, rate-limit windows, clock, counters."""
+"""The sandbox's memory: devices, codes, action attempts, rate-limit windows, clock, counters,
+and the events each code's lifecycle records (``events``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.sandbox.events import CREATED, FAILED_TO_SET, SCHEDULED, SET, EventLog
 from pipeline.sandbox.rules import Slot, read_slots
 
 WORKSPACE_ID = "00000000-0000-4000-8000-00000000a001"
@@ -114,18 +116,20 @@ class Code:
             return "unset"
         return "set" if now >= self.starts_at - SET_LEAD else "setting"
 
+    def set_error(self) -> dict[str, Any]:
+        """The error a stuck code shows from the moment it should have become ``setting``."""
+        return {
+            "error_code": "failed_to_set_on_device",
+            "message": "The code could not be set on the device; Seam keeps retrying.",
+            "is_access_code_error": True,
+            "created_at": _iso(self.starts_at - SETTING_LEAD),
+        }
+
     def public(self, now: dt.datetime, workspace_id: str) -> dict[str, Any]:
         status = self.status(now)
         errors = []
         if self.is_stuck and now >= self.starts_at - SETTING_LEAD:
-            errors.append(
-                {
-                    "error_code": "failed_to_set_on_device",
-                    "message": "The code could not be set on the device; Seam keeps retrying.",
-                    "is_access_code_error": True,
-                    "created_at": _iso(self.starts_at - SETTING_LEAD),
-                }
-            )
+            errors.append(self.set_error())
         return {
             "access_code_id": self.access_code_id,
             "device_id": self.device_id,
@@ -198,6 +202,8 @@ class SandboxState:
     late_creates: list[LateCreate] = field(default_factory=list)
     late_counts: Counter[str] = field(default_factory=Counter)
     late_refusals: Counter[str] = field(default_factory=Counter)
+    events: EventLog = field(default_factory=EventLog)
+    _door_event_fields: dict[str, dict[str, Any]] = field(default_factory=dict)
     rng: random.Random = field(init=False)
     ids: random.Random = field(init=False)
 
@@ -251,10 +257,66 @@ class SandboxState:
         self.late_creates = []
         self.late_counts = Counter()
         self.late_refusals = Counter()
+        self.events.clear()
         if self.global_rate:
             # N per second as a sliding window; below 1/s, one request per 1/N seconds.
             per = max(1, math.floor(self.global_rate))
             self.global_window = SlidingWindow(per, per / self.global_rate)
+
+    def add_code(self, code: Code) -> None:
+        """Hold a new code (created, carried out late or seeded) and record its events:
+        ``access_code.created`` now, the rest when the clock reaches them (``events.py``)."""
+        self.codes[code.access_code_id] = code
+        self.codes_by_device[code.device_id].append(code)
+        common = self._event_fields(code.device_id)
+        now = self.clock.now()
+        log = self.events
+        log.record(
+            CREATED,
+            code.access_code_id,
+            code.device_id,
+            occurred_at=code.created_at,
+            now=now,
+            details=common,
+        )
+        ids = (code.access_code_id, code.device_id)
+        setting_at, set_at = code.starts_at - SETTING_LEAD, code.starts_at - SET_LEAD
+        if code.is_stuck:
+            failure = {
+                **common,
+                "access_code_errors": [code.set_error()],
+                "access_code_warnings": [],
+                "device_errors": [],
+                "device_warnings": [],
+                "connected_account_errors": [],
+                "connected_account_warnings": [],
+            }
+            log.schedule(
+                setting_at, FAILED_TO_SET, *ids, not_before=code.created_at, details=failure
+            )
+        else:
+            log.schedule(setting_at, SCHEDULED, *ids, not_before=code.created_at, details=common)
+            log.schedule(
+                set_at,
+                SET,
+                *ids,
+                not_before=code.created_at,
+                details={**common, "code": code.pin},
+            )
+        self.record_due_events(now)
+
+    def _event_fields(self, device_id: str) -> dict[str, Any]:
+        """The fields every event of a door's codes carries (one dict per door, never changed)."""
+        if device_id not in self._door_event_fields:
+            account = self.devices[device_id].get("connected_account_id")
+            self._door_event_fields[device_id] = {"connected_account_id": account}
+        return self._door_event_fields[device_id]
+
+    def record_due_events(self, now: dt.datetime | None = None) -> int:
+        """Record the lifecycle events the clock (or ``now``) has reached, skipping codes no
+        longer held; returns how many."""
+        now = self.clock.now() if now is None else now
+        return self.events.record_due(now, self.codes.__contains__)
 
     def queue_late_create(self, body: dict[str, Any], after: float) -> None:
         """Keep a create's body to carry out ``after`` seconds from now (sandbox clock)."""

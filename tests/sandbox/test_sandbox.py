@@ -669,6 +669,9 @@ async def test_configure_sets_late_late_after_and_list_lag():
         "late": 0.25,
         "late_after": 12.0,
         "list_lag": 3.5,
+        "webhook_url": None,
+        "webhook_secret_set": False,
+        "webhook_retry_scale": 0.01,
     }
     assert (refused.status_code, negative.status_code) == (400, 400)
     assert shown.json() == answer.json()
