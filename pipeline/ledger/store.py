@@ -45,6 +45,7 @@ from pipeline.ledger.codes import (
     fill_keys,
 )
 from pipeline.ledger.failures import open_failure
+from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
@@ -68,7 +69,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs):
+class Ledger(Codes, Statuses, Runs, Pins):
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
     @classmethod
