@@ -198,6 +198,9 @@ def print_status_summary(result: StatusResult, console: Console) -> None:
     """Codes by status, then the ones that need a person, with why."""
     codes = result.codes
     table = Table(title=f"{codes.height} codes refreshed, {result.changed} changed")
+    table.caption = f"{result.requests} requests to Seam" + (
+        f" ({result.from_events} codes settled from Seam's events)" if result.from_events else ""
+    )
     for column in ("status", "codes"):
         table.add_column(column, justify="right" if column == "codes" else "left")
     for status, count in codes.group_by("code_status").len().sort("code_status").iter_rows():
