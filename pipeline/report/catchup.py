@@ -73,8 +73,10 @@ async def pins_from_events(
                 pins[str(code_id)] = pin
         if len(page) < EVENTS_PER_PAGE or not new:
             break
-        # No cursor and no documented order: the next page starts at the newest event seen
-        # (an event at that very instant may come twice: it is skipped by its id).
+        # No cursor and no documented order: the next page starts at the newest event seen.
+        # Oldest first (as the sandbox answers), that walks the whole window; events that share
+        # that very instant beyond the page, or a newest-first answer, only leave codes to be
+        # asked for by id. An event that comes twice is skipped by its id.
         newest = max(
             (_instant(str(event["occurred_at"])) for event in new if event.get("occurred_at")),
             default=None,

@@ -1,6 +1,8 @@
 """A stand-in for Seam's ``/events/list`` in front of the in-process sandbox (the sandbox's own
 is being written on another branch): ``access_code.set_on_device`` events derived from the
-sandbox's codes and clock, as Seam documents them (no cursor, at most ``limit`` per call)."""
+sandbox's codes and clock, as Seam documents them (no cursor, at most ``limit`` per call),
+oldest first. Each code is set at its own moment in the 10 minutes after the sandbox says
+``set`` (real locks don't all sync at once), so events rarely share an instant."""
 
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ def set_events(state: SandboxState, request: dict[str, Any]) -> list[dict[str, A
     now = state.clock.now()
     events = []
     for code in state.codes.values():
-        set_at = code.starts_at - SET_LEAD
+        spread = dt.timedelta(seconds=int(code.access_code_id.replace("-", ""), 16) % 600)
+        set_at = code.starts_at - SET_LEAD + spread
         if code.is_stuck or not since < set_at <= now:
             continue
         at = set_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
