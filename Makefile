@@ -1,5 +1,5 @@
 # The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
-# (sandbox, plan, apply, status, report), which run .venv/bin/oracode-provision.
+# (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets), without lint.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench nightly report sandbox plan apply status clean
+.PHONY: install demo test test-fast lint bench nightly pins report sandbox plan apply status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ nightly: install
 		> $$log-report.log 2>&1; \
 	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
 	exit $$(( applied > checked ? applied : checked ))
+
+# Every reservation's PIN for the guest messages, from the ledger (never a cancelled or
+# replaced code): make pins [LEDGER=...] [OUT=outputs/pins.csv] [ARGS="--ready-only ..."]
+pins: install
+	$(BIN)/oracode-provision pins --ledger $(LEDGER) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 # What the runs did and what needs a person: make report [LEDGER=...] [FORMAT=table|csv|parquet|json]
 FORMAT ?= table

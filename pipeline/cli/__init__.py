@@ -168,6 +168,21 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return run.exit_code
 
 
+def _pins(args: argparse.Namespace, console: Console) -> int:
+    run = anyio.run(
+        functools.partial(
+            commands.export_pins,
+            ledger_path=args.ledger,
+            fmt=args.format,
+            out=args.out,
+            ready_only=args.ready_only,
+            changed_since=args.changed_since,
+        )
+    )
+    console.print(f"wrote {run.pins.height} rows ({run.ready} ready) to {run.out}", soft_wrap=True)
+    return 0
+
+
 def _doors(args: argparse.Namespace, console: Console) -> int:
     run = anyio.run(
         functools.partial(
@@ -227,6 +242,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "apply": _apply,
     "status": _status,
     "report": _report,
+    "pins": _pins,
     "doors": _doors,
     "sandbox": _sandbox,
 }
