@@ -53,8 +53,11 @@ bench: install
 	$(BIN)/python -m bench
 
 # The nightly job: apply on tonight's export, then status, each with its output and its JSON
-# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON. The recipe exits with
-# the worse of apply's and status's exit codes (make itself then exits 2).
+# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON, then a short summary
+# (oracode-provision nightly-summary). The recipe exits 1 only for trouble new tonight (new
+# rejections, failures, codes needing attention, orphans), 0 for known trouble, 2 or 3 when
+# apply or status couldn't work; on any of these make adds its one "*** [nightly] Error" line
+# and exits 2 itself (the summary's last line says the job's own code).
 # make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
 LEDGER ?= outputs/ledger.sqlite
 nightly: install
@@ -67,7 +70,9 @@ nightly: install
 	$(BIN)/oracode-provision report --ledger $(LEDGER) --format json --out $$log-report.json \
 		> $$log-report.log 2>&1; \
 	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
-	exit $$(( applied > checked ? applied : checked ))
+	$(BIN)/oracode-provision nightly-summary --ledger $(LEDGER) --results $$log-results.parquet \
+		--apply-exit $$applied --status-exit $$checked; \
+	exit $$?
 
 # Every reservation's PIN for the guest messages, from the ledger (never a cancelled or
 # replaced code): make pins [LEDGER=...] [OUT=outputs/pins.csv] [ARGS="--ready-only ..."]

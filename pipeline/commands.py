@@ -50,6 +50,7 @@ from pipeline.report.files import (
     write_report,
     write_table,
 )
+from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
 from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
@@ -481,6 +482,33 @@ async def export_pins(
         return PinsRun(table, write_pins(table, chosen, out, now=now))
 
     return await anyio.to_thread.run_sync(tabulate_and_write)
+
+
+async def summarise_night(
+    *,
+    ledger_path: Path = DEFAULT_LEDGER,
+    results: Path | None = None,
+    apply_exit: int = 0,
+    status_exit: int = 0,
+    now: dt.datetime | None = None,
+) -> NightlySummary:
+    """The nightly job's summary (``report.nightly``): tonight's counts from apply's
+    ``results`` file and the ledger, what is new since the last summary, and the job's exit
+    code (0 nothing new, 1 new trouble, else the worse of ``apply_exit`` and ``status_exit``
+    from 2 up). Records tonight's trouble as known in the ledger.
+
+    Raises UsageError (exit 2) for a missing ledger.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    await _require_ledger(ledger_path)
+    table = await anyio.to_thread.run_sync(read_results, results)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        return await nightly_summary(
+            ledger, table, now=now, apply_exit=apply_exit, status_exit=status_exit
+        )
+    finally:
+        await ledger.close()
 
 
 def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -> None:

@@ -162,6 +162,29 @@ def build_parser() -> argparse.ArgumentParser:
         " 2027-02-01T03:00:00Z (default: all)",
     )
 
+    nightly = commands.add_parser(
+        "nightly-summary",
+        help="the nightly job's last step: a short summary, exit 1 only for new trouble",
+    )
+    add_ledger_option(nightly)
+    nightly.add_argument(
+        "--results", type=Path, help="tonight's apply results file (default: none, not counted)"
+    )
+    nightly.add_argument(
+        "--apply-exit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tonight's apply exit code (default: %(default)s)",
+    )
+    nightly.add_argument(
+        "--status-exit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tonight's status exit code (default: %(default)s)",
+    )
+
     doors = commands.add_parser(
         "doors",
         help="list every door with its site, zone, device_id and user levels (to write aliases)",
