@@ -232,6 +232,7 @@ async def apply_files(
             ),
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
+            on_doors=progress.pace_doors if progress else lambda doors, rate: None,
             interrupt=interrupt,
         )
 
