@@ -1,5 +1,5 @@
 # The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
-# (sandbox, plan, apply, status, report), which run .venv/bin/oracode-provision.
+# (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets), without lint.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint bench nightly report sandbox plan apply status clean
+.PHONY: install demo test test-fast lint bench nightly pins report sandbox plan apply status clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,11 @@ bench: install
 	$(BIN)/python -m bench
 
 # The nightly job: apply on tonight's export, then status, each with its output and its JSON
-# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON. The recipe exits with
-# the worse of apply's and status's exit codes (make itself then exits 2).
+# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON, then a short summary
+# (oracode-provision nightly-summary). The recipe exits 1 only for trouble new tonight (new
+# rejections, failures, codes needing attention, orphans), 0 for known trouble, 2 or 3 when
+# apply or status couldn't work; on any of these make adds its one "*** [nightly] Error" line
+# and exits 2 itself (the summary's last line says the job's own code).
 # make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
 LEDGER ?= outputs/ledger.sqlite
 nightly: install
@@ -67,7 +70,14 @@ nightly: install
 	$(BIN)/oracode-provision report --ledger $(LEDGER) --format json --out $$log-report.json \
 		> $$log-report.log 2>&1; \
 	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
-	exit $$(( applied > checked ? applied : checked ))
+	$(BIN)/oracode-provision nightly-summary --ledger $(LEDGER) --results $$log-results.parquet \
+		--apply-exit $$applied --status-exit $$checked; \
+	exit $$?
+
+# Every reservation's PIN for the guest messages, from the ledger (never a cancelled or
+# replaced code): make pins [LEDGER=...] [OUT=outputs/pins.csv] [ARGS="--ready-only ..."]
+pins: install
+	$(BIN)/oracode-provision pins --ledger $(LEDGER) $(if $(OUT),--out $(OUT)) $(ARGS)
 
 # What the runs did and what needs a person: make report [LEDGER=...] [FORMAT=table|csv|parquet|json]
 FORMAT ?= table

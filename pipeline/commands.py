@@ -50,7 +50,9 @@ from pipeline.report.files import (
     write_report,
     write_table,
 )
+from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
+from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -245,11 +247,13 @@ async def apply_files(
             ),
             on_progress=progress.advance if progress else lambda event: None,
             on_total=progress.start if progress else lambda total: None,
+            on_doors=progress.pace_doors if progress else lambda doors, rate: None,
             interrupt=interrupt,
         )
 
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
+        await session.ledger.record_guests(await anyio.to_thread.run_sync(_guest_names, check.plan))
 
         def write_and_summarise() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
@@ -264,6 +268,16 @@ async def apply_files(
     return ApplyRun(
         result=result, out=out, ledger=ledger_path, budgets=check, newly_orphaned=orphaned
     )
+
+
+def _guest_names(plan: pl.DataFrame) -> list[tuple[str, str | None]]:
+    """``(idempotency_tag, guest_name)`` of the planned rows, for the pins hand-off."""
+    if "guest_name" not in plan.columns:
+        return []
+    named = plan.filter(
+        pl.col("idempotency_tag").is_not_null() & pl.col("guest_name").is_not_null()
+    )
+    return list(named.select("idempotency_tag", "guest_name").iter_rows())
 
 
 async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:
@@ -436,6 +450,81 @@ async def list_doors(
     if out is not None:
         await anyio.to_thread.run_sync(write_doors, listing, fmt, out)
     return DoorsRun(listing, out)
+
+
+@dataclass(frozen=True)
+class PinsRun:
+    """What ``export_pins`` did: the hand-off table, and the file it was written to."""
+
+    pins: pl.DataFrame
+    out: Path
+
+    @property
+    def ready(self) -> int:
+        return int(self.pins["ready"].sum())
+
+
+async def export_pins(
+    *,
+    ledger_path: Path = DEFAULT_LEDGER,
+    fmt: str | None = None,
+    out: Path | None = None,
+    ready_only: bool = False,
+    changed_since: str | dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> PinsRun:
+    """The guest → PIN hand-off from the ledger alone (``report.pins``): one row per
+    reservation and door, never an orphaned (cancelled) or replaced code; written as ``fmt``
+    (``csv``, ``parquet`` or ``json``; default: ``out``'s extension, else csv) to ``out``
+    (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600. No key needed, no
+    lock taken.
+
+    Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
+    ``changed_since`` it can't use, and for a missing ledger.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
+    if isinstance(changed_since, str):
+        changed_since = parse_changed_since(changed_since)
+    await _require_ledger(ledger_path)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        rows = await ledger.pin_rows()
+    finally:
+        await ledger.close()
+
+    def tabulate_and_write() -> PinsRun:
+        table = pin_table(rows, now=now, ready_only=ready_only, changed_since=changed_since)
+        return PinsRun(table, write_pins(table, chosen, out, now=now))
+
+    return await anyio.to_thread.run_sync(tabulate_and_write)
+
+
+async def summarise_night(
+    *,
+    ledger_path: Path = DEFAULT_LEDGER,
+    results: Path | None = None,
+    apply_exit: int = 0,
+    status_exit: int = 0,
+    now: dt.datetime | None = None,
+) -> NightlySummary:
+    """The nightly job's summary (``report.nightly``): tonight's counts from apply's
+    ``results`` file and the ledger, what is new since the last summary, and the job's exit
+    code (0 nothing new, 1 new trouble, else the worse of ``apply_exit`` and ``status_exit``
+    from 2 up). Records tonight's trouble as known in the ledger.
+
+    Raises UsageError (exit 2) for a missing ledger.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    await _require_ledger(ledger_path)
+    table = await anyio.to_thread.run_sync(read_results, results)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        return await nightly_summary(
+            ledger, table, now=now, apply_exit=apply_exit, status_exit=status_exit
+        )
+    finally:
+        await ledger.close()
 
 
 def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -> None:

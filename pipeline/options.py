@@ -18,6 +18,7 @@ from pipeline.apply.run import ApplySettings
 from pipeline.errors import UsageError
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
+from pipeline.report.pins import PIN_FORMATS
 from pipeline.report.status import ATTENTION_AFTER
 from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, WebhookSettingError, WebhookSettings
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_RUNS",
     "LOG_FORMATS",
     "ON_BUDGET_EXCEEDED",
+    "PIN_FORMATS",
     "REPORT_FORMATS",
     "WAIT_FOR_LOCK",
     "ApplyOptions",

@@ -161,6 +161,7 @@ async def apply_plan(
     refresh: Callable[[set[str]], Awaitable[object]] | None = None,
     on_progress: Callable[[str], None] = lambda event: None,
     on_total: Callable[[int], None] = lambda total: None,
+    on_doors: Callable[[Mapping[str, int], Rate | None], None] = lambda doors, rate: None,
     interrupt: Interrupt | None = None,
 ) -> ApplyResult:
     """Create every planned code of ``plan`` exactly once; returns the results table.
@@ -205,6 +206,10 @@ async def apply_plan(
     for row in to_send:
         scheduler.add(Job(row["device_id"], row["idempotency_tag"], "create"))
     on_total(len(rows) - len(already))
+    creates_per_door: dict[str, int] = {}
+    for row in to_send:
+        creates_per_door[row["device_id"]] = creates_per_door.get(row["device_id"], 0) + 1
+    on_doors(creates_per_door, settings.door_rate)
     creator = CodeCreator(
         client,
         ledger,

@@ -7,7 +7,8 @@ Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or f
 2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
 or another run holds the ledger's lock), 4 a defect of the pipeline (traceback saved in
 outputs/). ``status`` and ``report``: 1 when a code needs a person (attention; for ``report``
-also orphaned).
+also orphaned). ``nightly-summary``: 1 only for trouble new tonight, else 0, or apply's or
+status's code from 2 up.
 """
 
 from __future__ import annotations
@@ -172,6 +173,36 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     return run.exit_code
 
 
+def _pins(args: argparse.Namespace, console: Console) -> int:
+    run = anyio.run(
+        functools.partial(
+            commands.export_pins,
+            ledger_path=args.ledger,
+            fmt=args.format,
+            out=args.out,
+            ready_only=args.ready_only,
+            changed_since=args.changed_since,
+        )
+    )
+    console.print(f"wrote {run.pins.height} rows ({run.ready} ready) to {run.out}", soft_wrap=True)
+    return 0
+
+
+def _nightly_summary(args: argparse.Namespace, console: Console) -> int:
+    summary = anyio.run(
+        functools.partial(
+            commands.summarise_night,
+            ledger_path=args.ledger,
+            results=args.results,
+            apply_exit=args.apply_exit,
+            status_exit=args.status_exit,
+        )
+    )
+    for line in summary.lines():
+        console.print(line, markup=False, soft_wrap=True)
+    return summary.exit_code
+
+
 def _doors(args: argparse.Namespace, console: Console) -> int:
     run = anyio.run(
         functools.partial(
@@ -252,6 +283,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "apply": _apply,
     "status": _status,
     "report": _report,
+    "pins": _pins,
+    "nightly-summary": _nightly_summary,
     "doors": _doors,
     "sandbox": _sandbox,
     "webhooks": _webhooks,

@@ -136,6 +136,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many runs to list (default: %(default)s)",
     )
 
+    pins = commands.add_parser(
+        "pins",
+        help="every reservation's PIN for the guest messages, from the ledger"
+        " (never a cancelled or replaced code)",
+    )
+    add_ledger_option(pins)
+    pins.add_argument(
+        "--out",
+        type=Path,
+        help="the file to write (default: outputs/pins-<UTC time>.<format>)",
+    )
+    pins.add_argument(
+        "--format",
+        choices=defaults.PIN_FORMATS,
+        help="csv (opens in Excel), parquet or json (default: --out's extension, else csv)",
+    )
+    pins.add_argument(
+        "--ready-only",
+        action="store_true",
+        help="only the rows whose PIN can be sent now (default: every row, with why_not_ready)",
+    )
+    pins.add_argument(
+        "--changed-since",
+        metavar="TIME",
+        help="only codes whose PIN or status changed since this instant, e.g."
+        " 2027-02-01T03:00:00Z (default: all)",
+    )
+
+    nightly = commands.add_parser(
+        "nightly-summary",
+        help="the nightly job's last step: a short summary, exit 1 only for new trouble",
+    )
+    add_ledger_option(nightly)
+    nightly.add_argument(
+        "--results", type=Path, help="tonight's apply results file (default: none, not counted)"
+    )
+    nightly.add_argument(
+        "--apply-exit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tonight's apply exit code (default: %(default)s)",
+    )
+    nightly.add_argument(
+        "--status-exit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="tonight's status exit code (default: %(default)s)",
+    )
+
     doors = commands.add_parser(
         "doors",
         help="list every door with its site, zone, device_id and user levels (to write aliases)",

@@ -49,6 +49,7 @@ from pipeline.ledger.codes import (
 )
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
+from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
@@ -72,7 +73,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
     @classmethod

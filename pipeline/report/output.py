@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
 if TYPE_CHECKING:
+    from pipeline.apply.pacing import Rate
     from pipeline.apply.run import ApplyResult
 
 
@@ -198,6 +201,9 @@ def print_status_summary(result: StatusResult, console: Console) -> None:
     """Codes by status, then the ones that need a person, with why."""
     codes = result.codes
     table = Table(title=f"{codes.height} codes refreshed, {result.changed} changed")
+    table.caption = f"{result.requests} requests to Seam" + (
+        f" ({result.from_events} codes settled from Seam's events)" if result.from_events else ""
+    )
     for column in ("status", "codes"):
         table.add_column(column, justify="right" if column == "codes" else "left")
     for status, count in codes.group_by("code_status").len().sort("code_status").iter_rows():
@@ -228,8 +234,34 @@ class _RateColumn(ProgressColumn):
         return Text(f"{rate:.1f} codes/s  429s: {task.fields.get('rate_limited', 0)}")
 
 
+class _PacedTimeRemainingColumn(TimeRemainingColumn):
+    """The ETA, never earlier than the busiest door's rate limit allows: codes done so far
+    say nothing of a door's next window (ten creates in a second, then a 60 s wait)."""
+
+    def render(self, task: Task) -> Text:
+        paced_until = task.fields.get("paced_until")
+        if paced_until is not None and not task.finished:
+            left = paced_until - task.get_time()
+            if left > (task.time_remaining or 0.0):
+                minutes, seconds = divmod(math.ceil(left), 60)
+                hours, minutes = divmod(minutes, 60)
+                return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+        return super().render(task)
+
+
+def paced_seconds(creates_per_door: Mapping[str, int], rate: Rate | None) -> float:
+    """The least time the doors' creates take under ``rate`` (a door sends ``rate.count``
+    creates per ``rate.period``): the busiest door's full windows after its first; 0 without
+    a known rate."""
+    if rate is None or not creates_per_door:
+        return 0.0
+    busiest = max(creates_per_door.values())
+    return max(0, (busiest - 1) // rate.count) * rate.period
+
+
 class ApplyProgress:
-    """Codes done/total, rate, 429s and ETA on stderr, drawn only when stderr is a terminal."""
+    """Codes done/total, rate, 429s and ETA on stderr, drawn only when stderr is a terminal.
+    The ETA counts the time doors must wait on their rate limit (``pace_doors``)."""
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
@@ -237,7 +269,7 @@ class ApplyProgress:
             BarColumn(),
             MofNCompleteColumn(),
             _RateColumn(),
-            TimeRemainingColumn(),
+            _PacedTimeRemainingColumn(),
             console=console,
             disable=not console.is_terminal,
             transient=False,
@@ -255,6 +287,16 @@ class ApplyProgress:
     def start(self, total: int) -> None:
         self._progress.update(self._task, total=total)
         self._progress.start_task(self._task)
+
+    def pace_doors(self, creates_per_door: Mapping[str, int], rate: Rate | None) -> None:
+        """The creates each door has to send and the door rate: the ETA is never shorter than
+        the busiest door's wait for its windows (``paced_seconds``) from now."""
+        paced = paced_seconds(creates_per_door, rate)
+        self._progress.update(self._task, paced_until=self._progress.get_time() + paced)
+
+    def refresh(self) -> None:
+        """Draw the bar now (it otherwise redraws on its own beat)."""
+        self._progress.refresh()
 
     def advance(self, event: str) -> None:
         """``created``/``failed`` finish a code; ``rate_limited``/``unknown`` don't."""

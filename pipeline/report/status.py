@@ -3,7 +3,8 @@
 A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
 PIN and carries no error. Refreshing asks ``/access_codes/list`` by ``access_code_ids``, a batch
 of ``REFRESH_BATCH`` codes at a time whatever their doors (never one ``get`` per code, nor one
-list per door), and records the code's status (``unset`` → ``setting`` → ``set``),
+list per door), or first from Seam's events since the last full refresh when that is cheaper
+(``catchup``), and records the code's status (``unset`` → ``setting`` → ``set``),
 its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
 event in the ledger.
 
@@ -25,13 +26,13 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
+from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 
+__all__ = ["ATTENTION_AFTER", "REFRESH_BATCH", "StatusResult", "refresh_statuses"]
+
 ATTENTION_AFTER = dt.timedelta(hours=1)
-# Codes asked for in one `/access_codes/list` (Seam documents no maximum for
-# `access_code_ids`; its other id filters take at most 100, so this stays there).
-REFRESH_BATCH = 100
 # Seam's lists may lag behind a create: a code recorded as created this recently that isn't
 # listed yet is not flagged missing (it is asked for again next time).
 LIST_LAG_GRACE = dt.timedelta(minutes=10)
@@ -42,6 +43,8 @@ class StatusResult:
     """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``)."""
 
     codes: pl.DataFrame
+    requests: int = 0  # requests sent to Seam for this refresh
+    from_events: int = 0  # codes settled by Seam's events (not asked for by id)
 
     @property
     def changed(self) -> int:
@@ -70,33 +73,50 @@ async def refresh_statuses(
 ) -> StatusResult:
     """Refresh every created code that isn't final (those with ``tags`` only, when given).
 
+    Without ``tags``, when the ledger knows since when every unfinished code's status is
+    known, the codes Seam's events say were set since then are settled from the events (at
+    most a tenth of the batches' requests: ``catchup``) and only the others asked for by id;
+    the ledger then knows every unfinished code's status as of ``now``.
+
     Raises SeamError when the codes can't be listed (nothing is recorded then).
     """
+    requests_before = client.requests
     created = await ledger.created_codes(tags)
     codes = await anyio.to_thread.run_sync(
         lambda: [code for code in created if not _is_final(code, now)]
     )
     ids = [code["access_code_id"] for code in codes]
+    settled: dict[str, str] = {}
+    known_until = None if tags is not None else await ledger.status_known_until()
+    if known_until is not None and (budget := event_page_budget(len(ids))):
+        settled = await pins_from_events(client, known_until, set(ids), budget=budget)
+    asked = [code_id for code_id in ids if code_id not in settled]
     listed: dict[str, AccessCode] = {}
-    for start in range(0, len(ids), REFRESH_BATCH):
-        batch = await client.list_access_codes_by_ids(ids[start : start + REFRESH_BATCH])
+    for start in range(0, len(asked), REFRESH_BATCH):
+        batch = await client.list_access_codes_by_ids(asked[start : start + REFRESH_BATCH])
         listed.update((code.access_code_id, code) for code in batch)
     checked_at = now.isoformat(timespec="seconds")
 
     def refresh_all() -> list[dict[str, Any]]:
         return [
-            _refresh(code, listed.get(code["access_code_id"]), now, attention_after)
+            _settle(code, settled[code["access_code_id"]])
+            if code["access_code_id"] in settled
+            else _refresh(code, listed.get(code["access_code_id"]), now, attention_after)
             for code in codes
         ]
 
     rows = await anyio.to_thread.run_sync(refresh_all)
     await ledger.record_statuses(run_id, rows, checked_at)
+    if tags is None:
+        await ledger.set_status_known_until(checked_at)
     table = await anyio.to_thread.run_sync(
         lambda: pl.DataFrame(
             rows, schema=dict.fromkeys((*STATUS_COLUMNS, "previous_status"), pl.String)
         )
     )
-    return StatusResult(codes=table)
+    return StatusResult(
+        codes=table, requests=client.requests - requests_before, from_events=len(settled)
+    )
 
 
 def _instant(text: str) -> dt.datetime:
@@ -108,6 +128,19 @@ def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
         return True  # the window is over: nothing more can happen to it
     has_errors = code["code_errors"] not in (None, "[]")
     return code["code_status"] == "set" and code["code"] is not None and not has_errors
+
+
+def _settle(code: dict[str, Any], pin: str) -> dict[str, Any]:
+    """The code's row after an ``access_code.set_on_device`` event: set, with its PIN."""
+    row = {column: code.get(column) for column in STATUS_COLUMNS}
+    row.update(
+        previous_status=code["code_status"],
+        code_status="set",
+        code=pin,
+        code_errors="[]",
+        needs_attention=None,
+    )
+    return row
 
 
 def _refresh(

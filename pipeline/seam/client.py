@@ -62,6 +62,7 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 READS = {
     "/devices/list": "the doors could not be listed",
     "/access_codes/list": "the doors' codes could not be listed",
+    "/events/list": "Seam's events could not be listed",
 }
 # A request's answer must be complete within this (``--request-timeout``), not merely keep
 # trickling: a body sent one byte every 20 s never trips a per-read timeout.
@@ -341,6 +342,34 @@ class SeamClient:
             AccessCode.model_validate(raw)
             async for raw in self._pages("/access_codes/list", body, "access_codes")
         ]
+
+    async def list_events(
+        self,
+        *,
+        since: str,
+        event_types: Sequence[str] | None = None,
+        access_code_ids: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """One ``/events/list``: the events after ``since`` (an ISO instant), at most ``limit``
+        (Seam's default: 500), as Seam sends them (``event_id``, ``event_type``,
+        ``access_code_id``, ``occurred_at``, and per type more, e.g. ``code``). Seam gives this
+        list no cursor and documents no order: a caller that wants more moves ``since``.
+        ``access_code_ids`` takes at most 100 ids (Seam's limit on that filter)."""
+        body: dict[str, Any] = {"since": since}
+        if event_types is not None:
+            body["event_types"] = list(event_types)
+        if access_code_ids is not None:
+            body["access_code_ids"] = list(access_code_ids)
+        if limit is not None:
+            body["limit"] = limit
+        page = await self.read("/events/list", body)
+        events = page.get("events")
+        return (
+            [event for event in events if isinstance(event, dict)]
+            if isinstance(events, list)
+            else []
+        )
 
     async def list_devices(self, **filters: Any) -> AsyncIterator[Device]:
         """Every dormakaba Oracode door, following ``/devices/list`` cursor pagination."""

@@ -1,0 +1,160 @@
+"""The nightly job's summary and exit code: quiet unless tonight brought new trouble.
+
+A nightly run (``make nightly``: apply, status, report) ends with ``nightly_summary``: a few
+lines (created tonight, still waiting for a PIN, needing attention, orphaned, rejected,
+failed) and one exit code:
+    0  nothing new tonight (known trouble, e.g. last night's orphan, stays quiet)
+    1  new trouble: a row rejected or a create failed that wasn't last night, a code newly
+       needing attention, a code newly orphaned (a cancelled guest's PIN still opens the
+       door: Oracode codes can't be deleted)
+    2, 3  apply or status couldn't do its work (their own exit code, the worse of the two)
+"New" is against what the previous summary saw (the ledger's ``known_trouble``): trouble that
+went away and comes back is new again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pipeline.ledger.store import Ledger
+
+# Trouble read from tonight's apply results, and from the ledger.
+RESULT_KINDS = ("rejected", "failed")
+LEDGER_KINDS = ("attention", "orphaned")
+
+
+@dataclass(frozen=True)
+class NightlySummary:
+    """Tonight's counts, what is new among the trouble, and the two commands' exit codes."""
+
+    created: int | None  # None: no results file to count from
+    waiting_for_pin: int
+    attention: int
+    orphaned: int
+    rejected: int | None
+    failed: int | None
+    new: dict[str, list[str]] = field(default_factory=dict)  # kind → keys new tonight
+    apply_exit: int = 0
+    status_exit: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        """The worse of apply's and status's codes from 2 up; else 1 for new trouble, else 0."""
+        stopped = [code for code in (self.apply_exit, self.status_exit) if code >= 2]
+        if stopped:
+            return max(stopped)
+        return 1 if any(self.new.values()) else 0
+
+    def lines(self) -> list[str]:
+        """The summary as a few lines for a person (or a cron mail)."""
+
+        def count(kind: str, value: int | None, label: str) -> str:
+            if value is None:
+                return f"? {label} (no results file)"
+            fresh = len(self.new.get(kind, []))
+            return f"{value} {label}" + (f" ({fresh} new)" if fresh else "")
+
+        created = "?" if self.created is None else str(self.created)
+        counted = (
+            count("attention", self.attention, "needing attention"),
+            count("orphaned", self.orphaned, "orphaned"),
+            count("rejected", self.rejected, "rejected"),
+            count("failed", self.failed, "failed"),
+        )
+        lines = [
+            f"tonight: {created} created, {self.waiting_for_pin} still waiting for a PIN, "
+            + ", ".join(counted)
+        ]
+        for kind, keys in self.new.items():
+            for key in keys[:5]:
+                lines.append(f"  new {kind}: {key}")
+            if len(keys) > 5:
+                lines.append(f"  and {len(keys) - 5} more new {kind}")
+        verdict = {0: "nothing new", 1: "new trouble tonight: see the report"}.get(
+            self.exit_code, f"apply exit {self.apply_exit}, status exit {self.status_exit}"
+        )
+        lines.append(f"nightly exit {self.exit_code}: {verdict}")
+        return lines
+
+
+async def nightly_summary(
+    ledger: Ledger,
+    results: pl.DataFrame | None,
+    *,
+    now: dt.datetime,
+    apply_exit: int = 0,
+    status_exit: int = 0,
+) -> NightlySummary:
+    """Count tonight's outcome from apply's ``results`` (None: apply wrote none) and the
+    ledger, and record tonight's trouble as known (``known_trouble``), so that the next
+    summary reports only what is new."""
+    now_codes = await ledger.trouble_now()
+
+    def open_window(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [row for row in rows if _instant(row["ends_at"]) > now]
+
+    attention = now_codes["attention"]
+    orphaned = open_window(now_codes["orphaned"])
+    waiting = open_window(now_codes["waiting"])
+    trouble = [("attention", f"{row['idempotency_tag']}: {_reason(row)}") for row in attention]
+    trouble += [
+        ("orphaned", f"{row['reservation_id']} [{row['idempotency_tag']}]") for row in orphaned
+    ]
+    kinds: tuple[str, ...] = LEDGER_KINDS
+    counts: dict[str, int | None] = dict.fromkeys(("created", *RESULT_KINDS))
+    if results is not None:
+        kinds += RESULT_KINDS
+        for kind in ("created", *RESULT_KINDS):
+            rows = results.filter(pl.col("outcome") == kind)
+            counts[kind] = rows.height
+            if kind in RESULT_KINDS:
+                trouble += [(kind, _row_key(row)) for row in rows.to_dicts()]
+    new = await ledger.note_trouble(trouble, kinds)
+    return NightlySummary(
+        created=counts["created"],
+        waiting_for_pin=len(waiting),
+        attention=len(attention),
+        orphaned=len(orphaned),
+        rejected=counts["rejected"],
+        failed=counts["failed"],
+        new={
+            kind: sorted(key for k, key in new if k == kind)
+            for kind in ("rejected", "failed", "attention", "orphaned")
+            if any(k == kind for k, _ in new)
+        },
+        apply_exit=apply_exit,
+        status_exit=status_exit,
+    )
+
+
+def read_results(path: Path | None) -> pl.DataFrame | None:
+    """Apply's results file (CSV, Parquet or JSONL), or None when there is none (apply
+    stopped before writing it)."""
+    if path is None or not path.is_file():
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return pl.read_parquet(path)
+    if suffix == ".jsonl":
+        return pl.read_ndjson(path)
+    return pl.read_csv(path, infer_schema=False)
+
+
+def _reason(row: dict[str, Any]) -> str:
+    """The reason code of a ``needs_attention`` text (``seam_error: ...`` → ``seam_error``)."""
+    return str(row["needs_attention"]).split(":", 1)[0]
+
+
+def _row_key(row: dict[str, Any]) -> str:
+    """A rejected or failed row, the same each night it fails the same way."""
+    door = row.get("door_name") or row.get("device_id") or "(no door)"
+    return f"{row.get('reservation_id')} on {door}: {row.get('reason')}"
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

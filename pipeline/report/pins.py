@@ -1,0 +1,184 @@
+"""The guest → PIN hand-off: one row per reservation and door, with the PIN when it may be sent.
+
+Read from the ledger alone (what ``apply``, ``status`` and the webhook receiver recorded): a
+code whose reservation left the export or was cancelled there (orphaned) is never listed, nor
+one replaced by a reissued code (a moved stay lists its current code only), nor one whose
+window has ended. A cancelled guest must never be sent a PIN.
+
+A row is ``ready`` when its PIN is known, the code is set on the lock or due to be (``set``,
+``setting``, ``unset``: Oracode codes are generated on create and set shortly before
+check-in), and neither Seam nor ``status`` reports a problem with it; otherwise
+``why_not_ready`` says why (the reason first, snake_case):
+    not_created        the create was refused or not sent yet (Seam's reason follows)
+    outcome_unknown    the create's answer was lost; the next apply looks for it on the door
+    needs_attention    ``status`` flagged it (seam_error, not_set_in_time, missing_on_seam)
+    seam_error         Seam reports an error on it
+    no_pin_yet         Seam hasn't assigned the PIN yet (run status, or wait for the webhook)
+    status_<status>    the code is in a status in which it doesn't open the door
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import polars as pl
+
+from pipeline.errors import UsageError
+from pipeline.report.files import check_output_folder, default_output_path, write_private
+
+PIN_FORMATS = ("csv", "parquet", "json")
+PIN_COLUMNS = {
+    "reservation_id": pl.String,
+    "guest_name": pl.String,
+    "door_name": pl.String,
+    "site_name": pl.String,
+    "check_in": pl.String,  # the code's starts_at: the lock's local time with its offset
+    "check_out": pl.String,  # the code's ends_at, likewise
+    "code": pl.String,
+    "code_status": pl.String,
+    "ready": pl.Boolean,
+    "why_not_ready": pl.String,
+    "access_code_id": pl.String,
+    "changed_at": pl.String,  # when the PIN or status last changed (UTC)
+}
+# Code statuses in which the code opens its door or is due to (Seam sets it before starts_at).
+USABLE_STATUSES = frozenset({"set", "setting", "unset"})
+
+
+def pin_table(
+    rows: list[dict[str, Any]],
+    *,
+    now: dt.datetime,
+    ready_only: bool = False,
+    changed_since: dt.datetime | None = None,
+) -> pl.DataFrame:
+    """The hand-off table (``PIN_COLUMNS``) from the ledger's ``pin_rows``: codes whose window
+    has ended are left out; with ``ready_only`` only ready rows, with ``changed_since`` only
+    codes whose PIN or status changed at or after that instant."""
+    table = []
+    for row in rows:
+        if _instant(row["ends_at"]) <= now:
+            continue
+        changed_at = max(
+            (_instant(at) for at in (row["updated_at"], row["status_changed_at"]) if at),
+            default=None,
+        )
+        if changed_since is not None and (changed_at is None or changed_at < changed_since):
+            continue
+        why = why_not_ready(row)
+        if ready_only and why is not None:
+            continue
+        table.append(
+            {
+                "reservation_id": row["reservation_id"],
+                "guest_name": row["guest_name"] or guest_from_name(row),
+                "door_name": row["door_name"],
+                "site_name": row["site_name"],
+                "check_in": row["starts_at"],
+                "check_out": row["ends_at"],
+                "code": row["code"] if row["state"] == "created" else None,
+                "code_status": row["code_status"],
+                "ready": why is None,
+                "why_not_ready": why,
+                "access_code_id": row["access_code_id"],
+                "changed_at": None if changed_at is None else changed_at.isoformat(),
+            }
+        )
+    return pl.DataFrame(table, schema=PIN_COLUMNS)
+
+
+def why_not_ready(row: dict[str, Any]) -> str | None:
+    """Why a guest can't be sent this code's PIN yet (None: it can); see the module's list."""
+    state = row["state"]
+    if state in ("pending", "failed"):
+        detail = ": ".join(part for part in (row["reason"], row["message"]) if part)
+        return "not_created" + (f": {detail}" if detail else ": not sent yet")
+    if state == "sending":
+        return "outcome_unknown: the create's answer was lost; the next apply looks for it"
+    if row["needs_attention"]:
+        return f"needs_attention: {row['needs_attention']}"
+    errors = json.loads(row["code_errors"] or "[]")
+    if errors:
+        return "seam_error: " + "; ".join(
+            f"{error.get('error_code')}: {error.get('message')}" for error in errors
+        )
+    if row["code"] is None:
+        return "no_pin_yet: Seam hasn't assigned the PIN yet"
+    if row["code_status"] not in USABLE_STATUSES:
+        return f"status_{row['code_status'] or 'unknown'}"
+    return None
+
+
+def guest_from_name(row: dict[str, Any]) -> str | None:
+    """For codes apply recorded no guest name for (earlier releases): the guest's name out of
+    a code name made by the default template ``{reservation_id} {guest_name} [{tag}]``; None
+    when the name doesn't have that shape."""
+    name, head, tail = (
+        row["name"] or "",
+        f"{row['reservation_id']} ",
+        f" [{row['idempotency_tag']}]",
+    )
+    if not (name.startswith(head) and name.endswith(tail)) or len(name) <= len(head) + len(tail):
+        return None
+    return name[len(head) : -len(tail)].strip() or None
+
+
+def check_pins_out(out: Path | None, fmt: str | None) -> tuple[Path | None, str]:
+    """The format to write (``--format``, else ``--out``'s extension, else csv), after
+    refusing (UsageError, exit 2) a format we don't write, an ``--out`` whose extension says
+    another, or one that can't be written; before the ledger is read."""
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    chosen = fmt or (suffix if suffix in PIN_FORMATS else "csv")
+    if chosen not in PIN_FORMATS:
+        raise UsageError(f"--format {chosen} is not one of {', '.join(PIN_FORMATS)}")
+    if out is not None:
+        if suffix in PIN_FORMATS and suffix != chosen:
+            raise UsageError(
+                f"--out {out} says {suffix} but --format is {chosen}",
+                hint="give the file the format's extension",
+            )
+        if out.is_dir():
+            raise UsageError(f"--out {out} is a folder", hint="give the path of a file")
+        check_output_folder(out.parent)
+    return out, chosen
+
+
+def write_pins(table: pl.DataFrame, fmt: str, out: Path | None, *, now: dt.datetime) -> Path:
+    """Write the hand-off table atomically, mode 0600 (it holds PINs); ``out`` defaults to
+    ``outputs/pins-<UTC time>.<fmt>``. Raises UsageError (exit 2) when it can't be written."""
+    out = out or default_output_path("pins", now=now).with_suffix(f".{fmt}")
+
+    def write(stream: BinaryIO) -> None:
+        if fmt == "csv":
+            table.write_csv(stream)
+        elif fmt == "parquet":
+            table.write_parquet(stream)
+        else:
+            stream.write(json.dumps(table.to_dicts(), indent=1).encode())
+
+    try:
+        return write_private(out, write)
+    except OSError as exc:
+        raise UsageError(f"the pins can't be written to {out}: {exc.strerror or exc}") from exc
+
+
+def parse_changed_since(text: str) -> dt.datetime:
+    """``--changed-since``: an instant with its offset (``2027-02-01T03:00:00Z``, ``...+01:00``);
+    UsageError (exit 2) for anything else."""
+    try:
+        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise UsageError(
+            f"--changed-since {text!r} is not an instant with its offset",
+            hint="e.g. 2027-02-01T03:00:00Z or 2027-02-01T04:00:00+01:00",
+        )
+    return instant
+
+
+def _instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
