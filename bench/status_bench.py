@@ -1,9 +1,8 @@
 """Status at scale: the requests ``status`` sends to refresh 10,000 unfinished codes over 5,000
 doors (the issue's target: at most 110; one list per door would be 5,000).
 
-The sandbox runs in this process (``httpx.ASGITransport``); its requests are counted by path.
-Seam's ``/events/list`` is answered by the tests' stand-in (``tests/report/events_helpers``,
-set-on-device events from the sandbox's codes and clock) until the sandbox serves its own.
+The sandbox runs in this process (``httpx.ASGITransport``), ``/events/list`` included; its
+requests are counted by path.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pipeline.commands import apply_files, status_files
 from pipeline.sandbox import create_app
 from pipeline.sandbox.state import SandboxState
 from tests.generate import make_devices
-from tests.report.events_helpers import with_events
 
 DOORS = 5_000
 PER_DOOR = 2
@@ -34,7 +32,7 @@ PER_DOOR = 2
 async def _measure(folder: Path) -> dict[str, Any]:
     payload = make_devices(DOORS, seed=91)
     state = SandboxState.from_payload(payload, door_rate=None)
-    transport = httpx.ASGITransport(app=with_events(state, create_app(state)))
+    transport = httpx.ASGITransport(app=create_app(state))
     os.environ["SEAM_API_KEY"] = "seam_bench_key"
     os.environ["SEAM_ENDPOINT"] = "http://sandbox"
     doors = [device["device_id"] for device in payload["devices"]]
@@ -106,4 +104,3 @@ def report(figures: dict[str, Any]) -> None:
             f"  {label:<34} {figure['requests']:>4} requests ({paths}); {figure['codes']:,} codes,"
             f" {figure['from_events']:,} from events, {figure['seconds']:.1f} s"
         )
-    print("  (/events/list: the tests' stand-in until the sandbox serves its own)")

@@ -12,7 +12,6 @@ from pipeline.report.catchup import event_page_budget
 from pipeline.sandbox import create_app
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices
-from tests.report.events_helpers import with_events
 from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
 
 pytestmark = pytest.mark.virtual_time
@@ -44,9 +43,7 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     one /events/list page and asks for the other 500 by id (6 requests), all set with PINs."""
     payload = make_devices(DOORS, seed=35)
     run = start_sandbox(payload, tmp_path, monkeypatch)
-    run.transport = httpx.ASGITransport(
-        app=with_events(run.state, create_app(run.state)), raise_app_exceptions=False
-    )
+    run.transport = httpx.ASGITransport(app=create_app(run.state), raise_app_exceptions=False)
     await run.apply(one_stay_per_door(payload))
     before = run.state.requests.copy()
     first = await refresh(run, dt.datetime.now(dt.UTC))
@@ -74,9 +71,7 @@ async def test_without_events_since_status_asks_by_id_and_spends_one_event_reque
     """No code set since the last status: one /events/list (empty) and the batches by id."""
     payload = make_devices(300, seed=36)
     run = start_sandbox(payload, tmp_path, monkeypatch)
-    run.transport = httpx.ASGITransport(
-        app=with_events(run.state, create_app(run.state)), raise_app_exceptions=False
-    )
+    run.transport = httpx.ASGITransport(app=create_app(run.state), raise_app_exceptions=False)
     await run.apply(one_stay_per_door(payload))
     now = dt.datetime.now(dt.UTC)
     await refresh(run, now)
