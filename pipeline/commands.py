@@ -262,7 +262,12 @@ async def apply_files(
 
         counts, summary = await anyio.to_thread.run_sync(write_and_summarise)
         orphaned = await session.ledger.record_apply(
-            session.run_id, summary.doors, summary.budgets, summary.reservation_ids, now=now
+            session.run_id,
+            summary.doors,
+            summary.budgets,
+            summary.reservation_ids,
+            now=now,
+            current_tags=summary.current_tags,
         )
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(

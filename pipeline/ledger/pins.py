@@ -103,7 +103,7 @@ class Pins(GroupCommits):
                 " (SELECT MAX(e.at) FROM events e WHERE e.kind = 'status'"
                 "  AND e.idempotency_tag = c.idempotency_tag) AS status_changed_at"
                 " FROM codes c LEFT JOIN guests g USING (idempotency_tag)"
-                " WHERE c.orphaned_run_id IS NULL"
+                " WHERE c.orphaned_run_id IS NULL AND c.superseded_run_id IS NULL"
                 " AND c.idempotency_tag NOT IN"
                 "  (SELECT replaces_tag FROM codes WHERE replaces_tag IS NOT NULL)"
                 " ORDER BY c.starts_at, c.reservation_id, c.door_name"

@@ -77,6 +77,7 @@ class Runs(GroupCommits):
         reservation_ids: Iterable[str],
         *,
         now: dt.datetime,
+        current_tags: Iterable[tuple[str, str]] = (),
     ) -> int:
         """Keep an apply run's summary for the report, and mark the orphaned codes.
 
@@ -85,7 +86,10 @@ class Runs(GroupCommits):
         that exists or may exist (``created``, ``sending``), whose window hasn't ended and whose
         reservation is not among ``reservation_ids`` (the run's inputs) becomes orphaned by
         this run, unless an earlier run already found it so; one whose reservation is back is
-        no longer orphaned. Both are events. Returns how many codes this run found orphaned.
+        no longer orphaned. Both are events. ``current_tags``: ``(reservation_id, tag)`` of the
+        run's rows that have a tag; a code of one of those reservations whose tag isn't among
+        them (the stay moved to another door or window) is superseded by this run, and no
+        longer once its tag is back. Returns how many codes this run found orphaned.
         """
 
         def change(db: sqlite3.Connection) -> int:
@@ -99,6 +103,7 @@ class Runs(GroupCommits):
                 " reserve, used, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, *row) for row in budgets],
             )
+            _mark_superseded(db, run_id, current_tags)
             keys = fill_keys(db, "reservation_id", reservation_ids)
             present = f"reservation_id IN (SELECT reservation_id FROM {keys})"
             was_orphaned = f"orphaned_run_id IS NOT NULL AND {present}"
@@ -212,3 +217,26 @@ def _dicts(
     cursor = db.execute(query, parameters)
     names = [description[0] for description in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _mark_superseded(
+    db: sqlite3.Connection, run_id: str, current_tags: Iterable[tuple[str, str]]
+) -> None:
+    """Mark the codes a moved stay no longer uses (inside the caller's transaction)."""
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS tonight_tags"
+        " (reservation_id TEXT NOT NULL, idempotency_tag TEXT PRIMARY KEY)"
+    )
+    db.execute("DELETE FROM tonight_tags")
+    db.executemany("INSERT OR IGNORE INTO tonight_tags VALUES (?, ?)", current_tags)
+    db.execute(
+        "UPDATE codes SET superseded_run_id = NULL WHERE superseded_run_id IS NOT NULL"
+        " AND idempotency_tag IN (SELECT idempotency_tag FROM tonight_tags)"
+    )
+    db.execute(
+        "UPDATE codes SET superseded_run_id = ? WHERE superseded_run_id IS NULL"
+        f" AND {MAY_EXIST_SQL}"
+        " AND reservation_id IN (SELECT reservation_id FROM tonight_tags)"
+        " AND idempotency_tag NOT IN (SELECT idempotency_tag FROM tonight_tags)",
+        (run_id,),
+    )

@@ -127,6 +127,9 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         "replaces_tag": ("TEXT", None),  # a reissued code: the tag of the code it replaces
         # The first apply run whose inputs no longer had the code's reservation (null: it had)
         "orphaned_run_id": ("TEXT", None),
+        # The first apply run whose input gave the code's reservation other codes only (the
+        # stay moved: another door or window); null while the input still has it
+        "superseded_run_id": ("TEXT", None),
         # When the last create for it was sent (wall clock, UTC): its outcome settles from there
         "sent_at": ("TEXT", None),
         # When the Seam event that last moved the code's status happened (Seam's clock): no

@@ -48,14 +48,23 @@ class Statuses(GroupCommits):
     ) -> None:
         """Record what Seam said of each code, as checked at ``checked_at``: ``rows`` carry
         ``STATUS_COLUMNS`` and ``previous_status``. A code whose status changed, or that needs
-        attention, gets a ``status`` event. Committed when it returns."""
+        attention, gets a ``status`` event. A PIN is never taken away (a list that lags, or a
+        webhook that recorded it while the check ran, keeps it), and ``updated_at`` moves when
+        the code's status, PIN or attention changed (``pins --changed-since`` reads it).
+        Committed when it returns."""
 
         def change(db: sqlite3.Connection) -> None:
             db.executemany(
-                "UPDATE codes SET code_status = ?, code = ?, code_errors = ?, code_warnings = ?,"
+                "UPDATE codes SET updated_at = CASE WHEN code_status IS ? AND code IS"
+                " coalesce(?, code) AND needs_attention IS ? THEN updated_at ELSE ? END,"
+                " code_status = ?, code = coalesce(?, code), code_errors = ?, code_warnings = ?,"
                 " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
                 [
                     (
+                        row["code_status"],
+                        row["code"],
+                        row["needs_attention"],
+                        checked_at,
                         row["code_status"],
                         row["code"],
                         row["code_errors"],

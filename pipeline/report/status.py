@@ -90,6 +90,15 @@ async def refresh_statuses(
     known_until = None if tags is not None else await ledger.status_known_until()
     if known_until is not None and (budget := event_page_budget(len(ids))):
         settled = await pins_from_events(client, known_until, set(ids), budget=budget)
+        # An event settles only a code still on its way to set: one the ledger knows as set,
+        # removed or deleted, or flagged (a webhook may have recorded a later failure), is
+        # asked for by id instead, so no code is moved back.
+        on_the_way = {
+            code["access_code_id"]
+            for code in codes
+            if code["code_status"] in (None, "unset", "setting") and not code["needs_attention"]
+        }
+        settled = {code_id: pin for code_id, pin in settled.items() if code_id in on_the_way}
     asked = [code_id for code_id in ids if code_id not in settled]
     listed: dict[str, AccessCode] = {}
     for start in range(0, len(asked), REFRESH_BATCH):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
@@ -100,6 +100,9 @@ class RunSummary:
     doors: list[tuple[Any, ...]]
     budgets: list[tuple[Any, ...]]
     reservation_ids: list[str]
+    # (reservation_id, idempotency_tag) of the run's rows that have a tag, excluded ones aside:
+    # the codes each reservation is meant to have now.
+    current_tags: list[tuple[str, str]] = field(default_factory=list)
 
 
 def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) -> RunSummary:
@@ -158,6 +161,12 @@ def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) 
         budgets=budgets.rows(),
         # An excluded row (a cancelled booking) is a reservation the property no longer has:
         # its code, if one was made, is orphaned like that of a row no longer exported.
+        current_tags=results.filter(
+            pl.col("idempotency_tag").is_not_null() & (pl.col("reason").fill_null("") != EXCLUDED)
+        )
+        .select("reservation_id", "idempotency_tag")
+        .unique()
+        .rows(),
         reservation_ids=results.filter(pl.col("reason").fill_null("") != EXCLUDED)["reservation_id"]
         .drop_nulls()
         .unique()

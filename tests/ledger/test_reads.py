@@ -110,3 +110,28 @@ async def test_the_report_is_built_from_the_ledgers_rows(ledger):
     assert made_report.doors["outcome_unknown"].to_list() == [1]
     with pytest.raises(UsageError, match="the ledger has no apply run nope"):
         await make_report(ledger, now=NOW, run_id="nope")
+
+
+async def test_a_status_check_never_takes_a_pin_away_and_dates_only_real_changes(ledger):
+    """record_statuses keeps a known PIN when Seam's answer lacks it (a lagging list, or a
+    webhook that recorded it meanwhile), and moves updated_at only when something changed."""
+    run_id = await made(ledger, ["t1"])
+    [before] = rows(ledger, "SELECT code, code_status, updated_at FROM codes")
+    assert before[0] == "123456"
+
+    def row(status: str, pin: str | None) -> dict:
+        return {
+            "idempotency_tag": "t1",
+            "code_status": status,
+            "code": pin,
+            "code_errors": "[]",
+            "code_warnings": "[]",
+            "needs_attention": None,
+            "previous_status": before[1],
+        }
+
+    await ledger.record_statuses(run_id, [row(before[1], None)], "2030-01-01T00:00:00+00:00")
+    assert rows(ledger, "SELECT code, code_status, updated_at FROM codes") == [before]
+    await ledger.record_statuses(run_id, [row("unset", None)], "2030-01-02T00:00:00+00:00")
+    [after] = rows(ledger, "SELECT code, code_status, updated_at FROM codes")
+    assert after == ("123456", "unset", "2030-01-02T00:00:00+00:00")

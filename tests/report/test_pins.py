@@ -166,3 +166,18 @@ def test_a_guest_name_is_read_from_a_default_template_code_name(name, guest):
     tag, only for names the default template made."""
     row = {"name": name, "reservation_id": "R1", "idempotency_tag": "opl-1"}
     assert guest_from_name(row) == guest
+
+
+@pytest.mark.anyio
+async def test_a_moved_stay_without_reissue_lists_no_stale_pin(tmp_path, monkeypatch):
+    """MOVE moves without --reissue-changed: its new row is rejected and its old code (the old
+    window) is superseded, so pins lists no PIN for it until the stay is back or reissued."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=72)
+    await run.apply(stays(door, TONIGHT))
+    moved = {**TONIGHT, "MOVE": ("2027-03-20", "2027-03-22", "Alan Turing")}
+    await run.apply(stays(door, moved))
+    pins = (await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv")).pins
+    assert pins["reservation_id"].to_list() == ["KEEP", "CANCEL"]
+    await run.apply(stays(door, TONIGHT))  # the stay is back as it was: its code is current
+    back = (await export_pins(ledger_path=run.ledger, out=tmp_path / "back.csv")).pins
+    assert back["reservation_id"].to_list() == ["KEEP", "MOVE", "CANCEL"]
