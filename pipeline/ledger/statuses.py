@@ -28,14 +28,17 @@ class Statuses(GroupCommits):
 
     async def created_codes(self, tags: Collection[str] | None = None) -> list[dict[str, Any]]:
         """The ``created`` codes that have an ``access_code_id`` (those with ``tags`` only, when
-        given): ``STATUS_COLUMNS`` and ``created_at``."""
+        given): ``STATUS_COLUMNS``, ``created_at`` and ``withdrawn`` (``orphaned``: its
+        reservation left the export; ``superseded``: the stay moved; else None)."""
 
         def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
             join = ""
             if tags is not None:
                 join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
             cursor = db.execute(
-                f"SELECT {', '.join(STATUS_COLUMNS)}, created_at FROM codes{join}"
+                f"SELECT {', '.join(STATUS_COLUMNS)}, created_at, CASE WHEN orphaned_run_id IS"
+                " NOT NULL THEN 'orphaned' WHEN superseded_run_id IS NOT NULL THEN 'superseded'"
+                f" END AS withdrawn FROM codes{join}"
                 " WHERE state = 'created' AND access_code_id IS NOT NULL"
             )
             names = [description[0] for description in cursor.description]

@@ -118,11 +118,17 @@ async def refresh_statuses(
     await ledger.record_statuses(run_id, rows, checked_at)
     if tags is None:
         await ledger.set_status_known_until(checked_at)
-    table = await anyio.to_thread.run_sync(
-        lambda: pl.DataFrame(
+    withdrawn = [code.get("withdrawn") for code in codes]
+
+    def tabulate() -> pl.DataFrame:
+        # A withdrawn code's PIN stays out of the results file: a cancelled guest or a moved
+        # stay's old code must not be messaged from it (``pins`` lists the current ones).
+        table = pl.DataFrame(
             rows, schema=dict.fromkeys((*STATUS_COLUMNS, "previous_status"), pl.String)
-        )
-    )
+        ).with_columns(withdrawn=pl.Series(withdrawn, dtype=pl.String))
+        return table.with_columns(code=pl.when(pl.col("withdrawn").is_null()).then("code"))
+
+    table = await anyio.to_thread.run_sync(tabulate)
     return StatusResult(
         codes=table, requests=client.requests - requests_before, from_events=len(settled)
     )

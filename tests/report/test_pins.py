@@ -181,3 +181,26 @@ async def test_a_moved_stay_without_reissue_lists_no_stale_pin(tmp_path, monkeyp
     await run.apply(stays(door, TONIGHT))  # the stay is back as it was: its code is current
     back = (await export_pins(ledger_path=run.ledger, out=tmp_path / "back.csv")).pins
     assert back["reservation_id"].to_list() == ["KEEP", "MOVE", "CANCEL"]
+
+
+@pytest.mark.anyio
+async def test_status_results_keep_a_withdrawn_codes_pin_out(tmp_path, monkeypatch):
+    """After CANCEL leaves the export and MOVE moves, status's results file marks their old
+    codes orphaned and superseded and holds no PIN for them; KEEP's PIN is there."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=74)
+    await run.apply(stays(door, TONIGHT))
+    moved = {"KEEP": TONIGHT["KEEP"], "MOVE": ("2027-03-20", "2027-03-22", "Alan Turing")}
+    await run.apply(stays(door, moved))
+    move_sandbox_clock_to(run, latest_start(run))  # every code set, with its PIN
+    status = await refresh(run, dt.datetime.now(dt.UTC))
+    written = pl.read_csv(status.out, infer_schema=False)
+    with sqlite3.connect(run.ledger) as db:
+        by_tag = dict(db.execute("SELECT idempotency_tag, reservation_id FROM codes").fetchall())
+    result = {
+        by_tag[row["idempotency_tag"]]: (row["withdrawn"], row["code"])
+        for row in written.iter_rows(named=True)
+    }
+    assert result["CANCEL"] == ("orphaned", None)
+    assert result["MOVE"] == ("superseded", None)
+    assert result["KEEP"][0] is None
+    assert result["KEEP"][1] is not None
