@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 import stamina
 
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.report.output import LIBRARY_LOGGERS
 from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND
 
@@ -27,3 +31,16 @@ def anyio_backend(request: pytest.FixtureRequest) -> object:
 @pytest.fixture(scope="session")
 def sandbox_catalog() -> DeviceCatalog:
     return read_device_file(SANDBOX_DEVICES)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """The CLI configures process-wide loggers: put them back for the next tests (for modules
+    that run commands in this process: ``pytest.mark.usefixtures("restore_logging")``)."""
+    loggers = [logging.getLogger(name) for name in ("pipeline", *LIBRARY_LOGGERS)]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
+    yield
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,7 +15,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.cli.parser import build_parser
 from pipeline.errors import SeamUnavailableError
-from pipeline.report.output import LIBRARY_LOGGERS, configure_logging
+from pipeline.report.output import configure_logging
 from pipeline.seam.client import SeamClient, talking_to
 from pipeline.settings import SeamCredentials
 from tests.paths import ROOT
@@ -25,16 +24,7 @@ SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 CONFIG = ROOT / "inputs" / "pipeline.toml"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """configure_logging changes process-wide loggers: put them back for the next tests."""
-    loggers = [logging.getLogger(name) for name in ("pipeline", *LIBRARY_LOGGERS)]
-    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
-    yield
-    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def free_port() -> int:

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,22 +14,11 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.cli import main
-from pipeline.report.output import LIBRARY_LOGGERS
 from pipeline.webhooks import Verifier, WebhookReceiver, bind, serving
 from tests.paths import ROOT
 from tests.webhooks.helpers import PIN, SECRET, code_rows, delivery, event, event_rows
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """The command configures process-wide loggers: put them back for the next tests."""
-    loggers = [logging.getLogger(name) for name in ("pipeline", *LIBRARY_LOGGERS)]
-    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
-    yield
-    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 @pytest.mark.slow
