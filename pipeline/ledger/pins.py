@@ -1,7 +1,6 @@
 """Getting PINs to guests: what the ledger keeps for the hand-off and the quiet nightly job.
 
-Tables (each created by this module the first time it is used, ``CREATE TABLE IF NOT EXISTS``:
-a ledger of an earlier release simply doesn't have them yet)
+Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones included)
     guests         the guest name of each planned code, as apply read it (code names carry it
                    only through a configurable template)
     status_cursor  one row: the instant up to which every unfinished code's status is known,
@@ -19,24 +18,6 @@ from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
-
-PINS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS guests (
-    idempotency_tag TEXT PRIMARY KEY,
-    guest_name TEXT
-);
-CREATE TABLE IF NOT EXISTS status_cursor (
-    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
-    known_until TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS known_trouble (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"""
 
 # What ``pin_rows`` reads of a code (its last status event's time comes as ``status_changed_at``).
 PIN_SOURCE_COLUMNS = (
@@ -60,14 +41,6 @@ PIN_SOURCE_COLUMNS = (
 )
 
 
-def _ensure(db: sqlite3.Connection) -> None:
-    """Create this module's tables if the ledger lacks them (one statement at a time:
-    ``executescript`` would first commit a transaction the caller has open)."""
-    for statement in PINS_SCHEMA.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
 class Pins(GroupCommits):
     """The hand-off's tables (``guests``, ``status_cursor``, ``known_trouble``) and the query
     that lists every reservation's code as a guest would be sent it."""
@@ -78,7 +51,6 @@ class Pins(GroupCommits):
         rows = [(tag, name) for tag, name in names if name]
 
         def change(db: sqlite3.Connection) -> None:
-            _ensure(db)
             db.executemany(
                 "INSERT INTO guests (idempotency_tag, guest_name) VALUES (?, ?)"
                 " ON CONFLICT (idempotency_tag) DO UPDATE SET guest_name = excluded.guest_name",
@@ -96,7 +68,6 @@ class Pins(GroupCommits):
         ``failed``) are all listed; the caller says which are ready."""
 
         def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            _ensure(db)
             columns = ", ".join(f"c.{column}" for column in PIN_SOURCE_COLUMNS)
             cursor = db.execute(
                 f"SELECT {columns}, g.guest_name,"
@@ -117,7 +88,6 @@ class Pins(GroupCommits):
         """The instant up to which every unfinished code's status is known (None: never)."""
 
         def query(db: sqlite3.Connection) -> str | None:
-            _ensure(db)
             row = db.execute("SELECT known_until FROM status_cursor").fetchone()
             return None if row is None else str(row[0])
 
@@ -127,7 +97,6 @@ class Pins(GroupCommits):
         """Record that every unfinished code's status is known as of ``instant``. Committed."""
 
         def change(db: sqlite3.Connection) -> None:
-            _ensure(db)
             db.execute(
                 "INSERT INTO status_cursor (only_row, known_until) VALUES (1, ?)"
                 " ON CONFLICT (only_row) DO UPDATE SET known_until = excluded.known_until",
@@ -172,7 +141,6 @@ class Pins(GroupCommits):
         marks = ", ".join("?" * len(kinds))
 
         def change(db: sqlite3.Connection) -> set[tuple[str, str]]:
-            _ensure(db)
             first_seen = {
                 (str(kind), str(key)): str(seen)
                 for kind, key, seen in db.execute(

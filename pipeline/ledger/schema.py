@@ -113,6 +113,24 @@ CREATE TABLE IF NOT EXISTS seam_events (
 CREATE INDEX IF NOT EXISTS seam_events_by_code ON seam_events (access_code_id);
 -- Webhooks find their code by Seam's id.
 CREATE INDEX IF NOT EXISTS codes_by_access_code ON codes (access_code_id);
+-- The hand-off (``pins``): each planned code's guest name, the instant up to which status
+-- knows every unfinished code (its catch-up from events starts there), and what the last
+-- nightly summary reported (so the next one reports only what is new).
+CREATE TABLE IF NOT EXISTS guests (
+    idempotency_tag TEXT PRIMARY KEY,
+    guest_name TEXT
+);
+CREATE TABLE IF NOT EXISTS status_cursor (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    known_until TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known_trouble (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
 
 # Columns added after the first release, per table: ledgers made before them get them on open,
