@@ -43,7 +43,7 @@ from pipeline.apply.policy import (
     key_refused,
 )
 from pipeline.apply.scheduler import Job, Outcome
-from pipeline.apply.settling import CodeSettler
+from pipeline.apply.settling import CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.ledger.store import Ledger, LedgerCode
@@ -112,18 +112,20 @@ class CodeCreator:
         self._progress = ProgressWatch(policy.give_up_after)
         self.closed_doors: dict[str, tuple[str, str]] = {}
         self._settler = CodeSettler(
-            client,
-            ledger,
-            run_id,
-            bodies,
-            policy=policy,
-            progress=self._progress,
-            closed_doors=self.closed_doors,
+            SendContext(
+                client,
+                ledger,
+                run_id,
+                bodies,
+                policy,
+                self._progress,
+                on_progress,
+                self.closed_doors,
+            ),
             guard=guard,
             planned=planned,
             sending=sending,
             prelisted=prelisted,
-            on_progress=on_progress,
         )
 
     @property

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.apply.looking import find_tags
@@ -46,6 +47,22 @@ log = logging.getLogger(__name__)
 RETRY_READ_STATUS = frozenset({429})
 
 
+@dataclass(frozen=True)
+class SendContext:
+    """What the creator and the settler of one run share: the client and the ledger, the run,
+    the create bodies by tag, the policy and its progress watch, where progress is reported,
+    and the doors closed for this run (door → reason and message)."""
+
+    client: SeamClient
+    ledger: Ledger
+    run_id: str
+    bodies: Mapping[str, dict[str, Any]]
+    policy: CreatePolicy
+    progress: ProgressWatch
+    on_progress: Callable[[str], None]
+    closed_doors: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
 class CodeSettler:
     """Runs the ``look``, ``verify`` and ``check`` jobs of a run (``CodeCreator`` hands them here).
 
@@ -62,32 +79,19 @@ class CodeSettler:
 
     def __init__(
         self,
-        client: SeamClient,
-        ledger: Ledger,
-        run_id: str,
-        bodies: Mapping[str, dict[str, Any]],
+        run: SendContext,
         *,
-        policy: CreatePolicy,
-        progress: ProgressWatch,
-        closed_doors: dict[str, tuple[str, str]],
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
         sending: Mapping[str, Sequence[LedgerCode]] | None = None,
         prelisted: Mapping[str, list[AccessCode]] | None = None,
-        on_progress: Callable[[str], None] = lambda event: None,
     ) -> None:
-        self._client = client
-        self._ledger = ledger
-        self._run_id = run_id
-        self._bodies = bodies
-        self._policy = policy
-        self._progress = progress
+        self._run = run
         self._guard = guard
         self._planned = planned or {}
         self._sending = sending or {}
         self._prelisted = dict(prelisted or {})
-        self._on_progress = on_progress
-        self.closed_doors = closed_doors
+        self.closed_doors = run.closed_doors
         self.found_on_door: set[str] = set()
 
     async def look(self, job: Job) -> Outcome:
@@ -102,7 +106,7 @@ class CodeSettler:
         listed_at = dt.datetime.now(dt.UTC)
         if codes is None or left:
             try:
-                codes = await self._client.list_access_codes(device_id)
+                codes = await self._run.client.list_access_codes(device_id)
             except SeamError as exc:
                 if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
                     return self._read_again(job, exc)
@@ -113,17 +117,17 @@ class CodeSettler:
                 log.error("door not looked at: its creates are not sent", extra={"error": why})
                 self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
                 return Outcome(close_door=True)
-            self._progress.progressed()
+            self._run.progress.progressed()
         wanted = [*self._planned.get(device_id, ()), *left]
         found = find_tags(codes, dict.fromkeys(wanted, device_id))
         for tag, code in found.items():
             # A code an earlier run sent is that send's outcome; any other was made by a run
             # whose ledger this isn't (new, lost, copied).
             how = ADOPTED if tag in left else FOUND_ON_DOOR
-            self._ledger.mark_created(tag, self._run_id, code, None, how=how)
+            self._run.ledger.mark_created(tag, self._run.run_id, code, None, how=how)
             if how == FOUND_ON_DOOR:
                 self.found_on_door.add(tag)
-            self._on_progress("created")
+            self._run.on_progress("created")
         later = self._settle_left(
             (code for tag, code in left.items() if tag not in found), listed_at
         )
@@ -142,15 +146,15 @@ class CodeSettler:
         for code in codes:
             tag = code.idempotency_tag
             sent_at = dt.datetime.fromisoformat(code.sent_at) if code.sent_at else None
-            waited = (now - sent_at).total_seconds() if sent_at else self._policy.settle_after
-            remaining = self._policy.settle_after + SENT_AT_SLACK - waited
+            waited = (now - sent_at).total_seconds() if sent_at else self._run.policy.settle_after
+            remaining = self._run.policy.settle_after + SENT_AT_SLACK - waited
             if remaining <= 0:
-                self._ledger.mark_pending(
-                    tag, self._run_id, NOT_FOUND, "left sending, settled, and not on the door"
+                self._run.ledger.mark_pending(
+                    tag, self._run.run_id, NOT_FOUND, "left sending, settled, and not on the door"
                 )
-                if tag in self._bodies:
+                if tag in self._run.bodies:
                     later.append((0.0, Job(code.device_id, tag, "create")))
-            elif remaining <= self._policy.give_up_after:
+            elif remaining <= self._run.policy.give_up_after:
                 later.append((remaining, Job(code.device_id, tag, "verify")))
             # Otherwise it settles later than this run may wait: it stays `sending` for the next.
         return tuple(later)
@@ -166,14 +170,14 @@ class CodeSettler:
             if exc.status in KEY_REFUSED_STATUS:
                 raise key_refused(exc) from exc
             if isinstance(exc, SeamUnavailableError):
-                self._progress.stalled(exc)
+                self._run.progress.stalled(exc)
             # The look's count stands; Seam's own no-space answer still stops a full door.
             log.warning(
                 "could not count the door's codes again; going on with its first look's count",
                 extra={"device_id": job.device_id, "error": exc.one_line()},
             )
             return Outcome()
-        self._progress.progressed()
+        self._run.progress.progressed()
         # Only codes not yet created are adopted: the ledger's created ones keep their record.
         wanted = set(self._planned.get(job.device_id, ()))
         recount = Recount(
@@ -185,27 +189,27 @@ class CodeSettler:
 
     async def _settle_recount(self, device_id: str, recount: Recount) -> None:
         for tag, code in recount.found.items():
-            self._ledger.mark_created(tag, self._run_id, code, None, how=FOUND_ON_DOOR)
+            self._run.ledger.mark_created(tag, self._run.run_id, code, None, how=FOUND_ON_DOOR)
             self.found_on_door.add(tag)
-            self._on_progress("created")
+            self._run.on_progress("created")
         over = {tag: why for tag, why in recount.over.items() if tag not in recount.found}
         if over:
-            await self._ledger.mark_failed_many(
-                self._run_id, [(tag, BUDGET_EXHAUSTED, why) for tag, why in over.items()]
+            await self._run.ledger.mark_failed_many(
+                self._run.run_id, [(tag, BUDGET_EXHAUSTED, why) for tag, why in over.items()]
             )
             log.warning(
                 "door's budget was used since it was looked at: codes withdrawn",
                 extra={"device_id": device_id, "withdrawn": len(over)},
             )
             for _ in over:
-                self._on_progress("failed")
+                self._run.on_progress("failed")
 
     async def verify(self, job: Job) -> Outcome:
         """Look for a settled code on its door: adopt it, or send the create again if it isn't
         there."""
         tag = job.key
         try:
-            codes = await self._client.list_access_codes(job.device_id, search=tag)
+            codes = await self._run.client.list_access_codes(job.device_id, search=tag)
         except SeamError as exc:
             if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
                 return self._read_again(job, exc)
@@ -219,21 +223,21 @@ class CodeSettler:
             return Outcome()
         found = find_tags(codes, {tag: job.device_id})
         if tag in found:
-            self._progress.progressed()
-            self._ledger.mark_created(tag, self._run_id, found[tag], None, how=ADOPTED)
-            self._on_progress("created")
+            self._run.progress.progressed()
+            self._run.ledger.mark_created(tag, self._run.run_id, found[tag], None, how=ADOPTED)
+            self._run.on_progress("created")
             return Outcome()
-        if tag not in self._bodies:
-            self._ledger.mark_pending(
-                tag, self._run_id, NOT_FOUND, "not on the door and not in this run's input"
+        if tag not in self._run.bodies:
+            self._run.ledger.mark_pending(
+                tag, self._run.run_id, NOT_FOUND, "not on the door and not in this run's input"
             )
             return Outcome()
-        self._ledger.mark_pending(
-            tag, self._run_id, NOT_FOUND, "the create's answer was lost and no code was made"
+        self._run.ledger.mark_pending(
+            tag, self._run.run_id, NOT_FOUND, "the create's answer was lost and no code was made"
         )
         return Outcome(again=Job(job.device_id, tag, "create"))
 
     def _read_again(self, job: Job, exc: SeamError) -> Outcome:
         """A look that got no usable answer: the same job again, after a backoff."""
-        self._progress.stalled(exc)
-        return Outcome(again=job, after=self._progress.retry_wait())
+        self._run.progress.stalled(exc)
+        return Outcome(again=job, after=self._run.progress.retry_wait())

@@ -197,16 +197,7 @@ class Codes(GroupCommits):
         """The codes on these doors that exist or may exist (``created`` or ``sending``):
         ``idempotency_tag, device_id, access_code_id, starts_at, ends_at``."""
         columns = ("idempotency_tag", "device_id", "access_code_id", "starts_at", "ends_at")
-
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            keys = fill_keys(db, "device_id", device_ids)
-            cursor = db.execute(
-                f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (device_id)"
-                f" WHERE {MAY_EXIST_SQL}"
-            )
-            return [dict(zip(columns, row, strict=True)) for row in cursor]
-
-        return await self.read(query)
+        return await self._codes_that_may_exist("device_id", device_ids, columns)
 
     async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
         """The outcome columns of the given codes, for the results file."""
@@ -230,11 +221,17 @@ class Codes(GroupCommits):
             "ends_at",
             "access_code_id",
         )
+        return await self._codes_that_may_exist("reservation_id", reservation_ids, columns)
+
+    async def _codes_that_may_exist(
+        self, key: str, values: Sequence[str], columns: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """``columns`` of the codes that exist or may exist whose ``key`` is one of ``values``."""
 
         def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
-            keys = fill_keys(db, "reservation_id", reservation_ids)
+            keys = fill_keys(db, key, values)
             cursor = db.execute(
-                f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (reservation_id)"
+                f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING ({key})"
                 f" WHERE {MAY_EXIST_SQL}"
             )
             return [dict(zip(columns, row, strict=True)) for row in cursor]
