@@ -28,6 +28,30 @@ def apply_command(tmp_path, source) -> list[str]:
     ]  # fmt: skip
 
 
+def hundred_and_twenty_stays(tmp_path, *, seed: int, latency_ms: tuple[float, float]):
+    """Six doors with twenty stays each, in a CSV, and a sandbox to serve them (not started)."""
+    payload = make_devices(6, seed=seed)
+    source = tmp_path / "stays.csv"
+    make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=seed).write_csv(source)
+    state, server = served(payload, Faults(latency_ms=latency_ms))
+    return state, server, source
+
+
+def start_apply(tmp_path, source, url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+
+def assert_rerun_finishes(tmp_path, source, url: str) -> None:
+    rerun = subprocess.run(
+        apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
+        capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr.decode()
+
+
 def wait_for_codes(state, count: int, process: subprocess.Popen[bytes]) -> None:
     """Until the sandbox holds ``count`` codes (the run is busy creating)."""
     deadline = time.monotonic() + 60
@@ -41,16 +65,9 @@ def wait_for_codes(state, count: int, process: subprocess.Popen[bytes]) -> None:
 def test_the_first_signal_stops_cleanly_and_the_rerun_finishes(tmp_path, signum, exit_code):
     """One signal mid-run: exit 128+n, one line with what was done, the results file for every
     row, the run recorded in the ledger; the rerun creates the rest, each code once."""
-    payload = make_devices(6, seed=31)
-    stays = make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=31)
-    source = tmp_path / "stays.csv"
-    stays.write_csv(source)
-    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)))
+    state, server, source = hundred_and_twenty_stays(tmp_path, seed=31, latency_ms=(5.0, 15.0))
     with server as url:
-        process = subprocess.Popen(
-            apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        process = start_apply(tmp_path, source, url)
         wait_for_codes(state, 15, process)
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
@@ -65,11 +82,7 @@ def test_the_first_signal_stops_cleanly_and_the_rerun_finishes(tmp_path, signum,
         assert results.height == 120
         with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
             assert db.execute("SELECT exit_code FROM runs").fetchall() == [(exit_code,)]
-        rerun = subprocess.run(
-            apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
-            capture_output=True, timeout=120,
-        )  # fmt: skip
-        assert rerun.returncode == 0, rerun.stderr.decode()
+        assert_rerun_finishes(tmp_path, source, url)
         on_doors = tags_on_doors(state)
     assert sorted(on_doors.values()) == [1] * 120
 
@@ -77,16 +90,9 @@ def test_the_first_signal_stops_cleanly_and_the_rerun_finishes(tmp_path, signum,
 def test_a_second_signal_ends_at_once_and_the_rerun_finishes(tmp_path):
     """Two SIGTERMs: the process ends at once (143) saying the ledger is safe; the rerun
     settles whatever was in flight and finishes: no duplicate, none lost."""
-    payload = make_devices(6, seed=32)
-    stays = make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=32)
-    source = tmp_path / "stays.csv"
-    stays.write_csv(source)
-    state, server = served(payload, Faults(latency_ms=(200.0, 400.0)))
+    state, server, source = hundred_and_twenty_stays(tmp_path, seed=32, latency_ms=(200.0, 400.0))
     with server as url:
-        process = subprocess.Popen(
-            apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        process = start_apply(tmp_path, source, url)
         wait_for_codes(state, 10, process)
         process.send_signal(signal.SIGTERM)
         time.sleep(0.05)
@@ -94,11 +100,7 @@ def test_a_second_signal_ends_at_once_and_the_rerun_finishes(tmp_path):
         _, err = process.communicate(timeout=30)
         assert process.returncode == 143
         assert "stopped at once by a second SIGTERM; the ledger is safe" in err.decode()
-        rerun = subprocess.run(
-            apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
-            capture_output=True, timeout=120,
-        )  # fmt: skip
-        assert rerun.returncode == 0, rerun.stderr.decode()
+        assert_rerun_finishes(tmp_path, source, url)
         on_doors = tags_on_doors(state)
     assert sorted(on_doors.values()) == [1] * 120
 
