@@ -5,7 +5,10 @@ tag in its name, so the door itself says whether a code exists. The protocol, pe
 1. before a door's first create in a run, the door was looked at (a ``look`` job,
    ``settling``): a code carrying a planned tag was adopted then, whatever the ledger held;
 2. the ledger moves the code ``pending``/``failed`` → ``sending`` (a compare-and-set: a process
-   that loses it sends nothing) and commits, *then* the create is sent, once;
+   that loses it sends nothing) and commits, *then* the create is sent, once. A door's next
+   create is moved ahead of time (``prepare``), while its door waits for a place to free, so
+   that the commit isn't between the free place and the send; one that is not sent after all
+   (the run stopped, the code was found) goes back to ``pending``;
 3. a 200 that describes the code asked for (on the door asked for, with the tag in its name)
    makes it ``created``; a 4xx refusal makes it ``failed`` (no code exists); a 429 means Seam
    refused before acting, so it goes back to ``pending`` and is queued again. The answer is
@@ -46,6 +49,7 @@ from pipeline.apply.scheduler import Job, Outcome
 from pipeline.apply.settling import CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
 from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.ledger.commits import Queued
 from pipeline.ledger.store import Ledger, LedgerCode
 from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
 from pipeline.seam.client import SeamClient, clamp_wait
@@ -84,7 +88,8 @@ class CodeCreator:
 
     ``bodies`` maps a tag to its create body. Creates are sent here; the ``look``, ``verify``
     and ``check`` jobs go to a ``CodeSettler`` (``settling``), which takes ``guard``,
-    ``planned``, ``sending`` and ``prelisted``. ``closed_doors`` says, per door that takes no
+    ``planned``, ``sending`` and ``prelisted``. ``registered``: the run's registration of its
+    codes, which a code's first change waits for. ``closed_doors`` says, per door that takes no
     more creates this run, the reason and message for its creates not sent; ``found_on_door``
     holds the tags adopted before anything was sent for them.
     """
@@ -97,6 +102,7 @@ class CodeCreator:
         bodies: Mapping[str, dict[str, Any]],
         *,
         policy: CreatePolicy,
+        registered: Queued[Any] | None = None,
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
         sending: Mapping[str, Sequence[LedgerCode]] | None = None,
@@ -110,6 +116,8 @@ class CodeCreator:
         self._policy = policy
         self._on_progress = on_progress
         self._progress = ProgressWatch(policy.give_up_after)
+        self._marks: dict[str, _Mark] = {}
+        self._registered = registered
         self.closed_doors: dict[str, tuple[str, str]] = {}
         self._settler = CodeSettler(
             SendContext(
@@ -142,13 +150,22 @@ class CodeCreator:
         if job.kind == "check":
             return await self._settler.check(job)
         tag = job.key
-        if not await self._ledger.mark_sending(tag, self._run_id):
+        mark = self._marks.pop(tag, None)
+        if mark is None:
+            mark = _Mark()
+            await self._take(mark, tag)
+        else:
+            await mark.done.wait()
+        if mark.failure is not None:
+            raise mark.failure
+        if not mark.taken:
             log.warning(
                 "code not sent: the ledger has it in another state (another process took it)",
                 extra={"tag": tag, "device_id": job.device_id},
             )
             return Outcome()
-        marked = sent = anyio.current_time()
+        marked = mark.at
+        sent = anyio.current_time()
 
         async def leaving() -> None:
             # The settle time counts from when the create really leaves. The ledger's send
@@ -184,6 +201,32 @@ class CodeCreator:
         self._ledger.mark_created(tag, self._run_id, code, created.request_id, how=CREATED)
         self._on_progress("created")
         return Outcome(counted=True, answered_at=answered)
+
+    async def prepare(self, job: Job) -> None:
+        """Step 2 ahead of time, for a create its door will send shortly: its ``sending``
+        commit, so that the send needn't wait for it. ``unsent`` says which prepared codes
+        were not sent after all (the caller puts them back)."""
+        if job.kind != "create" or job.key in self._marks:
+            return
+        mark = self._marks[job.key] = _Mark()
+        await self._take(mark, job.key)
+        if mark.failure is not None:
+            raise mark.failure
+
+    async def _take(self, mark: _Mark, tag: str) -> None:
+        if self._registered is not None:
+            # The code must be in the ledger (registered beside the first looks) to be marked.
+            try:
+                await self._ledger.committed(self._registered)
+            except Exception as exc:
+                mark.failure = exc
+                mark.done.set()
+                return
+        await mark.take(self._ledger, tag, self._run_id)
+
+    def unsent(self) -> list[str]:
+        """The prepared codes (now ``sending``) whose create was not sent."""
+        return [tag for tag, mark in self._marks.items() if mark.taken]
 
     def _unknown(self, job: Job, sent: float, why: str) -> Outcome:
         """The create may or may not have made a code: look at the door once it has settled."""
@@ -250,6 +293,27 @@ class CodeCreator:
         log.error("door is full: its remaining creates are not sent", extra={"error": why})
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered, close_door=True)
+
+
+class _Mark:
+    """One code's ``pending``/``failed`` → ``sending`` compare-and-set, taken once: ``taken``
+    says whether this process won it, ``at`` when it was committed."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.taken = False
+        self.at = 0.0
+        self.failure: Exception | None = None
+
+    async def take(self, ledger: Ledger, tag: str, run_id: str) -> None:
+        # Before the commit: the send time it records is no earlier than this.
+        self.at = anyio.current_time()
+        try:
+            self.taken = await ledger.mark_sending(tag, run_id)
+        except Exception as exc:
+            self.failure = exc
+        finally:
+            self.done.set()
 
 
 def _retry_hint(exc: SeamError) -> float | None:

@@ -184,16 +184,20 @@ async def apply_plan(
     rows = await anyio.to_thread.run_sync(
         lambda: plan.filter(pl.col("outcome") == "planned").sort(ALLOCATION_ORDER).to_dicts()
     )
-    known = await ledger.register(run_id, rows)
-    already = {tag for tag, code in known.items() if code.state == "created"}
-    to_send = [row for row in rows if known[row["idempotency_tag"]].state in SENDABLE]
+    tags = [row["idempotency_tag"] for row in rows]
+    states = await ledger.states(tags)
+    sending: dict[str, list[LedgerCode]] = {}
+    for code in await ledger.codes_in_state("sending"):
+        sending.setdefault(code.device_id, []).append(code)
+    # Committed beside the doors' first looks (which don't need it); every later change to
+    # these codes is queued after it, and a create waits for it.
+    registered = ledger.register_soon(run_id, rows)
+    already = {tag for tag in tags if states.get(tag) == "created"}
+    to_send = [row for row in rows if states.get(row["idempotency_tag"], "pending") in SENDABLE]
     planned: dict[str, list[str]] = {}
     for row in rows:
         if row["idempotency_tag"] not in already:
             planned.setdefault(row["device_id"], []).append(row["idempotency_tag"])
-    sending: dict[str, list[LedgerCode]] = {}
-    for code in await ledger.codes_in_state("sending"):
-        sending.setdefault(code.device_id, []).append(code)
     scheduler = DoorScheduler(
         door_rate=settings.door_rate,
         concurrency=settings.concurrency,
@@ -216,6 +220,7 @@ async def apply_plan(
         run_id,
         {row["idempotency_tag"]: create_body(row) for row in rows},
         policy=settings.policy,
+        registered=registered,
         guard=guard,
         planned=planned,
         sending=sending,
@@ -226,11 +231,15 @@ async def apply_plan(
     try:
         async with ledger.commit_every(ANSWERS_COMMITTED_WITHIN):
             await send_until_interrupted(
-                interrupt, lambda: scheduler.run(creator.send), scheduler.stop
+                interrupt, lambda: scheduler.run(creator.send, creator.prepare), scheduler.stop
             )
     except RunStopped as exc:
         stopped = exc
         log.error("run stopped", extra={"error": exc.one_line()})
+    await ledger.committed(registered)
+    # Codes made `sending` ahead of a send that didn't happen (the run stopped, the door
+    # closed, the code was found) go back: known not sent.
+    await ledger.unmark_sending(run_id, creator.unsent())
     if scheduler.dropped:
         await ledger.mark_failed_many(
             run_id,
@@ -241,11 +250,11 @@ async def apply_plan(
     found_on_door = creator.found_on_door
     if refresh is not None and stopped is None:
         try:
-            await refresh(set(known) - already)
+            await refresh(set(tags) - already)
         except SeamError as exc:
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
-        await ledger.code_table([row["idempotency_tag"] for row in rows]),
+        await ledger.code_table(tags),
         schema=LEDGER_SCHEMA,
     )
     results = await anyio.to_thread.run_sync(

@@ -17,11 +17,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
+import anyio.abc
 
 from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, Scope
 
 # Jobs while which their door sends nothing else: what they find decides what it sends.
 BLOCKING = frozenset({"look", "check"})
+# A door's next create is prepared (``prepare``: its ledger commit) this long before its place
+# in the door's window frees, so the commit isn't between the free place and the send.
+PREPARE_LEAD = 0.05
 
 
 @dataclass
@@ -69,6 +73,7 @@ class _Door:
     jobs: deque[Job] = field(default_factory=deque)
     token: int = 0
     is_checking: bool = False
+    prepared: Job | None = None
     # A look or check that must be tried again waits at the front of the queue until then,
     # so that nothing behind it (a create) goes first.
     retry_at: float = 0.0
@@ -121,6 +126,9 @@ class DoorScheduler:
         self._doors: dict[str, _Door] = {}
         self._ready: list[tuple[int, int, int, str]] = []
         self._timers: list[tuple[float, int, int, str]] = []
+        self._prepares: list[tuple[float, int, int, str]] = []
+        self._prepare: Callable[[Job], Awaitable[None]] | None = None
+        self._group: anyio.abc.TaskGroup | None = None
         self._delayed: list[tuple[float, int, Job]] = []
         self._order = itertools.count()
         self._queued = 0
@@ -167,6 +175,11 @@ class DoorScheduler:
             heapq.heappush(self._ready, entry)
         elif ready_at < math.inf:
             heapq.heappush(self._timers, (ready_at, next(self._order), door.token, door.device_id))
+            if self._prepare is not None and door.jobs[0].kind == "create":
+                prepare_at = ready_at - PREPARE_LEAD
+                heapq.heappush(
+                    self._prepares, (prepare_at, next(self._order), door.token, door.device_id)
+                )
         self._changed.set()
 
     def stop(self, error: Exception) -> None:
@@ -175,19 +188,29 @@ class DoorScheduler:
         self._error = self._error or error
         self._changed.set()
 
-    async def run(self, send: Callable[[Job], Awaitable[Outcome]]) -> None:
+    async def run(
+        self,
+        send: Callable[[Job], Awaitable[Outcome]],
+        prepare: Callable[[Job], Awaitable[None]] | None = None,
+    ) -> None:
         """Send every queued job (and every job ``send`` queues again) until none is left.
 
-        An exception from ``send`` stops the sending: nothing more is dispatched, the jobs in
-        flight finish (so their outcome is known and recorded), then the first exception is
-        raised here as itself.
+        ``prepare`` is given a door's next create ``PREPARE_LEAD`` seconds before the door
+        may send it (at most once per job), so that work which must precede the send is done
+        while the door waits; ``send`` may still not get it (withdrawn, the run stopped).
+
+        An exception from ``send`` or ``prepare`` stops the sending: nothing more is
+        dispatched, the jobs in flight finish (so their outcome is known and recorded), then
+        the first exception is raised here as itself.
         """
+        self._prepare = prepare
         await self._dispatch(send)
         if self._error is not None:
             raise self._error
 
     async def _dispatch(self, send: Callable[[Job], Awaitable[Outcome]]) -> None:
         async with anyio.create_task_group() as group:
+            self._group = group
             while True:
                 await self._slots.acquire()
                 door = await self._next_ready_door()
@@ -261,6 +284,14 @@ class DoorScheduler:
                 return
         self._schedule(door, now)
 
+    async def _prepare_job(self, job: Job) -> None:
+        assert self._prepare is not None
+        try:
+            await self._prepare(job)
+        except Exception as exc:
+            self._error = self._error or exc
+            self._changed.set()
+
     def _free_slot(self) -> None:
         self._slots.release()
         self._in_flight -= 1
@@ -283,6 +314,7 @@ class DoorScheduler:
             wake = min(
                 self._timers[0][0] if self._timers else math.inf,
                 self._delayed[0][0] if self._delayed else math.inf,
+                self._prepares[0][0] if self._prepares else math.inf,
             )
             self._changed = anyio.Event()
             with anyio.move_on_after(wake - now):
@@ -299,3 +331,13 @@ class DoorScheduler:
             door = self._doors[device_id]
             if token == door.token:
                 self._schedule(door, now)
+        while self._prepares and self._prepares[0][0] <= now:
+            _, _, token, device_id = heapq.heappop(self._prepares)
+            door = self._doors[device_id]
+            first = door.jobs[0] if door.jobs else None
+            if token != door.token or first is None or first.kind != "create":
+                continue
+            if first is not door.prepared:
+                door.prepared = first
+                assert self._group is not None
+                self._group.start_soon(self._prepare_job, first)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
@@ -74,6 +74,13 @@ class Codes(GroupCommits):
 
     async def register(self, run_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, LedgerCode]:
         """Add planned codes not yet in the ledger (as ``pending``); returns every given code."""
+        return await self.committed(self.register_soon(run_id, rows))
+
+    def register_soon(
+        self, run_id: str, rows: Iterable[dict[str, Any]]
+    ) -> Queued[dict[str, LedgerCode]]:
+        """``register``, queued now ahead of every later change (so a later ``mark_sending``
+        finds the codes); ``committed`` gives its result."""
         rows = list(rows)
 
         def change(db: sqlite3.Connection) -> dict[str, LedgerCode]:
@@ -87,7 +94,7 @@ class Codes(GroupCommits):
             wanted = [row["idempotency_tag"] for row in rows]
             return {code.idempotency_tag: code for code in _select_codes(db, wanted)}
 
-        return await self.write(change)
+        return self.queue(change)
 
     async def has_codes(self) -> bool:
         """Whether the ledger holds any code at all (a new or lost ledger holds none)."""
@@ -118,6 +125,20 @@ class Codes(GroupCommits):
                 db, tag, run_id, "sending", 1, {"sent_at": timestamp()}, from_states=SENDABLE
             )
         )
+
+    async def unmark_sending(self, run_id: str, tags: Sequence[str]) -> None:
+        """Codes this run made ``sending`` but never sent: ``pending`` again, committed (a
+        compare-and-set: a code found or answered since is left alone)."""
+        if not tags:
+            return
+
+        def change(db: sqlite3.Connection) -> None:
+            for tag in tags:
+                _transition(
+                    db, tag, run_id, "pending", -1, {"sent_at": None}, from_states=("sending",)
+                )
+
+        await self.write(change)
 
     async def mark_sent_now(self, tag: str) -> None:
         """A ``sending`` code leaves later than its ``sent_at`` says: record now, committed."""

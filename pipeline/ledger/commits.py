@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -32,13 +32,13 @@ T = TypeVar("T")
 
 
 @dataclass(eq=False)
-class _Change:
+class _Change(Generic[T]):
     """A change waiting for a commit; ``awaited``: a caller waits for its result."""
 
-    apply: Callable[[sqlite3.Connection], Any]
+    apply: Callable[[sqlite3.Connection], T]
     awaited: bool
     done: bool = False
-    result: Any = None
+    result: T | None = None
     error: BaseException | None = None
 
     def run(self, db: sqlite3.Connection) -> None:
@@ -50,6 +50,10 @@ class _Change:
             db.execute("ROLLBACK TO change")
             self.error = exc
         db.execute("RELEASE change")
+
+
+# A change queued for a commit (``GroupCommits.queue``), awaited with ``committed``.
+Queued = _Change
 
 
 def _nothing(db: sqlite3.Connection) -> None:
@@ -76,7 +80,7 @@ class GroupCommits:
         self.path = path
         self._thread = anyio.CapacityLimiter(1)
         self._exchanges: list[tuple[str, Exchange]] = []
-        self._queue: list[_Change] = []
+        self._queue: list[_Change[Any]] = []
         self._committing: anyio.Event | None = None
 
     async def close(self) -> None:
@@ -107,8 +111,18 @@ class GroupCommits:
         """Run ``change`` in the ledger's thread and return its result once it is committed,
         with every change queued before it and the buffered exchanges (other stages write
         through this too). Writes that arrive while a commit is going on share the next one."""
-        queued = _Change(change, awaited=True)
+        return await self.committed(self.queue(change))
+
+    def queue(self, change: Callable[[sqlite3.Connection], T]) -> Queued[T]:
+        """Queue ``change`` now, ahead of every change queued later; ``committed`` waits for it
+        (``commit`` or any later write or read commits it)."""
+        queued: Queued[T] = _Change(change, awaited=True)
         self._queue.append(queued)
+        return queued
+
+    async def committed(self, queued: Queued[T]) -> T:
+        """The result of a queued change once it is committed (committing it when nothing is
+        committing yet); raises what it raised."""
         while not queued.done:
             if self._committing is not None:
                 await self._committing.wait()
@@ -116,7 +130,7 @@ class GroupCommits:
                 await self._commit()
         if queued.error is not None:
             raise queued.error
-        return queued.result  # type: ignore[no-any-return]
+        return cast(T, queued.result)
 
     def defer(self, change: Callable[[sqlite3.Connection], object]) -> None:
         """Queue ``change`` for the next commit, without waiting for it. Only for changes whose
@@ -126,13 +140,14 @@ class GroupCommits:
     @asynccontextmanager
     async def commit_every(self, seconds: float) -> AsyncIterator[None]:
         """While the block runs, queued changes wait at most ``seconds`` for their commit
-        (they would otherwise wait for the next write or read)."""
+        (they would otherwise wait for the next write or read); what is queued when it begins
+        is committed at once, beside the block."""
 
         async def beat() -> None:
             while True:
-                await anyio.sleep(seconds)
                 if self._queue:
                     await self.commit()
+                await anyio.sleep(seconds)
 
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
@@ -181,7 +196,7 @@ class GroupCommits:
                 )
 
     def _transaction(
-        self, batch: list[_Change], exchanges: list[tuple[str, Exchange]]
+        self, batch: list[_Change[Any]], exchanges: list[tuple[str, Exchange]]
     ) -> BaseException | None:
         """In the ledger's thread: every change in its own savepoint, then the exchanges, then
         COMMIT. Returns None when committed, else the error that undid the whole batch."""

@@ -6,9 +6,11 @@ The loop's clock is virtual (tests/virtual_time.py): settle times of minutes tak
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import shutil
+import signal
 import sqlite3
 
 import anyio
@@ -16,8 +18,11 @@ import httpx
 import polars as pl
 import pytest
 
+from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
+from pipeline.apply.scheduler import PREPARE_LEAD
+from pipeline.interrupts import Interrupt
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates
 from pipeline.settings import BudgetOptions
@@ -351,3 +356,53 @@ async def test_creates_that_only_meet_429s_end_the_run_and_the_rerun_finishes(
     finished = await run.apply(stays)
     assert finished.exit_code == 0
     assert sorted(run.tags_on_doors().values()) == [1] * 12
+
+
+def ledger_states(run: SandboxRun) -> list[str]:
+    """Every code's state in the run's ledger (none before the ledger exists)."""
+    if not run.ledger.exists():
+        return []
+    with contextlib.closing(sqlite3.connect(run.ledger)) as db:
+        try:
+            return [state for (state,) in db.execute("SELECT state FROM codes")]
+        except sqlite3.OperationalError:  # no codes table yet
+            return []
+
+
+async def test_a_create_prepared_but_not_sent_when_the_run_stops_goes_back_to_pending(
+    tmp_path, monkeypatch
+):
+    """A door's next create is committed ``sending`` just before its place frees; a run
+    stopped (SIGTERM) in between never sent it, so it is ``pending`` again and reported
+    ``not_attempted`` (not ``outcome_unknown``), and the rerun creates it at once, once."""
+    payload = doors(1)
+    run = start_sandbox(payload, tmp_path, monkeypatch, door_rate=(2, 60.0))
+    settings = ApplySettings(door_rate=Rate(2, 60.0))
+    stays = each_door(payload, 3)
+    interrupt = Interrupt()
+    states: list[str] = []
+
+    async def stop_between_prepare_and_send() -> None:
+        # The two first creates are answered at once; the third's place frees 60 s later, and
+        # it is prepared PREPARE_LEAD before that: two created and one sending is that moment.
+        while sorted(states) != ["created", "created", "sending"]:
+            await anyio.sleep(PREPARE_LEAD / 5)
+            states[:] = ledger_states(run)
+        interrupt.request(signal.SIGTERM)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(stop_between_prepare_and_send)
+        stopped = await run.apply(stays, settings, interrupt=interrupt)
+    assert sorted(states) == ["created", "created", "sending"]  # it was prepared
+    results = stopped.result.results
+    assert sorted(results["outcome"]) == ["created", "created", "failed"]
+    assert results.filter(pl.col("outcome") == "failed")["reason"].to_list() == ["not_attempted"]
+    with sqlite3.connect(run.ledger) as db:
+        left = db.execute("SELECT state, attempts, sent_at FROM codes WHERE state != 'created'")
+        assert left.fetchall() == [("pending", 0, None)]
+    assert run.creates() == 2
+    started = anyio.current_time()
+    again = await run.apply(stays, settings)
+    assert anyio.current_time() - started < 60  # nothing to settle
+    assert sorted(again.result.results["outcome"]) == ["already_created"] * 2 + ["created"]
+    assert sorted(run.tags_on_doors().values()) == [1, 1, 1]

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, backoff
-from pipeline.apply.scheduler import DoorScheduler, Job, Outcome
+from pipeline.apply.scheduler import PREPARE_LEAD, DoorScheduler, Job, Outcome
 from pipeline.errors import RunStopped, UsageError
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -351,3 +351,38 @@ async def test_global_pace_never_exceeds_its_rate_in_any_one_second_window(rate)
     busiest = max(sum(1 for other in times if start <= other < start + window) for start in times)
     assert busiest <= limit
     assert busiest >= 0.9 * limit  # and it does use the rate
+
+
+async def test_prepare_gets_a_doors_next_create_just_before_its_place_frees():
+    """With 2 creates per 10 s, the third create on door A is prepared once, PREPARE_LEAD
+    before its place frees (10 s after the first answer), and sent when it frees; a create
+    the door may send at once is never prepared."""
+    scheduler = DoorScheduler(door_rate=Rate(2, 10.0), concurrency=4)
+    queue(scheduler, A=3)
+    prepared: list[tuple[float, Job]] = []
+
+    async def prepare(job: Job) -> None:
+        prepared.append((anyio.current_time(), job))
+
+    send = Recorder(delay=1.0)
+    started = anyio.current_time()
+    await scheduler.run(send, prepare)
+    sent_third = send.times("A")[2]
+    assert sent_third - started == pytest.approx(11.0, abs=0.01)  # answered at 1 s, + 10 s
+    assert [job.key for _, job in prepared] == ["A-2"]
+    assert prepared[0][0] == pytest.approx(sent_third - PREPARE_LEAD, abs=0.01)
+
+
+async def test_a_prepare_that_fails_stops_the_run_with_its_own_error():
+    """An exception from ``prepare`` (the ledger's disk, say) stops the sending like one from
+    ``send``: nothing more goes out, and it is raised as itself."""
+    scheduler = DoorScheduler(door_rate=Rate(1, 10.0), concurrency=2)
+    queue(scheduler, A=3)
+
+    async def prepare(job: Job) -> None:
+        raise UsageError("disk gone")
+
+    send = Recorder()
+    with pytest.raises(UsageError, match="disk gone"):
+        await scheduler.run(send, prepare)
+    assert [job.key for _, job in send.sent] == ["A-0"]
