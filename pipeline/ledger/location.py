@@ -1,0 +1,100 @@
+"""Where the ledger lives: a SQLite file (the default) or a PostgreSQL database.
+
+``--ledger`` (or ``ORACODE_LEDGER``) takes either a file's path or a ``postgresql://`` URL. A
+SQLite ledger stays a ``Path``; a PostgreSQL one is a ``PostgresLedger``, whose text is always
+the URL with its password masked, so that no message, log line or file ever shows the password
+(libpq also finds one in ``PGPASSWORD`` or ``~/.pgpass`` when the URL has none).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from pipeline.errors import UsageError
+
+# The schemes libpq takes for a connection URL.
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+LEDGER_ENV = "ORACODE_LEDGER"
+MASK = "***"
+
+
+@dataclass(frozen=True)
+class PostgresLedger:
+    """A ledger in a PostgreSQL database. ``url`` holds the password when one was given: pass
+    it only to the driver; ``str()`` and ``repr()`` show the masked URL."""
+
+    url: str = field(repr=False)
+
+    @property
+    def masked(self) -> str:
+        """The URL with its password (if any) replaced by ``***``."""
+        return mask_password(self.url)
+
+    def __str__(self) -> str:
+        return self.masked
+
+    def __repr__(self) -> str:
+        return f"PostgresLedger({self.masked!r})"
+
+
+LedgerLocation = Path | PostgresLedger
+
+
+def is_postgres_url(text: str) -> bool:
+    return text.split("://", 1)[0].lower() in POSTGRES_SCHEMES and "://" in text
+
+
+def parse_ledger(text: str) -> LedgerLocation:
+    """``--ledger``'s value: a ``postgresql://`` URL, or else a SQLite file's path. Raises
+    UsageError (exit 2) for a URL that libpq couldn't read, without showing its password."""
+    text = text.strip()
+    if not is_postgres_url(text):
+        return Path(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (raises ValueError for a port that isn't a number)
+    except ValueError as exc:
+        raise UsageError(
+            f"--ledger {mask_password(text)} is not a usable PostgreSQL URL: {exc}",
+            hint="write it as postgresql://USER@HOST:PORT/DATABASE",
+        ) from None
+    if not parts.path.strip("/"):
+        raise UsageError(
+            f"--ledger {mask_password(text)} names no database",
+            hint="write it as postgresql://USER@HOST:PORT/DATABASE",
+        )
+    return PostgresLedger(text)
+
+
+def ledger_from_environment(default: Path) -> LedgerLocation:
+    """``ORACODE_LEDGER`` when it is set (a container's usual way), else ``default``."""
+    value = os.environ.get(LEDGER_ENV, "").strip()
+    return parse_ledger(value) if value else default
+
+
+def mask_password(url: str) -> str:
+    """``url`` with the password of its user part replaced by ``***`` (unchanged without one);
+    a ``password=`` query parameter is masked too."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or "@" not in parts.netloc:
+        netloc = parts.netloc if parts is not None else ""
+    else:
+        user, _, host = parts.netloc.rpartition("@")
+        if ":" in user:
+            user = f"{user.split(':', 1)[0]}:{MASK}"
+        netloc = f"{user}@{host}"
+    if parts is None:
+        return f"{url.split('://', 1)[0]}://{MASK}"
+    query = "&".join(
+        f"{key}={MASK}" if key.lower() == "password" else item
+        for item in parts.query.split("&")
+        if item
+        for key in [item.split("=", 1)[0]]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

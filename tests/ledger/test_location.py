@@ -1,0 +1,57 @@
+"""Where the ledger lives: a file's path, or a PostgreSQL URL whose password is never shown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import UsageError
+from pipeline.ledger.location import PostgresLedger, ledger_from_environment, parse_ledger
+
+
+def test_a_path_stays_a_path_and_a_url_becomes_a_postgres_ledger():
+    assert parse_ledger("outputs/ledger.sqlite") == Path("outputs/ledger.sqlite")
+    assert parse_ledger(" postgresql://app@db:5432/ledger ") == PostgresLedger(
+        "postgresql://app@db:5432/ledger"
+    )
+    assert isinstance(parse_ledger("postgres://db/ledger"), PostgresLedger)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cr3t@db:5432/ledger", "postgresql://app:***@db:5432/ledger"),
+        (
+            "postgresql://app@db/ledger?password=s3cr3t&sslmode=require",
+            "postgresql://app@db/ledger?password=***&sslmode=require",
+        ),
+        ("postgresql://app@db/ledger", "postgresql://app@db/ledger"),
+    ],
+)
+def test_the_password_is_masked_in_every_text_of_the_ledger(url, shown):
+    ledger = parse_ledger(url)
+    assert str(ledger) == shown
+    assert "s3cr3t" not in repr(ledger)
+    assert "s3cr3t" not in f"{ledger} {ledger!r} {[ledger]}"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://app:s3cr3t@db:port/ledger", "not a usable PostgreSQL URL"),
+        ("postgresql://app:s3cr3t@db:5432/", "names no database"),
+    ],
+)
+def test_a_url_that_cannot_be_used_is_a_usage_error_without_its_password(url, says):
+    with pytest.raises(UsageError) as raised:
+        parse_ledger(url)
+    assert says in raised.value.one_line()
+    assert "s3cr3t" not in raised.value.one_line()
+
+
+def test_oracode_ledger_in_the_environment_wins_over_the_default(monkeypatch):
+    monkeypatch.delenv("ORACODE_LEDGER", raising=False)
+    assert ledger_from_environment(Path("outputs/ledger.sqlite")) == Path("outputs/ledger.sqlite")
+    monkeypatch.setenv("ORACODE_LEDGER", "postgresql://app@db/ledger")
+    assert ledger_from_environment(Path("x")) == PostgresLedger("postgresql://app@db/ledger")
