@@ -38,6 +38,7 @@ from typing import Self
 
 import anyio.to_thread
 
+from pipeline.errors import UsageError
 from pipeline.ledger.codes import (
     CODE_COLUMNS,
     LEDGER_CODE_COLUMNS,
@@ -49,6 +50,7 @@ from pipeline.ledger.codes import (
 )
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
@@ -77,13 +79,15 @@ class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
     """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
 
     @classmethod
-    async def open(cls, path: Path = DEFAULT_LEDGER) -> Self:
+    async def open(cls, path: LedgerLocation = DEFAULT_LEDGER) -> Self:
         """Open (creating if needed) the ledger at ``path``, checked and brought up to date.
 
         Raises UsageError (exit 2) when it can't be opened (a wrong path, permissions),
         CorruptLedgerError (exit 2) when the file is damaged or isn't this ledger, and
         LedgerError (exit 3) when its disk is full or failing.
         """
+        if isinstance(path, PostgresLedger):
+            raise UsageError(f"ledger {path}: PostgreSQL ledgers are not available yet")
         try:
             connection = await anyio.to_thread.run_sync(connect, path)
         except (OSError, sqlite3.Error) as exc:
