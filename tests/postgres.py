@@ -192,6 +192,8 @@ class PostgresServer:
         self.start()
 
     def log_tail(self, lines: int = 20) -> str:
+        """The server log's last lines: what a test checks after a restart, or shows when it
+        fails."""
         return _tail(self.log_file, lines)
 
     def _pg_ctl(self, *arguments: str | Path) -> None:
@@ -342,6 +344,7 @@ def _remove_leftovers(binaries: Binaries) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
