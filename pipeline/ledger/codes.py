@@ -9,12 +9,12 @@ until the next commit the code is still ``sending`` on disk, which is the safe s
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits, Queued
+from pipeline.ledger.dialects import Cursor, Db
 from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
@@ -83,7 +83,7 @@ class Codes(GroupCommits):
         finds the codes); ``committed`` gives its result."""
         rows = list(rows)
 
-        def change(db: sqlite3.Connection) -> dict[str, LedgerCode]:
+        def change(db: Db) -> dict[str, LedgerCode]:
             at = timestamp()
             db.executemany(
                 f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, state, first_run_id,"
@@ -105,7 +105,7 @@ class Codes(GroupCommits):
     async def codes_in_state(self, state: str) -> list[LedgerCode]:
         """Every code in ``state`` (e.g. the ``sending`` ones a killed run left behind)."""
 
-        def query(db: sqlite3.Connection) -> list[LedgerCode]:
+        def query(db: Db) -> list[LedgerCode]:
             cursor = db.execute(
                 f"SELECT {', '.join(LEDGER_CODE_COLUMNS)} FROM codes WHERE state = ?", (state,)
             )
@@ -132,7 +132,7 @@ class Codes(GroupCommits):
         if not tags:
             return
 
-        def change(db: sqlite3.Connection) -> None:
+        def change(db: Db) -> None:
             for tag in tags:
                 _transition(
                     db, tag, run_id, "pending", -1, {"sent_at": None}, from_states=("sending",)
@@ -152,7 +152,7 @@ class Codes(GroupCommits):
     async def states(self, tags: Sequence[str]) -> dict[str, str]:
         """The ledger's state of each given tag it has (tags it hasn't are left out)."""
 
-        def query(db: sqlite3.Connection) -> dict[str, str]:
+        def query(db: Db) -> dict[str, str]:
             return dict(_select_by_tags(db, tags, ("idempotency_tag", "state")).fetchall())
 
         return await self.read(query)
@@ -200,7 +200,7 @@ class Codes(GroupCommits):
         """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
         budget ran out): ``failed``, in one transaction; a later run may try them again."""
 
-        def change(db: sqlite3.Connection) -> None:
+        def change(db: Db) -> None:
             for tag, reason, message in refusals:
                 _transition(
                     db,
@@ -223,7 +223,7 @@ class Codes(GroupCommits):
     async def code_table(self, tags: Sequence[str]) -> list[dict[str, Any]]:
         """The outcome columns of the given codes, for the results file."""
 
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+        def query(db: Db) -> list[dict[str, Any]]:
             cursor = _select_by_tags(db, tags, RESULT_COLUMNS)
             return [dict(zip(RESULT_COLUMNS, row, strict=True)) for row in cursor]
 
@@ -249,7 +249,7 @@ class Codes(GroupCommits):
     ) -> list[dict[str, Any]]:
         """``columns`` of the codes that exist or may exist whose ``key`` is one of ``values``."""
 
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+        def query(db: Db) -> list[dict[str, Any]]:
             keys = fill_keys(db, key, values)
             cursor = db.execute(
                 f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING ({key})"
@@ -271,7 +271,7 @@ class Codes(GroupCommits):
 
 
 def _transition(
-    db: sqlite3.Connection,
+    db: Db,
     tag: str,
     run_id: str,
     state: str,
@@ -316,19 +316,17 @@ def _transition(
     return True
 
 
-def _select_codes(db: sqlite3.Connection, tags: Sequence[str]) -> list[LedgerCode]:
+def _select_codes(db: Db, tags: Sequence[str]) -> list[LedgerCode]:
     return [LedgerCode(*row) for row in _select_by_tags(db, tags, LEDGER_CODE_COLUMNS)]
 
 
-def _select_by_tags(
-    db: sqlite3.Connection, tags: Iterable[str], columns: Sequence[str]
-) -> sqlite3.Cursor:
+def _select_by_tags(db: Db, tags: Iterable[str], columns: Sequence[str]) -> Cursor:
     """``columns`` of the codes with the given tags (any number of them: a temporary join)."""
     keys = fill_keys(db, "idempotency_tag", tags)
     return db.execute(f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (idempotency_tag)")
 
 
-def fill_keys(db: sqlite3.Connection, column: str, values: Iterable[str]) -> str:
+def fill_keys(db: Db, column: str, values: Iterable[str]) -> str:
     """A temporary table ``keys_<column>`` holding just ``values``, to join ``codes`` with on
     ``column`` (any number of values, where an ``IN (...)`` list would hit SQLite's limit);
     returns its name. Outside a transaction (a read) the filling gets one of its own: without
@@ -340,7 +338,16 @@ def fill_keys(db: sqlite3.Connection, column: str, values: Iterable[str]) -> str
     try:
         db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
         db.execute(f"DELETE FROM {table}")
-        db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((v,) for v in values))
+        if db.dialect == "postgresql":
+            # One statement for every key, instead of one round trip to the server per key.
+            db.execute(
+                f"INSERT INTO {table} SELECT DISTINCT unnest(?::text[])",
+                (list(values),),
+            )
+        else:
+            db.executemany(
+                f"INSERT INTO {table} VALUES (?) ON CONFLICT DO NOTHING", ((v,) for v in values)
+            )
     except BaseException:
         if own:
             db.execute("ROLLBACK")

@@ -13,17 +13,17 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
 
+from pipeline.ledger.dialects import DATABASE_ERRORS, Db
 from pipeline.ledger.failures import is_disk_failure, write_failure
+from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.schema import timestamp
 from pipeline.seam.client import Exchange
 
@@ -35,13 +35,13 @@ T = TypeVar("T")
 class _Change(Generic[T]):
     """A change waiting for a commit; ``awaited``: a caller waits for its result."""
 
-    apply: Callable[[sqlite3.Connection], T]
+    apply: Callable[[Db], T]
     awaited: bool
     done: bool = False
     result: T | None = None
     error: BaseException | None = None
 
-    def run(self, db: sqlite3.Connection) -> None:
+    def run(self, db: Db) -> None:
         """Apply it in its own savepoint, so that its failure undoes only itself."""
         db.execute("SAVEPOINT change")
         try:
@@ -56,7 +56,7 @@ class _Change(Generic[T]):
 Queued = _Change
 
 
-def _nothing(db: sqlite3.Connection) -> None:
+def _nothing(db: Db) -> None:
     return None
 
 
@@ -75,7 +75,7 @@ class GroupCommits:
     """An open ledger connection and its commit queue: ``read``, ``write`` and ``defer`` run
     database work in the ledger's one thread; ``close`` commits what is queued."""
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, connection: Db, path: LedgerLocation) -> None:
         self._db = connection
         self.path = path
         self._thread = anyio.CapacityLimiter(1)
@@ -95,25 +95,25 @@ class GroupCommits:
         if self._queue or self._exchanges or self._committing is not None:
             await self.write(_nothing)
 
-    async def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    async def read(self, query: Callable[[Db], T]) -> T:
         """Run ``query`` in the ledger's thread, after committing what is queued (for other
         stages' reads)."""
         await self.commit()
         try:
             return await self._run(lambda: query(self._db))
-        except sqlite3.Error as exc:
+        except DATABASE_ERRORS as exc:
             raise write_failure(self.path, exc) from exc
 
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)
 
-    async def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, change: Callable[[Db], T]) -> T:
         """Run ``change`` in the ledger's thread and return its result once it is committed,
         with every change queued before it and the buffered exchanges (other stages write
         through this too). Writes that arrive while a commit is going on share the next one."""
         return await self.committed(self.queue(change))
 
-    def queue(self, change: Callable[[sqlite3.Connection], T]) -> Queued[T]:
+    def queue(self, change: Callable[[Db], T]) -> Queued[T]:
         """Queue ``change`` now, ahead of every change queued later; ``committed`` waits for it
         (``commit`` or any later write or read commits it)."""
         queued: Queued[T] = _Change(change, awaited=True)
@@ -132,7 +132,7 @@ class GroupCommits:
             raise queued.error
         return cast(T, queued.result)
 
-    def defer(self, change: Callable[[sqlite3.Connection], object]) -> None:
+    def defer(self, change: Callable[[Db], object]) -> None:
         """Queue ``change`` for the next commit, without waiting for it. Only for changes whose
         loss in a crash is safe; one that fails is logged (nobody waits to hear of it)."""
         self._queue.append(_Change(change, awaited=False))
@@ -221,10 +221,10 @@ class GroupCommits:
             # SQLite may have rolled the transaction back itself (a full disk at COMMIT does):
             # a ROLLBACK then fails with "no transaction is active" and hides the cause.
             if self._db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(*DATABASE_ERRORS):
                     self._db.execute("ROLLBACK")
             failure = exc
-            if isinstance(exc, sqlite3.Error | OSError):
+            if isinstance(exc, (*DATABASE_ERRORS, OSError)):
                 failure = write_failure(self.path, exc)
                 failure.__cause__ = exc
         for change in batch:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import timestamp
 
 # The order a code's status goes in; an event never moves a code down it. A status outside it
@@ -101,7 +101,7 @@ class SeamEvents(GroupCommits):
         return await self.write(lambda db: _record(db, event, delivery_id))
 
 
-def _record(db: sqlite3.Connection, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
+def _record(db: Db, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
     if (
         delivery_id is not None
         and db.execute("SELECT 1 FROM seam_events WHERE delivery_id = ?", (delivery_id,)).fetchone()

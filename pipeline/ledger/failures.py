@@ -14,6 +14,8 @@ import sqlite3
 from pathlib import Path
 
 from pipeline.errors import CorruptLedgerError, LedgerError, PipelineError, UsageError
+from pipeline.ledger import postgres
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 
 # SQLite's primary result codes that say the file or its disk failed us, not our SQL.
 _DISK_FAILURES = frozenset(
@@ -40,7 +42,10 @@ def _sqlite_code(exc: BaseException) -> int | None:
 
 
 def is_disk_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is the disk (or the file) failing rather than a change's own error."""
+    """Whether ``exc`` is the disk (or the file, or the database server's connection) failing
+    rather than a change's own error."""
+    if postgres.is_connection_failure(exc):
+        return True
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
     return isinstance(exc, sqlite3.Error) and _sqlite_code(exc) in _DISK_FAILURES | _DAMAGE
@@ -73,10 +78,18 @@ def _first_disk_failure(exc: BaseException) -> BaseException:
     return exc
 
 
-def write_failure(path: Path, exc: BaseException) -> PipelineError:
+def write_failure(path: LedgerLocation, exc: BaseException) -> PipelineError:
     """The one-line error for a ledger that couldn't be written (LedgerError, exit 3), naming
-    the file and SQLite's or the system's own words; a damaged file is CorruptLedgerError."""
+    the file and SQLite's or the system's own words; a damaged file is CorruptLedgerError. On
+    PostgreSQL: a lost connection, or the server's own words."""
     exc = _first_disk_failure(exc)
+    if isinstance(path, PostgresLedger):
+        if postgres.is_connection_failure(exc):
+            return postgres.lost_connection(path, exc)
+        return LedgerError(
+            f"ledger {path} can't be written: {postgres.reason(path, exc)}",
+            hint="check the database server's log and rerun: the ledger is intact",
+        )
     if _sqlite_code(exc) in _DAMAGE:
         return damaged(path, str(exc))
     cause = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
@@ -94,9 +107,12 @@ def write_failure(path: Path, exc: BaseException) -> PipelineError:
     return LedgerError(f"ledger {path} can't be written: {cause}", hint=hint)
 
 
-def open_failure(path: Path, exc: OSError | sqlite3.Error) -> PipelineError:
+def open_failure(path: LedgerLocation, exc: Exception) -> PipelineError:
     """The error for a ledger that couldn't be opened: a full or failing disk or a damaged file
-    as ``write_failure`` says, anything else UsageError (a wrong path, permissions)."""
+    as ``write_failure`` says, anything else UsageError (a wrong path, permissions); on
+    PostgreSQL, ``postgres.connect_failure``."""
+    if isinstance(path, PostgresLedger):
+        return postgres.connect_failure(path, exc)
     if _is_out_of_space(exc) or _sqlite_code(exc) in _DAMAGE | {sqlite3.SQLITE_IOERR}:
         return write_failure(path, exc)
     return UsageError(
@@ -105,7 +121,7 @@ def open_failure(path: Path, exc: OSError | sqlite3.Error) -> PipelineError:
     )
 
 
-def damaged(path: Path, what: str) -> CorruptLedgerError:
+def damaged(path: LedgerLocation, what: str) -> CorruptLedgerError:
     """The file at ``path`` is damaged or isn't a ledger (``what``: how it shows)."""
     return CorruptLedgerError(
         f"ledger {path} is damaged or not a ledger: {what}", hint=_CORRUPT_HINT

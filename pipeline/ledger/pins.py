@@ -12,11 +12,11 @@ Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones includ
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
 # What ``pin_rows`` reads of a code (its last status event's time comes as ``status_changed_at``).
@@ -50,7 +50,7 @@ class Pins(GroupCommits):
         one (a corrected export). Committed when it returns."""
         rows = [(tag, name) for tag, name in names if name]
 
-        def change(db: sqlite3.Connection) -> None:
+        def change(db: Db) -> None:
             db.executemany(
                 "INSERT INTO guests (idempotency_tag, guest_name) VALUES (?, ?)"
                 " ON CONFLICT (idempotency_tag) DO UPDATE SET guest_name = excluded.guest_name",
@@ -67,7 +67,7 @@ class Pins(GroupCommits):
         Codes that may exist (``created``, ``sending``) and those not created yet (``pending``,
         ``failed``) are all listed; the caller says which are ready."""
 
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+        def query(db: Db) -> list[dict[str, Any]]:
             columns = ", ".join(f"c.{column}" for column in PIN_SOURCE_COLUMNS)
             cursor = db.execute(
                 f"SELECT {columns}, g.guest_name,"
@@ -87,7 +87,7 @@ class Pins(GroupCommits):
     async def status_known_until(self) -> str | None:
         """The instant up to which every unfinished code's status is known (None: never)."""
 
-        def query(db: sqlite3.Connection) -> str | None:
+        def query(db: Db) -> str | None:
             row = db.execute("SELECT known_until FROM status_cursor").fetchone()
             return None if row is None else str(row[0])
 
@@ -96,7 +96,7 @@ class Pins(GroupCommits):
     async def set_status_known_until(self, instant: str) -> None:
         """Record that every unfinished code's status is known as of ``instant``. Committed."""
 
-        def change(db: sqlite3.Connection) -> None:
+        def change(db: Db) -> None:
             db.execute(
                 "INSERT INTO status_cursor (only_row, known_until) VALUES (1, ?)"
                 " ON CONFLICT (only_row) DO UPDATE SET known_until = excluded.known_until",
@@ -113,7 +113,7 @@ class Pins(GroupCommits):
         judge)."""
         columns = "idempotency_tag, reservation_id, door_name, ends_at, needs_attention"
 
-        def query(db: sqlite3.Connection) -> dict[str, list[dict[str, Any]]]:
+        def query(db: Db) -> dict[str, list[dict[str, Any]]]:
             found: dict[str, list[dict[str, Any]]] = {}
             for kind, where in (
                 ("attention", "state = 'created' AND needs_attention IS NOT NULL"),
@@ -140,7 +140,7 @@ class Pins(GroupCommits):
         tonight = {(kind, key) for kind, key in trouble if kind in kinds}
         marks = ", ".join("?" * len(kinds))
 
-        def change(db: sqlite3.Connection) -> set[tuple[str, str]]:
+        def change(db: Db) -> set[tuple[str, str]]:
             first_seen = {
                 (str(kind), str(key)): str(seen)
                 for kind, key, seen in db.execute(

@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import socket
-import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,9 +14,15 @@ from typing import Any
 
 from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
-NEWEST_FIRST = "ORDER BY started_at DESC, rowid DESC"
+# Runs begun in the same millisecond: SQLite's rowid is the order they were recorded in; the
+# run id (its time and a random part) is PostgreSQL's tie-break.
+NEWEST_FIRST = {
+    "sqlite": "ORDER BY started_at DESC, rowid DESC",
+    "postgresql": "ORDER BY started_at DESC, run_id DESC",
+}
 RUN_COLUMNS = ("run_id", "command", "started_at", "finished_at", "exit_code", "host", "pid")
 
 
@@ -92,7 +97,7 @@ class Runs(GroupCommits):
         longer once its tag is back. Returns how many codes this run found orphaned.
         """
 
-        def change(db: sqlite3.Connection) -> int:
+        def change(db: Db) -> int:
             db.executemany(
                 "INSERT INTO run_doors (run_id, device_id, door_name, site_name, matched,"
                 " outcome, reason, rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -143,21 +148,23 @@ class Runs(GroupCommits):
 
 
 def read_report_rows(
-    db: sqlite3.Connection, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
+    db: Db, *, run_id: str | None, runs: int, code_statuses: Sequence[str]
 ) -> ReportRows:
     """The report's rows: the latest ``runs`` runs, and the doors' apply run ``run_id`` (the
     newest apply run that got as far as its results when None); ``code_statuses``: the code
     statuses each door's created codes are counted by. Blocking: in the ledger's thread."""
+    newest_first = NEWEST_FIRST[db.dialect]
     listed = [
         {**dict(zip(RUN_COLUMNS, fields, strict=True)), "counts": json.loads(counts or "{}")}
         for *fields, counts in db.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)}, counts FROM runs {NEWEST_FIRST} LIMIT ?", (runs,)
+            f"SELECT {', '.join(RUN_COLUMNS)}, counts FROM runs {newest_first} LIMIT ?",
+            (runs,),
         )
     ]
     if run_id is None:
         row = db.execute(
             "SELECT run_id FROM runs WHERE run_id IN (SELECT run_id FROM run_doors)"
-            f" {NEWEST_FIRST} LIMIT 1"
+            f" {newest_first} LIMIT 1"
         ).fetchone()
         run_id = None if row is None else str(row[0])
     has_summary = bool(
@@ -172,7 +179,7 @@ def read_report_rows(
         outcomes=_dicts(
             db,
             "SELECT * FROM run_doors"
-            f" WHERE run_id IN (SELECT run_id FROM runs {NEWEST_FIRST} LIMIT ?) OR run_id = ?",
+            f" WHERE run_id IN (SELECT run_id FROM runs {newest_first} LIMIT ?) OR run_id = ?",
             (runs, run_id),
         ),
         budgets=_dicts(db, "SELECT * FROM run_budgets WHERE run_id = ?", (run_id,)),
@@ -187,15 +194,18 @@ def read_report_rows(
     )
 
 
-def _codes_per_door(db: sqlite3.Connection, statuses: Sequence[str]) -> list[dict[str, Any]]:
+def _codes_per_door(db: Db, statuses: Sequence[str]) -> list[dict[str, Any]]:
     created = "state = 'created'"
-    by_status = "".join(f", SUM({created} AND code_status = ?)" for _ in statuses)
     listed = ", ".join("?" * len(statuses))
+    counted = [
+        *(f"{created} AND code_status = ?" for _ in statuses),
+        f"{created} AND COALESCE(code_status, '') NOT IN ({listed})",
+        "state = 'sending'",
+        f"{created} AND needs_attention IS NOT NULL",
+    ]
+    counts = ", ".join(f"COUNT(*) FILTER (WHERE {condition})" for condition in counted)
     cursor = db.execute(
-        f"SELECT device_id, MAX(door_name), MAX(site_name){by_status},"
-        f" SUM({created} AND COALESCE(code_status, '') NOT IN ({listed})),"
-        " SUM(state = 'sending'),"
-        f" SUM({created} AND needs_attention IS NOT NULL)"
+        f"SELECT device_id, MAX(door_name), MAX(site_name), {counts}"
         f" FROM codes WHERE {MAY_EXIST_SQL} GROUP BY device_id",
         (*statuses, *statuses),
     )
@@ -211,24 +221,22 @@ def _codes_per_door(db: sqlite3.Connection, statuses: Sequence[str]) -> list[dic
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _dicts(
-    db: sqlite3.Connection, query: str, parameters: Sequence[Any] = ()
-) -> list[dict[str, Any]]:
+def _dicts(db: Db, query: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
     cursor = db.execute(query, parameters)
     names = [description[0] for description in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _mark_superseded(
-    db: sqlite3.Connection, run_id: str, current_tags: Iterable[tuple[str, str]]
-) -> None:
+def _mark_superseded(db: Db, run_id: str, current_tags: Iterable[tuple[str, str]]) -> None:
     """Mark the codes a moved stay no longer uses (inside the caller's transaction)."""
     db.execute(
         "CREATE TEMP TABLE IF NOT EXISTS tonight_tags"
         " (reservation_id TEXT NOT NULL, idempotency_tag TEXT PRIMARY KEY)"
     )
     db.execute("DELETE FROM tonight_tags")
-    db.executemany("INSERT OR IGNORE INTO tonight_tags VALUES (?, ?)", current_tags)
+    db.executemany(
+        "INSERT INTO tonight_tags VALUES (?, ?) ON CONFLICT DO NOTHING", list(current_tags)
+    )
     db.execute(
         "UPDATE codes SET superseded_run_id = NULL WHERE superseded_run_id IS NOT NULL"
         " AND idempotency_tag IN (SELECT idempotency_tag FROM tonight_tags)"

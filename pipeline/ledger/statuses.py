@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
 from pipeline.ledger.codes import STAY_COLUMNS, fill_keys
 from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
 
 # What ``status`` reads and records of a created code: what it is for, and Seam's last word on it.
 STATUS_COLUMNS = (
@@ -31,7 +31,7 @@ class Statuses(GroupCommits):
         given): ``STATUS_COLUMNS``, ``created_at`` and ``withdrawn`` (``orphaned``: its
         reservation left the export; ``superseded``: the stay moved; else None)."""
 
-        def query(db: sqlite3.Connection) -> list[dict[str, Any]]:
+        def query(db: Db) -> list[dict[str, Any]]:
             join = ""
             if tags is not None:
                 join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
@@ -56,10 +56,11 @@ class Statuses(GroupCommits):
         the code's status, PIN or attention changed (``pins --changed-since`` reads it).
         Committed when it returns."""
 
-        def change(db: sqlite3.Connection) -> None:
+        def change(db: Db) -> None:
             db.executemany(
-                "UPDATE codes SET updated_at = CASE WHEN code_status IS ? AND code IS"
-                " coalesce(?, code) AND needs_attention IS ? THEN updated_at ELSE ? END,"
+                "UPDATE codes SET updated_at = CASE WHEN code_status IS NOT DISTINCT FROM ?"
+                " AND code IS NOT DISTINCT FROM coalesce(?, code)"
+                " AND needs_attention IS NOT DISTINCT FROM ? THEN updated_at ELSE ? END,"
                 " code_status = ?, code = coalesce(?, code), code_errors = ?, code_warnings = ?,"
                 " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
                 [

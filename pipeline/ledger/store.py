@@ -32,13 +32,11 @@ The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and grou
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Self
 
 import anyio.to_thread
 
-from pipeline.errors import UsageError
 from pipeline.ledger.codes import (
     CODE_COLUMNS,
     LEDGER_CODE_COLUMNS,
@@ -48,9 +46,10 @@ from pipeline.ledger.codes import (
     LedgerCode,
     fill_keys,
 )
+from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
-from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
@@ -86,10 +85,8 @@ class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
         CorruptLedgerError (exit 2) when the file is damaged or isn't this ledger, and
         LedgerError (exit 3) when its disk is full or failing.
         """
-        if isinstance(path, PostgresLedger):
-            raise UsageError(f"ledger {path}: PostgreSQL ledgers are not available yet")
         try:
             connection = await anyio.to_thread.run_sync(connect, path)
-        except (OSError, sqlite3.Error) as exc:
+        except (OSError, *DATABASE_ERRORS) as exc:
             raise open_failure(path, exc) from exc
         return cls(connection, path)

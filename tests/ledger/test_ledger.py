@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from pipeline.errors import UsageError
+from pipeline.ledger.dialects import SqliteDb
 from pipeline.ledger.store import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
 from pipeline.seam.client import Exchange
 from tests.ledger.helpers import access_code, planned, rows
@@ -451,7 +452,7 @@ async def test_an_exchange_survives_a_failed_transition(tmp_path):
 def test_fill_keys_fills_in_one_transaction_and_keeps_the_callers(tmp_path):
     """Outside a transaction fill_keys opens and closes its own (rolled back if the values
     fail); inside the caller's it neither commits nor ends it."""
-    db = sqlite3.connect(tmp_path / "keys.sqlite", isolation_level=None)
+    db = sqlite3.connect(tmp_path / "keys.sqlite", isolation_level=None, factory=SqliteDb)
     assert fill_keys(db, "device_id", ["a", "b", "a"]) == "keys_device_id"
     assert not db.in_transaction
     assert db.execute("SELECT device_id FROM keys_device_id ORDER BY 1").fetchall() == [
