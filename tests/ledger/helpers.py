@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
+
+from pipeline.ledger.dialects import PostgresDb
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.store import Ledger
 from pipeline.seam.models import AccessCode
 
@@ -30,6 +36,62 @@ def access_code(code_id: str = "ac-1") -> AccessCode:
 
 
 def rows(ledger: Ledger, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    """Read the committed file through a second connection (WAL lets it read alongside)."""
-    with sqlite3.connect(ledger.path) as db:
+    """Read what is committed through a second connection (SQLite's WAL lets it read
+    alongside; PostgreSQL's own connection sees committed rows)."""
+    return query(ledger.path, sql, *args)
+
+
+def query(location: LedgerLocation, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one statement (``?`` parameters) on the ledger at ``location``, committed."""
+    if isinstance(location, PostgresLedger):
+        with psycopg.connect(location.url, autocommit=True) as connection:
+            cursor = PostgresDb(connection).execute(sql, args)
+            return [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
+    with contextlib.closing(sqlite3.connect(location)) as db, db:
         return db.execute(sql, args).fetchall()
+
+
+def dict_rows(location: LedgerLocation, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """``query``'s rows as dicts by column name."""
+    if isinstance(location, PostgresLedger):
+        with psycopg.connect(location.url, autocommit=True) as connection:
+            cursor = PostgresDb(connection).execute(sql, args)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    with contextlib.closing(sqlite3.connect(location)) as db, db:
+        cursor = db.execute(sql, args)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def insertion_order(location: LedgerLocation) -> str:
+    """An ORDER BY that lists an append-only table's rows as they were added (SQLite's rowid;
+    a PostgreSQL table never updated keeps its rows in the order of their ctid)."""
+    return "ORDER BY ctid" if isinstance(location, PostgresLedger) else "ORDER BY rowid"
+
+
+@contextlib.contextmanager
+def holding_ledger(location: LedgerLocation) -> Iterator[None]:
+    """Another writer holding the ledger for the block: SQLite's write lock, or PostgreSQL
+    locks on the tables a delivery writes."""
+    if isinstance(location, PostgresLedger):
+        with psycopg.connect(location.url, autocommit=True) as connection:
+            connection.execute("BEGIN")
+            connection.execute("LOCK TABLE codes, seam_events IN ACCESS EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                connection.execute("COMMIT")
+        return
+    other = sqlite3.connect(location, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        other.execute("COMMIT")
+        other.close()
+
+
+def ledger_argument(location: LedgerLocation) -> str:
+    """``--ledger``'s value for ``location`` (a PostgreSQL URL with its password)."""
+    return location.url if isinstance(location, PostgresLedger) else str(location)

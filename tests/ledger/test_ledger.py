@@ -26,9 +26,9 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-async def test_ledger_files_are_private_to_their_owner(ledger, tmp_path):
+async def test_ledger_files_are_private_to_their_owner(sqlite_ledger, tmp_path):
     """The database and its -wal and -shm files are mode 0600: the ledger holds PINs."""
-    await ledger.start_run("apply", [])
+    await sqlite_ledger.start_run("apply", [])
     files = sorted(path.name for path in tmp_path.glob("ledger.sqlite*"))
     assert files == ["ledger.sqlite", "ledger.sqlite-shm", "ledger.sqlite-wal"]
     assert all(mode(tmp_path / name) == 0o600 for name in files)
@@ -46,9 +46,9 @@ async def test_an_existing_readable_ledger_is_narrowed_to_its_owner(tmp_path):
     await opened.close()
 
 
-async def test_journal_mode_is_wal(ledger):
+async def test_journal_mode_is_wal(sqlite_ledger):
     """The ledger is in WAL mode (durable commits that readers don't block)."""
-    assert rows(ledger, "PRAGMA journal_mode") == [("wal",)]
+    assert rows(sqlite_ledger, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_register_adds_pending_codes_once(ledger):
