@@ -137,3 +137,40 @@ async def test_a_status_check_never_takes_a_pin_away_and_dates_only_real_changes
     await ledger.record_statuses(run_id, [row("unset", None)], "2030-01-02T00:00:00+00:00")
     [after] = rows(ledger, "SELECT code, code_status, updated_at FROM codes")
     assert after == ("123456", "unset", "2030-01-02T00:00:00+00:00")
+
+
+async def test_a_prepared_code_never_sent_goes_back_to_pending_and_a_created_one_stays(ledger):
+    """unmark_sending: a code this run made ``sending`` but never sent is ``pending`` again,
+    with its attempt and send time undone; one answered meanwhile (``created``) is left as is."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1"), planned("t2")])
+    for tag in ("t1", "t2"):
+        assert await ledger.mark_sending(tag, run_id)
+    ledger.mark_created("t2", run_id, access_code(), "req-2", how="created")
+    await ledger.unmark_sending(run_id, ["t1", "t2"])
+    select = "SELECT idempotency_tag, state, attempts, sent_at IS NULL FROM codes ORDER BY 1"
+    assert [tuple(row) for row in rows(ledger, select)] == [
+        ("t1", "pending", 0, True),
+        ("t2", "created", 1, False),
+    ]
+    assert await ledger.mark_sending("t1", run_id)  # sendable again
+
+
+async def test_the_hand_off_keeps_guests_the_status_cursor_and_known_trouble(ledger):
+    """Guest names (the last one given wins), the PIN rows of codes still wanted, the status
+    cursor (one row, moved on), and trouble: what is new since the last note."""
+    await made(ledger, ["t1", "t2", "t3"])
+    await ledger.record_guests([("t1", "Ada"), ("t2", "Bo")])
+    await ledger.record_guests([("t1", "Ada Lovelace")])
+    pins = {row["idempotency_tag"]: row for row in await ledger.pin_rows()}
+    assert set(pins) == {"t1", "t2", "t3"}
+    assert (pins["t1"]["guest_name"], pins["t1"]["code"]) == ("Ada Lovelace", "123456")
+    assert pins["t3"]["guest_name"] is None
+    assert await ledger.status_known_until() is None
+    for instant in ("2026-12-01T10:00:00+00:00", "2026-12-01T11:00:00+00:00"):
+        await ledger.set_status_known_until(instant)
+    assert await ledger.status_known_until() == "2026-12-01T11:00:00+00:00"
+    first = await ledger.note_trouble([("attention", "t1"), ("orphaned", "t2")], ["attention"])
+    again = await ledger.note_trouble([("attention", "t1"), ("attention", "t3")], ["attention"])
+    assert first == {("attention", "t1")}
+    assert again == {("attention", "t3")}
