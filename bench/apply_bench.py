@@ -21,6 +21,7 @@ import re
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,13 @@ from pipeline.apply.pacing import Rate
 from pipeline.apply.run import ApplySettings, apply_plan, apply_session
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.commands import apply_files
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.store import Ledger
 from pipeline.plan.planner import plan_reservations
 from pipeline.seam.client import SeamClient
 from pipeline.settings import BudgetOptions, Config, SeamCredentials
 from tests.generate import make_devices, make_stays
+from tests.postgres import running_server
 
 DOORS = 320
 CODES = 3_200
@@ -64,6 +68,7 @@ class Measured:
     cpu_per_request_ms: float
     extrapolated: bool = False
     learnt: Rate | None = None
+    ledger_ms_per_create: float | None = None  # the ledger's thread at work, per code made
 
 
 def zipf_counts(doors: int, codes: int, exponent: float) -> list[int]:
@@ -119,17 +124,47 @@ async def _finish(name: str, url: str, started: float, cpu: float, **extra: Any)
 
 
 async def run_ours(
-    url: str, plan: pl.DataFrame, folder: Path, name: str, settings: ApplySettings
+    url: str,
+    plan: pl.DataFrame,
+    folder: Path,
+    name: str,
+    settings: ApplySettings,
+    ledger: LedgerLocation | None = None,
 ) -> Measured:
+    """``apply_plan`` on a fresh sandbox, its ledger a new SQLite file in ``folder`` or the
+    given (empty) one; also measures the ledger's thread time per code made."""
     await _reset(url)
     credentials = SeamCredentials(api_key="seam_bench", endpoint=url)
-    opened = apply_session(credentials, folder / f"{name}.sqlite", settings, "bench", [])
+    location = ledger or folder / f"{name}.sqlite"
+    opened = apply_session(credentials, location, settings, "bench", [])
     async with opened as session:
+        busy = _time_ledger_work(session.ledger)
         started, cpu = time.perf_counter(), time.process_time()
         applied = await apply_plan(plan, session, settings)
         measured = await _finish(name, url, started, cpu)
     measured.learnt = applied.learnt_door_rate
+    measured.ledger_ms_per_create = 1000 * busy[0] / max(measured.creates, 1)
     return measured
+
+
+def _time_ledger_work(ledger: Ledger) -> list[float]:
+    """Add up the seconds the ledger's thread spends on database work (a one-item list that
+    grows as it works): its cost per create, whichever database it is."""
+    busy = [0.0]
+    run_in_thread = ledger._run
+
+    async def timed(function: Callable[[], Any]) -> Any:
+        def measured() -> Any:
+            started = time.perf_counter()
+            try:
+                return function()
+            finally:
+                busy[0] += time.perf_counter() - started
+
+        return await run_in_thread(measured)
+
+    ledger._run = timed  # type: ignore[method-assign]
+    return busy
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -243,18 +278,25 @@ def run() -> dict[str, Any]:
                 bodies = [create_body(row) for row in planned.iter_rows(named=True)]
                 configured = ApplySettings(door_rate=DOOR_RATE, global_rate=GLOBAL_RATE)
                 learning = ApplySettings(door_rate=None, global_rate=None)
+                on_postgres = PostgresLedger(server.new_database("bench"))
                 return {
                     "nightly": await run_nightly(url, payload, folder),
                     "planned": planned.height,
                     "results": [
                         await run_ours(url, plan, folder, "apply (limits configured)", configured),
+                        await run_ours(
+                            url, plan, folder, "... PostgreSQL ledger", configured, on_postgres
+                        ),
                         await run_ours(url, plan, folder, "apply (limits learnt)", learning),
                         await run_naive(url, bodies, configured.concurrency),
                         await run_sequential(url, bodies),
                     ],
                 }
 
-            measured = anyio.run(everything)
+            # The PostgreSQL ledger's server: throwaway, on this machine, fsync on (as the
+            # tests start it).
+            with running_server() as server:
+                measured = anyio.run(everything)
     return {
         "counts": counts,
         "lower_bound": lower_bound(counts, DOOR_RATE, GLOBAL_RATE),
@@ -272,19 +314,21 @@ def report(figures: dict[str, Any]) -> None:
     )
     header = f"{'client':<28}{'makespan s':>12}{'efficiency':>12}{'creates/s':>11}"
     header += f"{'creates':>9}{'req/code':>10}{'429s':>7}{'dupes':>7}"
-    header += f"{'CPU ms/create':>15}{'ms/request':>12}"
+    header += f"{'CPU ms/create':>15}{'ms/request':>12}{'ledger ms/create':>18}"
     print(header)
     ours = figures["results"][0]
     for m in figures["results"]:
         mark = "*" if m.extrapolated else " "
+        ledger = "" if m.ledger_ms_per_create is None else f"{m.ledger_ms_per_create:>18.2f}"
         print(
             f"{m.name:<28}{m.makespan:>11.1f}{mark}{lb / m.makespan:>12.3f}"
             f"{CODES / m.makespan:>11.1f}{m.requests:>9}"
             f"{m.seam_requests / max(m.creates, 1):>10.2f}"
             f"{m.rate_limited:>7}{m.duplicates:>7}"
-            f"{m.cpu_per_create_ms:>15.2f}{m.cpu_per_request_ms:>12.2f}"
+            f"{m.cpu_per_create_ms:>15.2f}{m.cpu_per_request_ms:>12.2f}{ledger}"
         )
-    for m in figures["results"][2:]:
+    print("ledger ms/create: the ledger's thread at work (SQLite, or PostgreSQL's round trips)")
+    for m in figures["results"][3:]:
         print(f"ours (configured) vs {m.name}: {m.makespan / ours.makespan:.1f}x faster")
     print(f"* stopped after {BASELINE_BUDGET:g} s; makespan extrapolated from its codes created")
     nightly = figures["nightly"]
@@ -293,7 +337,7 @@ def report(figures: dict[str, Any]) -> None:
         f" {nightly['requests']} requests for {nightly['new_codes']} new codes ="
         f" {nightly['per_code']:.3f} per new code (target <= 2.1; floor 2.0)"
     )
-    naive = figures["results"][2]
+    naive = figures["results"][3]
     print(
         f"CPU target 0.5 ms/create; the naive client, which does little but httpx's POST, spends"
         f" {naive.cpu_per_request_ms:.2f} ms per request on this machine"
