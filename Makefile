@@ -1,7 +1,9 @@
 # The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
 # (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
-# subprocesses, no servers on sockets), without lint.
+# subprocesses, no servers on sockets), without lint. Both first run `make postgres`, which
+# installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
+# throwaway server of their own); it says nothing when the server is already there.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -22,11 +24,29 @@ lint: install
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
-test: lint
+test: postgres lint
 	$(BIN)/pytest
 
-test-fast: install
+test-fast: postgres install
 	$(BIN)/pytest -m 'not slow'
+
+# The server binaries (initdb, pg_ctl) looked for where tests/postgres.py looks: the Debian
+# package's /usr/lib/postgresql/<major>/bin, pg_config --bindir, PATH. When none is there,
+# Debian's postgresql package through apt-get, as root or with sudo.
+.PHONY: postgres
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| test -x "$$(pg_config --bindir 2>/dev/null)/initdb" \
+		|| command -v initdb >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make postgres: no initdb, and installing PostgreSQL needs root or sudo" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || { \
+		echo "make postgres: no initdb and no apt-get: install the PostgreSQL server (initdb, pg_ctl)" >&2; \
+		exit 1; }; \
+	echo "make postgres: no initdb found; installing the PostgreSQL server with apt-get"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
 
 # The demo: a sandbox on a free port (with some lost answers, to show they are found again),
 # apply on the sample, then the sandbox is stopped whatever happened.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import stamina
@@ -10,6 +11,9 @@ from pipeline.catalog.doors import DeviceCatalog, read_device_file
 from pipeline.report.output import LIBRARY_LOGGERS
 from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND
+
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +48,27 @@ def restore_logging() -> Iterator[None]:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server (``tests.postgres``), started by the first test that asks
+    for it, so sessions without such tests neither start one nor import psycopg; stopped and
+    removed at the session's end. Without the server binaries every test that needs it fails,
+    saying to run ``make postgres``: none is skipped."""
+    from tests.postgres import PostgresMissing, remove_server, start_server
+
+    try:
+        server = start_server()
+    except PostgresMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        yield server
+    finally:
+        remove_server(server)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh database on the session's server, as a URL with the superuser's password."""
+    return postgres_server.new_database()
