@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from pipeline.catalog.listing import list_door_levels
 from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.lock import run_lock
+from pipeline.ledger.postgres import holds_ledger
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
 from pipeline.options import (
     WAIT_FOR_LOCK,
@@ -143,7 +146,7 @@ class ApplyRun:
 
     result: ApplyResult
     out: Path
-    ledger: Path
+    ledger: LedgerLocation
     budgets: BudgetCheck
     newly_orphaned: int = 0  # codes whose reservation this run's inputs no longer have
 
@@ -156,7 +159,7 @@ async def apply_files(
     paths: Sequence[Path],
     *,
     config_path: Path | None = None,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     out: Path | None = None,
     settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
@@ -193,7 +196,8 @@ async def apply_files(
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
-    # The lock first: it is on the ledger file itself, and must outlive the ledger's connection.
+    # The lock first: it is on the ledger file itself (or on a connection of its own), and
+    # must outlive the ledger's connection.
     async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
         try:
             async with until_interrupted(interrupt):
@@ -311,7 +315,7 @@ class StatusRun:
 async def status_files(
     *,
     config_path: Path | None = None,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     out: Path | None = None,
     attention_after: dt.timedelta = ATTENTION_AFTER,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
@@ -328,7 +332,7 @@ async def status_files(
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("status", now=now)
     await anyio.to_thread.run_sync(check_output_path, out)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "status")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()
@@ -357,7 +361,7 @@ async def status_files(
 
 async def report_files(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     run_id: str | None = None,
     runs: int = DEFAULT_RUNS,
     now: dt.datetime | None = None,
@@ -368,7 +372,7 @@ async def report_files(
     """
     check_runs(runs)
     now = now or dt.datetime.now(dt.UTC)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "report")
     ledger = await Ledger.open(ledger_path)
     try:
         return await make_report(ledger, now=now, run_id=run_id, runs=runs)
@@ -376,10 +380,19 @@ async def report_files(
         await ledger.close()
 
 
-async def _require_ledger(path: Path) -> None:
-    """Commands that read what runs did need their ledger: a wrong path is exit 2."""
-    if not await anyio.to_thread.run_sync(path.exists):
-        raise UsageError(f"ledger {path} does not exist", hint="check --ledger")
+async def _require_ledger(ledger: LedgerLocation, command: str) -> None:
+    """Commands that read what runs did need their ledger: a wrong path, or a database that
+    holds no ledger, is exit 2 (a PostgreSQL server out of reach is exit 3)."""
+    if isinstance(ledger, PostgresLedger):
+        if not await anyio.to_thread.run_sync(
+            functools.partial(holds_ledger, ledger, purpose=command)
+        ):
+            raise UsageError(
+                f"ledger {ledger} does not exist: its database has no ledger tables",
+                hint="check --ledger or ORACODE_LEDGER (apply creates the ledger)",
+            )
+    elif not await anyio.to_thread.run_sync(ledger.exists):
+        raise UsageError(f"ledger {ledger} does not exist", hint="check --ledger")
 
 
 @dataclass(frozen=True)
@@ -397,7 +410,7 @@ class ReportRun:
 
 async def export_report(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str = "table",
     out: Path | None = None,
     run_id: str | None = None,
@@ -471,7 +484,7 @@ class PinsRun:
 
 async def export_pins(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str | None = None,
     out: Path | None = None,
     ready_only: bool = False,
@@ -491,7 +504,7 @@ async def export_pins(
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
         changed_since = parse_changed_since(changed_since)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)
     try:
         rows = await ledger.pin_rows()
@@ -507,7 +520,7 @@ async def export_pins(
 
 async def summarise_night(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     results: Path | None = None,
     apply_exit: int = 0,
     status_exit: int = 0,
@@ -521,7 +534,7 @@ async def summarise_night(
     Raises UsageError (exit 2) for a missing ledger.
     """
     now = now or dt.datetime.now(dt.UTC)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "nightly-summary")
     table = await anyio.to_thread.run_sync(read_results, results)
     ledger = await Ledger.open(ledger_path)
     try:
@@ -560,7 +573,7 @@ async def serve_webhooks(
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     on_ready: Callable[[str], None],
 ) -> None:
     """Receive Seam's webhooks on ``host``:``port`` (any path) into the ledger until SIGINT or
@@ -572,7 +585,7 @@ async def serve_webhooks(
     status may run on the same ledger meanwhile.
     """
     verifier = Verifier(load_webhook_secret())
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "webhooks")
     ledger = await Ledger.open(ledger_path)  # a damaged ledger is one line, not a server error
     await ledger.close()
     listening = bind(host, port)
