@@ -389,7 +389,7 @@ async def _require_ledger(ledger: LedgerLocation, command: str) -> None:
         ):
             raise UsageError(
                 f"ledger {ledger} does not exist: its database has no ledger tables",
-                hint="check --ledger or ORACODE_LEDGER (apply creates the ledger)",
+                hint="check --ledger or ORACODE_LEDGER; apply creates the ledger",
             )
     elif not await anyio.to_thread.run_sync(ledger.exists):
         raise UsageError(f"ledger {ledger} does not exist", hint="check --ledger")
