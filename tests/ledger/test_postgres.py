@@ -16,6 +16,7 @@ from pipeline.ledger.postgres import (
     application_name,
     connect,
     connect_failure,
+    holds_ledger,
     is_connection_failure,
     lost_connection,
     scrub,
@@ -203,3 +204,43 @@ def test_a_connection_names_its_purpose_process_and_host():
     name = application_name("apply")
     assert name.startswith("oracode-provision apply pid=")
     assert name.endswith(f" host={socket.gethostname()}")
+
+
+@pytest.mark.slow
+def test_a_connection_is_in_autocommit_named_and_kept_alive(postgres_url):
+    """What the server sees of a ledger connection: autocommit, its name in
+    pg_stat_activity, keepalives on; the URL's own connect_timeout wins over ours."""
+    ledger = parse_ledger(f"{postgres_url}?connect_timeout=3")
+    with connect(ledger, purpose="apply") as connection:
+        assert connection.autocommit
+        row = connection.execute(
+            "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        assert row == (application_name("apply"),)
+        settings = connection.info.get_parameters()
+        assert settings["connect_timeout"] == "3"
+        assert (settings["keepalives"], settings["keepalives_idle"]) == ("1", "10")
+        assert (settings["keepalives_interval"], settings["keepalives_count"]) == ("5", "3")
+
+
+@pytest.mark.slow
+def test_the_password_may_come_from_pgpassword(postgres_server, monkeypatch):
+    """libpq finds the password in PGPASSWORD when the URL has none."""
+    url = postgres_server.new_database(with_password=False)
+    monkeypatch.setenv("PGPASSWORD", postgres_server.password)
+    with connect(parse_ledger(url), purpose="read") as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    monkeypatch.setenv("PGPASSWORD", "not-it")
+    with pytest.raises(UsageError) as refused:
+        connect(parse_ledger(url), purpose="read")
+    assert "not-it" not in refused.value.one_line()
+
+
+@pytest.mark.slow
+def test_holds_ledger_says_whether_the_database_has_a_ledger(postgres_url):
+    """A fresh database holds no ledger; one with the ledger's runs table does."""
+    ledger = parse_ledger(postgres_url)
+    assert not holds_ledger(ledger, purpose="report")
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute("CREATE TABLE runs (run_id text PRIMARY KEY)")
+    assert holds_ledger(ledger, purpose="report")
