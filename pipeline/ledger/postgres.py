@@ -1,12 +1,13 @@
 """Connecting to a PostgreSQL ledger (psycopg 3), and what its failures tell the user.
 
 Every connection is blocking (run it in a worker thread), in autocommit (the ledger issues its
-own BEGIN, COMMIT and SAVEPOINT), gives up after ``CONNECT_TIMEOUT`` seconds, keeps TCP
-keepalives on so that a server that went away is noticed within about half a minute rather
-than at the next write, and names itself in ``application_name`` (``oracode-provision apply
-pid=123 host=web-1``) so that the holder of the run lock can be named from
-``pg_stat_activity``. The password comes from the URL, ``PGPASSWORD`` or ``~/.pgpass``: libpq
-looks for it by itself.
+own BEGIN, COMMIT and SAVEPOINT), gives up after ``CONNECT_TIMEOUT`` seconds, and keeps TCP
+keepalives on at both ends: a server that went away is noticed within about half a minute
+rather than at the next write, and the server notices a client host that went away as soon,
+ending its session and so freeing its locks. It names itself in ``application_name``
+(``oracode-provision apply pid=123 host=web-1``) so that the holder of the run lock can be
+named from ``pg_stat_activity``. The password comes from the URL, ``PGPASSWORD`` or
+``~/.pgpass``: libpq looks for it by itself.
 
 No message ever shows the password: the ledger is named by its masked URL, and the driver's own
 words are scrubbed of the password and of the URL (libpq quotes a connection string it can't
@@ -34,6 +35,7 @@ from pipeline.ledger.location import MASK, PostgresLedger
 __all__ = [
     "CONNECT_TIMEOUT",
     "KEEPALIVES",
+    "SERVER_KEEPALIVES",
     "application_name",
     "connect",
     "connect_failure",
@@ -54,6 +56,14 @@ KEEPALIVES = {
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+}
+# The server's side of the same, for our session: a client host that died (power, network)
+# is noticed as soon, and its session ends, which frees its locks, the run lock first. (Left to
+# the operating system's defaults, the server would wait over two hours.)
+SERVER_KEEPALIVES = {
+    "tcp_keepalives_idle": 10,
+    "tcp_keepalives_interval": 5,
+    "tcp_keepalives_count": 3,
 }
 # The driver's words for a server that is there but refuses us (a wrong password, database or
 # role) or for options libpq can't read. Anything else is a server out of reach: refused,
@@ -103,12 +113,21 @@ def connect(ledger: PostgresLedger, *, purpose: str) -> Connection:
         given = conninfo_to_dict(ledger.url)
         options: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVES}
         options = {key: value for key, value in options.items() if key not in given}
-        return psycopg.connect(
+        connection = psycopg.connect(
             ledger.url, autocommit=True, application_name=application_name(purpose), **options
         )
+        try:
+            connection.execute(
+                "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(SERVER_KEEPALIVES)),
+                [str(part) for setting in SERVER_KEEPALIVES.items() for part in setting],
+            )
+        except BaseException:
+            connection.close()
+            raise
     except psycopg.Error as exc:
         # Not chained: the driver's message may hold the password (a traceback would show it).
         raise connect_failure(ledger, exc) from None
+    return connection
 
 
 def connect_failure(ledger: PostgresLedger, exc: BaseException) -> PipelineError:

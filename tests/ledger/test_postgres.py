@@ -209,7 +209,7 @@ def test_a_connection_names_its_purpose_process_and_host():
 @pytest.mark.slow
 def test_a_connection_is_in_autocommit_named_and_kept_alive(postgres_url):
     """What the server sees of a ledger connection: autocommit, its name in
-    pg_stat_activity, keepalives on; the URL's own connect_timeout wins over ours."""
+    pg_stat_activity, keepalives on at both ends; the URL's own connect_timeout wins."""
     ledger = parse_ledger(f"{postgres_url}?connect_timeout=3")
     with connect(ledger, purpose="apply") as connection:
         assert connection.autocommit
@@ -221,6 +221,11 @@ def test_a_connection_is_in_autocommit_named_and_kept_alive(postgres_url):
         assert settings["connect_timeout"] == "3"
         assert (settings["keepalives"], settings["keepalives_idle"]) == ("1", "10")
         assert (settings["keepalives_interval"], settings["keepalives_count"]) == ("5", "3")
+        server_side = connection.execute(
+            "SELECT current_setting('tcp_keepalives_idle'),"
+            " current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count')"
+        ).fetchone()
+        assert server_side == ("10", "5", "3")
 
 
 @pytest.mark.slow
