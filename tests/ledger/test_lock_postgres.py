@@ -11,17 +11,23 @@ import signal
 import socket
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import anyio
 import psycopg
 import pytest
 
+from pipeline.cli import main
 from pipeline.errors import LedgerError, RunLocked, UsageError
 from pipeline.ledger.location import PostgresLedger
 from pipeline.ledger.lock import run_lock, unfinished_apply_run
+from tests.paths import ROOT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 
 # The ledger's runs table, as far as the lock reads it (the ledger's own schema creates it).
 RUNS = (
@@ -279,3 +285,62 @@ async def test_a_connection_lost_while_waiting_is_a_ledger_error(postgres_server
         "(rerun once the server is reachable: every code sent was committed first)"
     )
     assert postgres_server.password not in line
+
+
+@contextmanager
+def held_by(url: str, name: str) -> Iterator[int]:
+    """The run lock's key held by a session of another program, named ``name``; gives its
+    backend pid. (The key is learnt from the lock itself, taken once.)"""
+
+    async def learn() -> tuple[int, int]:
+        async with run_lock(PostgresLedger(url)):
+            [(high, low)] = sql(
+                url,
+                "SELECT classid::bigint, objid::bigint FROM pg_locks"
+                " WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database"
+                " WHERE datname = current_database())",
+            )
+        return int(high), int(low)
+
+    high, low = anyio.run(learn)
+    key = int.from_bytes(((high << 32) | low).to_bytes(8, "big"), "big", signed=True)
+    with psycopg.connect(url, autocommit=True, application_name=name) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [key])
+        [(backend,)] = other.execute("SELECT pg_backend_pid()").fetchall()
+        yield backend
+
+
+def test_a_holder_that_is_not_ours_is_named_by_its_session(postgres_url):
+    """A session that isn't a run (another program, a person in psql) holding the lock's key
+    is named by its backend pid and application_name."""
+    with held_by(postgres_url, "psql") as backend, pytest.raises(RunLocked) as refused:
+        anyio.run(lambda: _take(postgres_url))
+    assert (
+        f"in use by another apply run: PostgreSQL backend pid {backend}"
+        " (application_name 'psql') (wait for it"
+    ) in refused.value.one_line()
+
+
+async def _take(url: str) -> None:
+    async with run_lock(PostgresLedger(url)):
+        pass
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_apply_on_a_held_ledger_exits_3_naming_the_holder(
+    postgres_url, tmp_path, monkeypatch, capsys
+):
+    """The CLI: apply on a PostgreSQL ledger another run holds is exit 3, one line naming the
+    holder's pid and host as its connection says them, the password masked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SEAM_API_KEY", "seam_test_key")
+    monkeypatch.setenv("SEAM_ENDPOINT", "http://127.0.0.1:9")
+    name = "oracode-provision apply pid=4242 host=night-runner-7"
+    with held_by(postgres_url, name):
+        assert main(["apply", str(SAMPLE), "--ledger", postgres_url]) == 3
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"error: ledger {PostgresLedger(postgres_url)} is in use by another apply run: pid 4242"
+        " on host night-runner-7 (wait for it to finish, or pass --wait-for-lock SECONDS)"
+    )
+    assert "***" in err[-1]
