@@ -176,7 +176,8 @@ async def apply_files(
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
     Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
-    exit 3, when another run keeps it). ``settings`` as the command line gives them
+    exit 3, when another run keeps it; for a ledger it can't open or reach, ``run_lock``'s
+    errors). ``settings`` as the command line gives them
     (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
     input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
     budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
@@ -326,7 +327,8 @@ async def status_files(
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
     Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, SeamError
-    (exit 3) when Seam can't be asked.
+    (exit 3) when Seam can't be asked, LedgerError (exit 3) when a PostgreSQL ledger's server
+    can't be reached.
     """
     check_request_timeout(request_timeout)
     now = now or dt.datetime.now(dt.UTC)
@@ -368,7 +370,8 @@ async def report_files(
 ) -> Report:
     """The report from the ledger alone (no key needed, no lock taken: a run may be going on).
 
-    Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``.
+    Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     check_runs(runs)
     now = now or dt.datetime.now(dt.UTC)
@@ -498,7 +501,8 @@ async def export_pins(
     lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
-    ``changed_since`` it can't use, and for a missing ledger.
+    ``changed_since`` it can't use, and for a missing ledger; LedgerError (exit 3) when a
+    PostgreSQL ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
@@ -531,7 +535,8 @@ async def summarise_night(
     code (0 nothing new, 1 new trouble, else the worse of ``apply_exit`` and ``status_exit``
     from 2 up). Records tonight's trouble as known in the ledger.
 
-    Raises UsageError (exit 2) for a missing ledger.
+    Raises UsageError (exit 2) for a missing ledger, LedgerError (exit 3) when a PostgreSQL
+    ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     await _require_ledger(ledger_path, "nightly-summary")
@@ -580,8 +585,9 @@ async def serve_webhooks(
     SIGTERM; ``on_ready`` gets the receiver's URL once it listens.
 
     Raises, before listening, ConfigError (exit 2) when SEAM_WEBHOOK_SECRET is missing or
-    malformed, UsageError (exit 2) when the ledger doesn't exist or the port can't be had, and
-    as ``Ledger.open`` does for a ledger that can't be used. Takes no run lock: apply and
+    malformed, UsageError (exit 2) when the ledger doesn't exist or the port can't be had,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached, and as
+    ``Ledger.open`` does for a ledger that can't be used. Takes no run lock: apply and
     status may run on the same ledger meanwhile.
     """
     verifier = Verifier(load_webhook_secret())
