@@ -130,6 +130,7 @@ async def _hold_advisory_lock(ledger: PostgresLedger, wait: float) -> AsyncItera
         return await anyio.to_thread.run_sync(_on_connection, ledger, connection, work)
 
     try:
+        await query(_allow_idling)
         key = await query(_lock_key)
         deadline = anyio.current_time() + wait
         while not await query(functools.partial(_try_advisory_lock, key=key)):
@@ -261,6 +262,15 @@ def _lock_key(connection: postgres.Connection) -> int:
     assert row is not None
     identity = "\0".join((LOCK_KEY_PREFIX, *row)).encode()
     return int.from_bytes(hashlib.sha256(identity).digest()[:8], "big", signed=True)
+
+
+def _allow_idling(connection: postgres.Connection) -> None:
+    """The lock's connection says nothing for the whole run: a server's ``idle_session_timeout``
+    (PostgreSQL 14 and later) must not end its session, and the lock with it."""
+    connection.execute(
+        "SELECT set_config('idle_session_timeout', '0', false)"
+        " WHERE current_setting('server_version_num')::int >= 140000"
+    )
 
 
 def _try_advisory_lock(connection: postgres.Connection, *, key: int) -> bool:

@@ -148,6 +148,21 @@ async def test_the_lock_is_released_when_the_block_is_cancelled(postgres_url):
         pass
 
 
+async def test_the_lock_outlives_the_server_s_idle_session_timeout(postgres_url, caplog):
+    """A database whose idle sessions end after a second: the lock's connection, silent for the
+    whole run, keeps its session and its lock."""
+    database = postgres_url.rsplit("/", 1)[1]
+    sql(postgres_url, f"ALTER DATABASE {database} SET idle_session_timeout = '1s'")
+    ledger = PostgresLedger(postgres_url)
+    with caplog.at_level(logging.WARNING, logger="pipeline.ledger.lock"):
+        async with run_lock(ledger):
+            await anyio.sleep(2.5)
+            with pytest.raises(RunLocked):
+                async with run_lock(ledger):
+                    pass
+    assert not caplog.records
+
+
 async def test_a_lock_left_by_a_killed_run_is_taken_over(postgres_url, tmp_path, caplog):
     """A holder in another folder killed with SIGKILL: its session ends with its process, the
     next run takes the lock within seconds and names the run it took it from, once."""
