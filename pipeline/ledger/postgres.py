@@ -42,6 +42,7 @@ __all__ = [
     "holds_ledger",
     "is_connection_failure",
     "lost_connection",
+    "reason",
     "scrub",
 ]
 
@@ -135,16 +136,16 @@ def connect_failure(ledger: PostgresLedger, exc: BaseException) -> PipelineError
     the server refused us or the URL can't be read (a wrong password, database, role or
     option), else LedgerError (exit 3: refused, timed out, an unknown host, a server starting
     up or out of connection slots). Never shows the password."""
-    reason = _reason(ledger, exc)
-    if _is_refusal(exc, reason):
-        return UsageError(f"ledger {ledger} can't be opened: {reason}", hint=_URL_HINT)
-    return LedgerError(f"ledger {ledger} can't be reached: {reason}", hint=_SERVER_HINT)
+    words = reason(ledger, exc)
+    if _is_refusal(exc, words):
+        return UsageError(f"ledger {ledger} can't be opened: {words}", hint=_URL_HINT)
+    return LedgerError(f"ledger {ledger} can't be reached: {words}", hint=_SERVER_HINT)
 
 
 def lost_connection(ledger: PostgresLedger, exc: BaseException) -> LedgerError:
     """The one-line error (exit 3) for a connection lost while the run was using it."""
     return LedgerError(
-        f"ledger {ledger}: lost its connection to PostgreSQL ({_reason(ledger, exc)})",
+        f"ledger {ledger}: lost its connection to PostgreSQL ({reason(ledger, exc)})",
         hint=_LOST_HINT,
     )
 
@@ -202,8 +203,10 @@ def _secrets(ledger: PostgresLedger) -> set[str]:
     return {secret for secret in found if secret}
 
 
-def _reason(ledger: PostgresLedger, exc: BaseException) -> str:
-    """The driver's words on one line, scrubbed, without psycopg's generic lead-in."""
+def reason(ledger: PostgresLedger, exc: BaseException) -> str:
+    """The driver's words for ``exc`` on one line, scrubbed of the password (``scrub``),
+    without psycopg's generic lead-in, cut at ``_MAX_REASON`` characters: what a message about
+    a PostgreSQL ledger quotes of psycopg."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     for lead in ("connection failed: ", "connection is bad: "):
         text = text.removeprefix(lead)
@@ -211,7 +214,7 @@ def _reason(ledger: PostgresLedger, exc: BaseException) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
 
 
-def _is_refusal(exc: BaseException, reason: str) -> bool:
+def _is_refusal(exc: BaseException, words: str) -> bool:
     if isinstance(exc, psycopg.errors.ConnectionTimeout):
         return False
     if isinstance(exc, psycopg.ProgrammingError):  # libpq couldn't read the URL's options
@@ -219,5 +222,5 @@ def _is_refusal(exc: BaseException, reason: str) -> bool:
     pgconn = getattr(exc, "pgconn", None)
     if pgconn is not None and pgconn.needs_password:
         return True
-    words = _QUOTED.sub('""', reason).lower()
-    return any(refusal in words for refusal in _REFUSALS)
+    unquoted = _QUOTED.sub('""', words).lower()
+    return any(refusal in unquoted for refusal in _REFUSALS)
