@@ -72,6 +72,16 @@ demo: install
 bench: install
 	$(BIN)/python -m bench
 
+# LEDGER (every target that keeps or reads the ledger): a SQLite file or a postgresql:// URL.
+# It reaches the commands as written, in their environment as ORACODE_LEDGER rather than as
+# --ledger, so that a URL's ?, & and $ are never the shell's or make's, and its password is
+# neither echoed with the recipe nor in ps. Without LEDGER the commands' own default holds:
+# $ORACODE_LEDGER when set, else outputs/ledger.sqlite.
+LEDGER ?=
+ifdef LEDGER
+export ORACODE_LEDGER = $(value LEDGER)
+endif
+
 # The nightly job: apply on tonight's export, then status, each with its output and its JSON
 # log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON, then a short summary
 # (oracode-provision nightly-summary). The recipe exits 1 only for trouble new tonight (new
@@ -79,30 +89,29 @@ bench: install
 # apply or status couldn't work; on any of these make adds its one "*** [nightly] Error" line
 # and exits 2 itself (the summary's last line says the job's own code).
 # make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
-LEDGER ?= outputs/ledger.sqlite
 nightly: install
 	@test -n "$(INPUT)" || { echo 'usage: make nightly INPUT="export.csv ..." [CONFIG=...] [LEDGER=...]' >&2; exit 2; }
 	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); log=outputs/nightly-$$stamp; \
-	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
+	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) \
 		--results $$log-results.parquet --log-format json > $$log-apply.log 2>&1; applied=$$?; \
-	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) \
+	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) \
 		--results $$log-status.parquet --log-format json > $$log-status.log 2>&1; checked=$$?; \
-	$(BIN)/oracode-provision report --ledger $(LEDGER) --format json --out $$log-report.json \
+	$(BIN)/oracode-provision report --format json --out $$log-report.json \
 		> $$log-report.log 2>&1; \
 	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
-	$(BIN)/oracode-provision nightly-summary --ledger $(LEDGER) --results $$log-results.parquet \
+	$(BIN)/oracode-provision nightly-summary --results $$log-results.parquet \
 		--apply-exit $$applied --status-exit $$checked; \
 	exit $$?
 
 # Every reservation's PIN for the guest messages, from the ledger (never a cancelled or
 # replaced code): make pins [LEDGER=...] [OUT=outputs/pins.csv] [ARGS="--ready-only ..."]
 pins: install
-	$(BIN)/oracode-provision pins --ledger $(LEDGER) $(if $(OUT),--out $(OUT)) $(ARGS)
+	$(BIN)/oracode-provision pins $(if $(OUT),--out $(OUT)) $(ARGS)
 
 # What the runs did and what needs a person: make report [LEDGER=...] [FORMAT=table|csv|parquet|json]
 FORMAT ?= table
 report: install
-	$(BIN)/oracode-provision report --ledger $(LEDGER) --format $(FORMAT)
+	$(BIN)/oracode-provision report --format $(FORMAT)
 
 # The commands as the README shows them, without .venv/bin on PATH; further options in ARGS:
 # make sandbox [PORT=8787] [ARGS="--latency-ms 20-80 ..."]
@@ -119,10 +128,10 @@ plan: install
 
 apply: install
 	@test -n "$(INPUT)" || { echo 'usage: make apply INPUT="export.csv ..." [CONFIG=...] [LEDGER=...] [ARGS=...]' >&2; exit 2; }
-	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) $(ARGS)
+	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 status: install
-	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) --ledger $(LEDGER) $(ARGS)
+	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
@@ -140,4 +149,4 @@ doors: install
 .PHONY: webhooks
 WEBHOOK_PORT ?= 8788
 webhooks: install
-	$(BIN)/oracode-provision webhooks --port $(WEBHOOK_PORT) --ledger $(LEDGER) $(ARGS)
+	$(BIN)/oracode-provision webhooks --port $(WEBHOOK_PORT) $(ARGS)

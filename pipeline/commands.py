@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from pipeline.catalog.listing import list_door_levels
 from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.errors import PipelineError, SeamError, UsageError
 from pipeline.interrupts import Interrupt, until_interrupted
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.lock import run_lock
+from pipeline.ledger.postgres import holds_ledger
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
 from pipeline.options import (
     WAIT_FOR_LOCK,
@@ -143,7 +146,7 @@ class ApplyRun:
 
     result: ApplyResult
     out: Path
-    ledger: Path
+    ledger: LedgerLocation
     budgets: BudgetCheck
     newly_orphaned: int = 0  # codes whose reservation this run's inputs no longer have
 
@@ -156,7 +159,7 @@ async def apply_files(
     paths: Sequence[Path],
     *,
     config_path: Path | None = None,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     out: Path | None = None,
     settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
@@ -173,7 +176,8 @@ async def apply_files(
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
     Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
-    exit 3, when another run keeps it). ``settings`` as the command line gives them
+    exit 3, when another run keeps it; for a ledger it can't open or reach, ``run_lock``'s
+    errors). ``settings`` as the command line gives them
     (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
     input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
     budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
@@ -193,7 +197,8 @@ async def apply_files(
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
-    # The lock first: it is on the ledger file itself, and must outlive the ledger's connection.
+    # The lock first: it is on the ledger file itself (or on a connection of its own), and
+    # must outlive the ledger's connection.
     async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
         try:
             async with until_interrupted(interrupt):
@@ -311,7 +316,7 @@ class StatusRun:
 async def status_files(
     *,
     config_path: Path | None = None,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     out: Path | None = None,
     attention_after: dt.timedelta = ATTENTION_AFTER,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
@@ -322,13 +327,14 @@ async def status_files(
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
     Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, SeamError
-    (exit 3) when Seam can't be asked.
+    (exit 3) when Seam can't be asked, LedgerError (exit 3) when a PostgreSQL ledger's server
+    can't be reached.
     """
     check_request_timeout(request_timeout)
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("status", now=now)
     await anyio.to_thread.run_sync(check_output_path, out)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "status")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     credentials = load_credentials(config)
     credentials.auth_headers()
@@ -357,18 +363,19 @@ async def status_files(
 
 async def report_files(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     run_id: str | None = None,
     runs: int = DEFAULT_RUNS,
     now: dt.datetime | None = None,
 ) -> Report:
     """The report from the ledger alone (no key needed, no lock taken: a run may be going on).
 
-    Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``.
+    Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     check_runs(runs)
     now = now or dt.datetime.now(dt.UTC)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "report")
     ledger = await Ledger.open(ledger_path)
     try:
         return await make_report(ledger, now=now, run_id=run_id, runs=runs)
@@ -376,10 +383,19 @@ async def report_files(
         await ledger.close()
 
 
-async def _require_ledger(path: Path) -> None:
-    """Commands that read what runs did need their ledger: a wrong path is exit 2."""
-    if not await anyio.to_thread.run_sync(path.exists):
-        raise UsageError(f"ledger {path} does not exist", hint="check --ledger")
+async def _require_ledger(ledger: LedgerLocation, command: str) -> None:
+    """Commands that read what runs did need their ledger: a wrong path, or a database that
+    holds no ledger, is exit 2 (a PostgreSQL server out of reach is exit 3)."""
+    if isinstance(ledger, PostgresLedger):
+        if not await anyio.to_thread.run_sync(
+            functools.partial(holds_ledger, ledger, purpose=command)
+        ):
+            raise UsageError(
+                f"ledger {ledger} does not exist: its database has no ledger tables",
+                hint="check --ledger or ORACODE_LEDGER; apply creates the ledger",
+            )
+    elif not await anyio.to_thread.run_sync(ledger.exists):
+        raise UsageError(f"ledger {ledger} does not exist", hint="check --ledger")
 
 
 @dataclass(frozen=True)
@@ -397,7 +413,7 @@ class ReportRun:
 
 async def export_report(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str = "table",
     out: Path | None = None,
     run_id: str | None = None,
@@ -471,7 +487,7 @@ class PinsRun:
 
 async def export_pins(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str | None = None,
     out: Path | None = None,
     ready_only: bool = False,
@@ -485,13 +501,14 @@ async def export_pins(
     lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
-    ``changed_since`` it can't use, and for a missing ledger.
+    ``changed_since`` it can't use, and for a missing ledger; LedgerError (exit 3) when a
+    PostgreSQL ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
         changed_since = parse_changed_since(changed_since)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)
     try:
         rows = await ledger.pin_rows()
@@ -507,7 +524,7 @@ async def export_pins(
 
 async def summarise_night(
     *,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     results: Path | None = None,
     apply_exit: int = 0,
     status_exit: int = 0,
@@ -518,10 +535,11 @@ async def summarise_night(
     code (0 nothing new, 1 new trouble, else the worse of ``apply_exit`` and ``status_exit``
     from 2 up). Records tonight's trouble as known in the ledger.
 
-    Raises UsageError (exit 2) for a missing ledger.
+    Raises UsageError (exit 2) for a missing ledger, LedgerError (exit 3) when a PostgreSQL
+    ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "nightly-summary")
     table = await anyio.to_thread.run_sync(read_results, results)
     ledger = await Ledger.open(ledger_path)
     try:
@@ -560,19 +578,20 @@ async def serve_webhooks(
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    ledger_path: Path = DEFAULT_LEDGER,
+    ledger_path: LedgerLocation = DEFAULT_LEDGER,
     on_ready: Callable[[str], None],
 ) -> None:
     """Receive Seam's webhooks on ``host``:``port`` (any path) into the ledger until SIGINT or
     SIGTERM; ``on_ready`` gets the receiver's URL once it listens.
 
     Raises, before listening, ConfigError (exit 2) when SEAM_WEBHOOK_SECRET is missing or
-    malformed, UsageError (exit 2) when the ledger doesn't exist or the port can't be had, and
-    as ``Ledger.open`` does for a ledger that can't be used. Takes no run lock: apply and
+    malformed, UsageError (exit 2) when the ledger doesn't exist or the port can't be had,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached, and as
+    ``Ledger.open`` does for a ledger that can't be used. Takes no run lock: apply and
     status may run on the same ledger meanwhile.
     """
     verifier = Verifier(load_webhook_secret())
-    await _require_ledger(ledger_path)
+    await _require_ledger(ledger_path, "webhooks")
     ledger = await Ledger.open(ledger_path)  # a damaged ledger is one line, not a server error
     await ledger.close()
     listening = bind(host, port)

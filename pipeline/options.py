@@ -16,6 +16,13 @@ from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.errors import UsageError
+from pipeline.ledger.location import (
+    LEDGER_ENV,
+    LedgerLocation,
+    is_postgres_url,
+    ledger_from_environment,
+    mask_password,
+)
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
 from pipeline.report.pins import PIN_FORMATS
@@ -46,6 +53,8 @@ __all__ = [
     "check_request_timeout",
     "check_runs",
     "check_settings",
+    "ledger_default_text",
+    "ledger_location",
 ]
 
 # ``status --attention-after`` is given in minutes.
@@ -55,6 +64,22 @@ WAIT_FOR_LOCK = 0.0
 BUDGET_MODES: tuple[str, ...] = get_args(BudgetMode)
 ON_BUDGET_EXCEEDED: tuple[str, ...] = get_args(OnBudgetExceeded)
 LOG_FORMATS = ("text", "json")
+
+
+def ledger_location(given: LedgerLocation | None = None) -> LedgerLocation:
+    """The ledger a command keeps: ``--ledger``'s when given, else ``ORACODE_LEDGER``'s when
+    set, else ``outputs/ledger.sqlite``. Raises UsageError (exit 2) naming ORACODE_LEDGER when
+    it holds a URL that can't be used."""
+    return given if given is not None else ledger_from_environment(DEFAULT_LEDGER)
+
+
+def ledger_default_text(environ: Mapping[str, str] = os.environ) -> str:
+    """``ledger_location``'s default as ``--help`` says it, a URL's password masked."""
+    value = environ.get(LEDGER_ENV, "").strip()
+    now = ""
+    if value:
+        now = f", now {mask_password(value) if is_postgres_url(value) else value};"
+    return f"${LEDGER_ENV} when set{now or ','} else {DEFAULT_LEDGER}"
 
 
 def check_request_timeout(seconds: float) -> float:

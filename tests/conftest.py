@@ -23,6 +23,12 @@ def no_retry_sleeps():
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_ledger_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ORACODE_LEDGER never becomes a test's ledger."""
+    monkeypatch.delenv("ORACODE_LEDGER", raising=False)
+
+
 @pytest.fixture
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """Async tests run on asyncio; those marked ``virtual_time`` on a loop whose clock jumps

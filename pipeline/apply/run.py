@@ -19,7 +19,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -34,6 +33,7 @@ from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
 from pipeline.errors import RunStopped, SeamError
 from pipeline.interrupts import Interrupt, send_until_interrupted
+from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
 from pipeline.plan.reasons import (
     ADOPTED,
@@ -110,7 +110,7 @@ class ApplySession:
 @asynccontextmanager
 async def apply_session(
     credentials: SeamCredentials,
-    ledger_path: Path,
+    ledger_path: LedgerLocation,
     settings: ApplySettings,
     command: str,
     inputs: Sequence[str],

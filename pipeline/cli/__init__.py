@@ -243,12 +243,14 @@ def _webhooks(args: argparse.Namespace, console: Console) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
-    args = build_parser().parse_args(argv)
-    handler = HANDLERS[args.command]
     _tolerate_undecodable_names()
     console = Console(highlight=False)
     try:
-        code = handler(args, console)
+        # Inside: a ledger URL that can't be used (--ledger, ORACODE_LEDGER) is one line too.
+        args = build_parser().parse_args(argv)
+        if "ledger" in args:
+            args.ledger = defaults.ledger_location(args.ledger)
+        code = HANDLERS[args.command](args, console)
     except PipelineError as exc:
         print(printable(f"error: {exc.one_line()}"), file=sys.stderr)
         return exc.exit_code

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline import options as defaults
 from pipeline.catalog.listing import DOOR_FORMATS
+from pipeline.ledger.location import parse_ledger
 from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
 from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
@@ -319,11 +320,16 @@ def add_config_option(command: argparse.ArgumentParser) -> None:
 
 
 def add_ledger_option(command: argparse.ArgumentParser) -> None:
+    # None: the library's default (pipeline.options.ledger_location), which reads the
+    # environment; argparse formats help with %, which a URL may hold.
+    default = defaults.ledger_default_text().replace("%", "%%")
     command.add_argument(
         "--ledger",
-        type=Path,
-        default=defaults.DEFAULT_LEDGER,
-        help="SQLite ledger (default: %(default)s)",
+        type=parse_ledger,
+        metavar="FILE|URL",
+        help="the ledger: a SQLite file or a postgresql://USER@HOST:PORT/DATABASE URL (its"
+        " password best in PGPASSWORD or ~/.pgpass: a command line shows in ps)"
+        f" (default: {default})",
     )
 
 

@@ -47,9 +47,10 @@ def is_postgres_url(text: str) -> bool:
     return text.split("://", 1)[0].lower() in POSTGRES_SCHEMES and "://" in text
 
 
-def parse_ledger(text: str) -> LedgerLocation:
+def parse_ledger(text: str, *, source: str = "--ledger") -> LedgerLocation:
     """``--ledger``'s value: a ``postgresql://`` URL, or else a SQLite file's path. Raises
-    UsageError (exit 2) for a URL that libpq couldn't read, without showing its password."""
+    UsageError (exit 2) for a URL that libpq couldn't read, naming ``source`` (where the text
+    came from), without showing its password."""
     text = text.strip()
     if not is_postgres_url(text):
         return Path(text)
@@ -58,21 +59,22 @@ def parse_ledger(text: str) -> LedgerLocation:
         parts.port  # noqa: B018 (raises ValueError for a port that isn't a number)
     except ValueError as exc:
         raise UsageError(
-            f"--ledger {mask_password(text)} is not a usable PostgreSQL URL: {exc}",
+            f"{source} {mask_password(text)} is not a usable PostgreSQL URL: {exc}",
             hint="write it as postgresql://USER@HOST:PORT/DATABASE",
         ) from None
     if not parts.path.strip("/"):
         raise UsageError(
-            f"--ledger {mask_password(text)} names no database",
+            f"{source} {mask_password(text)} names no database",
             hint="write it as postgresql://USER@HOST:PORT/DATABASE",
         )
     return PostgresLedger(text)
 
 
 def ledger_from_environment(default: Path) -> LedgerLocation:
-    """``ORACODE_LEDGER`` when it is set (a container's usual way), else ``default``."""
+    """``ORACODE_LEDGER`` when it is set (a container's usual way), else ``default``. Raises
+    UsageError (exit 2) naming the variable when it holds a URL that can't be used."""
     value = os.environ.get(LEDGER_ENV, "").strip()
-    return parse_ledger(value) if value else default
+    return parse_ledger(value, source=LEDGER_ENV) if value else default
 
 
 def mask_password(url: str) -> str:

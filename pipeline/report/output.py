@@ -31,6 +31,7 @@ from rich.text import Text
 from pipeline.budget.limits import BudgetCheck
 from pipeline.catalog.listing import doors_csv, doors_json
 from pipeline.errors import Interrupted
+from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
@@ -161,7 +162,7 @@ def print_apply_summary(
     budgets: BudgetCheck,
     *,
     out: Path,
-    ledger: Path,
+    ledger: LedgerLocation,
     newly_orphaned: int,
     console: Console,
 ) -> None:

@@ -11,7 +11,8 @@ The ledger write runs in the ledger's worker thread, off the event loop, in a ta
 receiver's own: a delivery is never answered later than ``ANSWER_WITHIN`` (Seam gives up on an
 answer after 15 seconds and retries), and a write still under way when it is answered 503 goes
 on; its retry then finds it recorded. The receiver takes no run lock: an ``apply`` run may
-write the same ledger meanwhile (SQLite WAL), and each waits for the other's commit.
+write the same ledger meanwhile (SQLite's WAL, or PostgreSQL), and each waits for the other's
+commit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from pipeline.errors import PipelineError
 from pipeline.ledger.events import EventOutcome, SeamEvent
+from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import Ledger
 from pipeline.webhooks.events import read_event
 from pipeline.webhooks.verify import Refused, Verifier
@@ -53,7 +54,7 @@ class WebhookReceiver:
     """
 
     def __init__(
-        self, ledger: Path, verifier: Verifier, *, answer_within: float = ANSWER_WITHIN
+        self, ledger: LedgerLocation, verifier: Verifier, *, answer_within: float = ANSWER_WITHIN
     ) -> None:
         self.ledger_path = ledger
         self._verifier = verifier
