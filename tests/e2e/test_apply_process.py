@@ -30,9 +30,17 @@ SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, seed):
-    """SIGKILL mid-run (several times), rerun until exit 0: one code per reservation, no loss."""
+def test_killed_at_random_moments_then_rerun_each_code_exists_once(
+    request, tmp_path, seed, backend
+):
+    """SIGKILL mid-run (several times), rerun until exit 0: one code per reservation, no loss;
+    with the ledger in a SQLite file or in PostgreSQL (whose session, and run lock, die with
+    the process)."""
+    ledger = str(tmp_path / "ledger.sqlite")
+    if backend == "postgresql":
+        ledger = request.getfixturevalue("postgres_url")
     rng = random.Random(seed)
     payload = make_devices(15, seed=seed)
     stays = make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=seed)
@@ -42,7 +50,7 @@ def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, see
     state, server = served(payload, faults)
     command = [
         sys.executable, "-m", "pipeline", "apply", str(source),
-        "--ledger", str(tmp_path / "ledger.sqlite"),
+        "--ledger", ledger,
         "--results", str(tmp_path / "results.csv"),
         "--door-rate", "10/2s",
         # The sandbox makes a code before it drops the answer: a second settles it.

@@ -11,23 +11,28 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.store import Ledger
 from pipeline.seam.models import AccessCode
 from pipeline.webhooks import Verifier, WebhookReceiver, create_app
+from tests.ledger.conftest import BACKENDS
 from tests.ledger.helpers import planned
 from tests.webhooks.helpers import CODES, SECRET
 
 
-@pytest.fixture
-def ledger_path(tmp_path: Path) -> Path:
+@pytest.fixture(params=BACKENDS)
+def ledger_path(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerLocation:
     """A ledger with two created codes (``CODES``), not yet set and without their PINs (made
-    on its own event loop, so that the command's tests, which run their own, can have it)."""
-    path = tmp_path / "ledger.sqlite"
+    on its own event loop, so that the command's tests, which run their own, can have it), on
+    each backend."""
+    path: LedgerLocation = tmp_path / "ledger.sqlite"
+    if request.param == "postgresql":
+        path = PostgresLedger(request.getfixturevalue("postgres_url"))
     anyio.run(_make_ledger, path)
     return path
 
 
-async def _make_ledger(path: Path) -> None:
+async def _make_ledger(path: LedgerLocation) -> None:
     ledger = await Ledger.open(path)
     run_id = await ledger.start_run("apply", [])
     await ledger.register(run_id, [planned(tag) for tag in CODES.values()])
@@ -40,7 +45,7 @@ async def _make_ledger(path: Path) -> None:
 
 
 @pytest.fixture
-def receiver(ledger_path: Path) -> WebhookReceiver:
+def receiver(ledger_path: LedgerLocation) -> WebhookReceiver:
     return WebhookReceiver(ledger_path, Verifier(SecretStr(SECRET)))
 
 

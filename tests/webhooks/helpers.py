@@ -7,11 +7,12 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 import time
 import uuid
-from pathlib import Path
 from typing import Any
+
+from pipeline.ledger.location import LedgerLocation
+from tests.ledger.helpers import dict_rows, insertion_order
 
 SECRET = "whsec_" + base64.b64encode(b"oracode-webhook-test-secret-24").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-s-secret-xyz").decode()
@@ -68,20 +69,17 @@ def event(
     }
 
 
-def code_rows(path: Path) -> dict[str, dict[str, Any]]:
-    """The ledger's codes by access_code_id (status, PIN, attention), from the committed file."""
-    with sqlite3.connect(path) as db:
-        db.row_factory = sqlite3.Row
-        return {
-            row["access_code_id"]: dict(row)
-            for row in db.execute(
-                "SELECT access_code_id, code, code_status, needs_attention, code_errors FROM codes"
-            )
-        }
+def code_rows(path: LedgerLocation) -> dict[str, dict[str, Any]]:
+    """The ledger's codes by access_code_id (status, PIN, attention), as committed."""
+    return {
+        row["access_code_id"]: row
+        for row in dict_rows(
+            path,
+            "SELECT access_code_id, code, code_status, needs_attention, code_errors FROM codes",
+        )
+    }
 
 
-def event_rows(path: Path) -> list[dict[str, Any]]:
+def event_rows(path: LedgerLocation) -> list[dict[str, Any]]:
     """The ledger's ``seam_events`` rows, oldest first."""
-    with sqlite3.connect(path) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT * FROM seam_events ORDER BY rowid")]
+    return dict_rows(path, f"SELECT * FROM seam_events {insertion_order(path)}")

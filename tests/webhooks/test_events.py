@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from pipeline.ledger.events import SeamEvent
 from pipeline.ledger.store import Ledger
 from pipeline.webhooks.events import read_event
 from pipeline.webhooks.verify import Refused
+from tests.ledger.helpers import query
 from tests.webhooks.helpers import PIN, code_rows, event, event_rows
 
 pytestmark = pytest.mark.anyio
@@ -69,8 +68,7 @@ def test_an_object_without_event_id_or_type_is_not_an_event(payload):
 async def test_an_older_set_still_moves_a_code_on_and_fills_its_pin(ledger_path):
     """A set_on_device older than status's last look still moves an ``unset`` code on (a later
     status is later whenever it arrives) and gives it its PIN."""
-    with sqlite3.connect(ledger_path) as db:
-        db.execute("UPDATE codes SET status_checked_at = '2026-12-01T13:00:00+00:00'")
+    query(ledger_path, "UPDATE codes SET status_checked_at = '2026-12-01T13:00:00+00:00'")
     ledger = await Ledger.open(ledger_path)
     try:
         read = read_event(event("set_on_device", code=PIN, occurred_at="2026-12-01T12:00:00Z"))

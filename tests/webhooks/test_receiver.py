@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import time
 
 import httpx
@@ -14,6 +13,7 @@ from pydantic import SecretStr
 
 from pipeline.ledger.lock import run_lock
 from pipeline.webhooks import Verifier, WebhookReceiver, create_app
+from tests.ledger.helpers import holding_ledger
 from tests.webhooks.helpers import (
     OTHER_SECRET,
     PIN,
@@ -294,15 +294,10 @@ async def test_a_busy_ledger_is_503_within_the_answer_time_and_the_retry_finds_i
     async with receiver.accepting():
         transport = httpx.ASGITransport(app=create_app(receiver))
         async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
-            other = sqlite3.connect(ledger_path, isolation_level=None)
-            other.execute("BEGIN IMMEDIATE")  # another writer holds the ledger
-            try:
+            with holding_ledger(ledger_path):  # another writer holds the ledger
                 started = time.monotonic()
                 busy = await post(client, *sent)
                 waited = time.monotonic() - started
-            finally:
-                other.execute("COMMIT")
-                other.close()
             assert busy.status_code == 503
             assert waited < answer_within + 1.0
             retry = await post(client, *sent)

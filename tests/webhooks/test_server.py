@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from pipeline.cli import main
 from pipeline.webhooks import Verifier, WebhookReceiver, bind, serving
+from tests.ledger.helpers import ledger_argument
 from tests.paths import ROOT
 from tests.webhooks.helpers import PIN, SECRET, code_rows, delivery, event, event_rows
 
@@ -65,7 +66,7 @@ def test_a_missing_or_malformed_secret_stops_the_command_with_one_line(
     monkeypatch.delenv("SEAM_WEBHOOK_SECRET", raising=False)
     if secret is not None:
         monkeypatch.setenv("SEAM_WEBHOOK_SECRET", secret)
-    assert main(["webhooks", "--ledger", str(ledger_path), "--port", "0"]) == 2
+    assert main(["webhooks", "--ledger", ledger_argument(ledger_path), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [line]
     if secret is not None:
@@ -88,7 +89,7 @@ def test_a_port_in_use_stops_the_command_with_one_line(ledger_path, monkeypatch,
     monkeypatch.setenv("SEAM_WEBHOOK_SECRET", SECRET)
     with bind("127.0.0.1", 0) as taken:
         port = taken.getsockname()[1]
-        code = main(["webhooks", "--ledger", str(ledger_path), "--port", str(port)])
+        code = main(["webhooks", "--ledger", ledger_argument(ledger_path), "--port", str(port)])
     assert code == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: the webhook receiver can't listen on 127.0.0.1:{port}: ")
@@ -104,7 +105,16 @@ def test_the_command_records_deliveries_until_it_is_stopped(ledger_path: Path):
     with one log line (no PIN, no secret), and stops on SIGINT."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "webhooks", "--port", "0", "--ledger", str(ledger_path)],
+        [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "webhooks",
+            "--port",
+            "0",
+            "--ledger",
+            ledger_argument(ledger_path),
+        ],
         cwd=ROOT,
         env={**env, "SEAM_WEBHOOK_SECRET": SECRET},
         stdout=subprocess.PIPE,

@@ -1,0 +1,222 @@
+"""The ledger in PostgreSQL as teams run it: real ``apply`` processes on one database from two
+working folders (the URL in ``ORACODE_LEDGER``), a run whose database connection is cut in the
+middle, and ``status``, ``report`` and ``pins`` reading it. The server is the session's
+throwaway one (``tests.postgres``); the sandbox serves over HTTP in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import polars as pl
+import pytest
+
+from pipeline.apply.run import ApplySettings, apply_plan, apply_session
+from pipeline.ledger.location import PostgresLedger
+from pipeline.sandbox import Faults
+from pipeline.settings import SeamCredentials
+from tests.apply_helpers import API_KEY
+from tests.generate import make_devices, make_stays
+from tests.ledger.helpers import query
+from tests.servers import environment, served, tags_on_doors
+
+pytestmark = pytest.mark.slow
+
+
+def stays_file(folder: Path, payload: dict, per_door: int, *, seed: int = 3) -> Path:
+    source = folder / "stays.csv"
+    make_stays([(d["device_id"], per_door) for d in payload["devices"]], seed=seed).write_csv(
+        source
+    )
+    return source
+
+
+def apply_command(source: Path, results: Path, *more: str) -> list[str]:
+    return [
+        sys.executable, "-m", "pipeline", "apply", str(source), "--results", str(results),
+        "--door-rate", "10/2s", "--settle-after", "1", *more,
+    ]  # fmt: skip
+
+
+def on_postgres(url: str, ledger: str) -> dict[str, str]:
+    """A process's environment: the sandbox's, and the ledger in ``ORACODE_LEDGER``."""
+    return {**environment(url), "ORACODE_LEDGER": ledger}
+
+
+def test_two_applies_from_two_folders_on_one_ledger_make_each_code_once(tmp_path, postgres_url):
+    """Two hosts' cron jobs at once (two folders, one database): one takes the run lock, the
+    other waits for it, finds every code made, and sends nothing; each code exists once."""
+    payload = make_devices(4, seed=11)
+    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)))
+    folders = [tmp_path / "host-a", tmp_path / "host-b"]
+    for folder in folders:
+        folder.mkdir()
+    source = stays_file(tmp_path, payload, 15)
+    with server as url:
+        processes = [
+            subprocess.Popen(
+                apply_command(source, folder / "results.csv", "--wait-for-lock", "120"),
+                cwd=folder,
+                env=on_postgres(url, postgres_url),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for folder in folders
+        ]
+        for process in processes:
+            assert process.wait(timeout=180) == 0, process.stderr.read().decode()
+        on_doors = tags_on_doors(state)
+    outcomes = [pl.read_csv(folder / "results.csv")["outcome"] for folder in folders]
+    assert sorted(sorted(set(outcome)) for outcome in outcomes) == [
+        ["already_created"],
+        ["created"],
+    ]
+    assert len(on_doors) == 60
+    assert set(on_doors.values()) == {1}
+    runs = query(PostgresLedger(postgres_url), "SELECT exit_code FROM runs ORDER BY started_at")
+    assert runs == [(0,), (0,)]
+
+
+@pytest.mark.anyio
+async def test_two_runs_past_the_lock_never_both_send_a_tag(tmp_path, monkeypatch, postgres_url):
+    """Two apply runs on one PostgreSQL ledger at once *without* the run lock (as if it had been
+    sidestepped): the compare-and-set into ``sending`` lets one send each tag, so no code
+    exists twice."""
+    payload = make_devices(3, seed=12)
+    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)), door_rate=(10, 1.0))
+    source = stays_file(tmp_path, payload, 20)
+    ledger = PostgresLedger(postgres_url)
+    settings = ApplySettings(door_rate=None, global_rate=None)
+    with server as url:
+        from pipeline.commands import plan_files  # the plan, as apply makes it
+
+        monkeypatch.setenv("SEAM_API_KEY", API_KEY)
+        monkeypatch.setenv("SEAM_ENDPOINT", url)
+        planned = await plan_files([source])
+        credentials = SeamCredentials(api_key=API_KEY, endpoint=url)
+
+        async def one_run() -> pl.DataFrame:
+            async with apply_session(credentials, ledger, settings, "apply", []) as session:
+                return (await apply_plan(planned.plan, session, settings)).results
+
+        results: list[pl.DataFrame] = []
+
+        async def run_and_keep() -> None:
+            results.append(await one_run())
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(run_and_keep)
+            group.start_soon(run_and_keep)
+        on_doors = tags_on_doors(state)
+        sent = state.requests[("/access_codes/create", 200)]
+    assert len(on_doors) == 60
+    assert set(on_doors.values()) == {1}
+    assert sent == 60  # each tag sent once, by one of the two
+    # A run that ends while the other still has a tag out reports it as not known yet.
+    for frame in results:
+        assert set(frame["outcome"]) <= {"created", "already_created", "failed"}
+        assert set(frame.filter(pl.col("outcome") == "failed")["reason"]) <= {"outcome_unknown"}
+
+
+def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
+    tmp_path, postgres_server, postgres_url
+):
+    """The database's connections are cut while codes are being created: apply stops sending
+    at once and exits 3 with one line (the password masked); every code on the doors was
+    committed as sending first; the rerun finishes with each code once."""
+    payload = make_devices(6, seed=13)
+    state, server = served(payload, Faults(latency_ms=(20.0, 40.0)))
+    source = stays_file(tmp_path, payload, 20)
+    database = postgres_url.rsplit("/", 1)[1]
+    with server as url:
+        process = subprocess.Popen(
+            apply_command(source, tmp_path / "results.csv"),
+            cwd=tmp_path,
+            env=on_postgres(url, postgres_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(state.codes) < 20:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert postgres_server.terminate_backends(database) >= 1
+        _, stderr = process.communicate(timeout=60)
+        made_before_rerun = dict(tags_on_doors(state))
+        assert process.returncode == 3, stderr
+        lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1, stderr
+        assert "lost its connection" in lines[0]
+        assert postgres_server.password not in stderr
+        assert len(made_before_rerun) < 120
+        recorded = dict(
+            query(
+                PostgresLedger(postgres_url),
+                "SELECT idempotency_tag, state FROM codes WHERE state IN ('sending', 'created')",
+            )
+        )
+        assert set(made_before_rerun) <= set(recorded)
+        rerun = subprocess.run(
+            apply_command(source, tmp_path / "rerun.csv"),
+            cwd=tmp_path,
+            env=on_postgres(url, postgres_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        on_doors = tags_on_doors(state)
+    assert len(on_doors) == 120
+    assert set(on_doors.values()) == {1}
+
+
+def test_status_report_and_pins_read_a_postgres_ledger(tmp_path, postgres_url):
+    """After an apply on PostgreSQL, ``status``, ``report`` and ``pins`` read the same ledger
+    (the URL on the command line): every code is there, with its status and PIN."""
+    payload = make_devices(2, seed=14)
+    state, server = served(payload, Faults())
+    source = stays_file(tmp_path, payload, 3)
+    with server as url:
+        env = environment(url)
+
+        def run(*words: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "pipeline", *words, "--ledger", postgres_url],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        applied = run("apply", str(source), "--results", str(tmp_path / "results.csv"))
+        assert applied.returncode == 0, applied.stderr
+        status = run("status", "--results", str(tmp_path / "status.csv"))
+        assert status.returncode in (0, 1), status.stderr
+        report = run("report", "--format", "json", "--out", str(tmp_path / "report.json"))
+        assert report.returncode in (0, 1), report.stderr
+        pins = run("pins", "--format", "json", "--out", str(tmp_path / "pins.json"))
+        assert pins.returncode == 0, pins.stderr
+        created = {code.access_code_id: code for code in state.codes.values()}
+    statuses = pl.read_csv(tmp_path / "status.csv")
+    assert statuses.height == 6
+    assert set(statuses["access_code_id"]) == set(created)
+    shown = json.loads((tmp_path / "report.json").read_text())
+    assert shown["runs"][0]["command"] == "status"
+    handed = json.loads((tmp_path / "pins.json").read_text())
+    rows = handed if isinstance(handed, list) else handed["pins"]
+    assert len(rows) == 6
+    pins_known = {code.pin for code in created.values()}
+    assert {row["code"] for row in rows} <= pins_known | {None}  # a PIN once its code is set
+    assert {row["door_name"] for row in rows} == {
+        d["properties"]["name"] for d in payload["devices"]
+    }
+    for output in (applied, status, report, pins):
+        assert postgres_url.split("@")[0].split(":")[-1] not in output.stdout + output.stderr
