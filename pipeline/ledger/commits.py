@@ -82,6 +82,7 @@ class GroupCommits:
         self._exchanges: list[tuple[str, Exchange]] = []
         self._queue: list[_Change[Any]] = []
         self._committing: anyio.Event | None = None
+        self._told_unrecorded = False
 
     async def close(self) -> None:
         """Commit what is queued and close; shielded, so that a run being cancelled (Ctrl-C)
@@ -182,9 +183,12 @@ class GroupCommits:
             # log them next time.
             self._exchanges[:0] = exchanges
             unawaited = sum(not change.awaited for change in batch)
-            if unawaited:
-                log.error(
-                    f"{unawaited} ledger change(s) nobody waits for were not recorded",
+            if unawaited and not self._told_unrecorded:
+                # Said once: the run ends on the same failure at its next write, in one line.
+                self._told_unrecorded = True
+                log.warning(
+                    f"{unawaited} ledger change(s) nobody waits for were not recorded (answers"
+                    " among them leave their codes sending: the next run looks for them)",
                     extra={"error": f"{type(failure).__name__}: {failure}"},
                 )
             return
