@@ -1,4 +1,5 @@
-"""The ledger: what the pipeline did, in SQLite, so that no crash or rerun creates a code twice.
+"""The ledger: what the pipeline did, in SQLite or PostgreSQL, so that no crash or rerun creates
+a code twice.
 
 Tables
     runs    one row per ``apply`` run: command, inputs, pid, host, start, end, exit code, counts
@@ -17,7 +18,8 @@ on the door. The ledger holds PINs, so the file is created readable by its owner
 holds an API key (requests are logged without headers).
 
 All database work runs in one worker thread (``anyio.to_thread`` with a limiter of 1), never on
-the event loop. Commits are durable (WAL, ``synchronous=FULL``) and shared: an awaited change
+the event loop. Commits are durable (SQLite: WAL, ``synchronous=FULL``; PostgreSQL: the
+server's own) and shared: an awaited change
 returns once committed, together with every change queued before it. What Seam answered a
 create (``mark_created``, ``mark_failed``, ``mark_pending``) is queued, not awaited: it goes in
 with the next commit (the next ``sending``, any read, ``commit_every``'s beat, ``close``). Until
@@ -75,7 +77,8 @@ DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
 class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
-    """The SQLite ledger; open it with ``await Ledger.open(path)`` and close it when done."""
+    """The ledger, in a SQLite file or a PostgreSQL database; open it with
+    ``await Ledger.open(location)`` and close it when done."""
 
     @classmethod
     async def open(cls, path: LedgerLocation = DEFAULT_LEDGER) -> Self:
