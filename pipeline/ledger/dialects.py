@@ -82,7 +82,8 @@ class PostgresDb:
 
     def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
         if not parameters:
-            return self.connection.execute(_escaped(sql))
+            # Without parameters psycopg reads no placeholders: the text goes as it is.
+            return self.connection.execute(_begin(sql))
         return self.connection.execute(_postgres(sql), _values(parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
@@ -96,14 +97,13 @@ class PostgresDb:
 
 @functools.lru_cache(maxsize=512)
 def _postgres(sql: str) -> str:
-    """``?`` parameters as psycopg's ``%s`` (a literal ``%`` doubled); ``BEGIN IMMEDIATE``
-    (SQLite's write lock up front) as a plain ``BEGIN``."""
-    return _escaped(sql).replace("?", "%s")
+    """``?`` parameters as psycopg's ``%s`` (a literal ``%`` doubled)."""
+    return _begin(sql.replace("%", "%%")).replace("?", "%s")
 
 
-@functools.lru_cache(maxsize=512)
-def _escaped(sql: str) -> str:
-    return re.sub(r"^BEGIN IMMEDIATE\b", "BEGIN", sql.replace("%", "%%"))
+def _begin(sql: str) -> str:
+    """``BEGIN IMMEDIATE`` (SQLite's write lock up front) as a plain ``BEGIN``."""
+    return re.sub(r"^BEGIN IMMEDIATE\b", "BEGIN", sql)
 
 
 def _values(parameters: Sequence[Any]) -> tuple[Any, ...]:

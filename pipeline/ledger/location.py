@@ -9,9 +9,10 @@ the URL with its password masked, so that no message, log line or file ever show
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pipeline.errors import UsageError
 
@@ -57,11 +58,16 @@ def parse_ledger(text: str, *, source: str = "--ledger") -> LedgerLocation:
     try:
         parts = urlsplit(text)
         parts.port  # noqa: B018 (raises ValueError for a port that isn't a number)
-    except ValueError as exc:
+        readable = True
+    except ValueError:
+        readable = False  # its words may quote the password: not shown, not chained
+    if not readable:
         raise UsageError(
-            f"{source} {mask_password(text)} is not a usable PostgreSQL URL: {exc}",
+            f"{source} {mask_password(text)} is not a usable PostgreSQL URL: its host or port"
+            " can't be read (a password with / ? # or @ must be percent-encoded, or given in"
+            " PGPASSWORD)",
             hint="write it as postgresql://USER@HOST:PORT/DATABASE",
-        ) from None
+        )
     if not parts.path.strip("/"):
         raise UsageError(
             f"{source} {mask_password(text)} names no database",
@@ -78,25 +84,15 @@ def ledger_from_environment(default: Path) -> LedgerLocation:
 
 
 def mask_password(url: str) -> str:
-    """``url`` with the password of its user part replaced by ``***`` (unchanged without one);
-    a ``password=`` query parameter is masked too."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        parts = None
-    if parts is None or "@" not in parts.netloc:
-        netloc = parts.netloc if parts is not None else ""
-    else:
-        user, _, host = parts.netloc.rpartition("@")
-        if ":" in user:
-            user = f"{user.split(':', 1)[0]}:{MASK}"
-        netloc = f"{user}@{host}"
-    if parts is None:
-        return f"{url.split('://', 1)[0]}://{MASK}"
-    query = "&".join(
-        f"{key}={MASK}" if key.lower() == "password" else item
-        for item in parts.query.split("&")
-        if item
-        for key in [item.split("=", 1)[0]]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` with its password replaced by ``***`` (unchanged without one): everything between
+    the user name's ``:`` and the last ``@`` (a password may hold ``/``, ``?``, ``#`` or ``@``
+    unescaped), and any ``password=`` parameter. When in doubt it masks more, never less."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    if "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:{MASK}@{rest}" if colon else f"{user}@{rest}"
+    rest = re.sub(r"(?i)(password=)[^&#]*", rf"\g<1>{MASK}", rest)
+    return f"{scheme}://{rest}"

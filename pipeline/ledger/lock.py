@@ -249,10 +249,12 @@ def _on_connection(
     try:
         return work(connection)
     except psycopg.Error as exc:
-        if postgres.is_connection_failure(exc):
-            # Not chained: the driver's words may hold the URL (scrubbed in the line).
-            raise postgres.lost_connection(ledger, exc) from None
-        raise
+        if not postgres.is_connection_failure(exc):
+            raise
+        lost = postgres.lost_connection(ledger, exc)
+    # Raised outside the handler: the driver's words (which may hold the URL) are neither the
+    # cause nor the context of ours.
+    raise lost
 
 
 def _lock_key(connection: postgres.Connection) -> int:

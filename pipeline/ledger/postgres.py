@@ -122,13 +122,22 @@ def connect(ledger: PostgresLedger, *, purpose: str) -> Connection:
                 "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(SERVER_KEEPALIVES)),
                 [str(part) for setting in SERVER_KEEPALIVES.items() for part in setting],
             )
+            # A run's connection may rest for minutes (windows, settling): a server's
+            # idle_session_timeout (PostgreSQL 14 and later) must not end it.
+            connection.execute(
+                "SELECT set_config('idle_session_timeout', '0', false)"
+                " WHERE current_setting('server_version_num')::int >= 140000"
+            )
         except BaseException:
             connection.close()
             raise
     except psycopg.Error as exc:
-        # Not chained: the driver's message may hold the password (a traceback would show it).
-        raise connect_failure(ledger, exc) from None
-    return connection
+        failure: PipelineError = connect_failure(ledger, exc)
+    else:
+        return connection
+    # Raised outside the handler: the driver's error (its words may hold the password) is then
+    # neither the cause nor the context of ours.
+    raise failure
 
 
 def connect_failure(ledger: PostgresLedger, exc: BaseException) -> PipelineError:
@@ -169,10 +178,12 @@ def holds_ledger(ledger: PostgresLedger, *, purpose: str) -> bool:
         try:
             row = connection.execute("SELECT to_regclass('runs') IS NOT NULL").fetchone()
         except psycopg.Error as exc:
-            if is_connection_failure(exc):
-                raise lost_connection(ledger, exc) from None
-            raise
-    return bool(row and row[0])
+            if not is_connection_failure(exc):
+                raise
+            lost = lost_connection(ledger, exc)
+        else:
+            return bool(row and row[0])
+    raise lost  # outside the handler: the driver's words are not its context
 
 
 def scrub(ledger: PostgresLedger, text: str) -> str:

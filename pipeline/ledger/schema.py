@@ -217,12 +217,15 @@ def connect_postgres(ledger: PostgresLedger) -> PostgresDb:
     db = PostgresDb(postgres.connect(ledger, purpose="ledger"))
     try:
         db.execute("BEGIN")
-        # Hosts opening a new ledger at once: one creates the tables, the others wait for it.
+        # Hosts opening a new ledger at once: one creates the tables and columns, the others
+        # wait for it. The tables are created only when missing: a role without CREATE on the
+        # schema can use a ledger made by another.
         db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
         _check_postgres_ledger(db, ledger)
-        db.execute(postgres_schema())
+        if not _has_every_table(db):
+            db.execute(postgres_schema())
+        _add_columns(db, in_transaction=True)
         db.execute("COMMIT")
-        _add_columns(db)
     except BaseException:
         db.close()
         raise
@@ -239,9 +242,16 @@ def postgres_schema() -> str:
     return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', schema)
 
 
-def _add_columns(db: Db) -> None:
-    """Give a ledger made by an earlier version the columns added since, in one transaction."""
-    db.execute("BEGIN")
+def _has_every_table(db: Db) -> bool:
+    """Whether each table of ``SCHEMA`` is there (PostgreSQL: in the current schema)."""
+    return all(_columns(db, table) for table in _expected_columns())
+
+
+def _add_columns(db: Db, *, in_transaction: bool = False) -> None:
+    """Give a ledger made by an earlier version the columns added since, in one transaction
+    (the caller's, when ``in_transaction``)."""
+    if not in_transaction:
+        db.execute("BEGIN")
     for table, columns in ADDED_COLUMNS.items():
         present = _columns(db, table)
         for name, (kind, fill) in columns.items():
@@ -251,7 +261,8 @@ def _add_columns(db: Db) -> None:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                 if fill is not None:
                     db.execute(fill)
-    db.execute("COMMIT")
+    if not in_transaction:
+        db.execute("COMMIT")
 
 
 def _columns(db: Db, table: str) -> set[str]:

@@ -55,3 +55,26 @@ def test_oracode_ledger_in_the_environment_wins_over_the_default(monkeypatch):
     assert ledger_from_environment(Path("outputs/ledger.sqlite")) == Path("outputs/ledger.sqlite")
     monkeypatch.setenv("ORACODE_LEDGER", "postgresql://app@db/ledger")
     assert ledger_from_environment(Path("x")) == PostgresLedger("postgresql://app@db/ledger")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:s3cr/et@db/ledger",
+        "postgresql://app:s3cr/et@db:5432/ledger",
+        "postgresql://app:s3?cr#et@db/ledger",
+        "postgresql://app:s3cr@et@db/ledger",
+    ],
+)
+def test_a_password_with_unescaped_url_characters_is_masked_all_the_same(url):
+    """A password holding / ? # or @ as written (base64 secrets do) never shows: not in the
+    ledger's text, nor in the error of a URL that can't be read, nor in its context."""
+    failure: UsageError | None = None
+    try:
+        shown = str(parse_ledger(url))
+    except UsageError as exc:
+        failure, shown = exc, exc.one_line()
+    if failure is not None:
+        assert (failure.__context__, failure.__cause__) == (None, None)
+    assert "s3" not in shown
+    assert "cr" not in shown.replace("PostgreSQL", "").replace("percent", "")
