@@ -117,6 +117,7 @@ class CodeCreator:
         self._on_progress = on_progress
         self._progress = ProgressWatch(policy.give_up_after)
         self._marks: dict[str, _Mark] = {}
+        self._attempts: dict[str, int] = {}
         self._registered = registered
         self.closed_doors: dict[str, tuple[str, str]] = {}
         self._settler = CodeSettler(
@@ -129,6 +130,7 @@ class CodeCreator:
                 self._progress,
                 on_progress,
                 self.closed_doors,
+                self._attempts,
             ),
             guard=guard,
             planned=planned,
@@ -164,6 +166,8 @@ class CodeCreator:
                 extra={"tag": tag, "device_id": job.device_id},
             )
             return Outcome()
+        assert mark.attempt is not None
+        self._attempts[tag] = mark.attempt
         marked = mark.at
         sent = anyio.current_time()
 
@@ -181,7 +185,9 @@ class CodeCreator:
         except SeamUnavailableError as exc:
             if exc.error_type == CONNECT_FAILED:
                 # Never left this machine: known not created, safe to send again later.
-                self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
+                self._ledger.mark_pending(
+                    tag, self._run_id, exc.error_type, exc.message, attempt=mark.attempt
+                )
                 self._progress.stalled(exc)
                 return Outcome(again=job, after=self._progress.retry_wait())
             return self._unknown(job, sent, exc.one_line())
@@ -224,9 +230,12 @@ class CodeCreator:
                 return
         await mark.take(self._ledger, tag, self._run_id)
 
-    def unsent(self) -> list[str]:
-        """The prepared codes (now ``sending``) whose create was not sent."""
-        return [tag for tag, mark in self._marks.items() if mark.taken]
+    def unsent(self) -> list[tuple[str, int]]:
+        """The prepared codes (now ``sending``) whose create was not sent, with the attempt
+        their mark made."""
+        return [
+            (tag, mark.attempt) for tag, mark in self._marks.items() if mark.attempt is not None
+        ]
 
     def _unknown(self, job: Job, sent: float, why: str) -> Outcome:
         """The create may or may not have made a code: look at the door once it has settled."""
@@ -265,7 +274,9 @@ class CodeCreator:
         if exc.status == 429:
             # Refused before acting, but no progress either: a run that only meets 429s ends.
             scope: Scope = "global" if exc.data.get("limit") == "global" else "door"
-            self._ledger.mark_pending(tag, self._run_id, RATE_LIMITED, exc.message)
+            self._ledger.mark_pending(
+                tag, self._run_id, RATE_LIMITED, exc.message, attempt=self._attempts.get(tag)
+            )
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(
@@ -273,11 +284,20 @@ class CodeCreator:
             )
         self._progress.progressed()
         if exc.status in KEY_REFUSED_STATUS:
-            self._ledger.mark_pending(tag, self._run_id, exc.error_type, exc.message)
+            self._ledger.mark_pending(
+                tag, self._run_id, exc.error_type, exc.message, attempt=self._attempts.get(tag)
+            )
             raise key_refused(exc)
         if exc.error_type in NO_SPACE_ERRORS:
             return self._door_full(job, exc, answered)
-        self._ledger.mark_failed(tag, self._run_id, exc.error_type, exc.message, exc.request_id)
+        self._ledger.mark_failed(
+            tag,
+            self._run_id,
+            exc.error_type,
+            exc.message,
+            exc.request_id,
+            attempt=self._attempts.get(tag),
+        )
         log.warning(
             "Seam refused a code",
             extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
@@ -288,7 +308,14 @@ class CodeCreator:
     def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
         """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
         why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
-        self._ledger.mark_failed(job.key, self._run_id, BUDGET_EXHAUSTED, why, exc.request_id)
+        self._ledger.mark_failed(
+            job.key,
+            self._run_id,
+            BUDGET_EXHAUSTED,
+            why,
+            exc.request_id,
+            attempt=self._attempts.get(job.key),
+        )
         self.closed_doors[job.device_id] = (BUDGET_EXHAUSTED, f"not sent: {why}")
         log.error("door is full: its remaining creates are not sent", extra={"error": why})
         self._on_progress("failed")
@@ -296,20 +323,24 @@ class CodeCreator:
 
 
 class _Mark:
-    """One code's ``pending``/``failed`` → ``sending`` compare-and-set, taken once: ``taken``
-    says whether this process won it, ``at`` when it was committed."""
+    """One code's ``pending``/``failed`` → ``sending`` compare-and-set, taken once: ``attempt``
+    is the attempt this process made (None: it lost), ``at`` when it was committed."""
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.taken = False
+        self.attempt: int | None = None
         self.at = 0.0
         self.failure: Exception | None = None
+
+    @property
+    def taken(self) -> bool:
+        return self.attempt is not None
 
     async def take(self, ledger: Ledger, tag: str, run_id: str) -> None:
         # Before the commit: the send time it records is no earlier than this.
         self.at = anyio.current_time()
         try:
-            self.taken = await ledger.mark_sending(tag, run_id)
+            self.attempt = await ledger.mark_sending(tag, run_id)
         except Exception as exc:
             self.failure = exc
         finally:

@@ -51,7 +51,7 @@ RETRY_READ_STATUS = frozenset({429})
 class SendContext:
     """What the creator and the settler of one run share: the client and the ledger, the run,
     the create bodies by tag, the policy and its progress watch, where progress is reported,
-    and the doors closed for this run (door → reason and message)."""
+    the doors closed for this run (door → reason and message), and the attempts it acts on."""
 
     client: SeamClient
     ledger: Ledger
@@ -61,6 +61,10 @@ class SendContext:
     progress: ProgressWatch
     on_progress: Callable[[str], None]
     closed_doors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The attempt of each code's last ``sending`` this run acts on (its own sends, and codes an
+    # earlier run left sending): a move out of that ``sending`` names it, so that it never puts
+    # back another process's later send (``Ledger.mark_pending``).
+    attempts: dict[str, int] = field(default_factory=dict)
 
 
 class CodeSettler:
@@ -148,9 +152,14 @@ class CodeSettler:
             sent_at = dt.datetime.fromisoformat(code.sent_at) if code.sent_at else None
             waited = (now - sent_at).total_seconds() if sent_at else self._run.policy.settle_after
             remaining = self._run.policy.settle_after + SENT_AT_SLACK - waited
+            self._run.attempts[tag] = code.attempts
             if remaining <= 0:
                 self._run.ledger.mark_pending(
-                    tag, self._run.run_id, NOT_FOUND, "left sending, settled, and not on the door"
+                    tag,
+                    self._run.run_id,
+                    NOT_FOUND,
+                    "left sending, settled, and not on the door",
+                    attempt=code.attempts,
                 )
                 if tag in self._run.bodies:
                     later.append((0.0, Job(code.device_id, tag, "create")))
@@ -227,13 +236,22 @@ class CodeSettler:
             self._run.ledger.mark_created(tag, self._run.run_id, found[tag], None, how=ADOPTED)
             self._run.on_progress("created")
             return Outcome()
+        attempt = self._run.attempts.get(tag)
         if tag not in self._run.bodies:
             self._run.ledger.mark_pending(
-                tag, self._run.run_id, NOT_FOUND, "not on the door and not in this run's input"
+                tag,
+                self._run.run_id,
+                NOT_FOUND,
+                "not on the door and not in this run's input",
+                attempt=attempt,
             )
             return Outcome()
         self._run.ledger.mark_pending(
-            tag, self._run.run_id, NOT_FOUND, "the create's answer was lost and no code was made"
+            tag,
+            self._run.run_id,
+            NOT_FOUND,
+            "the create's answer was lost and no code was made",
+            attempt=attempt,
         )
         return Outcome(again=Job(job.device_id, tag, "create"))
 

@@ -113,29 +113,48 @@ class Codes(GroupCommits):
 
         return await self.read(query)
 
-    async def mark_sending(self, tag: str, run_id: str) -> bool:
+    async def mark_sending(self, tag: str, run_id: str) -> int | None:
         """Committed before the create is sent: from here on the outcome must be checked.
 
         A compare-and-set: only a ``pending`` or ``failed`` code becomes ``sending``. Returns
-        False when the code was in another state (another process got to it first, or it was
-        found on its door): the caller must not send it.
+        the code's attempt number (its ``attempts`` after this one: what a later move out of
+        this ``sending`` names, see ``mark_pending``), or None when the code was in another
+        state (another process got to it first, or it was found on its door): the caller must
+        not send it.
         """
-        return await self.write(
-            lambda db: _transition(
+
+        def change(db: Db) -> int | None:
+            moved = _transition(
                 db, tag, run_id, "sending", 1, {"sent_at": timestamp()}, from_states=SENDABLE
             )
-        )
+            if not moved:
+                return None
+            row = db.execute(
+                "SELECT attempts FROM codes WHERE idempotency_tag = ?", (tag,)
+            ).fetchone()
+            return int(row[0])
 
-    async def unmark_sending(self, run_id: str, tags: Sequence[str]) -> None:
-        """Codes this run made ``sending`` but never sent: ``pending`` again, committed (a
-        compare-and-set: a code found or answered since is left alone)."""
-        if not tags:
+        return await self.write(change)
+
+    async def unmark_sending(self, run_id: str, attempts: Sequence[tuple[str, int]]) -> None:
+        """Codes this run made ``sending`` but never sent, each ``(tag, attempt)`` as
+        ``mark_sending`` numbered it: ``pending`` again, committed (a compare-and-set on that
+        attempt: a code found or answered since, or sent again by another process, is left
+        alone)."""
+        if not attempts:
             return
 
         def change(db: Db) -> None:
-            for tag in tags:
+            for tag, attempt in attempts:
                 _transition(
-                    db, tag, run_id, "pending", -1, {"sent_at": None}, from_states=("sending",)
+                    db,
+                    tag,
+                    run_id,
+                    "pending",
+                    -1,
+                    {"sent_at": None},
+                    from_states=("sending",),
+                    attempt=attempt,
                 )
 
         await self.write(change)
@@ -168,6 +187,7 @@ class Codes(GroupCommits):
             tag,
             run_id,
             "created",
+            None,
             reason=how,
             message=None,
             access_code_id=code.access_code_id,
@@ -178,23 +198,48 @@ class Codes(GroupCommits):
         )
 
     def mark_failed(
-        self, tag: str, run_id: str, reason: str, message: str, request_id: str | None
+        self,
+        tag: str,
+        run_id: str,
+        reason: str,
+        message: str,
+        request_id: str | None,
+        *,
+        attempt: int | None = None,
     ) -> None:
-        """Seam refused the create: no code exists; a later run may try again."""
+        """Seam refused the create: no code exists; a later run may try again. ``attempt``: as
+        for ``mark_pending``."""
         self._answered(
-            tag, run_id, "failed", reason=reason, message=message, seam_request_id=request_id
+            tag,
+            run_id,
+            "failed",
+            attempt,
+            reason=reason,
+            message=message,
+            seam_request_id=request_id,
         )
 
-    def mark_pending(self, tag: str, run_id: str, reason: str, message: str) -> None:
-        """Known not to exist on the door (refused before acting, or looked for and not found)."""
-        self._answered(tag, run_id, "pending", reason=reason, message=message)
+    def mark_pending(
+        self, tag: str, run_id: str, reason: str, message: str, *, attempt: int | None = None
+    ) -> None:
+        """Known not to exist on the door (refused before acting, or looked for and not found).
+        ``attempt``: the ``sending`` this answers (``mark_sending``'s number, or the attempts a
+        code left ``sending`` had when it was read): a code sent again since, by another
+        process, is left alone, so that no one's answer or look puts another's send back."""
+        self._answered(tag, run_id, "pending", attempt, reason=reason, message=message)
 
-    def _answered(self, tag: str, run_id: str, state: str, **fields: Any) -> None:
+    def _answered(
+        self, tag: str, run_id: str, state: str, attempt: int | None, **fields: Any
+    ) -> None:
         """Queue a code's next state. Lost in a crash, a ``sending`` code stays ``sending`` and
         is looked for on its door before anything is sent for it again. A ``created`` code is
         never moved back: Seam said it exists."""
         origins = None if state == "created" else ("pending", "sending", "failed")
-        self.defer(lambda db: _transition(db, tag, run_id, state, 0, fields, from_states=origins))
+        self.defer(
+            lambda db: _transition(
+                db, tag, run_id, state, 0, fields, from_states=origins, attempt=attempt
+            )
+        )
 
     async def mark_failed_many(self, run_id: str, refusals: Sequence[tuple[str, str, str]]) -> None:
         """``(tag, reason, message)`` for codes that were not sent after all (e.g. their door's
@@ -279,18 +324,23 @@ def _transition(
     fields: dict[str, Any],
     *,
     from_states: Sequence[str] | None = None,
+    attempt: int | None = None,
 ) -> bool:
     """Move one code to ``state`` and log the change (inside the caller's transaction).
 
     With ``from_states`` it is a compare-and-set: a code in another state is left alone and
-    False is returned. Raises KeyError when the ledger has no such code.
+    False is returned; with ``attempt`` too, a ``sending`` code moves only if it is still that
+    attempt. Raises KeyError when the ledger has no such code.
     """
     assignments = "".join(f", {name} = ?" for name in fields)
     guard = ""
-    guard_values: tuple[str, ...] = ()
+    guard_values: tuple[Any, ...] = ()
     if from_states is not None:
         guard = f" AND state IN ({', '.join('?' * len(from_states))})"
         guard_values = tuple(from_states)
+    if attempt is not None:
+        guard += " AND (state != 'sending' OR attempts = ?)"
+        guard_values = (*guard_values, attempt)
     updated = db.execute(
         f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
         f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard}",

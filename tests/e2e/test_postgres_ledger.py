@@ -16,6 +16,7 @@ import anyio
 import polars as pl
 import pytest
 
+from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings, apply_plan, apply_session
 from pipeline.ledger.location import PostgresLedger
 from pipeline.sandbox import Faults
@@ -85,13 +86,17 @@ def test_two_applies_from_two_folders_on_one_ledger_make_each_code_once(tmp_path
 @pytest.mark.anyio
 async def test_two_runs_past_the_lock_never_both_send_a_tag(tmp_path, monkeypatch, postgres_url):
     """Two apply runs on one PostgreSQL ledger at once *without* the run lock (as if it had been
-    sidestepped): the compare-and-set into ``sending`` lets one send each tag, so no code
-    exists twice."""
+    lost), with a fifth of the creates' answers lost so that both settle codes the other may be
+    sending: the compare-and-set into ``sending`` lets one send each attempt, and a move out
+    of ``sending`` names the attempt it is about, so no code exists twice."""
     payload = make_devices(3, seed=12)
-    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)), door_rate=(10, 1.0))
+    faults = Faults(latency_ms=(5.0, 15.0), drop_after=0.2)
+    state, server = served(payload, faults, door_rate=(10, 1.0))
     source = stays_file(tmp_path, payload, 20)
     ledger = PostgresLedger(postgres_url)
-    settings = ApplySettings(door_rate=None, global_rate=None)
+    settings = ApplySettings(
+        door_rate=None, global_rate=None, policy=CreatePolicy(settle_after=1.0)
+    )
     with server as url:
         from pipeline.commands import plan_files  # the plan, as apply makes it
 
@@ -113,10 +118,8 @@ async def test_two_runs_past_the_lock_never_both_send_a_tag(tmp_path, monkeypatc
             group.start_soon(run_and_keep)
             group.start_soon(run_and_keep)
         on_doors = tags_on_doors(state)
-        sent = state.requests[("/access_codes/create", 200)]
     assert len(on_doors) == 60
     assert set(on_doors.values()) == {1}
-    assert sent == 60  # each tag sent once, by one of the two
     # A run that ends while the other still has a tag out reports it as not known yet.
     for frame in results:
         assert set(frame["outcome"]) <= {"created", "already_created", "failed"}

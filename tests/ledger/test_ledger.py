@@ -325,7 +325,7 @@ async def test_a_failing_write_in_a_shared_commit_fails_alone(ledger):
         "RuntimeError('broken change')",
     ]
     # pending -> sending is a compare-and-set: of two writers of one tag, one wins.
-    assert sorted(won, key=repr) == [False, True]
+    assert sorted(won, key=repr) == [1, None]
     select = "SELECT idempotency_tag, state, attempts FROM codes ORDER BY 1"
     assert rows(ledger, select) == [("t1", "sending", 1), ("t2", "pending", 0)]
 

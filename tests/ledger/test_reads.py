@@ -147,7 +147,7 @@ async def test_a_prepared_code_never_sent_goes_back_to_pending_and_a_created_one
     for tag in ("t1", "t2"):
         assert await ledger.mark_sending(tag, run_id)
     ledger.mark_created("t2", run_id, access_code(), "req-2", how="created")
-    await ledger.unmark_sending(run_id, ["t1", "t2"])
+    await ledger.unmark_sending(run_id, [("t1", 1), ("t2", 1)])
     select = "SELECT idempotency_tag, state, attempts, sent_at IS NULL FROM codes ORDER BY 1"
     assert [tuple(row) for row in rows(ledger, select)] == [
         ("t1", "pending", 0, True),
@@ -174,3 +174,23 @@ async def test_the_hand_off_keeps_guests_the_status_cursor_and_known_trouble(led
     again = await ledger.note_trouble([("attention", "t1"), ("attention", "t3")], ["attention"])
     assert first == {("attention", "t1")}
     assert again == {("attention", "t3")}
+
+
+async def test_a_move_out_of_sending_names_its_attempt_and_never_puts_back_a_later_send(ledger):
+    """A look or an answer about attempt 1 (say, another process's settling of a code it saw
+    ``sending``) arrives after the code was put back and sent again as attempt 2: it leaves
+    attempt 2 ``sending``, so no one sends the tag a third time; the move about attempt 2
+    goes through. The same for putting back a prepared code."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    assert await ledger.mark_sending("t1", run_id) == 1
+    ledger.mark_pending("t1", run_id, "not_found", "looked for, not there", attempt=1)
+    assert await ledger.mark_sending("t1", run_id) == 2
+    ledger.mark_pending("t1", run_id, "not_found", "a stale look", attempt=1)
+    await ledger.unmark_sending(run_id, [("t1", 1)])
+    select = "SELECT state, attempts FROM codes WHERE idempotency_tag = 't1'"
+    assert [tuple(row) for row in rows(ledger, select)] == [("sending", 2)]
+    assert await ledger.mark_sending("t1", run_id) is None  # nobody sends it again
+    ledger.mark_failed("t1", run_id, "invalid_input", "refused", "req-9", attempt=2)
+    await ledger.commit()
+    assert [tuple(row) for row in rows(ledger, select)] == [("failed", 2)]
