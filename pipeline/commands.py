@@ -199,7 +199,8 @@ async def apply_files(
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
     # The lock first: it is on the ledger file itself (or on a connection of its own), and
     # must outlive the ledger's connection.
-    async with run_lock(ledger_path, wait=wait_for_lock), opened as session:
+    async with run_lock(ledger_path, wait=wait_for_lock) as lock, opened as session:
+        session.ledger.hold(lock.parts if lock is not None else None)
         try:
             async with until_interrupted(interrupt):
                 catalog = await list_catalog(session.client)

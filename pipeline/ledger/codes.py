@@ -13,10 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.errors import RunStopped
 from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.dialects import Cursor, Db
 from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
+
+
+class RunLockLost(RunStopped):
+    """The run's PostgreSQL lock went with its connection: the run stops as for any stop
+    (exit 3): what was done is recorded, prepared codes are put back, results are written."""
+
 
 # What the ledger keeps of a planned row, besides its state.
 CODE_COLUMNS = (
@@ -123,11 +130,26 @@ class Codes(GroupCommits):
         not send it.
         """
 
+        held = self.held_lock
+
         def change(db: Db) -> int | None:
             moved = _transition(
-                db, tag, run_id, "sending", 1, {"sent_at": timestamp()}, from_states=SENDABLE
+                db,
+                tag,
+                run_id,
+                "sending",
+                1,
+                {"sent_at": timestamp()},
+                from_states=SENDABLE,
+                lock=held if db.dialect == "postgresql" else None,
             )
             if not moved:
+                if held is not None and db.dialect == "postgresql" and not _holds(db, held):
+                    raise RunLockLost(
+                        f"ledger {self.path}: the run lock was lost (its connection to"
+                        " PostgreSQL ended); nothing more is sent",
+                        hint="rerun: every code sent was committed first",
+                    )
                 return None
             row = db.execute(
                 "SELECT attempts FROM codes WHERE idempotency_tag = ?", (tag,)
@@ -140,7 +162,7 @@ class Codes(GroupCommits):
         """Codes this run made ``sending`` but never sent, each ``(tag, attempt)`` as
         ``mark_sending`` numbered it: ``pending`` again, committed (a compare-and-set on that
         attempt: a code found or answered since, or sent again by another process, is left
-        alone)."""
+        alone). The attempt stays counted, so that no later ``sending`` gets its number."""
         if not attempts:
             return
 
@@ -151,7 +173,7 @@ class Codes(GroupCommits):
                     tag,
                     run_id,
                     "pending",
-                    -1,
+                    0,
                     {"sent_at": None},
                     from_states=("sending",),
                     attempt=attempt,
@@ -325,6 +347,7 @@ def _transition(
     *,
     from_states: Sequence[str] | None = None,
     attempt: int | None = None,
+    lock: tuple[int, int, int] | None = None,
 ) -> bool:
     """Move one code to ``state`` and log the change (inside the caller's transaction).
 
@@ -341,6 +364,9 @@ def _transition(
     if attempt is not None:
         guard += " AND (state != 'sending' OR attempts = ?)"
         guard_values = (*guard_values, attempt)
+    if lock is not None:
+        guard += f" AND EXISTS ({_LOCK_HELD})"
+        guard_values = (*guard_values, *lock)
     updated = db.execute(
         f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
         f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard}",
@@ -364,6 +390,19 @@ def _transition(
         ),
     )
     return True
+
+
+# The run's PostgreSQL advisory lock, held by the given backend: classid, objid, pid.
+_LOCK_HELD = (
+    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid = ?::bigint::oid AND objid = ?::bigint::oid AND pid = ?"
+)
+
+
+def _holds(db: Db, lock: tuple[int, int, int]) -> bool:
+    """Whether the run's advisory lock is still held by its connection."""
+    return db.execute(f"SELECT EXISTS ({_LOCK_HELD})", lock).fetchone()[0] is True
 
 
 def _select_codes(db: Db, tags: Sequence[str]) -> list[LedgerCode]:

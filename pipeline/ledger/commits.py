@@ -83,6 +83,14 @@ class GroupCommits:
         self._queue: list[_Change[Any]] = []
         self._committing: anyio.Event | None = None
         self._told_unrecorded = False
+        # A PostgreSQL run lock the ``sending`` compare-and-set checks (``hold``).
+        self.held_lock: tuple[int, int, int] | None = None
+
+    def hold(self, parts: tuple[int, int, int] | None) -> None:
+        """The run's PostgreSQL advisory lock (``pg_locks``' classid, objid and the holding
+        backend's pid): from now on a code moves into ``sending`` only while that lock is
+        held, checked by the database in the same statement."""
+        self.held_lock = parts
 
     async def close(self) -> None:
         """Commit what is queued and close; shielded, so that a run being cancelled (Ctrl-C)

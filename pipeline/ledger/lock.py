@@ -36,6 +36,7 @@ import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,8 +68,24 @@ _RUN_FIELDS = ("run_id", "pid", "host", "started_at")
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class AdvisoryLock:
+    """A PostgreSQL run lock as the ledger's own session can check it: the lock's key and the
+    server process (backend pid) of the connection holding it (``Ledger.hold``)."""
+
+    key: int
+    backend: int
+
+    @property
+    def parts(self) -> tuple[int, int, int]:
+        """``pg_locks``' classid and objid of the key, and the holder's pid."""
+        return (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF, self.backend
+
+
 @asynccontextmanager
-async def run_lock(ledger: LedgerLocation, *, wait: float = 0.0) -> AsyncIterator[None]:
+async def run_lock(
+    ledger: LedgerLocation, *, wait: float = 0.0
+) -> AsyncIterator[AdvisoryLock | None]:
     """Hold the ledger's run lock for the block: a SQLite ledger's file (created, mode 0600,
     if it doesn't exist yet) or a PostgreSQL ledger's advisory lock, on a connection of its
     own.
@@ -79,14 +96,17 @@ async def run_lock(ledger: LedgerLocation, *, wait: float = 0.0) -> AsyncIterato
     file can't be created on a full disk, or the server can't be reached or is lost while the
     lock is taken. Logs a warning naming the run it takes the lock over from when that run
     ended without finishing. For SQLite, open the ledger's database connection inside the block
-    and close it before the block ends: the lock's descriptor must outlive it.
+    and close it before the block ends: the lock's descriptor must outlive it. For PostgreSQL
+    the block gets the ``AdvisoryLock``, for the ledger to check with every code it marks
+    ``sending`` (``Ledger.hold``): a lock whose connection died is then a stop, not a run
+    going on without it.
     """
     if isinstance(ledger, PostgresLedger):
-        held = _hold_advisory_lock(ledger, wait)
+        async with _hold_advisory_lock(ledger, wait) as lock:
+            yield lock
     else:
-        held = _hold_flock(ledger, wait)
-    async with held:
-        yield
+        async with _hold_flock(ledger, wait):
+            yield None
 
 
 @asynccontextmanager
@@ -121,7 +141,7 @@ async def _hold_flock(ledger: Path, wait: float) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def _hold_advisory_lock(ledger: PostgresLedger, wait: float) -> AsyncIterator[None]:
+async def _hold_advisory_lock(ledger: PostgresLedger, wait: float) -> AsyncIterator[AdvisoryLock]:
     connection = await anyio.to_thread.run_sync(
         functools.partial(postgres.connect, ledger, purpose="apply")
     )
@@ -139,7 +159,7 @@ async def _hold_advisory_lock(ledger: PostgresLedger, wait: float) -> AsyncItera
             await anyio.sleep(POLL_SECONDS)
         try:
             _warn_of_takeover(await query(_unfinished_apply_run_on))
-            yield
+            yield AdvisoryLock(key, await query(_backend_pid))
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_release_advisory_lock, ledger, connection, key)
@@ -273,6 +293,12 @@ def _allow_idling(connection: postgres.Connection) -> None:
         "SELECT set_config('idle_session_timeout', '0', false)"
         " WHERE current_setting('server_version_num')::int >= 140000"
     )
+
+
+def _backend_pid(connection: postgres.Connection) -> int:
+    row = connection.execute("SELECT pg_backend_pid()").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def _try_advisory_lock(connection: postgres.Connection, *, key: int) -> bool:

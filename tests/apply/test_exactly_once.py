@@ -399,7 +399,7 @@ async def test_a_create_prepared_but_not_sent_when_the_run_stops_goes_back_to_pe
     assert results.filter(pl.col("outcome") == "failed")["reason"].to_list() == ["not_attempted"]
     with sqlite3.connect(run.ledger) as db:
         left = db.execute("SELECT state, attempts, sent_at FROM codes WHERE state != 'created'")
-        assert left.fetchall() == [("pending", 0, None)]
+        assert left.fetchall() == [("pending", 1, None)]  # its attempt counted, never sent
     assert run.creates() == 2
     started = anyio.current_time()
     again = await run.apply(stays, settings)

@@ -156,7 +156,8 @@ def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
         assert process.returncode == 3, stderr
         lines = [line for line in stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1, stderr
-        assert "lost its connection" in lines[0]
+        # Whichever the run met first: its ledger connection gone, or its lock's.
+        assert "lost its connection" in lines[0] or "the run lock was lost" in lines[0]
         assert postgres_server.password not in stderr
         assert len(made_before_rerun) < 120
         recorded = dict(
@@ -223,3 +224,55 @@ def test_status_report_and_pins_read_a_postgres_ledger(tmp_path, postgres_url):
     }
     for output in (applied, status, report, pins):
         assert postgres_url.split("@")[0].split(":")[-1] not in output.stdout + output.stderr
+
+
+def test_a_run_whose_lock_connection_dies_stops_and_the_rerun_finishes(
+    tmp_path, postgres_server, postgres_url
+):
+    """Only the run lock's connection is cut (a pooler or a firewall ending that one session):
+    the next code the run would mark ``sending`` finds the lock gone in the same statement, so
+    the run sends nothing more and exits 3 with one line; the rerun finishes, each code once."""
+    payload = make_devices(6, seed=15)
+    state, server = served(payload, Faults(latency_ms=(20.0, 40.0)))
+    source = stays_file(tmp_path, payload, 20)
+    database = postgres_url.rsplit("/", 1)[1]
+    with server as url:
+        process = subprocess.Popen(
+            apply_command(source, tmp_path / "results.csv"),
+            cwd=tmp_path,
+            env=on_postgres(url, postgres_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while len(state.codes) < 20:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with postgres_server.connect() as admin:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name LIKE 'oracode-provision apply%%'",
+                [database],
+            ).fetchone()
+        assert cut == (1,)
+        _, stderr = process.communicate(timeout=60)
+        made = len(state.codes)
+        assert process.returncode == 3, stderr
+        lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(lines) == 1, stderr
+        assert "the run lock was lost" in lines[0]
+        assert made < 120
+        rerun = subprocess.run(
+            apply_command(source, tmp_path / "rerun.csv"),
+            cwd=tmp_path,
+            env=on_postgres(url, postgres_url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        on_doors = tags_on_doors(state)
+    assert len(on_doors) == 120
+    assert set(on_doors.values()) == {1}

@@ -141,7 +141,8 @@ async def test_a_status_check_never_takes_a_pin_away_and_dates_only_real_changes
 
 async def test_a_prepared_code_never_sent_goes_back_to_pending_and_a_created_one_stays(ledger):
     """unmark_sending: a code this run made ``sending`` but never sent is ``pending`` again,
-    with its attempt and send time undone; one answered meanwhile (``created``) is left as is."""
+    without its send time (its attempt stays counted, so no later send gets its number); one
+    answered meanwhile (``created``) is left as is."""
     run_id = await ledger.start_run("apply", [])
     await ledger.register(run_id, [planned("t1"), planned("t2")])
     for tag in ("t1", "t2"):
@@ -150,10 +151,10 @@ async def test_a_prepared_code_never_sent_goes_back_to_pending_and_a_created_one
     await ledger.unmark_sending(run_id, [("t1", 1), ("t2", 1)])
     select = "SELECT idempotency_tag, state, attempts, sent_at IS NULL FROM codes ORDER BY 1"
     assert [tuple(row) for row in rows(ledger, select)] == [
-        ("t1", "pending", 0, True),
+        ("t1", "pending", 1, True),
         ("t2", "created", 1, False),
     ]
-    assert await ledger.mark_sending("t1", run_id)  # sendable again
+    assert await ledger.mark_sending("t1", run_id) == 2  # sendable again, a new number
 
 
 async def test_the_hand_off_keeps_guests_the_status_cursor_and_known_trouble(ledger):
