@@ -10,6 +10,8 @@ import json
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -126,16 +128,16 @@ async def test_two_runs_past_the_lock_never_both_send_a_tag(tmp_path, monkeypatc
         assert set(frame.filter(pl.col("outcome") == "failed")["reason"]) <= {"outcome_unknown"}
 
 
-def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
-    tmp_path, postgres_server, postgres_url
-):
-    """The database's connections are cut while codes are being created: apply stops sending
-    at once and exits 3 with one line (the password masked); every code on the doors was
-    committed as sending first; the rerun finishes with each code once."""
-    payload = make_devices(6, seed=13)
+def cut_mid_run(
+    tmp_path: Path, postgres_url: str, seed: int, cut: Callable[[], None]
+) -> tuple[str, dict[str, int], Counter[str]]:
+    """Apply 120 stays on six doors with the ledger at ``postgres_url``; once 20 codes exist,
+    ``cut`` (a connection of the run's); the run must exit 3 with one error line, which is
+    returned with the codes on the doors then; then a rerun that must finish, and the codes
+    on the doors after it."""
+    payload = make_devices(6, seed=seed)
     state, server = served(payload, Faults(latency_ms=(20.0, 40.0)))
     source = stays_file(tmp_path, payload, 20)
-    database = postgres_url.rsplit("/", 1)[1]
     with server as url:
         process = subprocess.Popen(
             apply_command(source, tmp_path / "results.csv"),
@@ -150,23 +152,12 @@ def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        assert postgres_server.terminate_backends(database) >= 1
+        cut()
         _, stderr = process.communicate(timeout=60)
         made_before_rerun = dict(tags_on_doors(state))
         assert process.returncode == 3, stderr
         lines = [line for line in stderr.splitlines() if line.startswith("error:")]
         assert len(lines) == 1, stderr
-        # Whichever the run met first: its ledger connection gone, or its lock's.
-        assert "lost its connection" in lines[0] or "the run lock was lost" in lines[0]
-        assert postgres_server.password not in stderr
-        assert len(made_before_rerun) < 120
-        recorded = dict(
-            query(
-                PostgresLedger(postgres_url),
-                "SELECT idempotency_tag, state FROM codes WHERE state IN ('sending', 'created')",
-            )
-        )
-        assert set(made_before_rerun) <= set(recorded)
         rerun = subprocess.run(
             apply_command(source, tmp_path / "rerun.csv"),
             cwd=tmp_path,
@@ -176,7 +167,32 @@ def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
             timeout=120,
         )
         assert rerun.returncode == 0, rerun.stderr
-        on_doors = tags_on_doors(state)
+        return lines[0], made_before_rerun, tags_on_doors(state)
+
+
+def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
+    tmp_path, postgres_server, postgres_url
+):
+    """The database's connections are cut while codes are being created: apply stops sending
+    at once and exits 3 with one line (the password masked); every code on the doors was
+    committed as sending first; the rerun finishes with each code once."""
+    database = postgres_url.rsplit("/", 1)[1]
+
+    def cut() -> None:
+        assert postgres_server.terminate_backends(database) >= 1
+
+    line, made, on_doors = cut_mid_run(tmp_path, postgres_url, 13, cut)
+    # Whichever the run met first: its ledger connection gone, or its lock's.
+    assert "lost its connection" in line or "the run lock was lost" in line
+    assert postgres_server.password not in line
+    assert len(made) < 120
+    recorded = dict(
+        query(
+            PostgresLedger(postgres_url),
+            "SELECT idempotency_tag, state FROM codes WHERE state IN ('sending', 'created')",
+        )
+    )
+    assert set(made) <= set(recorded)
     assert len(on_doors) == 120
     assert set(on_doors.values()) == {1}
 
@@ -232,47 +248,19 @@ def test_a_run_whose_lock_connection_dies_stops_and_the_rerun_finishes(
     """Only the run lock's connection is cut (a pooler or a firewall ending that one session):
     the next code the run would mark ``sending`` finds the lock gone in the same statement, so
     the run sends nothing more and exits 3 with one line; the rerun finishes, each code once."""
-    payload = make_devices(6, seed=15)
-    state, server = served(payload, Faults(latency_ms=(20.0, 40.0)))
-    source = stays_file(tmp_path, payload, 20)
     database = postgres_url.rsplit("/", 1)[1]
-    with server as url:
-        process = subprocess.Popen(
-            apply_command(source, tmp_path / "results.csv"),
-            cwd=tmp_path,
-            env=on_postgres(url, postgres_url),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while len(state.codes) < 20:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+
+    def cut() -> None:
         with postgres_server.connect() as admin:
-            cut = admin.execute(
+            ended = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                 " WHERE datname = %s AND application_name LIKE 'oracode-provision apply%%'",
                 [database],
             ).fetchone()
-        assert cut == (1,)
-        _, stderr = process.communicate(timeout=60)
-        made = len(state.codes)
-        assert process.returncode == 3, stderr
-        lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-        assert len(lines) == 1, stderr
-        assert "the run lock was lost" in lines[0]
-        assert made < 120
-        rerun = subprocess.run(
-            apply_command(source, tmp_path / "rerun.csv"),
-            cwd=tmp_path,
-            env=on_postgres(url, postgres_url),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert rerun.returncode == 0, rerun.stderr
-        on_doors = tags_on_doors(state)
+        assert ended == (1,)
+
+    line, made, on_doors = cut_mid_run(tmp_path, postgres_url, 15, cut)
+    assert "the run lock was lost" in line
+    assert len(made) < 120
     assert len(on_doors) == 120
     assert set(on_doors.values()) == {1}
