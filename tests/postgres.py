@@ -158,16 +158,18 @@ class PostgresServer:
         """A superuser connection in autocommit (CREATE DATABASE cannot run in a transaction)."""
         return psycopg.connect(self.url(database), autocommit=True, connect_timeout=10)
 
-    def terminate_backends(self, database: str) -> int:
+    def terminate_backends(self, database: str, *, named: str = "%") -> int:
         """Cut every connection to ``database`` (a name or one of our URLs) but this call's own,
-        as a dropped connection mid-run would; returns how many. Each is gone on return."""
+        as a dropped connection mid-run would, or those whose ``application_name`` is LIKE
+        ``named``; returns how many. Each is gone on return."""
         if "://" in database:
             database = unquote(urlsplit(database).path.lstrip("/"))
         with self.connect() as admin:
             pids = admin.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s"
-                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
-                [database],
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                " AND application_name LIKE %s",
+                [database, named],
             ).fetchall()
             # One by one: in a single query the planner may call pg_terminate_backend
             # before the other conditions, on our own connection too.

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -20,6 +19,7 @@ from pipeline.cli.parser import build_parser
 from pipeline.ledger.location import PostgresLedger
 from pipeline.options import DEFAULT_LEDGER
 from tests.paths import ROOT
+from tests.postgres import free_port
 from tests.webhooks.helpers import SECRET as WEBHOOK_SECRET
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -45,13 +45,6 @@ def commands_with_a_ledger() -> list[str]:
         for name, command in action.choices.items()
         if any("--ledger" in a.option_strings for a in command._actions)
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -111,7 +104,7 @@ def test_a_server_out_of_reach_is_exit_3_in_one_line_that_never_shows_the_passwo
 ):
     """A URL with a password on a closed port, as --ledger or ORACODE_LEDGER: exit 3 and one
     line naming the masked URL; the password is in no output, log line or file written."""
-    port = closed_port()
+    port = free_port()
     url = f"postgresql://app:{PASSWORD}@127.0.0.1:{port}/ledger"
     argv = [command, *LEDGER_COMMANDS[command]]
     if given == "--ledger":

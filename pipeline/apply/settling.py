@@ -236,24 +236,17 @@ class CodeSettler:
             self._run.ledger.mark_created(tag, self._run.run_id, found[tag], None, how=ADOPTED)
             self._run.on_progress("created")
             return Outcome()
-        attempt = self._run.attempts.get(tag)
-        if tag not in self._run.bodies:
-            self._run.ledger.mark_pending(
-                tag,
-                self._run.run_id,
-                NOT_FOUND,
-                "not on the door and not in this run's input",
-                attempt=attempt,
-            )
-            return Outcome()
+        resend = tag in self._run.bodies
         self._run.ledger.mark_pending(
             tag,
             self._run.run_id,
             NOT_FOUND,
-            "the create's answer was lost and no code was made",
-            attempt=attempt,
+            "the create's answer was lost and no code was made"
+            if resend
+            else "not on the door and not in this run's input",
+            attempt=self._run.attempts.get(tag),
         )
-        return Outcome(again=Job(job.device_id, tag, "create"))
+        return Outcome(again=Job(job.device_id, tag, "create")) if resend else Outcome()
 
     def _read_again(self, job: Job, exc: SeamError) -> Outcome:
         """A look that got no usable answer: the same job again, after a backoff."""

@@ -130,10 +130,9 @@ class Codes(GroupCommits):
         not send it.
         """
 
-        held = self.held_lock
-
         def change(db: Db) -> int | None:
-            moved = _transition(
+            held = self.held_lock if db.dialect == "postgresql" else None
+            attempt = _transition(
                 db,
                 tag,
                 run_id,
@@ -141,20 +140,15 @@ class Codes(GroupCommits):
                 1,
                 {"sent_at": timestamp()},
                 from_states=SENDABLE,
-                lock=held if db.dialect == "postgresql" else None,
+                lock=held,
             )
-            if not moved:
-                if held is not None and db.dialect == "postgresql" and not _holds(db, held):
-                    raise RunLockLost(
-                        f"ledger {self.path}: the run lock was lost (its connection to"
-                        " PostgreSQL ended); nothing more is sent",
-                        hint="rerun: every code sent was committed first",
-                    )
-                return None
-            row = db.execute(
-                "SELECT attempts FROM codes WHERE idempotency_tag = ?", (tag,)
-            ).fetchone()
-            return int(row[0])
+            if attempt is None and held is not None and not _holds(db, held):
+                raise RunLockLost(
+                    f"ledger {self.path}: the run lock was lost (its connection to"
+                    " PostgreSQL ended); nothing more is sent",
+                    hint="rerun: every code sent was committed first",
+                )
+            return attempt
 
         return await self.write(change)
 
@@ -348,12 +342,14 @@ def _transition(
     from_states: Sequence[str] | None = None,
     attempt: int | None = None,
     lock: tuple[int, int, int] | None = None,
-) -> bool:
-    """Move one code to ``state`` and log the change (inside the caller's transaction).
+) -> int | None:
+    """Move one code to ``state`` and log the change (inside the caller's transaction);
+    returns the code's ``attempts`` after the move.
 
     With ``from_states`` it is a compare-and-set: a code in another state is left alone and
-    False is returned; with ``attempt`` too, a ``sending`` code moves only if it is still that
-    attempt. Raises KeyError when the ledger has no such code.
+    None is returned; with ``attempt`` too, a ``sending`` code moves only if it is still that
+    attempt; with ``lock`` (PostgreSQL), only while the run's advisory lock is held by its
+    connection. Raises KeyError when the ledger has no such code.
     """
     assignments = "".join(f", {name} = ?" for name in fields)
     guard = ""
@@ -367,14 +363,14 @@ def _transition(
     if lock is not None:
         guard += f" AND EXISTS ({_LOCK_HELD})"
         guard_values = (*guard_values, *lock)
-    updated = db.execute(
+    moved = db.execute(
         f"UPDATE codes SET state = ?, attempts = attempts + ?, last_run_id = ?,"
-        f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard}",
+        f" updated_at = ?{assignments} WHERE idempotency_tag = ?{guard} RETURNING attempts",
         (state, attempts, run_id, timestamp(), *fields.values(), tag, *guard_values),
-    )
-    if updated.rowcount != 1:
+    ).fetchone()
+    if moved is None:
         if db.execute("SELECT 1 FROM codes WHERE idempotency_tag = ?", (tag,)).fetchone():
-            return False
+            return None
         raise KeyError(f"no code {tag} in the ledger")
     db.execute(
         "INSERT INTO events (run_id, at, kind, idempotency_tag, seam_request_id, detail)"
@@ -389,7 +385,7 @@ def _transition(
             ),
         ),
     )
-    return True
+    return int(moved[0])
 
 
 # The run's PostgreSQL advisory lock, held by the given backend: classid, objid, pid.

@@ -101,6 +101,7 @@ def _postgres(sql: str) -> str:
     return _begin(sql.replace("%", "%%")).replace("?", "%s")
 
 
+@functools.lru_cache(maxsize=512)
 def _begin(sql: str) -> str:
     """``BEGIN IMMEDIATE`` (SQLite's write lock up front) as a plain ``BEGIN``."""
     return re.sub(r"^BEGIN IMMEDIATE\b", "BEGIN", sql)

@@ -79,7 +79,12 @@ class AdvisoryLock:
     @property
     def parts(self) -> tuple[int, int, int]:
         """``pg_locks``' classid and objid of the key, and the holder's pid."""
-        return (self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF, self.backend
+        return (*_key_parts(self.key), self.backend)
+
+
+def _key_parts(key: int) -> tuple[int, int]:
+    """An advisory lock's signed 64-bit key as ``pg_locks`` shows it: classid, objid."""
+    return (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
 
 
 @asynccontextmanager
@@ -332,7 +337,7 @@ def _advisory_holder(connection: postgres.Connection, *, key: int) -> dict[str, 
         " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         " AND l.classid = %s::bigint::oid AND l.objid = %s::bigint::oid"
         " LIMIT 1",
-        [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
+        list(_key_parts(key)),
     ).fetchone()
     session = None
     if row is not None:

@@ -169,9 +169,15 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
 }
 # Held while a PostgreSQL ledger's tables are checked and created (a transaction's advisory lock).
 SCHEMA_LOCK_KEY = 0x6F72_6163_6F64_6531  # "oracode1"
-# What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``); SQLite's julianday()
-# then says whether it is a date at all (it is NULL for ``2027-13-45`` or ``soon``).
-_INSTANT_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*"
+# What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``): a window end that
+# doesn't, in each database's words. SQLite's julianday() also says whether it is a date at all
+# (it is NULL for ``2027-13-45`` or ``soon``).
+_NOT_AN_INSTANT = {
+    "sqlite": "typeof({column}) != 'text'"
+    " OR {column} NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]*'"
+    " OR julianday({column}) IS NULL",
+    "postgresql": "{column} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}'",
+}
 
 
 def timestamp() -> str:
@@ -221,7 +227,7 @@ def connect_postgres(ledger: PostgresLedger) -> PostgresDb:
         # wait for it. The tables are created only when missing: a role without CREATE on the
         # schema can use a ledger made by another.
         db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
-        _check_postgres_ledger(db, ledger)
+        _check_ledger(db, ledger)
         if not _has_every_table(db):
             db.execute(postgres_schema())
         _add_columns(db, in_transaction=True)
@@ -311,31 +317,20 @@ def _expected_columns() -> dict[str, set[str]]:
         }
 
 
-def _check_postgres_ledger(db: PostgresDb, ledger: PostgresLedger) -> None:
-    """Raise CorruptLedgerError (exit 2) when the tables in the ledger's schema can't be this
-    ledger's: one of ours lacking a column of its first release, or a ``codes`` window end that
-    isn't an instant. (Damaged pages are the server's to find.)"""
-    cursor = db.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-    )
-    present = {table: _columns(db, table) for (table,) in cursor.fetchall()}
-    _check_columns(present, ledger)
-    if "codes" not in present:
-        return
-    for column in ("starts_at", "ends_at"):
-        bad = db.execute(
-            f"SELECT idempotency_tag, {column} FROM codes WHERE {column} IS NULL"
-            f" OR {column} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}' LIMIT 1"
-        ).fetchone()
-        if bad is not None:
-            tag, value = bad
-            raise damaged(
-                ledger, f"code {tag} has {column} {str(value)[:40]!r}, which is not an instant"
-            )
+def _check_ledger(db: Db, location: LedgerLocation) -> None:
+    """Raise CorruptLedgerError (exit 2) when the ledger at ``location`` can't be this ledger.
 
-
-def _check_columns(present: dict[str, set[str]], location: LedgerLocation) -> None:
-    """Each table of ours that is there has every column of its first release."""
+    Run before the schema is brought up to date: damaged pages (SQLite's ``PRAGMA
+    quick_check``: a read of every page, no index cross-check; on PostgreSQL they are the
+    server's to find), a table of ours that lacks one of its first release's columns (another
+    program's table, a dropped column), and a ``codes`` window end that isn't an instant.
+    Columns added since the first release are not required: opening adds them.
+    """
+    if db.dialect == "sqlite":
+        problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
+        if problems != ["ok"]:
+            raise damaged(location, " ".join("; ".join(problems).split()))
+    present = {table: _columns(db, table) for table in _tables(db)}
     for table, expected in _expected_columns().items():
         if table not in present:
             continue  # a ledger of an earlier release: opening creates it
@@ -343,35 +338,27 @@ def _check_columns(present: dict[str, set[str]], location: LedgerLocation) -> No
         if missing:
             noun = "column" if len(missing) == 1 else "columns"
             raise damaged(location, f"its table {table} lacks {noun} {', '.join(sorted(missing))}")
-
-
-def _check_ledger(db: sqlite3.Connection, path: Path) -> None:
-    """Raise CorruptLedgerError (exit 2) when the file at ``path`` can't be this ledger.
-
-    Run before the schema is brought up to date: damaged pages (``PRAGMA quick_check``: a
-    read of every page, no index cross-check), a table of ours that lacks one of its first
-    release's columns (another program's table, a dropped column), and a ``codes`` window end
-    that isn't an instant. Columns added since the first release are not required: opening
-    adds them.
-    """
-    problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(3)")]
-    if problems != ["ok"]:
-        raise damaged(path, " ".join("; ".join(problems).split()))
-    present: dict[str, set[str]] = {}
-    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-        present[table] = {row[1] for row in db.execute(f"PRAGMA table_info({table!r})")}
-    _check_columns(present, path)
     if "codes" not in present:
         return
     for column in ("starts_at", "ends_at"):
+        not_an_instant = _NOT_AN_INSTANT[db.dialect].format(column=column)
         bad = db.execute(
             f"SELECT idempotency_tag, {column} FROM codes WHERE {column} IS NULL"
-            f" OR typeof({column}) != 'text' OR {column} NOT GLOB ?"
-            f" OR julianday({column}) IS NULL LIMIT 1",
-            (_INSTANT_GLOB,),
+            f" OR {not_an_instant} LIMIT 1"
         ).fetchone()
         if bad is not None:
             tag, value = bad
             raise damaged(
-                path, f"code {tag} has {column} {str(value)[:40]!r}, which is not an instant"
+                location, f"code {tag} has {column} {str(value)[:40]!r}, which is not an instant"
             )
+
+
+def _tables(db: Db) -> list[str]:
+    """The tables there are (PostgreSQL: in the current schema)."""
+    if db.dialect == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        query = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return [str(table) for (table,) in db.execute(query).fetchall()]

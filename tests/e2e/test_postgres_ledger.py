@@ -251,13 +251,8 @@ def test_a_run_whose_lock_connection_dies_stops_and_the_rerun_finishes(
     database = postgres_url.rsplit("/", 1)[1]
 
     def cut() -> None:
-        with postgres_server.connect() as admin:
-            ended = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = %s AND application_name LIKE 'oracode-provision apply%%'",
-                [database],
-            ).fetchone()
-        assert ended == (1,)
+        lock = "oracode-provision apply%"
+        assert postgres_server.terminate_backends(database, named=lock) == 1
 
     line, made, on_doors = cut_mid_run(tmp_path, postgres_url, 15, cut)
     assert "the run lock was lost" in line

@@ -79,9 +79,10 @@ async def test_a_ledger_with_a_hard_link_is_refused(tmp_path):
         assert "has 2 hard links" in refused.value.one_line()
 
 
-async def test_a_second_run_waits_for_the_first_when_asked(tmp_path):
-    """--wait-for-lock: the second run gets the lock as soon as the first lets it go."""
-    ledger = tmp_path / "ledger.sqlite"
+async def test_a_second_run_waits_for_the_first_when_asked(ledger_location):
+    """--wait-for-lock: the second run gets the lock as soon as the first lets it go (a file's
+    lock, or a PostgreSQL ledger's advisory lock)."""
+    ledger = ledger_location
     order: list[str] = []
 
     async def first() -> None:

@@ -99,28 +99,6 @@ async def test_the_holder_is_named_by_its_recorded_run(postgres_server, postgres
     assert postgres_server.password not in refused.value.one_line()
 
 
-async def test_a_second_run_waits_for_the_first_when_asked(postgres_url):
-    """--wait-for-lock: the second run gets the lock as soon as the first lets it go."""
-    ledger = PostgresLedger(postgres_url)
-    order: list[str] = []
-
-    async def first() -> None:
-        async with run_lock(ledger):
-            order.append("first in")
-            await anyio.sleep(0.5)
-            order.append("first out")
-
-    async def second() -> None:
-        await anyio.sleep(0.1)
-        async with run_lock(ledger, wait=10):
-            order.append("second in")
-
-    async with anyio.create_task_group() as group:
-        group.start_soon(first)
-        group.start_soon(second)
-    assert order == ["first in", "first out", "second in"]
-
-
 async def test_two_databases_and_two_schemas_do_not_exclude_each_other(postgres_server):
     """The key is the ledger's database and schema: other ledgers on the server run freely."""
     first = postgres_server.new_database()

@@ -21,16 +21,9 @@ from pipeline.ledger.postgres import (
     lost_connection,
     scrub,
 )
+from tests.postgres import free_port
 
 SECRET = "s3cr3t-pw"
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.fixture
@@ -44,7 +37,7 @@ def silent_port() -> Iterator[int]:
 
 def test_a_closed_port_is_a_server_out_of_reach_in_one_line_without_the_password():
     """Nothing listens: LedgerError (exit 3), one line naming the masked URL and what to do."""
-    port = closed_port()
+    port = free_port()
     ledger = parse_ledger(f"postgresql://app:{SECRET}@127.0.0.1:{port}/ledger")
     with pytest.raises(LedgerError) as raised:
         connect(ledger, purpose="apply")
@@ -97,7 +90,7 @@ def test_a_server_that_never_answers_times_out_as_out_of_reach(silent_port):
 def test_an_option_libpq_cannot_read_is_a_usage_error_without_the_password(url, says):
     """A malformed option: UsageError (exit 2) naming it, the hint naming where the URL and
     the password come from; never the password, even where libpq quotes it."""
-    ledger = parse_ledger(url.format(secret=SECRET, port=closed_port()))
+    ledger = parse_ledger(url.format(secret=SECRET, port=free_port()))
     with pytest.raises(UsageError) as raised:
         connect(ledger, purpose="apply")
     line = raised.value.one_line()
