@@ -139,7 +139,14 @@ class DoorPace:
 
 class GlobalPace:
     """Every request to Seam passes here (the client's ``pace`` hook): an ``aiolimiter`` limiter
-    when a global rate is known, and a pause for everyone after a global 429."""
+    when a global rate is known, and a pause for everyone after a global 429.
+
+    The limiter's burst is kept for the doors that bound the run. A request from a door with
+    slack (the scheduler says which) is dispatched only while the limiter could take the burst
+    but one at once, and at most one per drip interval (``slack_at``): when the global limit
+    binds, such doors still get the drip, and a busiest door whose window opens finds tokens
+    free instead of queueing behind theirs at every window.
+    """
 
     def __init__(self, rate: float | None) -> None:
         self.rate = rate
@@ -147,6 +154,7 @@ class GlobalPace:
         self._blocked_until = 0.0
         self._consecutive_429 = 0
         self._recent: deque[float] = deque()
+        self._slack_next = 0.0
 
     @staticmethod
     def _make_limiter(rate: float | None) -> AsyncLimiter | None:
@@ -161,6 +169,26 @@ class GlobalPace:
             return AsyncLimiter(1, 1 / (rate * GLOBAL_PACE_MARGIN))
         drip = (rate - burst) * GLOBAL_PACE_MARGIN
         return AsyncLimiter(burst, burst / drip)
+
+    def slack_at(self, now: float) -> float:
+        """When a request from a door with slack may be dispatched (``now``: at once): one
+        drip interval after the last one (``slack_sent``), while the limiter's burst is free
+        (less one), and not during a global 429's pause."""
+        if self._limiter is None:
+            return max(now, self._blocked_until)
+        interval = self._limiter.time_period / self._limiter.max_rate
+        kept = max(0, math.floor(self._limiter.max_rate) - 2)
+        if now < self._blocked_until or now < self._slack_next:
+            return max(self._blocked_until, self._slack_next)
+        if self._limiter.has_capacity(1 + kept):
+            return now
+        # The limiter doesn't say when it drains: look again one interval on.
+        return now + interval
+
+    def slack_sent(self, now: float) -> None:
+        """A request from a door with slack was dispatched at ``now``."""
+        if self._limiter is not None:
+            self._slack_next = now + self._limiter.time_period / self._limiter.max_rate
 
     async def __call__(self) -> None:
         # A 429 may extend the pause while we sleep, so look again after each wait.

@@ -64,7 +64,7 @@ class ApplySettings:
 
     door_rate: Rate | None = SEAM_DOOR_RATE
     global_rate: float | None = None
-    concurrency: int = 8
+    concurrency: int = 12
     policy: CreatePolicy = field(default_factory=CreatePolicy)
     # A budgeted door is counted again before its first create when its look is older.
     recount_after: float = RECOUNT_AFTER

@@ -3,7 +3,10 @@
 A batch is bounded by its busiest door, not by how fast we can send (``pacing``: Seam limits
 creates per door). The scheduler therefore always sends the next request from a door that may
 send *now*, preferring the door with the longest backlog; a door that must wait holds nothing
-(no task, no concurrency slot), so one door's backlog never delays another.
+(no task, no concurrency slot), so one door's backlog never delays another. The doors whose
+backlog is within one window of the longest bound the run and never wait for the others; the
+others have slack, and go at the global limiter's drip (``GlobalPace.slack_at``), leaving its
+burst and the concurrency slots free for the busiest doors' windows.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from typing import Literal
 import anyio
 import anyio.abc
 
-from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, Scope
+from pipeline.apply.pacing import (
+    SEAM_DOOR_RATE,
+    DoorPace,
+    GlobalPace,
+    LearntRate,
+    Rate,
+    Scope,
+)
 
 # Jobs while which their door sends nothing else: what they find decides what it sends.
 BLOCKING = frozenset({"look", "check"})
@@ -74,6 +84,7 @@ class _Door:
     token: int = 0
     is_checking: bool = False
     prepared: Job | None = None
+    backlog_seen: int = -1  # the backlog last put in DoorScheduler._backlogs
     # A look or check that must be tried again waits at the front of the queue until then,
     # so that nothing behind it (a create) goes first.
     retry_at: float = 0.0
@@ -125,6 +136,8 @@ class DoorScheduler:
         self._global = global_pace
         self._doors: dict[str, _Door] = {}
         self._ready: list[tuple[int, int, int, str]] = []
+        # (-backlog, device_id) as each door's backlog changed; the top may be out of date.
+        self._backlogs: list[tuple[int, str]] = []
         self._timers: list[tuple[float, int, int, str]] = []
         self._prepares: list[tuple[float, int, int, str]] = []
         self._prepare: Callable[[Job], Awaitable[None]] | None = None
@@ -168,6 +181,9 @@ class DoorScheduler:
 
     def _schedule(self, door: _Door, now: float) -> None:
         door.token += 1
+        if len(door.jobs) != door.backlog_seen:
+            door.backlog_seen = len(door.jobs)
+            heapq.heappush(self._backlogs, (-door.backlog_seen, door.device_id))
         ready_at = door.ready_at(now)
         if ready_at <= now:
             # Longest backlog first: the busiest door bounds the whole run.
@@ -300,26 +316,55 @@ class DoorScheduler:
         while self._error is None:
             now = anyio.current_time()
             self._release_due(now)
+            held = math.inf
             while self._ready:
-                _, _, token, device_id = heapq.heappop(self._ready)
-                door = self._doors[device_id]
-                if token != door.token:
+                entry = heapq.heappop(self._ready)
+                door = self._doors[entry[3]]
+                if entry[2] != door.token:
                     continue
                 # A limit learnt since the door was queued may hold it back after all.
-                if door.ready_at(now) <= now:
+                if door.ready_at(now) > now:
+                    self._schedule(door, now)
+                    continue
+                held = self._held_until(door, now)
+                if held <= now:
                     return door
-                self._schedule(door, now)
+                # Every door behind it has slack too: all wait for the drip.
+                heapq.heappush(self._ready, entry)
+                break
             if self._queued == 0 and self._in_flight == 0:
                 return None
             wake = min(
                 self._timers[0][0] if self._timers else math.inf,
                 self._delayed[0][0] if self._delayed else math.inf,
                 self._prepares[0][0] if self._prepares else math.inf,
+                held,
             )
             self._changed = anyio.Event()
             with anyio.move_on_after(wake - now):
                 await self._changed.wait()
         return None
+
+    def _held_until(self, door: _Door, now: float) -> float:
+        """When ``door``, ready now, may be dispatched: at once when its backlog bounds the run
+        (within one window of the longest), else at the global limiter's drip."""
+        if self._global is None:
+            return now
+        window = (door.pace.rate or SEAM_DOOR_RATE).count
+        if len(door.jobs) >= self._longest_backlog() - window:
+            return now
+        at = self._global.slack_at(now)
+        if at <= now:
+            self._global.slack_sent(now)
+        return at
+
+    def _longest_backlog(self) -> int:
+        while self._backlogs:
+            backlog, device_id = self._backlogs[0]
+            if -backlog == len(self._doors[device_id].jobs):
+                return -backlog
+            heapq.heappop(self._backlogs)
+        return 0
 
     def _release_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:

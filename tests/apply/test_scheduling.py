@@ -6,6 +6,7 @@ chooses; minutes of Seam time take milliseconds (tests/virtual_time.py).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -26,17 +27,19 @@ class Recorder:
         self,
         answer: Callable[[Job, int], Outcome] | None = None,
         *,
-        delay: float = 0.0,
+        delay: float | Callable[[Job], float] = 0.0,
         pace: GlobalPace | None = None,
     ) -> None:
         self.answer = answer or (lambda job, n: Outcome(counted=True))
         self.delay = delay
         self.pace = pace
         self.sent: list[tuple[float, Job]] = []
+        self.called: list[tuple[float, Job]] = []  # when send was called (before the pace)
         self.inside = 0
         self.max_inside = 0
 
     async def __call__(self, job: Job) -> Outcome:
+        self.called.append((anyio.current_time(), job))
         if self.pace is not None:
             await self.pace()
         now = anyio.current_time()
@@ -44,8 +47,9 @@ class Recorder:
         self.inside += 1
         self.max_inside = max(self.max_inside, self.inside)
         try:
-            if self.delay:
-                await anyio.sleep(self.delay)
+            delay = self.delay(job) if callable(self.delay) else self.delay
+            if delay:
+                await anyio.sleep(delay)
             return self.answer(job, len(self.sent))
         finally:
             self.inside -= 1
@@ -386,3 +390,71 @@ async def test_a_prepare_that_fails_stops_the_run_with_its_own_error():
     with pytest.raises(UsageError, match="disk gone"):
         await scheduler.run(send, prepare)
     assert [job.key for _, job in send.sent] == ["A-0"]
+
+
+def spread_latency(job: Job) -> float:
+    """40-120 ms, the same for a job every time (as the sandbox's latency in benchmarks)."""
+    return 0.04 + 0.008 * (int(job.key.rsplit("-", 1)[1]) * 7 % 11)
+
+
+async def test_the_busiest_door_never_waits_for_the_others_tokens():
+    """While 300 doors with slack keep the global limiter busy, the door that bounds the run
+    sends each create the moment its place frees (one period after the answer it follows):
+    the others go at the limiter's drip and leave its burst to that door's windows."""
+    pace = GlobalPace(100.0)
+    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=12, global_pace=pace)
+    queue(scheduler, A=100, **{f"slack-{n}": 3 for n in range(300)})
+    send = Recorder(delay=spread_latency, pace=pace)
+    await scheduler.run(send)
+    answered = sorted(at + spread_latency(job) for at, job in send.sent if job.device_id == "A")
+    busiest = send.times("A")
+    others_end = max(at for at, job in send.sent if job.device_id != "A")
+    # The n-th create takes the place that frees first: the (n-10)-th answer, + 2 s.
+    waits = [at - (answered[n - 10] + 2.0) for n, at in enumerate(busiest) if n >= 10]
+    while_busy = [wait for wait, at in zip(waits, busiest[10:], strict=True) if at < others_end]
+    assert len(while_busy) >= 40  # the others were sending through most of its windows
+    # (A few ms are the virtual clock's real grace per wake; waiting behind the others'
+    # tokens costs about 0.1 s here.)
+    assert max(while_busy) < 0.02
+    assert min(waits) > -1e-6  # and never early
+    times = sorted(at for at, _ in send.sent)
+    assert max(sum(1 for at in times if start <= at < start + 1) for start in times) <= 100
+
+
+async def test_doors_with_slack_go_one_per_drip_interval():
+    """Doors far from the longest backlog are dispatched at most one per interval of the
+    global limiter's drip, so its burst stays free; they still get most of that drip."""
+    pace = GlobalPace(100.0)
+    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=12, global_pace=pace)
+    queue(scheduler, A=100, **{f"slack-{n}": 2 for n in range(200)})
+    send = Recorder(delay=spread_latency, pace=pace)
+    started = anyio.current_time()
+    await scheduler.run(send)
+    dispatched = sorted(at for at, job in send.called if job.device_id != "A")
+    gaps = [later - earlier for earlier, later in itertools.pairwise(dispatched)]
+    drip = (100 - 10) * 0.98
+    assert min(gaps) >= 0.99 / drip
+    others = sorted(at for at, job in send.sent if job.device_id != "A")
+    assert others[-1] - started < 1.2 * len(others) / drip
+
+
+async def test_slack_at_keeps_the_burst_and_one_drip_interval():
+    """``slack_at``: at once while the burst is free; one interval after ``slack_sent``; later
+    once other requests took tokens; the end of a global 429's pause; never held without a
+    global rate."""
+    pace = GlobalPace(100.0)
+    interval = 1 / ((100 - 10) * 0.98)
+    now = anyio.current_time()
+    assert pace.slack_at(now) == now
+    pace.slack_sent(now)
+    assert pace.slack_at(now) == pytest.approx(now + interval)
+    fresh = GlobalPace(100.0)
+    for _ in range(3):
+        await fresh()
+    now = anyio.current_time()
+    assert fresh.slack_at(now) > now
+    fresh.rate_limited(retry_after=5)
+    now = anyio.current_time()
+    assert fresh.slack_at(now) == pytest.approx(now + 5, abs=0.01)
+    unlimited = GlobalPace(None)
+    assert unlimited.slack_at(now) == now
