@@ -4,7 +4,8 @@ The ledger's SQL is written once, in the subset SQLite and PostgreSQL share (``?
 ``ON CONFLICT ... DO NOTHING``, ``COUNT(*) FILTER (WHERE ...)``, savepoints, temporary tables),
 against ``Db``: the part of ``sqlite3.Connection`` the ledger uses. A SQLite connection is one
 as it is (``SqliteDb``); a PostgreSQL one is psycopg's, seen through ``PostgresDb``, which turns
-``?`` into psycopg's ``%s`` and booleans into the integers the schema keeps. The rare statements
+``?`` into psycopg's ``%s``, booleans into the integers the schema keeps, and ``BEGIN IMMEDIATE``
+into a transaction that first takes the ledger's write lock. The rare statements
 that differ (the schema's identity column, a list of keys to join with, the opening checks)
 branch on ``db.dialect``.
 """
@@ -20,6 +21,11 @@ from typing import Any, Literal, Protocol
 import psycopg
 
 Dialect = Literal["sqlite", "postgresql"]
+# A write transaction on PostgreSQL takes this transaction-level advisory lock first, so that
+# writers take turns as SQLite's BEGIN IMMEDIATE makes them: a webhook delivery's read-then-
+# write, a status commit and a run's group commit never interleave, whichever process makes
+# them ("oracode2"; the schema's lock is "oracode1").
+WRITE_LOCK_KEY = 0x6F72_6163_6F64_6532
 # The errors a database call can raise, whichever the database.
 DATABASE_ERRORS = (sqlite3.Error, psycopg.Error)
 
@@ -103,8 +109,11 @@ def _postgres(sql: str) -> str:
 
 @functools.lru_cache(maxsize=512)
 def _begin(sql: str) -> str:
-    """``BEGIN IMMEDIATE`` (SQLite's write lock up front) as a plain ``BEGIN``."""
-    return re.sub(r"^BEGIN IMMEDIATE\b", "BEGIN", sql)
+    """``BEGIN IMMEDIATE`` (SQLite's write lock up front) as ``BEGIN`` and the ledger's write
+    lock (``WRITE_LOCK_KEY``), in one round trip."""
+    return re.sub(
+        r"^BEGIN IMMEDIATE\b", f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})", sql
+    )
 
 
 def _values(parameters: Sequence[Any]) -> tuple[Any, ...]:

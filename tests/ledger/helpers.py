@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from pipeline.ledger.dialects import PostgresDb
+from pipeline.ledger.dialects import Db, PostgresDb, SqliteDb
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.store import Ledger
 from pipeline.seam.models import AccessCode
@@ -71,24 +71,20 @@ def insertion_order(location: LedgerLocation) -> str:
 
 
 @contextlib.contextmanager
-def holding_ledger(location: LedgerLocation) -> Iterator[None]:
-    """Another writer holding the ledger for the block: SQLite's write lock, or PostgreSQL
-    locks on the tables a delivery writes."""
+def holding_ledger(location: LedgerLocation) -> Iterator[Db]:
+    """Another writer holding the ledger for the block, in a write transaction as the ledger
+    makes them (``BEGIN IMMEDIATE``: SQLite's write lock, or on PostgreSQL the ledger's write
+    lock); yields its connection, and commits at the end."""
+    other: Db
     if isinstance(location, PostgresLedger):
-        with psycopg.connect(location.url, autocommit=True) as connection:
-            connection.execute("BEGIN")
-            connection.execute("LOCK TABLE codes, seam_events IN ACCESS EXCLUSIVE MODE")
-            try:
-                yield
-            finally:
-                connection.execute("COMMIT")
-        return
-    other = sqlite3.connect(location, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
+        other = PostgresDb(psycopg.connect(location.url, autocommit=True))
+    else:
+        other = sqlite3.connect(location, isolation_level=None, factory=SqliteDb)
     try:
-        yield
-    finally:
+        other.execute("BEGIN IMMEDIATE")
+        yield other
         other.execute("COMMIT")
+    finally:
         other.close()
 
 

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
-from pipeline.ledger.events import SeamEvent
+from pipeline.ledger.events import DUPLICATE, SeamEvent
 from pipeline.ledger.store import Ledger
 from pipeline.webhooks.events import read_event
 from pipeline.webhooks.verify import Refused
-from tests.ledger.helpers import query
+from tests.ledger.helpers import holding_ledger, query
 from tests.webhooks.helpers import PIN, code_rows, event, event_rows
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +101,33 @@ async def test_an_event_without_a_time_goes_by_the_status_order_alone(ledger_pat
         await ledger.close()
     assert code_rows(ledger_path)["ac-1"]["code_status"] == "set"
     assert [row["outcome"] for row in event_rows(ledger_path)] == ["applied", "superseded"]
+
+
+async def test_a_delivery_waits_for_another_writer_and_finds_the_event_it_recorded(ledger_path):
+    """Two deliveries of one event at once (two receivers, or Seam's retry racing the first):
+    the second waits until the first's transaction ends, then finds the event recorded and
+    changes nothing, on either database (never a unique-key error, nor a write from a stale
+    read)."""
+    read = read_event(event("set_on_device", code=PIN))
+    outcomes = []
+    ledger = await Ledger.open(ledger_path)
+    try:
+        async with anyio.create_task_group() as group:
+            with holding_ledger(ledger_path) as first:
+                first.execute(
+                    "INSERT INTO seam_events (event_id, event_type, received_at, outcome)"
+                    " VALUES (?, ?, '2026-12-01T12:00:00+00:00', 'applied')",
+                    (read.event_id, read.event_type),
+                )
+
+                async def deliver() -> None:
+                    outcomes.append(await ledger.record_seam_event(read, delivery_id="msg_2"))
+
+                group.start_soon(deliver)
+                await anyio.sleep(0.5)
+                assert outcomes == []  # waiting for the first delivery's transaction
+    finally:
+        await ledger.close()
+    assert [outcome.outcome for outcome in outcomes] == [DUPLICATE]
+    assert code_rows(ledger_path)["ac-1"]["code"] is None  # the first one's own, not ours
+    assert len(event_rows(ledger_path)) == 1
