@@ -150,13 +150,19 @@ class GroupCommits:
     async def commit_every(self, seconds: float) -> AsyncIterator[None]:
         """While the block runs, queued changes wait at most ``seconds`` for their commit
         (they would otherwise wait for the next write or read); what is queued when it begins
-        is committed at once, beside the block."""
+        is committed at once, beside the block. A beat whose commit fails stops beating and
+        leaves the block alone (its own next write meets the same failure and ends on it); the
+        failure is raised as itself after the block, if the block didn't raise."""
+        beat_failures: list[Exception] = []
 
         async def beat() -> None:
-            while True:
-                if self._queue:
-                    await self.commit()
-                await anyio.sleep(seconds)
+            try:
+                while True:
+                    if self._queue:
+                        await self.commit()
+                    await anyio.sleep(seconds)
+            except Exception as exc:
+                beat_failures.append(exc)
 
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
@@ -169,6 +175,8 @@ class GroupCommits:
                 group.cancel_scope.cancel()
         if failure is not None:
             raise failure
+        if beat_failures:
+            raise beat_failures[0]
 
     async def _commit(self) -> None:
         """Commit everything queued, in one transaction in the ledger's thread."""

@@ -13,7 +13,7 @@ import sys
 import anyio
 import pytest
 
-from pipeline.errors import UsageError
+from pipeline.errors import LedgerError, UsageError
 from pipeline.ledger.dialects import SqliteDb
 from pipeline.ledger.store import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
 from pipeline.seam.client import Exchange
@@ -381,6 +381,35 @@ async def test_an_error_inside_commit_every_comes_out_as_itself(ledger):
     with pytest.raises(LookupError, match="not wrapped"):
         async with ledger.commit_every(0.01):
             raise LookupError("not wrapped")
+
+
+async def test_a_failed_beat_leaves_the_block_running_and_comes_out_as_itself(ledger, monkeypatch):
+    """A commit of the beat's that fails doesn't cancel the block (requests in flight finish);
+    the failure is raised after it as itself, not in an exception group."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    await ledger.mark_sending("t1", run_id)
+    failed = anyio.Event()
+
+    async def failing() -> None:
+        failed.set()
+        raise LedgerError("the ledger could not be written: disk full")
+
+    monkeypatch.setattr(ledger, "commit", failing)
+    finished = []
+
+    async def block() -> None:
+        async with ledger.commit_every(0.01):
+            ledger.mark_created("t1", run_id, access_code(), "req-1", how="created")
+            with anyio.fail_after(10):
+                await failed.wait()
+            await anyio.sleep(0.05)  # the block goes on after the beat failed
+            finished.append(True)
+
+    with pytest.raises(LedgerError, match="disk full"):
+        await block()
+    assert finished == [True]
+    monkeypatch.undo()  # the fixture's close commits what is queued
 
 
 async def test_a_ledger_from_before_the_added_columns_gets_them_on_open(tmp_path):
