@@ -26,6 +26,10 @@ from pipeline.settings import SEAM_DOOR_LIMIT, parse_rate
 GLOBAL_PACE_MARGIN = 0.98
 # At most this many requests at once past the global limiter (a door's burst, as Seam's is 10).
 GLOBAL_BURST = 10
+# The part of the global limiter's burst that doors with slack may fill; the rest is kept for
+# the doors that bound the run. Three rather than one, so that a token taken a little after its
+# dispatch doesn't make the next slack request miss its turn (``GlobalPace.slack_at``).
+SLACK_SHARE = 3
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 # Which limit a 429 names: the door's or the global one.
@@ -142,10 +146,10 @@ class GlobalPace:
     when a global rate is known, and a pause for everyone after a global 429.
 
     The limiter's burst is kept for the doors that bound the run. A request from a door with
-    slack (the scheduler says which) is dispatched only while the limiter could take the burst
-    but one at once, and at most one per drip interval (``slack_at``): when the global limit
-    binds, such doors still get the drip, and a busiest door whose window opens finds tokens
-    free instead of queueing behind theirs at every window.
+    slack (the scheduler says which) is dispatched only while one more token leaves the limiter
+    holding at most ``SLACK_SHARE``, and at most one per drip interval (``slack_at``): when the
+    global limit binds, such doors still get about the drip, and a busiest door whose window
+    opens finds tokens free instead of queueing behind theirs at every window.
     """
 
     def __init__(self, rate: float | None) -> None:
@@ -171,24 +175,38 @@ class GlobalPace:
         return AsyncLimiter(burst, burst / drip)
 
     def slack_at(self, now: float) -> float:
-        """When a request from a door with slack may be dispatched (``now``: at once): one
-        drip interval after the last one (``slack_sent``), while the limiter's burst is free
-        (less one), and not during a global 429's pause."""
-        if self._limiter is None:
-            return max(now, self._blocked_until)
-        interval = self._limiter.time_period / self._limiter.max_rate
-        kept = max(0, math.floor(self._limiter.max_rate) - 2)
-        if now < self._blocked_until or now < self._slack_next:
-            return max(self._blocked_until, self._slack_next)
+        """When a request from a door with slack may be dispatched (``now``: at once): not
+        during a global 429's pause; with a limiter whose burst is over ``SLACK_SHARE``, one
+        drip interval after the last such request (``slack_sent``) and while one more token
+        leaves the limiter holding at most ``SLACK_SHARE``."""
+        if now < self._blocked_until:
+            return self._blocked_until
+        kept = self._kept()
+        if self._limiter is None or kept == 0:
+            return now
+        if now < self._slack_next:
+            return self._slack_next
         if self._limiter.has_capacity(1 + kept):
             return now
-        # The limiter doesn't say when it drains: look again one interval on.
-        return now + interval
+        # The limiter doesn't say when it drains: look again a quarter interval on.
+        return now + self._interval() / 4
 
     def slack_sent(self, now: float) -> None:
-        """A request from a door with slack was dispatched at ``now``."""
-        if self._limiter is not None:
-            self._slack_next = now + self._limiter.time_period / self._limiter.max_rate
+        """A request from a door with slack was dispatched at ``now``. The next one's turn
+        counts from this one's (a late wake-up doesn't push every later turn back)."""
+        if self._limiter is not None and self._kept():
+            interval = self._interval()
+            self._slack_next = max(self._slack_next, now - interval) + interval
+
+    def _interval(self) -> float:
+        assert self._limiter is not None
+        return self._limiter.time_period / self._limiter.max_rate
+
+    def _kept(self) -> int:
+        """How much of the limiter's burst doors with slack leave free (0: none held back)."""
+        if self._limiter is None:
+            return 0
+        return max(0, math.floor(self._limiter.max_rate) - SLACK_SHARE)
 
     async def __call__(self) -> None:
         # A 429 may extend the pause while we sleep, so look again after each wait.

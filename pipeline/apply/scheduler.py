@@ -166,6 +166,7 @@ class DoorScheduler:
             return
         if job.kind == "create" and job.device_id in self._closed:
             self.dropped.append(job)
+            self._changed.set()  # it may have been the last job: the dispatcher ends
             return
         door = self._doors.get(job.device_id)
         if door is None:

@@ -6,7 +6,7 @@ chooses; minutes of Seam time take milliseconds (tests/virtual_time.py).
 
 from __future__ import annotations
 
-import itertools
+import bisect
 import math
 from collections.abc import Callable
 
@@ -413,9 +413,9 @@ async def test_the_busiest_door_never_waits_for_the_others_tokens():
     waits = [at - (answered[n - 10] + 2.0) for n, at in enumerate(busiest) if n >= 10]
     while_busy = [wait for wait, at in zip(waits, busiest[10:], strict=True) if at < others_end]
     assert len(while_busy) >= 40  # the others were sending through most of its windows
-    # (A few ms are the virtual clock's real grace per wake; waiting behind the others'
-    # tokens costs about 0.1 s here.)
-    assert max(while_busy) < 0.02
+    # (A few ms are the virtual clock's real time, more on a loaded machine; waiting behind
+    # the others' tokens costs 0.10-0.13 s here.)
+    assert max(while_busy) < 0.05
     assert min(waits) > -1e-6  # and never early
     times = sorted(at for at, _ in send.sent)
     assert max(sum(1 for at in times if start <= at < start + 1) for start in times) <= 100
@@ -431,11 +431,32 @@ async def test_doors_with_slack_go_one_per_drip_interval():
     started = anyio.current_time()
     await scheduler.run(send)
     dispatched = sorted(at for at, job in send.called if job.device_id != "A")
-    gaps = [later - earlier for earlier, later in itertools.pairwise(dispatched)]
     drip = (100 - 10) * 0.98
-    assert min(gaps) >= 0.99 / drip
+    # Counted over ten intervals, so that a task started late (the virtual clock's real time)
+    # doesn't count as two at once; all at once, they would be ten in one instant.
+    window = 10 / drip
+    within = [bisect.bisect_left(dispatched, at + window) - n for n, at in enumerate(dispatched)]
+    assert max(within) <= 12
     others = sorted(at for at, job in send.sent if job.device_id != "A")
-    assert others[-1] - started < 1.2 * len(others) / drip
+    assert others[-1] - started < 1.1 * len(others) / drip
+
+
+async def test_a_create_dropped_for_a_closed_door_as_the_last_job_ends_the_run():
+    """A verify that found nothing asks for its create again, but its door has been closed
+    meanwhile (no space): the create is dropped, and with nothing else to do the run ends."""
+    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=2, global_pace=GlobalPace(100))
+    queue(scheduler, D=2)
+
+    def answer(job: Job, n: int) -> Outcome:
+        if job.kind == "verify":
+            return Outcome(again=Job("D", job.key, "create"))
+        if job.key == "D-0":
+            return Outcome(again=Job("D", "D-0", "verify"), after=5.0, counted=True)
+        return Outcome(counted=True, close_door=True)
+
+    with anyio.fail_after(3600):
+        await scheduler.run(Recorder(answer, delay=0.05))
+    assert [job.key for job in scheduler.dropped] == ["D-0"]
 
 
 async def test_slack_at_keeps_the_burst_and_one_drip_interval():
@@ -448,11 +469,18 @@ async def test_slack_at_keeps_the_burst_and_one_drip_interval():
     assert pace.slack_at(now) == now
     pace.slack_sent(now)
     assert pace.slack_at(now) == pytest.approx(now + interval)
+    pace.slack_sent(now + interval * 1.5)  # its turn taken late: the next stays on the beat
+    assert pace.slack_at(now + interval * 1.5) == pytest.approx(now + interval * 2)
     fresh = GlobalPace(100.0)
     for _ in range(3):
         await fresh()
     now = anyio.current_time()
-    assert fresh.slack_at(now) > now
+    assert fresh.slack_at(now) > now  # three tokens held: the rest is the busiest doors'
+    small = GlobalPace(20.0)  # a burst of 2: nothing to keep, nobody held back
+    for _ in range(2):
+        await small()
+    now = anyio.current_time()
+    assert small.slack_at(now) == now
     fresh.rate_limited(retry_after=5)
     now = anyio.current_time()
     assert fresh.slack_at(now) == pytest.approx(now + 5, abs=0.01)
