@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -86,7 +87,8 @@ def ledger_from_environment(default: Path) -> LedgerLocation:
 def mask_password(url: str) -> str:
     """``url`` with its password replaced by ``***`` (unchanged without one): everything between
     the user name's ``:`` and the last ``@`` (a password may hold ``/``, ``?``, ``#`` or ``@``
-    unescaped), and any ``password=`` parameter. When in doubt it masks more, never less."""
+    unescaped), and any parameter whose key is ``password`` once percent-decoded (as libpq
+    reads it). When in doubt it masks more, never less."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         return url
@@ -94,5 +96,10 @@ def mask_password(url: str) -> str:
         userinfo, _, rest = rest.rpartition("@")
         user, colon, _ = userinfo.partition(":")
         rest = f"{user}:{MASK}@{rest}" if colon else f"{user}@{rest}"
-    rest = re.sub(r"(?i)(password=)[^&#]*", rf"\g<1>{MASK}", rest)
+    rest = re.sub(r"([?&][^=&#]*=)([^&#]*)", _mask_password_parameter, rest)
     return f"{scheme}://{rest}"
+
+
+def _mask_password_parameter(parameter: re.Match[str]) -> str:
+    key = urllib.parse.unquote(parameter[1][1:-1]).strip().lower()
+    return parameter[1] + MASK if key == "password" else parameter[0]

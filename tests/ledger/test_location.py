@@ -27,6 +27,11 @@ def test_a_path_stays_a_path_and_a_url_becomes_a_postgres_ledger():
             "postgresql://app@db/ledger?password=***&sslmode=require",
         ),
         ("postgresql://app@db/ledger", "postgresql://app@db/ledger"),
+        (
+            "postgresql://app@db/ledger?sslmode=require&pass%77ord=s3cr3t",
+            "postgresql://app@db/ledger?sslmode=require&pass%77ord=***",
+        ),
+        ("postgresql://app@db/ledger?PASSWORD=s3cr3t", "postgresql://app@db/ledger?PASSWORD=***"),
     ],
 )
 def test_the_password_is_masked_in_every_text_of_the_ledger(url, shown):
