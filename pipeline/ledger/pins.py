@@ -77,7 +77,9 @@ class Pins(GroupCommits):
                 " WHERE c.orphaned_run_id IS NULL AND c.superseded_run_id IS NULL"
                 " AND c.idempotency_tag NOT IN"
                 "  (SELECT replaces_tag FROM codes WHERE replaces_tag IS NOT NULL)"
-                " ORDER BY c.starts_at, c.reservation_id, c.door_name"
+                # NULLS FIRST on both databases (SQLite's default, PostgreSQL's opposite).
+                " ORDER BY c.starts_at NULLS FIRST, c.reservation_id NULLS FIRST,"
+                " c.door_name NULLS FIRST, c.idempotency_tag"
             )
             names = [description[0] for description in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]

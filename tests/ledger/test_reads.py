@@ -157,6 +157,23 @@ async def test_a_prepared_code_never_sent_goes_back_to_pending_and_a_created_one
     assert await ledger.mark_sending("t1", run_id) == 2  # sendable again, a new number
 
 
+async def test_pin_rows_come_in_the_same_order_on_either_database(ledger):
+    """By start, reservation, door (a code without a door name first), then tag: the hand-off
+    file reads the same whichever database the ledger is in."""
+    run_id = await ledger.start_run("apply", [])
+    stay = {"reservation_id": "res-1"}  # one stay, three doors
+    codes = [
+        planned("t2") | stay | {"door_name": "Room 102"},
+        planned("t0") | {"starts_at": "2026-12-02T15:00:00Z"},
+        planned("t3") | stay | {"door_name": "Room 101"},
+        planned("t1") | stay | {"door_name": None},
+        planned("t4") | stay | {"door_name": "Room 101"},
+    ]
+    await ledger.register(run_id, codes)
+    order = [row["idempotency_tag"] for row in await ledger.pin_rows()]
+    assert order == ["t1", "t3", "t4", "t2", "t0"]
+
+
 async def test_the_hand_off_keeps_guests_the_status_cursor_and_known_trouble(ledger):
     """Guest names (the last one given wins), the PIN rows of codes still wanted, the status
     cursor (one row, moved on), and trouble: what is new since the last note."""
