@@ -8,6 +8,7 @@ import pytest
 import stamina
 
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.report.output import LIBRARY_LOGGERS
 from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND
@@ -54,6 +55,20 @@ def restore_logging() -> Iterator[None]:
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
+
+
+# The ledger's two databases; PostgreSQL's cases (a throwaway server) are among the slow ones.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(params=BACKENDS)
+def ledger_location(request: pytest.FixtureRequest, tmp_path) -> LedgerLocation:
+    """Where a test's ledger lives, once per database: a SQLite file in a fresh folder, or a
+    fresh database on the session's PostgreSQL server (one database: pin it with
+    ``@pytest.mark.parametrize("ledger_location", ["sqlite"], indirect=True)``)."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.sqlite"
+    return PostgresLedger(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,8 @@ subprocess needs to reach it), and a bare loopback TCP server to script the wire
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -66,3 +68,13 @@ async def server(handle: Handler) -> AsyncIterator[str]:
         group.start_soon(listener.serve, serve)
         yield f"http://127.0.0.1:{port}"
         group.cancel_scope.cancel()
+
+
+def wait_for_codes(state: SandboxState, count: int, process: subprocess.Popen) -> None:
+    """Until the sandbox holds ``count`` codes (the run is busy creating); fails if the
+    process ends first, or after a minute."""
+    deadline = time.monotonic() + 60
+    while len(state.codes) < count:
+        assert process.poll() is None, "apply ended before it held that many codes"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

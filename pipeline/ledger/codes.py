@@ -130,8 +130,9 @@ class Codes(GroupCommits):
         not send it.
         """
 
+        held = self.held_lock  # only a PostgreSQL run holds one
+
         def change(db: Db) -> int | None:
-            held = self.held_lock if db.dialect == "postgresql" else None
             attempt = _transition(
                 db,
                 tag,

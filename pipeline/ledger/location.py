@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import UsageError
 
@@ -101,5 +100,5 @@ def mask_password(url: str) -> str:
 
 
 def _mask_password_parameter(parameter: re.Match[str]) -> str:
-    key = urllib.parse.unquote(parameter[1][1:-1]).strip().lower()
+    key = unquote(parameter[1][1:-1]).strip().lower()
     return parameter[1] + MASK if key == "password" else parameter[0]

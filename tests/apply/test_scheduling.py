@@ -13,7 +13,14 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Rate, backoff
+from pipeline.apply.pacing import (
+    GLOBAL_PACE_MARGIN,
+    DoorPace,
+    GlobalPace,
+    LearntRate,
+    Rate,
+    backoff,
+)
 from pipeline.apply.scheduler import PREPARE_LEAD, DoorScheduler, Job, Outcome
 from pipeline.errors import RunStopped, UsageError
 
@@ -397,15 +404,26 @@ def spread_latency(job: Job) -> float:
     return 0.04 + 0.008 * (int(job.key.rsplit("-", 1)[1]) * 7 % 11)
 
 
+# The drip of a 100/s global limiter: its rate less its burst of 10, at the pace's margin.
+DRIP_AT_100 = (100 - 10) * GLOBAL_PACE_MARGIN
+
+
+async def busiest_and_slack(slack_doors: int, codes_each: int) -> Recorder:
+    """Door A with 100 creates at 10 per 2 s, and ``slack_doors`` doors with ``codes_each``,
+    through a 100/s global pace with 12 in flight and 40-120 ms answers; what was sent."""
+    pace = GlobalPace(100.0)
+    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=12, global_pace=pace)
+    queue(scheduler, A=100, **{f"slack-{n}": codes_each for n in range(slack_doors)})
+    send = Recorder(delay=spread_latency, pace=pace)
+    await scheduler.run(send)
+    return send
+
+
 async def test_the_busiest_door_never_waits_for_the_others_tokens():
     """While 300 doors with slack keep the global limiter busy, the door that bounds the run
     sends each create the moment its place frees (one period after the answer it follows):
     the others go at the limiter's drip and leave its burst to that door's windows."""
-    pace = GlobalPace(100.0)
-    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=12, global_pace=pace)
-    queue(scheduler, A=100, **{f"slack-{n}": 3 for n in range(300)})
-    send = Recorder(delay=spread_latency, pace=pace)
-    await scheduler.run(send)
+    send = await busiest_and_slack(300, 3)
     answered = sorted(at + spread_latency(job) for at, job in send.sent if job.device_id == "A")
     busiest = send.times("A")
     others_end = max(at for at, job in send.sent if job.device_id != "A")
@@ -424,14 +442,10 @@ async def test_the_busiest_door_never_waits_for_the_others_tokens():
 async def test_doors_with_slack_go_one_per_drip_interval():
     """Doors far from the longest backlog are dispatched at most one per interval of the
     global limiter's drip, so its burst stays free; they still get most of that drip."""
-    pace = GlobalPace(100.0)
-    scheduler = DoorScheduler(door_rate=Rate(10, 2.0), concurrency=12, global_pace=pace)
-    queue(scheduler, A=100, **{f"slack-{n}": 2 for n in range(200)})
-    send = Recorder(delay=spread_latency, pace=pace)
     started = anyio.current_time()
-    await scheduler.run(send)
+    send = await busiest_and_slack(200, 2)
     dispatched = sorted(at for at, job in send.called if job.device_id != "A")
-    drip = (100 - 10) * 0.98
+    drip = DRIP_AT_100
     # Counted over ten intervals, so that a task started late (the virtual clock's real time)
     # doesn't count as two at once; all at once, they would be ten in one instant.
     window = 10 / drip
@@ -464,7 +478,7 @@ async def test_slack_at_keeps_the_burst_and_one_drip_interval():
     once other requests took tokens; the end of a global 429's pause; never held without a
     global rate."""
     pace = GlobalPace(100.0)
-    interval = 1 / ((100 - 10) * 0.98)
+    interval = 1 / DRIP_AT_100
     now = anyio.current_time()
     assert pace.slack_at(now) == now
     pace.slack_sent(now)

@@ -22,6 +22,7 @@ from pipeline.cli import main
 from pipeline.sandbox import Faults
 from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
+from tests.ledger.helpers import ledger_argument
 from tests.paths import ROOT, SANDBOX_DEVICES
 from tests.servers import environment, served, tags_on_doors
 
@@ -30,17 +31,12 @@ SAMPLE_CONFIG = ROOT / "inputs" / "pipeline.toml"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_killed_at_random_moments_then_rerun_each_code_exists_once(
-    request, tmp_path, seed, backend
-):
+def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, seed, ledger_location):
     """SIGKILL mid-run (several times), rerun until exit 0: one code per reservation, no loss;
     with the ledger in a SQLite file or in PostgreSQL (whose session, and run lock, die with
     the process)."""
-    ledger = str(tmp_path / "ledger.sqlite")
-    if backend == "postgresql":
-        ledger = request.getfixturevalue("postgres_url")
+    ledger = ledger_argument(ledger_location)
     rng = random.Random(seed)
     payload = make_devices(15, seed=seed)
     stays = make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=seed)

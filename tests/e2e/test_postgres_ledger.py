@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -26,16 +25,14 @@ from pipeline.settings import SeamCredentials
 from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
 from tests.ledger.helpers import query
-from tests.servers import environment, served, tags_on_doors
+from tests.servers import environment, served, tags_on_doors, wait_for_codes
 
 pytestmark = pytest.mark.slow
 
 
-def stays_file(folder: Path, payload: dict, per_door: int, *, seed: int = 3) -> Path:
+def stays_file(folder: Path, payload: dict, per_door: int) -> Path:
     source = folder / "stays.csv"
-    make_stays([(d["device_id"], per_door) for d in payload["devices"]], seed=seed).write_csv(
-        source
-    )
+    make_stays([(d["device_id"], per_door) for d in payload["devices"]], seed=3).write_csv(source)
     return source
 
 
@@ -147,11 +144,7 @@ def cut_mid_run(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 60
-        while len(state.codes) < 20:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_for_codes(state, 20, process)
         cut()
         _, stderr = process.communicate(timeout=60)
         made_before_rerun = dict(tags_on_doors(state))
@@ -176,10 +169,9 @@ def test_a_lost_database_connection_stops_the_run_and_the_rerun_finishes(
     """The database's connections are cut while codes are being created: apply stops sending
     at once and exits 3 with one line (the password masked); every code on the doors was
     committed as sending first; the rerun finishes with each code once."""
-    database = postgres_url.rsplit("/", 1)[1]
 
     def cut() -> None:
-        assert postgres_server.terminate_backends(database) >= 1
+        assert postgres_server.terminate_backends(postgres_url) >= 1
 
     line, made, on_doors = cut_mid_run(tmp_path, postgres_url, 13, cut)
     # Whichever the run met first: its ledger connection gone, or its lock's.
@@ -248,11 +240,10 @@ def test_a_run_whose_lock_connection_dies_stops_and_the_rerun_finishes(
     """Only the run lock's connection is cut (a pooler or a firewall ending that one session):
     the next code the run would mark ``sending`` finds the lock gone in the same statement, so
     the run sends nothing more and exits 3 with one line; the rerun finishes, each code once."""
-    database = postgres_url.rsplit("/", 1)[1]
 
     def cut() -> None:
         lock = "oracode-provision apply%"
-        assert postgres_server.terminate_backends(database, named=lock) == 1
+        assert postgres_server.terminate_backends(postgres_url, named=lock) == 1
 
     line, made, on_doors = cut_mid_run(tmp_path, postgres_url, 15, cut)
     assert "the run lock was lost" in line

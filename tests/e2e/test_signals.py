@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.sandbox import Faults
 from tests.generate import make_devices, make_stays
-from tests.servers import environment, served, tags_on_doors
+from tests.servers import environment, served, tags_on_doors, wait_for_codes
 
 pytestmark = pytest.mark.slow
 
@@ -50,15 +50,6 @@ def assert_rerun_finishes(tmp_path, source, url: str) -> None:
         capture_output=True, timeout=120,
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr.decode()
-
-
-def wait_for_codes(state, count: int, process: subprocess.Popen[bytes]) -> None:
-    """Until the sandbox holds ``count`` codes (the run is busy creating)."""
-    deadline = time.monotonic() + 60
-    while len(state.codes) < count:
-        assert process.poll() is None, "apply ended before it was signalled"
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

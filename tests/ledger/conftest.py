@@ -9,17 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.store import Ledger
-
-BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
-
-
-@pytest.fixture(params=BACKENDS)
-def ledger_location(request: pytest.FixtureRequest, tmp_path) -> LedgerLocation:
-    if request.param == "sqlite":
-        return tmp_path / "ledger.sqlite"
-    return PostgresLedger(request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

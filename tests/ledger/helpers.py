@@ -41,24 +41,24 @@ def rows(ledger: Ledger, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     return query(ledger.path, sql, *args)
 
 
+def connect(location: LedgerLocation) -> Db:
+    """A connection of its own to the ledger at ``location``, outside any transaction: each
+    statement commits itself, and one run in ``BEGIN IMMEDIATE`` writes as the ledger does."""
+    if isinstance(location, PostgresLedger):
+        return PostgresDb(psycopg.connect(location.url, autocommit=True))
+    return sqlite3.connect(location, isolation_level=None, factory=SqliteDb)
+
+
 def query(location: LedgerLocation, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """Run one statement (``?`` parameters) on the ledger at ``location``, committed."""
-    if isinstance(location, PostgresLedger):
-        with psycopg.connect(location.url, autocommit=True) as connection:
-            cursor = PostgresDb(connection).execute(sql, args)
-            return [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
-    with contextlib.closing(sqlite3.connect(location)) as db, db:
-        return db.execute(sql, args).fetchall()
+    with contextlib.closing(connect(location)) as db:
+        cursor = db.execute(sql, args)
+        return [] if cursor.description is None else [tuple(row) for row in cursor.fetchall()]
 
 
 def dict_rows(location: LedgerLocation, sql: str, *args: Any) -> list[dict[str, Any]]:
     """``query``'s rows as dicts by column name."""
-    if isinstance(location, PostgresLedger):
-        with psycopg.connect(location.url, autocommit=True) as connection:
-            cursor = PostgresDb(connection).execute(sql, args)
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    with contextlib.closing(sqlite3.connect(location)) as db, db:
+    with contextlib.closing(connect(location)) as db:
         cursor = db.execute(sql, args)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -75,11 +75,7 @@ def holding_ledger(location: LedgerLocation) -> Iterator[Db]:
     """Another writer holding the ledger for the block, in a write transaction as the ledger
     makes them (``BEGIN IMMEDIATE``: SQLite's write lock, or on PostgreSQL the ledger's write
     lock); yields its connection, and commits at the end."""
-    other: Db
-    if isinstance(location, PostgresLedger):
-        other = PostgresDb(psycopg.connect(location.url, autocommit=True))
-    else:
-        other = sqlite3.connect(location, isolation_level=None, factory=SqliteDb)
+    other = connect(location)
     try:
         other.execute("BEGIN IMMEDIATE")
         yield other

@@ -4,32 +4,27 @@ driven in-process (``httpx.ASGITransport``)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import Ledger
 from pipeline.seam.models import AccessCode
 from pipeline.webhooks import Verifier, WebhookReceiver, create_app
-from tests.ledger.conftest import BACKENDS
 from tests.ledger.helpers import planned
 from tests.webhooks.helpers import CODES, SECRET
 
 
-@pytest.fixture(params=BACKENDS)
-def ledger_path(request: pytest.FixtureRequest, tmp_path: Path) -> LedgerLocation:
+@pytest.fixture
+def ledger_path(ledger_location: LedgerLocation) -> LedgerLocation:
     """A ledger with two created codes (``CODES``), not yet set and without their PINs (made
     on its own event loop, so that the command's tests, which run their own, can have it), on
     each backend."""
-    path: LedgerLocation = tmp_path / "ledger.sqlite"
-    if request.param == "postgresql":
-        path = PostgresLedger(request.getfixturevalue("postgres_url"))
-    anyio.run(_make_ledger, path)
-    return path
+    anyio.run(_make_ledger, ledger_location)
+    return ledger_location
 
 
 async def _make_ledger(path: LedgerLocation) -> None:

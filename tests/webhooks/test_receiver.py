@@ -60,6 +60,7 @@ async def test_any_path_takes_deliveries_and_the_webhook_headers_too(client, led
     assert code_rows(ledger_path)["ac-1"]["code_status"] == "set"
 
 
+@pytest.mark.parametrize("ledger_location", ["sqlite"], indirect=True)  # no delivery: no ledger
 async def test_only_post_is_a_delivery(client):
     """A GET on the receiver is 405: Seam only posts."""
     assert (await client.get("/")).status_code == 405

@@ -59,6 +59,8 @@ async def test_a_signed_delivery_over_real_http_is_recorded(ledger_path):
         ),
     ],
 )
+# The secret is checked before the ledger is opened: one database is enough.
+@pytest.mark.parametrize("ledger_location", ["sqlite"], indirect=True)
 def test_a_missing_or_malformed_secret_stops_the_command_with_one_line(
     ledger_path, monkeypatch, capsys, secret, line
 ):
