@@ -158,7 +158,8 @@ class GlobalPace:
         self._blocked_until = 0.0
         self._consecutive_429 = 0
         self._recent: deque[float] = deque()
-        self._slack_next = 0.0
+        # The next slack turn; None until the first slack request is dispatched.
+        self._slack_next: float | None = None
 
     @staticmethod
     def _make_limiter(rate: float | None) -> AsyncLimiter | None:
@@ -184,7 +185,7 @@ class GlobalPace:
         kept = self._kept()
         if self._limiter is None or kept == 0:
             return now
-        if now < self._slack_next:
+        if self._slack_next is not None and now < self._slack_next:
             return self._slack_next
         if self._limiter.has_capacity(1 + kept):
             return now
@@ -192,11 +193,15 @@ class GlobalPace:
         return now + self._interval() / 4
 
     def slack_sent(self, now: float) -> None:
-        """A request from a door with slack was dispatched at ``now``. The next one's turn
-        counts from this one's (a late wake-up doesn't push every later turn back)."""
+        """A request from a door with slack was dispatched at ``now``: the next turn is one
+        drip interval later. The first turn ever counts from ``now``; later ones count from
+        the turn this request took, so a wake-up late by less than an interval doesn't push
+        every later turn back. One late by more (the limiter was busy with the busiest doors)
+        makes the next turn due at once: at most one turn is made up, never a burst."""
         if self._limiter is not None and self._kept():
             interval = self._interval()
-            self._slack_next = max(self._slack_next, now - interval) + interval
+            turn = now if self._slack_next is None else max(self._slack_next, now - interval)
+            self._slack_next = turn + interval
 
     def _interval(self) -> float:
         assert self._limiter is not None
