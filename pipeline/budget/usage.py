@@ -211,7 +211,7 @@ class BudgetGuard:
     def is_fresh(self, device_id: str) -> bool:
         """Whether the door's look still counts its budget (no recount needed)."""
         listed_at = self._listed_at.get(device_id)
-        return listed_at is not None and anyio.current_time() - listed_at <= self._recount_after
+        return listed_at is not None and anyio.current_time() - listed_at < self._recount_after
 
     async def recheck(self, device_id: str) -> Recount:
         """List the door again: the planned rows its budget can no longer take, and the planned
