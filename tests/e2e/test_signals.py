@@ -103,13 +103,14 @@ def test_status_stops_on_sigterm_with_one_line(tmp_path):
     source = tmp_path / "stays.csv"
     stays.write_csv(source)
     faults = Faults()
-    _, server = served(payload, faults)
+    state, server = served(payload, faults)
     with server as url:
         subprocess.run(
             apply_command(tmp_path, source), cwd=tmp_path, env=environment(url),
             capture_output=True, timeout=60, check=True,
         )  # fmt: skip
-        faults.latency_ms = (20_000.0, 20_000.0)
+        asked = state.requests[("/access_codes/list", 200)]
+        faults.latency_ms = (3_000.0, 3_000.0)
         process = subprocess.Popen(
             [
                 sys.executable, "-m", "pipeline", "status",
@@ -119,8 +120,12 @@ def test_status_stops_on_sigterm_with_one_line(tmp_path):
             cwd=tmp_path, env=environment(url),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(3)  # it has asked Seam and is waiting for the answer
-        process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while state.requests[("/access_codes/list", 200)] == asked:  # until it has asked Seam
+            assert process.poll() is None
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)  # while it waits for the answer
         _, err = process.communicate(timeout=30)
         faults.latency_ms = (0.0, 0.0)
     assert process.returncode == 143
