@@ -1,7 +1,8 @@
 # The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
 # (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
-# subprocesses, no servers on sockets), without lint. Both first run `make postgres`, which
+# subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
+# spread the tests over one worker per core (pytest-xdist); both first run `make postgres`, which
 # installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
 # throwaway server of their own); it says nothing when the server is already there.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -25,10 +26,10 @@ lint: install
 	$(BIN)/mypy
 
 test: postgres lint
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses=auto
 
 test-fast: postgres install
-	$(BIN)/pytest -m 'not slow'
+	$(BIN)/pytest --numprocesses=auto -m 'not slow' --hypothesis-profile=fast
 
 # The server binaries (initdb, pg_ctl) looked for where tests/postgres.py looks: the Debian
 # package's /usr/lib/postgresql/<major>/bin, pg_config --bindir, PATH. When none is there,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 import stamina
 
+import tests.properties  # noqa: F401  (registers Hypothesis's fast profile before it is loaded)
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.report.output import LIBRARY_LOGGERS

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.budget.limits import BudgetCheck
@@ -27,6 +27,7 @@ from tests.budget.helpers import (
     stays,
     tag,
 )
+from tests.properties import property_settings
 
 INF = float("inf")
 
@@ -686,9 +687,7 @@ def assert_matches_reference(scenario: Scenario, mode: str) -> BudgetCheck:
     return check
 
 
-PROPERTY_SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY_SETTINGS = property_settings(120)
 
 
 @PROPERTY_SETTINGS

@@ -6,7 +6,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.catalog.doors import read_device_file
@@ -14,6 +14,7 @@ from pipeline.plan.planner import PLAN_COLUMNS, plan_reservations
 from pipeline.settings import Config, UserLevelDefaults
 from tests.paths import SANDBOX_DEVICES
 from tests.plan.helpers import NOW, reservations
+from tests.properties import property_settings
 from tests.rowwise import plan_rowwise
 
 CATALOG = read_device_file(SANDBOX_DEVICES)
@@ -61,7 +62,7 @@ def reservation_rows(draw: st.DrawFn) -> dict[str, str | None]:
     }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(150)
 @given(st.lists(reservation_rows(), min_size=1, max_size=12))
 def test_vectorised_plan_matches_row_by_row_oracle(rows):
     """The Polars planner and the plain-Python oracle agree on every outcome and reason, and on
@@ -76,7 +77,7 @@ def test_vectorised_plan_matches_row_by_row_oracle(rows):
             assert set(theirs) >= set(PLANNED_VALUES), row
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(100)
 @given(st.lists(reservation_rows(), min_size=1, max_size=12), st.integers(1, 6))
 def test_planning_in_slices_changes_nothing(rows, slice_rows):
     """Slices planned side by side give exactly the output of the input planned whole,
@@ -87,7 +88,7 @@ def test_planning_in_slices_changes_nothing(rows, slice_rows):
     assert sliced.equals(whole)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(150)
 @given(st.lists(reservation_rows(), min_size=1, max_size=12))
 def test_planned_windows_are_lock_local_exact_and_at_most_31_days(rows):
     """Every planned window: right offset for its zone, the level's exact times, ≤ 31 days."""
