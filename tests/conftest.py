@@ -11,6 +11,7 @@ import tests.properties  # noqa: F401  (registers Hypothesis's fast profile befo
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.report.output import LIBRARY_LOGGERS
+from tests.clock import session_clock
 from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND
 
@@ -25,10 +26,64 @@ def no_retry_sleeps():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_clock_for_the_session() -> Iterator[None]:
+    """Every process of the session reads a wall clock that starts at ``TEST_NOW``
+    (``tests.clock``): the tests' dated stays mean the same whatever the machine's date."""
+    with session_clock():
+        yield
+
+
+# What a developer's shell may hold that would change what a test sees: credentials and the
+# endpoint (the tests set their own), libpq's connection defaults (a PGPASSWORD is masked in
+# every message), a forced terminal or width for rich and argparse, and HTTP proxies.
+LEAKING_VARIABLES = (
+    "ORACODE_LEDGER",
+    "SEAM_API_KEY",
+    "SEAM_PERSONAL_ACCESS_TOKEN",
+    "SEAM_WORKSPACE_ID",
+    "SEAM_ENDPOINT",
+    "SEAM_WEBHOOK_SECRET",
+    "PGHOST",
+    "PGHOSTADDR",
+    "PGPORT",
+    "PGDATABASE",
+    "PGUSER",
+    "PGPASSWORD",
+    "PGPASSFILE",
+    "PGSERVICE",
+    "PGSERVICEFILE",
+    "PGSSLMODE",
+    "PGOPTIONS",
+    "PGAPPNAME",
+    "PGCONNECT_TIMEOUT",
+    "FORCE_COLOR",
+    "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE",
+    "COLUMNS",
+    "LINES",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
 @pytest.fixture(autouse=True)
-def no_ledger_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's ORACODE_LEDGER never becomes a test's ledger."""
-    monkeypatch.delenv("ORACODE_LEDGER", raising=False)
+def nothing_from_the_developer_s_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ORACODE_LEDGER, Seam or PostgreSQL settings, terminal or proxy never
+    reach a test (nor, through the environment, its subprocesses)."""
+    for name in LEAKING_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def in_a_folder_of_its_own(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> None:
+    """Each test runs in an empty folder of its own: a command's default ``outputs/`` never
+    lands in the checkout, and nothing an earlier run left there is read."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture
@@ -45,10 +100,10 @@ def sandbox_catalog() -> DeviceCatalog:
     return read_device_file(SANDBOX_DEVICES)
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """The CLI configures process-wide loggers: put them back for the next tests (for modules
-    that run commands in this process: ``pytest.mark.usefixtures("restore_logging")``)."""
+    """The CLI configures process-wide loggers: put them back for the next test, whichever
+    test ran a command in this process."""
     loggers = [logging.getLogger(name) for name in ("pipeline", *LIBRARY_LOGGERS)]
     saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield

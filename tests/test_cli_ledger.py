@@ -22,8 +22,6 @@ from tests.paths import ROOT
 from tests.postgres import free_port
 from tests.webhooks.helpers import SECRET as WEBHOOK_SECRET
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
-
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 PASSWORD = "pg-s3cr3t-word"
 # Each command that keeps or reads a ledger, with what it needs before it gets to it.

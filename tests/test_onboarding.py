@@ -24,9 +24,6 @@ SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 CONFIG = ROOT / "inputs" / "pipeline.toml"
 
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
-
-
 def free_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as probe:

@@ -19,8 +19,6 @@ from tests.ledger.helpers import ledger_argument
 from tests.paths import ROOT
 from tests.webhooks.helpers import PIN, SECRET, code_rows, delivery, event, event_rows
 
-pytestmark = pytest.mark.usefixtures("restore_logging")
-
 
 @pytest.mark.slow
 @pytest.mark.anyio
