@@ -18,6 +18,7 @@ import secrets
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -105,6 +106,17 @@ def _as_server_user(command: Sequence[str | Path]) -> list[str]:
     if runuser := shutil.which("runuser"):
         return [runuser, "-u", OS_USER, "--", *map(str, command)]
     return ["su", OS_USER, "-s", "/bin/sh", "-c", shlex.join(map(str, command))]
+
+
+def servers_folder() -> Path:
+    """Where the servers' folders go: the temporary folder, unless the server user (when we
+    are root) couldn't reach into it (a TMPDIR under a private home): then /tmp."""
+    folder = Path(tempfile.gettempdir())
+    if os.geteuid() == 0 and any(
+        not os.stat(part).st_mode & stat.S_IXOTH for part in (folder, *folder.parents)
+    ):
+        return Path("/tmp")
+    return folder
 
 
 def _give_to_server_user(path: Path) -> None:
@@ -280,7 +292,7 @@ def start_server(binaries: Binaries | None = None) -> PostgresServer:
     password; the folder is removed again if that fails."""
     binaries = binaries or find_binaries()
     _remove_leftovers(binaries)
-    root = Path(tempfile.mkdtemp(prefix=PREFIX))
+    root = Path(tempfile.mkdtemp(prefix=PREFIX, dir=servers_folder()))
     (root / OWNER_FILE).write_text(str(os.getpid()))
     _give_to_server_user(root)
     server = PostgresServer(binaries, root, port=0, password=secrets.token_urlsafe(24))
@@ -332,7 +344,7 @@ def running_server(binaries: Binaries | None = None) -> Iterator[PostgresServer]
 def _remove_leftovers(binaries: Binaries) -> None:
     """Stop and remove the servers of test sessions that were killed before their teardown
     (their folder names a process that is gone); those of live sessions are left alone."""
-    for root in Path(tempfile.gettempdir()).glob(f"{PREFIX}*"):
+    for root in servers_folder().glob(f"{PREFIX}*"):
         try:
             owner = int((root / OWNER_FILE).read_text())
         except (OSError, ValueError):

@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 
 import polars as pl
 import pytest
@@ -61,16 +62,16 @@ def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, see
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-            if attempt < 3:
-                try:
-                    process.wait(timeout=rng.uniform(1.5, 4.0))
-                except subprocess.TimeoutExpired:
+            # The first three are killed while creating: once the sandbox holds a code more
+            # than before, then at a random moment within the next second.
+            if attempt < 3 and creating(state, process):
+                time.sleep(rng.uniform(0.0, 1.0))
+                if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
                     process.wait()
                     kills += 1
                     continue
-            else:
-                process.wait(timeout=120)
+            process.wait(timeout=120)
             if process.returncode == 0:
                 break
             assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()
@@ -82,6 +83,19 @@ def test_killed_at_random_moments_then_rerun_each_code_exists_once(tmp_path, see
     assert set(results["outcome"]) <= {"created", "already_created"}
     assert sorted(on_doors) == sorted(results["idempotency_tag"])
     assert set(on_doors.values()) == {1}
+
+
+def creating(state, process: subprocess.Popen, within: float = 60.0) -> bool:
+    """Waits until the sandbox holds a code more than now (True), or the process has ended
+    (False)."""
+    before = len(state.codes)
+    deadline = time.monotonic() + within
+    while len(state.codes) == before:
+        if process.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, "apply made no code within a minute"
+        time.sleep(0.01)
+    return True
 
 
 def run_cli(args: list[str], url: str, key: str, monkeypatch) -> int:

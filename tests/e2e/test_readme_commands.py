@@ -8,6 +8,7 @@ import argparse
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,11 +119,43 @@ def free_port() -> int:
 
 
 def fresh_checkout(tmp_path: Path) -> Path:
-    """A folder laid out as a checkout after ``make install`` (the files linked, not copied)."""
-    for name in ("Makefile", "pyproject.toml", "inputs", ".venv"):
+    """A folder laid out as a checkout after ``make install`` (the files linked, not copied;
+    ``pyproject.toml`` copied with the virtualenv's own install time, so that make never
+    reinstalls into the checkout's ``.venv`` whatever the checkout's files' times)."""
+    for name in ("Makefile", "inputs", ".venv"):
         (tmp_path / name).symlink_to(ROOT / name)
+    shutil.copyfile(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    installed = (ROOT / ".venv" / ".installed").stat().st_mtime_ns
+    os.utime(tmp_path / "pyproject.toml", ns=(installed, installed))
     (tmp_path / "outputs").mkdir()
     return tmp_path
+
+
+def start_make_sandbox(checkout: Path, env: dict[str, str]) -> tuple[int, subprocess.Popen]:
+    """``make sandbox PORT=...`` on a free port, once it answers; on another port when the
+    one picked was taken before the sandbox could bind it (tests run side by side)."""
+    for _ in range(3):
+        port = free_port()
+        sandbox = subprocess.Popen(
+            ["make", "sandbox", f"PORT={port}"],
+            cwd=checkout,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while sandbox.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=1):
+                    return port, sandbox
+            except OSError:
+                assert time.monotonic() < deadline, "the sandbox did not start within a minute"
+                time.sleep(0.2)
+        assert sandbox.stderr is not None
+        error = sandbox.stderr.read().decode()
+        assert "address already in use" in error.lower(), error
+    raise AssertionError("three free ports were all taken before the sandbox bound them")
 
 
 @pytest.mark.slow
@@ -130,25 +163,9 @@ def test_the_quick_start_runs_against_the_sandbox(tmp_path):
     """``make sandbox`` in the background, then the README's plan and apply lines as written
     (on a free port): the sample's rejected rows make each exit 1, which make reports."""
     checkout = fresh_checkout(tmp_path)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}
-    sandbox = subprocess.Popen(
-        ["make", "sandbox", f"PORT={port}"],
-        cwd=checkout,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    port, sandbox = start_make_sandbox(checkout, env)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the sandbox did not start"
-                time.sleep(0.2)
         lines = [
             line.replace("8787", str(port))
             for line in code_lines()

@@ -11,7 +11,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import anyio
@@ -23,7 +22,7 @@ from pipeline.ledger.lock import RunLocked, run_lock
 from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults
 from tests.generate import make_devices, make_stays
-from tests.servers import environment, served, tags_on_doors
+from tests.servers import environment, served, tags_on_doors, wait_for_codes
 
 pytestmark = pytest.mark.anyio
 
@@ -186,7 +185,9 @@ def test_two_apply_processes_on_one_ledger_create_each_code_once(tmp_path, wait,
     stays = make_stays([(d["device_id"], 15) for d in payload["devices"]], seed=9)
     source = tmp_path / "stays.csv"
     stays.write_csv(source)
-    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)))
+    # Fifteen codes a door at 10 per 5 s: the first run holds the lock for 5 s after its
+    # first code, time enough for the second to start.
+    state, server = served(payload, Faults(latency_ms=(5.0, 15.0)), door_rate=(10, 5.0))
     ledger = tmp_path / "ledger.sqlite"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -196,7 +197,7 @@ def test_two_apply_processes_on_one_ledger_create_each_code_once(tmp_path, wait,
             sys.executable, "-m", "pipeline", "apply", str(source),
             "--ledger", ledger_name,
             "--results", str(tmp_path / f"results-{name}.csv"),
-            "--door-rate", "10/2s", "--wait-for-lock", str(wait),
+            "--door-rate", "10/5s", "--wait-for-lock", str(wait),
         ]  # fmt: skip
 
     with server as url:
@@ -204,7 +205,7 @@ def test_two_apply_processes_on_one_ledger_create_each_code_once(tmp_path, wait,
             command("first", str(ledger)), cwd=tmp_path, env=environment(url),
             stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(1.0)  # the first has the lock (it is creating: 90 codes at 10/2 s per door)
+        wait_for_codes(state, 1, first)  # the first holds the lock: it is creating
         second_ledger = elsewhere / "ledger-by-another-name.sqlite"
         if second_name == "symlink":
             second_ledger.symlink_to(ledger)
