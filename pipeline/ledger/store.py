@@ -29,7 +29,8 @@ answer is committed looks for the code on its door before sending anything for i
 The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
 ``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
 (runs and what they leave for the report), ``events`` (Seam's events and what they change),
-``failures`` (the errors a failing file becomes).
+``overview`` (what the HTML report reads besides), ``failures`` (the errors a failing file
+becomes).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
+from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
@@ -76,7 +78,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Overview):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

@@ -1,0 +1,45 @@
+"""What the HTML report reads besides the report's rows: the requests each run sent to Seam (its
+``request`` events, one per exchange, as the client logged them) and what names the guests of
+given codes. Never a PIN."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from pipeline.ledger.codes import fill_keys
+from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
+
+
+class Overview(GroupCommits):
+    """Reads for the HTML report's run history and its list of what needs a person."""
+
+    async def requests_per_run(self, run_ids: Collection[str]) -> dict[str, int]:
+        """The requests each of ``run_ids`` sent to Seam (a run that sent none is left out)."""
+
+        def query(db: Db) -> dict[str, int]:
+            keys = fill_keys(db, "run_id", run_ids)
+            cursor = db.execute(
+                f"SELECT run_id, COUNT(*) FROM events JOIN {keys} USING (run_id)"
+                " WHERE kind = 'request' GROUP BY run_id"
+            )
+            return {str(run_id): int(count) for run_id, count in cursor}
+
+        return await self.read(query)
+
+    async def guest_rows(self, tags: Collection[str]) -> list[dict[str, Any]]:
+        """For each of the codes ``tags``: ``idempotency_tag, reservation_id, name`` (the code's
+        name) and ``guest_name`` (as apply recorded it; None when it didn't)."""
+
+        def query(db: Db) -> list[dict[str, Any]]:
+            keys = fill_keys(db, "idempotency_tag", tags)
+            cursor = db.execute(
+                "SELECT c.idempotency_tag, c.reservation_id, c.name, g.guest_name"
+                f" FROM codes c JOIN {keys} k ON k.idempotency_tag = c.idempotency_tag"
+                " LEFT JOIN guests g ON g.idempotency_tag = c.idempotency_tag"
+            )
+            names = [description[0] for description in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
+
+        return await self.read(query)

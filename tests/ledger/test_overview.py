@@ -1,0 +1,54 @@
+"""What the HTML report reads from the ledger besides the report's rows: each run's requests,
+the guests of given codes, and the hand-off rows of a range of check-in dates."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.seam.answers import Exchange
+from tests.ledger.helpers import planned
+
+pytestmark = pytest.mark.anyio
+
+
+def exchange(path: str = "/access_codes/create") -> Exchange:
+    return Exchange(path, {}, 200, "req", None, None, 0.01)
+
+
+async def test_requests_per_run_counts_the_requests_each_run_logged(ledger):
+    """Every exchange a run's client logged is one request of that run; a run that sent none
+    and a run not asked about are left out."""
+    first, second, quiet = [await ledger.start_run("apply", []) for _ in range(3)]
+    for run_id, sent in ((first, 3), (second, 1)):
+        observe = ledger.observe(run_id)
+        for _ in range(sent):
+            observe(exchange())
+    await ledger.register(first, [planned("t1")])  # a state change is no request
+    await ledger.commit()
+    assert await ledger.requests_per_run([first, second, quiet]) == {first: 3, second: 1}
+    assert await ledger.requests_per_run([second]) == {second: 1}
+
+
+async def test_guest_rows_give_the_recorded_name_and_the_code_name(ledger):
+    """Each code asked for, with its code name and the guest apply recorded (None without)."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1"), planned("t2"), planned("t3")])
+    await ledger.record_guests([("t1", "Ada Lovelace")])
+    rows = {row["idempotency_tag"]: row for row in await ledger.guest_rows(["t1", "t2"])}
+    assert set(rows) == {"t1", "t2"}
+    assert (rows["t1"]["guest_name"], rows["t1"]["name"]) == ("Ada Lovelace", "Guest t1")
+    assert (rows["t2"]["guest_name"], rows["t2"]["reservation_id"]) == (None, "res-t2")
+
+
+async def test_pin_rows_keep_to_the_check_in_dates_asked_for(ledger):
+    """With ``check_in_dates`` only the codes whose starts_at (the lock's date, as written)
+    falls on one of those dates, both ends included."""
+    run_id = await ledger.start_run("apply", [])
+    dates = {"t1": "2026-12-01", "t2": "2026-12-02", "t3": "2026-12-04", "t4": "2026-12-05"}
+    await ledger.register(
+        run_id,
+        [planned(tag) | {"starts_at": f"{day}T23:30:00-08:00"} for tag, day in dates.items()],
+    )
+    kept = await ledger.pin_rows(("2026-12-02", "2026-12-04"))
+    assert [row["idempotency_tag"] for row in kept] == ["t2", "t3"]
+    assert len(await ledger.pin_rows()) == 4
