@@ -53,6 +53,7 @@ from pipeline.report.files import (
     write_report,
     write_table,
 )
+from pipeline.report.html import export_html
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
 from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
@@ -423,7 +424,8 @@ async def export_report(
 ) -> ReportRun:
     """The report (``report_files``) in ``fmt``: ``csv`` and ``parquet`` write a folder with
     one file per section (``out``, default ``outputs/report-<UTC time>/``), ``json`` with
-    ``out`` one file; all mode 0600.
+    ``out`` one file, ``html`` one page (``out``, default ``outputs/report-<UTC time>.html``);
+    all mode 0600.
 
     Raises UsageError (exit 2), before the ledger is read, for a format or ``out`` that can't
     be used or written (and as ``report_files`` does).
@@ -433,6 +435,8 @@ async def export_report(
     report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=now)
     if fmt == "table" or (fmt == "json" and out is None):
         return ReportRun(report)
+    if fmt == "html":
+        return ReportRun(report, (await export_html(report, ledger_path=ledger_path, out=out),))
     return ReportRun(report, tuple(await anyio.to_thread.run_sync(write_report, report, fmt, out)))
 
 

@@ -123,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out",
         type=Path,
-        help="json: the file (default: standard output); csv, parquet: a folder for one file"
-        " per section (default: outputs/report-<UTC time>/)",
+        help="json: the file (default: standard output); html: the page (default:"
+        " outputs/report-<UTC time>.html); csv, parquet: a folder for one file per section"
+        " (default: outputs/report-<UTC time>/)",
     )
     report.add_argument(
         "--run", help="the apply run for the per-door section (default: the latest)"

@@ -2,6 +2,7 @@
 
 Takes the plan and apply results and the ledger; gives the status refresh of the ledger's codes
 (``status``), the report of runs, doors and codes needing attention (``summary``), the files
-(``files``: tables and the report, mode 0600, written atomically) and what the terminal shows
-(``output``: summaries, progress, log lines).
+(``files``: tables and the report, mode 0600, written atomically), the report as one HTML
+page with charts (``html``: its data from ``page_data``, its charts from ``charts``) and what
+the terminal shows (``output``: summaries, progress, log lines).
 """
