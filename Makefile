@@ -4,7 +4,8 @@
 # subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
 # spread the tests over one worker per core (pytest-xdist); both first run `make postgres`, which
 # installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
-# throwaway server of their own); it says nothing when the server is already there.
+# throwaway server of their own); it says nothing when the server is already there. make test
+# also runs `make chromium` (the browser the HTML report's tests open), likewise.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,7 +26,7 @@ lint: install
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
-test: postgres lint
+test: postgres chromium lint
 	$(BIN)/pytest --numprocesses=auto
 
 test-fast: postgres install
@@ -48,6 +49,23 @@ postgres:
 	echo "make postgres: no initdb found; installing the PostgreSQL server with apt-get"; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+
+# The headless browser the HTML report's tests and `make report-screenshot` drive (through
+# Playwright's Python package, at this path: never a browser build of Playwright's own). When
+# it is missing, Debian's chromium package through apt-get, as root or with sudo.
+CHROMIUM := /usr/bin/chromium
+.PHONY: chromium
+chromium:
+	@if test -x $(CHROMIUM); then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make chromium: no $(CHROMIUM), and installing Chromium needs root or sudo" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || { \
+		echo "make chromium: no $(CHROMIUM) and no apt-get: install Chromium at $(CHROMIUM)" >&2; \
+		exit 1; }; \
+	echo "make chromium: no $(CHROMIUM) found; installing Chromium with apt-get"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 # The demo: a sandbox on a free port (with some lost answers, to show they are found again),
 # apply on the sample, then the sandbox is stopped whatever happened.
