@@ -72,16 +72,25 @@ async def gather_page_data(ledger: Ledger, report: Report) -> PageData:
     rows = await ledger.pin_rows(
         (str(today - dt.timedelta(days=1)), str(today + dt.timedelta(days=READINESS_DAYS)))
     )
-    requests = await ledger.requests_per_run(report.runs["run_id"].to_list())
-    tags = pl.concat([report.attention["idempotency_tag"], report.orphaned["idempotency_tag"]])
-    guests = {
-        row["idempotency_tag"]: name
-        for row in await ledger.guest_rows(tags.to_list())
-        if (name := row["guest_name"] or guest_from_name(row))
-    }
-    pins = await anyio.to_thread.run_sync(
-        lambda: pin_table(rows, now=report.generated_at).drop("code")
+    run_ids, tags = await anyio.to_thread.run_sync(
+        lambda: (
+            report.runs["run_id"].to_list(),
+            [*report.attention["idempotency_tag"], *report.orphaned["idempotency_tag"]],
+        )
     )
+    requests = await ledger.requests_per_run(run_ids)
+    named = await ledger.guest_rows(tags)
+
+    def tables() -> tuple[pl.DataFrame, dict[str, str]]:
+        pins = pin_table(rows, now=report.generated_at).drop("code")
+        guests = {
+            row["idempotency_tag"]: name
+            for row in named
+            if (name := row["guest_name"] or guest_from_name(row))
+        }
+        return pins, guests
+
+    pins, guests = await anyio.to_thread.run_sync(tables)
     return PageData(report, pins, requests, guests, str(ledger.path))
 
 
@@ -147,10 +156,12 @@ def _run_problems(report: Report, outcome: str, reason: str) -> pl.DataFrame:
 
 
 def rejections(report: Report) -> pl.DataFrame:
-    """The report's apply run's rejected and failed rows: ``outcome, reason, rows``, most first."""
+    """The report's apply run's rejected and failed rows: ``outcome, reason, rows``, most first
+    (none without an apply run)."""
     return (
         report.outcomes.filter(
-            (pl.col("run_id") == report.run_id) & pl.col("outcome").is_in(["rejected", "failed"])
+            (pl.col("run_id") == (report.run_id or ""))
+            & pl.col("outcome").is_in(["rejected", "failed"])
         )
         .with_columns(pl.col("reason").fill_null("(no reason)"))
         .group_by("outcome", "reason")

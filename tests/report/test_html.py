@@ -185,6 +185,26 @@ async def test_report_format_html_from_the_command_line(tmp_path, monkeypatch, c
     )
 
 
+async def test_a_ledger_with_no_run_yet_gives_a_page_that_says_so(tmp_path):
+    """No run, no code: no chart, and each section says in a sentence why it is empty."""
+    ledger = tmp_path / "ledger.sqlite"
+    await (await Ledger.open(ledger)).close()
+    out = tmp_path / "report.html"
+    run = await export_report(ledger_path=ledger, fmt="html", out=out)
+    assert run.exit_code == 0
+    page = out.read_text()
+    assert "<svg" not in page
+    assert re.findall(r'<p class="empty">([^<]*)</p>', page) == [
+        "Nothing needs a person: no code needs attention or is orphaned, and no row of the"
+        " apply run was rejected or failed.",
+        "No door is at 90% or more of its budget.",
+        "No door of the apply run has a budget.",
+        "No stay checks in over the next 14 days.",
+        "No apply run yet.",
+        "No apply run has finished yet.",
+    ]
+
+
 def test_every_template_is_installed_with_the_package():
     """pyproject's package data for pipeline.report names every file of its templates
     folder: an installed (not editable) package finds the page's template."""
