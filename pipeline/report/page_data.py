@@ -21,7 +21,7 @@ from typing import Any, cast
 import anyio.to_thread
 import polars as pl
 
-from pipeline.budget.limits import NEAR_FULL
+from pipeline.budget.limits import NEAR_FULL, iso_instant
 from pipeline.ledger.store import Ledger
 from pipeline.report.fixes import fix_for
 from pipeline.report.pins import guest_from_name, pin_table
@@ -121,49 +121,51 @@ def needs_a_person(data: PageData) -> pl.DataFrame:
                     "rows": 1,
                 }
             )
-    for row in rejections(report).iter_rows(named=True):
-        for door in _run_problems(report, row["outcome"], row["reason"]).iter_rows(named=True):
-            lines.append(
-                {
-                    **door,
-                    "problem": row["outcome"],
-                    "reason": row["reason"],
-                    "fix": fix_for(row["reason"], outcome=row["outcome"]),
-                }
-            )
+    door_problems = (
+        _run_problems(report)
+        .group_by("outcome", "reason", "device_id", "site_name", "door_name")
+        .agg(pl.col("rows").sum())
+    )
+    for row in door_problems.iter_rows(named=True):
+        lines.append(
+            {
+                **row,
+                "problem": row["outcome"],
+                "fix": fix_for(row["reason"], outcome=row["outcome"]),
+            }
+        )
     order = {problem: rank for rank, problem in enumerate(PROBLEMS)}
     return (
         pl.DataFrame(lines, schema=NEEDS_A_PERSON_SCHEMA)
         .with_columns(rank=pl.col("problem").replace_strict(order, return_dtype=pl.Int64))
-        .sort("rank", "check_in", "site_name", "door_name", "reservation_id", nulls_last=True)
+        .sort(
+            "rank",
+            iso_instant("check_in"),
+            "site_name",
+            "door_name",
+            "device_id",
+            "reason",
+            "reservation_id",
+            nulls_last=True,
+        )
         .drop("rank")
     )
 
 
-def _run_problems(report: Report, outcome: str, reason: str) -> pl.DataFrame:
-    """The apply run's rows of ``outcome`` and ``reason``, per door: ``device_id, site_name,
-    door_name, rows``."""
-    return (
-        report.outcomes.filter(
-            (pl.col("run_id") == report.run_id)
-            & (pl.col("outcome") == outcome)
-            & (pl.col("reason") == reason)
-        )
-        .group_by("device_id", "site_name", "door_name")
-        .agg(pl.col("rows").sum())
-        .sort("site_name", "door_name", "device_id", nulls_last=True)
-    )
+def _run_problems(report: Report) -> pl.DataFrame:
+    """The ``outcomes`` rows of the report's apply run that were rejected or failed (none
+    without an apply run), a missing reason said."""
+    return report.outcomes.filter(
+        (pl.col("run_id") == (report.run_id or ""))
+        & pl.col("outcome").is_in(["rejected", "failed"])
+    ).with_columns(pl.col("reason").fill_null("(no reason)"))
 
 
 def rejections(report: Report) -> pl.DataFrame:
-    """The report's apply run's rejected and failed rows: ``outcome, reason, rows``, most first
-    (none without an apply run)."""
+    """The report's apply run's rejected and failed rows: ``outcome, reason, rows``, most
+    first."""
     return (
-        report.outcomes.filter(
-            (pl.col("run_id") == (report.run_id or ""))
-            & pl.col("outcome").is_in(["rejected", "failed"])
-        )
-        .with_columns(pl.col("reason").fill_null("(no reason)"))
+        _run_problems(report)
         .group_by("outcome", "reason")
         .agg(pl.col("rows").sum())
         .sort("rows", "outcome", "reason", descending=[True, False, False])
