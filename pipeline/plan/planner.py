@@ -20,6 +20,7 @@ import polars as pl
 
 from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key, name_key_expr
+from pipeline.plan.duplicates import check_duplicates
 from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
 from pipeline.plan.naming import name_codes
 from pipeline.plan.reasons import (
@@ -27,8 +28,6 @@ from pipeline.plan.reasons import (
     BIWEEKLY_NEEDS_14_DAYS,
     BLANK_ROW,
     DAILY_BOUND_TIMES_DIFFER,
-    DUPLICATE_RESERVATION,
-    DUPLICATE_RESERVATION_CONFLICT,
     DURATION_EXCEEDS_31_DAYS,
     EXCLUDED,
     IN_THE_PAST,
@@ -44,7 +43,7 @@ from pipeline.plan.reasons import (
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.read.exclusions import EXCLUDED_COLUMN
-from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, Config
 
 PLAN_COLUMNS = (
     "reservation_id",
@@ -101,7 +100,7 @@ def plan_reservations(
         skipped=pl.lit(False),
     )
     frame = _check_values(frame)
-    frame = _check_duplicates(frame)
+    frame = check_duplicates(frame)
     decide = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
     return _in_slices(frame, decide, slice_rows).sort("row").drop("row")
 
@@ -186,57 +185,6 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
         INVALID_ROW,
         text("check_in and check_out must both have a time of day, or neither"),
     )
-
-
-def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
-    """Same reservation_id: identical copies are planned once, differing copies all conflict."""
-    content = pl.struct(CONTENT_COLUMNS)
-    # Rows whose id's hash repeats (cheaper than comparing the strings): a hash collision
-    # only adds a row the grouping below then finds alone, which changes nothing.
-    repeated = frame.select(
-        pl.col("reservation_id").hash().is_duplicated() & pl.col("reservation_id").is_not_null()
-    ).to_series()
-    if not repeated.any():
-        return frame
-    # An excluded row is absent: a cancelled booking doesn't make its rebooking a duplicate.
-    per_id = (
-        frame.filter(repeated & ~pl.col("reason").eq_missing(EXCLUDED))
-        .group_by("reservation_id")
-        .agg(
-            _copies=pl.len(),
-            _variants=content.n_unique(),
-            _first_row=pl.col("row").min(),
-        )
-    )
-    first = frame.select(
-        pl.col("row").alias("_first_row"),
-        pl.col("source_file").alias("_first_file"),
-        pl.col("source_line").alias("_first_line"),
-    )
-    frame = frame.join(
-        per_id.join(first, on="_first_row"), on="reservation_id", how="left", maintain_order="left"
-    )
-    frame = reject(
-        frame,
-        pl.col("_variants") > 1,
-        DUPLICATE_RESERVATION_CONFLICT,
-        pl.format(
-            "reservation_id {} appears {} times with different content; fix the source",
-            "reservation_id",
-            "_copies",
-        ),
-    )
-    is_copy = (
-        is_open() & pl.col("_first_row").is_not_null() & (pl.col("row") != pl.col("_first_row"))
-    )
-    frame = frame.with_columns(skipped=pl.col("skipped") | is_copy)
-    frame = reject(
-        frame,
-        is_copy,
-        DUPLICATE_RESERVATION,
-        pl.format("identical to {} line {}", "_first_file", "_first_line"),
-    )
-    return frame.drop("_copies", "_variants", "_first_row", "_first_file", "_first_line")
 
 
 def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog, config: Config) -> pl.DataFrame:
