@@ -118,16 +118,23 @@ def _default_problems(config: Config, catalog: DeviceCatalog) -> list[str]:
             missing := _level_missing(where, level, matched, catalog.levels, with_sites=True)
         ) is not None:
             problems.append(missing)
+    # A door's own default wins over its site's: the site's never applies to it.
+    own = {name_key(door) for door in config.user_levels.doors} | {
+        door.strip().lower() for door in config.user_levels.doors
+    }
     for site, level in config.user_levels.sites.items():
         matched = doors.filter(pl.col("site_key") == name_key(site))
+        applies = matched.filter(
+            ~pl.col("door_key").is_in(own) & ~pl.col("device_id").str.to_lowercase().is_in(own)
+        )
         where = f'[user_levels.sites] "{site}"'
         if matched.is_empty():
             problems.append(
                 f"{where} matches no site{did_you_mean(site, doors['site_name'])} {SEE_DOORS}"
             )
-        elif (
-            missing := _level_missing(where, level, matched, catalog.levels, with_sites=False)
-        ) is not None:
+        elif not applies.is_empty() and (
+            missing := _level_missing(where, level, applies, catalog.levels, with_sites=False)
+        ):
             problems.append(missing)
     return problems
 

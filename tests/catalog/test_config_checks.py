@@ -38,9 +38,10 @@ WARNINGS = [
     " doors)",
     '[user_levels.sites] "Harbour View" matches no site; did you mean "Harbor View"? (see'
     " oracode-provision doors)",
+    # Room 101 has a default of its own, which wins over its site's.
     '[user_levels.sites] "Harbor View" = "Guest 3:30pm-10:30" is not a user level of 4 of its 4'
-    ' doors (Room 101, Room 102, Room 103, Room 104); did you mean "Guest 3:30pm-10:30am"? (see'
-    " oracode-provision doors)",
+    ' doors (Harbor Lobby, Room 102, Room 103, Room 104); did you mean "Guest 3:30pm-10:30am"?'
+    " (see oracode-provision doors)",
 ]
 
 

@@ -50,7 +50,7 @@ def test_time_of_day_forms(text, time, zone):
 def test_prefix_spellings_and_sandbox_file():
     """All three prefix spellings are read; non-Oracode devices are left out."""
     catalog = read_device_file(SANDBOX_DEVICES)
-    assert catalog.doors.height == 12
+    assert catalog.doors.height == 13
     assert catalog.levels["level_prefix"].null_count() == 0
     assert set(catalog.doors["door_zone"]) == {
         "America/Los_Angeles",
@@ -196,7 +196,7 @@ def test_devices_are_fetched_over_every_page(monkeypatch):
 
     ids = anyio.run(fetch)
     statuses = {status for (path, status) in state.requests if path == "/devices/list"}
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 13
     assert statuses == {200, 503}
     assert state.requests[("/devices/list", 200)] == 3
 

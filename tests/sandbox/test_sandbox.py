@@ -59,10 +59,10 @@ async def test_devices_list_filters_and_pages():
         by_types = (
             await client.post("/devices/list", json={"device_types": ["august_lock"]})
         ).json()["devices"]
-    assert len(everything) == 13
-    assert len(seen) == len(set(seen)) == 12
+    assert len(everything) == 14
+    assert len(seen) == len(set(seen)) == 13
     assert sorted(d["device_id"] for d in by_ids) == sorted(two)
-    assert len(by_maker) == 12
+    assert len(by_maker) == 13
     assert [d["display_name"] for d in by_types] == ["Front Gate"]
 
 
