@@ -68,7 +68,9 @@ RATE_OFF = frozenset({"off", "none", "unknown"})
 def first_problem(exc: ValidationError) -> str:
     """``where: what`` for the first error pydantic found, for a one-line message."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    # A validator's own message says what is wrong; pydantic's prefix adds nothing to it.
+    what = first["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(str(part) for part in first['loc'])}: {what}"
 
 
 def parse_rate(text: str) -> tuple[int, float] | None:
@@ -318,11 +320,41 @@ class InputConfig(BaseModel):
 
 class DoorsConfig(BaseModel):
     """``[doors]``: ``aliases`` maps a door name as the export writes it to the door's name or
-    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``)."""
+    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``); ``also`` maps a door (name, alias or
+    device_id) or a site name to the doors every stay there also needs a code on (e.g.
+    ``"Harbor View" = ["Harbor Lobby"]``: a building entrance, a pool)."""
 
     model_config = ConfigDict(extra="forbid")
 
     aliases: dict[str, str] = Field(default_factory=dict)
+    also: dict[str, list[Annotated[str, Field(min_length=1)]]] = Field(default_factory=dict)
+
+
+# Seam rounds an Oracode booking's times to a user level when that takes at most one hour
+# ("an error if max_time_rounding is 1hour and the necessary rounding amount exceeds one
+# hour"): a booking further off is refused, so no tolerance beyond it can be right.
+MAX_SLOT_TOLERANCE_MINUTES = 60
+
+
+class PlanConfig(BaseModel):
+    """``[plan]``: ``slot_tolerance_minutes``, how far each end of a booking may be from a user
+    level's time for the stay to be planned on that level (0: exact times only; at most 60)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot_tolerance_minutes: Annotated[int, Field(strict=True)] = MAX_SLOT_TOLERANCE_MINUTES
+
+    @field_validator("slot_tolerance_minutes")
+    @classmethod
+    def _within_seams_rounding(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"{value} is negative: give 0 (exact times only) up to 60")
+        if value > MAX_SLOT_TOLERANCE_MINUTES:
+            raise ValueError(
+                f"{value} is over {MAX_SLOT_TOLERANCE_MINUTES}: Seam rounds a booking to a user"
+                f" level by at most one hour and refuses creates that need more; give 0 to 60"
+            )
+        return value
 
 
 class Config(BaseModel):
@@ -332,6 +364,7 @@ class Config(BaseModel):
 
     input: InputConfig = Field(default_factory=InputConfig)
     doors: DoorsConfig = Field(default_factory=DoorsConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     columns: dict[str, str] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)

@@ -18,6 +18,7 @@ from pipeline.plan.reasons import (
     reject,
     text,
 )
+from pipeline.plan.rounding import how_far
 
 
 def level_lists(levels: pl.DataFrame) -> dict[str, str]:
@@ -80,8 +81,11 @@ def _door_and(column: str) -> pl.Expr:
 
 
 def reject_level_choices(
-    frame: pl.DataFrame, level_lists: dict[str, str], levels: pl.DataFrame
+    frame: pl.DataFrame, level_lists: dict[str, str], levels: pl.DataFrame, tolerance: int
 ) -> pl.DataFrame:
+    """Reject the rows whose level choice failed (``tolerance``: the seconds a booking may be
+    rounded by, for the messages of rows with times)."""
+    minutes = f"{tolerance // 60} min ([plan] slot_tolerance_minutes)"
     none_chosen = pl.col("level_name").is_null() & pl.col("_options").is_null()
     listed = pl.col("device_id").replace_strict(level_lists, default="none", return_dtype=pl.String)
     named_unknown = none_chosen & pl.col("_named")
@@ -113,6 +117,21 @@ def reject_level_choices(
     )
     frame = reject(
         frame,
+        none_chosen & pl.col("_timed") & pl.col("_near_name").is_not_null(),
+        NO_MATCHING_USER_LEVEL,
+        pl.format(
+            f"no user level of door {{}} is within {minutes} of {{}}→{{}} at both ends; the"
+            " nearest, {} ({}→{}), is {}; its levels: {}",
+            "door_name",
+            *_clock_times("check_in_time", "check_out_time"),
+            "_near_name",
+            *_clock_times("_near_in", "_near_out"),
+            how_far(),
+            listed,
+        ),
+    )
+    frame = reject(
+        frame,
         none_chosen & pl.col("_timed"),
         NO_MATCHING_USER_LEVEL,
         pl.format(
@@ -133,9 +152,23 @@ def reject_level_choices(
             listed,
         ),
     )
+    several = pl.col("_options") > 1
     frame = reject(
         frame,
-        pl.col("_options") > 1,
+        several & pl.col("_timed") & ~pl.col("_named"),
+        AMBIGUOUS_USER_LEVEL,
+        pl.format(
+            "door {} has {} user levels equally near {}→{} ({}); name one in user_level or set"
+            " a default for the door or its site ([user_levels.*])",
+            "door_name",
+            "_options",
+            *_clock_times("check_in_time", "check_out_time"),
+            "_option_names",
+        ),
+    )
+    frame = reject(
+        frame,
+        several,
         AMBIGUOUS_USER_LEVEL,
         pl.format(
             "door {} has {} user levels that fit ({}); name one in user_level or set a default",
@@ -156,6 +189,8 @@ def reject_level_choices(
         ONE_TIME_USE_UNSUPPORTED,
         pl.format("user level {} is one-time-use; Seam can't create those codes", "level_name"),
     )
+    # A named hourly level is rounded to within the tolerance (``rounding.measure_named``); a
+    # daily-bound one keeps its exact times.
     mismatch = (
         pl.col("_named")
         & pl.col("_timed")
@@ -164,9 +199,23 @@ def reject_level_choices(
             & (pl.col("level_check_out") == pl.col("check_out_time"))
         )
     )
+    beyond = pl.col("_far").is_null() | (pl.col("_far") > tolerance)
+    frame = reject(
+        frame,
+        mismatch & ~pl.col("is_24_hour") & pl.col("_far").is_not_null() & beyond,
+        USER_LEVEL_TIMES_MISMATCH,
+        pl.format(
+            "user level {} runs {}→{} but the row says {}→{}: the level is {}, more than the"
+            f" {minutes} a booking may be rounded by",
+            "level_name",
+            *_clock_times("level_check_in", "level_check_out"),
+            *_clock_times("check_in_time", "check_out_time"),
+            how_far(),
+        ),
+    )
     return reject(
         frame,
-        mismatch,
+        mismatch & (pl.col("is_24_hour") | beyond),
         USER_LEVEL_TIMES_MISMATCH,
         pl.format(
             "user level {} runs {}→{} but the row says {}→{}",

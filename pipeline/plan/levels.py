@@ -9,10 +9,17 @@ import polars as pl
 from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
 from pipeline.plan.level_rejections import level_lists, reject_level_choices
 from pipeline.plan.reasons import is_open
+from pipeline.plan.rounding import (
+    BIWEEKLY_DAYS,
+    MEASURED,
+    SLOT_COLUMNS,
+    apply_rounding,
+    measure_named,
+    round_unmatched,
+    stay_columns,
+    stay_days,
+)
 from pipeline.settings import Config
-
-# A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").
-BIWEEKLY_DAYS = 14
 
 
 def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
@@ -56,11 +63,14 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
 
     Every path is a join on keys (door + name, door + times, door alone), so a row meets only
     the levels that can fit it; ``_options`` counts the equally good ones (more than one is
-    ``ambiguous_user_level``). Rows with only dates and no level wanted, usually most of them,
-    take their door's choice by a join straight onto the frame.
+    ``ambiguous_user_level``, unless the configured default is one of them). Rows with only
+    dates and no level wanted, usually most of them, take their door's choice by a join
+    straight onto the frame. Rows whose times no level has exactly are rounded to the nearest
+    level within ``[plan] slot_tolerance_minutes`` (``slots``): their dates move with a
+    level's time across midnight, and their message says how each end moved.
     """
     frame = _default_levels(frame, config).with_columns(
-        _stay_days=(pl.col("check_out_date") - pl.col("check_in_date")).dt.total_days(),
+        _stay_days=stay_days(),
         _named=pl.col("user_level").is_not_null(),
         _timed=pl.col("check_in_time").is_not_null(),
     )
@@ -68,7 +78,8 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
         _fortnight=pl.col("_stay_days") == BIWEEKLY_DAYS,
         _by_door=is_open() & ~pl.col("_named") & ~pl.col("_timed") & pl.col("_default").is_null(),
     )
-    # A configured default only applies to dates-only rows: a row with times picks by times.
+    # A configured default applies to dates-only rows; a row with times picks by its times,
+    # the default only settling a tie between levels equally near them.
     wanted = (
         pl.when(pl.col("_named"))
         .then(pl.col("user_level"))
@@ -78,18 +89,21 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
     rows = frame.filter(is_open() & ~pl.col("_by_door")).select(
         "row",
         "device_id",
-        "check_in_time",
-        "check_out_time",
+        "door_zone",
+        *stay_columns(frame),
         "_named",
         "_timed",
         "_fortnight",
         name_key_expr(wanted).alias("_wanted_key"),
         wanted.str.strip_chars().alias("_wanted_text"),
+        name_key_expr(pl.col("_default")).alias("_default_key"),
     )
+    tolerance = config.plan.slot_tolerance_minutes * 60
     levels = catalog.levels.sort("device_id", "level_prefix")
     eligible = levels.filter(~pl.col("is_master") & ~pl.col("is_one_shot"))
-    ranked = _pick_best(_ranked_candidates(rows, levels, eligible))
-    frame = frame.join(ranked, on="row", how="left", maintain_order="left").join(
+    candidates = _ranked_candidates(rows, levels, eligible)
+    candidates, nearest = round_unmatched(rows, candidates, eligible, tolerance)
+    frame = frame.join(_pick_best(candidates), on="row", how="left", maintain_order="left").join(
         _door_defaults(eligible),
         on=["device_id", "_fortnight", "_by_door"],
         how="left",
@@ -105,8 +119,10 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
     frame = frame.with_columns(
         pl.when(pl.col("_options") == 1).then(pl.col(c)).alias(c) for c in LEVEL_COLUMNS
     )
-    return reject_level_choices(frame, level_lists(levels), levels).drop(
-        "_options", "_option_names", "_fortnight", "_by_door"
+    frame = measure_named(frame, nearest, tolerance)
+    frame = reject_level_choices(frame, level_lists(levels), levels, tolerance)
+    return apply_rounding(frame).drop(
+        "_options", "_option_names", "_fortnight", "_by_door", *SLOT_COLUMNS
     )
 
 
@@ -150,13 +166,22 @@ def _ranked_candidates(
 
 
 def _pick_best(candidates: pl.DataFrame) -> pl.DataFrame:
-    """Per row, the best-ranked level (lowest prefix first) and how many tie for best."""
-    best = candidates.filter(pl.col("_rank") == pl.col("_rank").min().over("row"))
+    """Per row, the best level and how many tie for best: best rank (a level that fits the
+    stay's length first), then the nearest (``slots``: farther end, then both ends), then the
+    configured default among equals; the lowest prefix first among what still ties."""
+    measured = MEASURED[0] in candidates.columns
+    for key in ("_rank", "_far", "_sum") if measured else ("_rank",):
+        candidates = candidates.filter(pl.col(key) == pl.col(key).min().over("row"))
+    if candidates["_default_key"].null_count() < candidates.height:
+        is_default = (name_key_expr(pl.col("level_name")) == pl.col("_default_key")).fill_null(
+            False
+        )
+        candidates = candidates.filter(~is_default.any().over("row") | is_default)
     return (
-        best.sort("row", "level_prefix")
+        candidates.sort("row", "level_prefix")
         .group_by("row", maintain_order=True)
         .agg(
-            pl.col(*LEVEL_COLUMNS).first(),
+            pl.col(*LEVEL_COLUMNS, *(MEASURED if measured else ())).first(),
             _options=pl.len(),
             _option_names=pl.col("level_name").str.join(", "),
         )

@@ -20,8 +20,8 @@ import polars as pl
 
 from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key, name_key_expr
-from pipeline.plan.duplicates import check_duplicates
-from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
+from pipeline.plan.duplicates import check_duplicates, settle_same_door
+from pipeline.plan.levels import select_user_levels
 from pipeline.plan.naming import name_codes
 from pipeline.plan.reasons import (
     AMBIGUOUS_DEVICE,
@@ -40,6 +40,8 @@ from pipeline.plan.reasons import (
     reject,
     text,
 )
+from pipeline.plan.rounding import BIWEEKLY_DAYS
+from pipeline.plan.stay_doors import ALSO_FOR, plan_stay_doors, stay_door_targets
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.read.exclusions import EXCLUDED_COLUMN
@@ -59,12 +61,15 @@ PLAN_COLUMNS = (
     "max_time_rounding",
     "idempotency_tag",
     "name",
+    ALSO_FOR,
     "outcome",
     "reason",
     "message",
     "source_file",
     "source_line",
 )
+# What deciding a row gives (the doors of the stay a ``[doors.also]`` row serves come after).
+DECIDED_COLUMNS = tuple(column for column in PLAN_COLUMNS if column != ALSO_FOR)
 
 # Oracode windows over 31 consecutive days are refused by the lock (product page, "Duration").
 MAX_WINDOW = dt.timedelta(days=31)
@@ -100,9 +105,26 @@ def plan_reservations(
         skipped=pl.lit(False),
     )
     frame = _check_values(frame)
-    frame = check_duplicates(frame)
-    decide = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
-    return _in_slices(frame, decide, slice_rows).sort("row").drop("row")
+    frame, repeats = check_duplicates(frame)
+    step = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
+
+    def decide(rows: pl.DataFrame) -> pl.DataFrame:
+        return _in_slices(rows, step, slice_rows)
+
+    decided = decide(frame)
+    if repeats:
+        decided = settle_same_door(decided)
+    decided = decided.with_columns(pl.lit(None, pl.String).alias(ALSO_FOR))
+    targets = stay_door_targets(config, catalog) if config.doors.also else {}
+    if not targets:
+        return decided.sort("row").select(PLAN_COLUMNS)
+    # Each stay's rows on the doors it also needs follow its own row.
+    stays = plan_stay_doors(frame, decided, targets, decide)
+    decided = pl.concat(
+        [decided.with_columns(_part=pl.lit(0, pl.Int64)), stays.select(*decided.columns, "_part")],
+        how="vertical_relaxed",
+    )
+    return decided.sort("row", "_part").select(PLAN_COLUMNS)
 
 
 def _decide_rows(
@@ -117,7 +139,7 @@ def _decide_rows(
     frame = _check_rules(frame, now)
     # Named and in order: a slice's working columns may come out in another order than the
     # next slice's (e.g. one whose rows all lack dates), and slices are joined by position.
-    return _name_codes(frame, config).select("row", *PLAN_COLUMNS)
+    return _name_codes(frame, config).select("row", *DECIDED_COLUMNS)
 
 
 def _in_slices(
