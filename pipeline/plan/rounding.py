@@ -28,6 +28,8 @@ from pipeline.catalog.doors import is_known_zone
 from pipeline.plan.reasons import is_open, note, text
 
 SECONDS_PER_DAY = 86_400
+# How a rounded row's message begins (the summaries count those rows by it).
+ROUNDED_NOTE = "rounded to user level"
 # A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").
 BIWEEKLY_DAYS = 14
 # Transitions of one zone are months apart; three hours before a skipped wall time is always on
@@ -344,4 +346,4 @@ def apply_rounding(frame: pl.DataFrame) -> pl.DataFrame:
             .alias(f"{column}_date")
             for column, end in (("check_in", "in"), ("check_out", "out"))
         ).with_columns(_stay_days=stay_days())
-    return note(frame, moved, pl.format("rounded to user level {}: {}", "level_name", moved_ends()))
+    return note(frame, moved, pl.format(f"{ROUNDED_NOTE} {{}}: {{}}", "level_name", moved_ends()))
