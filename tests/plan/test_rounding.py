@@ -499,3 +499,43 @@ def test_a_tolerance_seam_would_refuse_is_refused_at_start(tmp_path, value, prob
         load_config(path)
     assert str(raised.value) == f"config file {path}: plan.slot_tolerance_minutes: {problem}"
     assert raised.value.exit_code == 2
+
+
+def test_the_readmes_worked_example(sandbox_catalog):
+    """README, "Rounding to a user level": Cabin 1's bookings as the example tells them."""
+    cabin = {"reservation_id": "R1", "site_name": "Lakeside Lodge", "door_name": "Cabin 1"}
+    rounded, in_utc, tied, beyond = plan(
+        sandbox_catalog,
+        {**cabin, "check_in": "2027-02-10T15:45", "check_out": "2027-02-14T10:15"},
+        {
+            **cabin,
+            "reservation_id": "R2",
+            "check_in": "2027-02-10T20:45Z",
+            "check_out": "2027-02-14T10:15",
+        },
+        {
+            **cabin,
+            "reservation_id": "R3",
+            "check_in": "2027-02-10T17:00",
+            "check_out": "2027-02-14T11:30",
+        },
+        {
+            **cabin,
+            "reservation_id": "R4",
+            "check_in": "2027-02-10T14:59",
+            "check_out": "2027-02-14T11:00",
+        },
+    )
+    assert (rounded["starts_at"], rounded["ends_at"], rounded["message"]) == (
+        "2027-02-10T16:00:00-05:00",
+        "2027-02-14T11:00:00-05:00",
+        "rounded to user level Guest 4pm-11am: check-in 15:45 → 16:00 (15 min later),"
+        " check-out 10:15 → 11:00 (45 min later)",
+    )
+    assert (in_utc["starts_at"], in_utc["message"]) == (rounded["starts_at"], rounded["message"])
+    assert tied["reason"] == "ambiguous_user_level"
+    assert beyond["message"].startswith(
+        "no user level of door Cabin 1 is within 60 min ([plan] slot_tolerance_minutes) of"
+        " 14:59→11:00 at both ends; the nearest, Guest 4pm-11am (16:00→11:00), is 61 min later"
+        " at check-in and exact at check-out; its levels: "
+    )
