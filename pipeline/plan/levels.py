@@ -170,8 +170,11 @@ def _pick_best(candidates: pl.DataFrame) -> pl.DataFrame:
     stay's length first), then the nearest (``slots``: farther end, then both ends), then the
     configured default among equals; the lowest prefix first among what still ties."""
     measured = MEASURED[0] in candidates.columns
-    for key in ("_rank", "_far", "_sum") if measured else ("_rank",):
-        candidates = candidates.filter(pl.col(key) == pl.col(key).min().over("row"))
+    # Rank, farther end, both ends (each under 10^6 seconds) as one number: one pass over rows.
+    order = pl.col("_rank").cast(pl.Int64)
+    if measured:
+        order = order * 10**12 + pl.col("_far") * 10**6 + pl.col("_sum")
+    candidates = candidates.filter(order == order.min().over("row"))
     if candidates["_default_key"].null_count() < candidates.height:
         is_default = (name_key_expr(pl.col("level_name")) == pl.col("_default_key")).fill_null(
             False

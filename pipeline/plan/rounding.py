@@ -241,38 +241,35 @@ def round_unmatched(
     needs = rows.filter(pl.col("_timed") & ~pl.col("_named")).join(matched, on="row", how="anti")
     if needs.is_empty():
         return candidates, pl.DataFrame(schema=_NEAREST_SCHEMA)
-    measured = measure_levels(booking_instants(needs).join(eligible, on="device_id"))
+    hourly = eligible.filter(~pl.col("is_24_hour"))
+    measured = measure_levels(booking_instants(needs).join(hourly, on="device_id"))
+    # A level at the row's own times is on time, whatever a DST change does to the instants.
     same_times = (pl.col("level_check_in") == pl.col("check_in_time")) & (
         pl.col("level_check_out") == pl.col("check_out_time")
     )
-    # Equal check-in and check-out times ask for a daily-bound level starting then.
-    daily = (
-        pl.col("is_24_hour")
-        & (pl.col("check_in_time") == pl.col("check_out_time"))
-        & (pl.col("level_check_in") == pl.col("check_in_time"))
-    )
-    on_time = same_times | daily
     measured = measured.with_columns(
-        pl.when(on_time).then(0).otherwise(pl.col(c)).alias(c) for c in (*MEASURED, "_far", "_sum")
+        pl.when(same_times).then(0).otherwise(pl.col(c)).alias(c)
+        for c in (*MEASURED, "_far", "_sum")
     )
     window_days = (
         pl.col("check_out_date")
         + pl.duration(days=pl.col("_shift_out"))
         - (pl.col("check_in_date") + pl.duration(days=pl.col("_shift_in")))
     ).dt.total_days()
-    fitting = measured.filter(
-        on_time | (~pl.col("is_24_hour") & (pl.col("_far") <= tolerance))
-    ).with_columns(
+    fitting = measured.filter(pl.col("_far") <= tolerance).with_columns(
         _rank=pl.when(~pl.col("is_biweekly") | (window_days == BIWEEKLY_DAYS)).then(0).otherwise(1)
     )
-    others = (
-        candidates.join(needs.select("row"), on="row", how="anti")
-        .with_columns(pl.lit(0, dtype).alias(name) for name, dtype in _MEASURED_SCHEMA.items())
-        .with_columns(_far=pl.lit(0, pl.Int64), _sum=pl.lit(0, pl.Int64))
-    )
+    # The exact candidates these rows had are found again among the measured levels, except a
+    # daily-bound level's (its times, or the same time at both ends): those stay as they were.
+    unmeasured = candidates.join(needs.select("row"), on="row", how="anti")
+    daily = candidates.join(needs.select("row"), on="row", how="semi").filter("is_24_hour")
+    on_time = [pl.lit(0, dtype).alias(name) for name, dtype in _MEASURED_SCHEMA.items()]
+    on_time += [pl.lit(0, pl.Int64).alias("_far"), pl.lit(0, pl.Int64).alias("_sum")]
+    others = pl.concat([unmeasured, daily], how="diagonal_relaxed").with_columns(on_time)
+    chosen = pl.concat([fitting.select("row"), daily.select("row")])
     nearest = (
-        measured.filter(~pl.col("is_24_hour") & pl.col("_far").is_not_null())
-        .join(fitting.select("row"), on="row", how="anti")
+        measured.filter(pl.col("_far").is_not_null())
+        .join(chosen, on="row", how="anti")
         .sort("row", "_far", "_sum", "level_prefix")
         .group_by("row", maintain_order=True)
         .first()
