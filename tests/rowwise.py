@@ -4,7 +4,9 @@ Two uses: the benchmark times it against the vectorised planner, and the propert
 as an independent oracle (it shares no code with ``pipeline.plan.planner`` beyond the catalog
 tables and the reason codes). A planned row gets every value the planner writes for it (door,
 level, both window ends in lock-local and UTC form, rounding, tag and name); a rejected row
-gets its reason code but not the planner's message text.
+gets its reason code but not the planner's message text. Rounding to a user level is done by
+brute force: every eligible level of the door, each end's nearest instant among the day
+before, of and after, the distances in real time (zoneinfo, fold 0).
 """
 
 from __future__ import annotations
