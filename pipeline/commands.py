@@ -13,7 +13,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
-from pipeline.apply.reruns import check_reruns, link_replacements
+from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
 from pipeline.apply.run import (
     ApplyResult,
     ApplySession,
@@ -267,17 +267,24 @@ async def apply_files(
             return counts, run_summary(result.results, check, catalog.doors)
 
         counts, summary = await anyio.to_thread.run_sync(write_and_summarise)
-        orphaned = await session.ledger.record_apply(
+        recorded = await session.ledger.record_apply(
             session.run_id,
             summary.doors,
             summary.budgets,
             summary.reservation_ids,
             now=now,
             current_tags=summary.current_tags,
+            stays=summary.stays,
+            unsure=summary.unsure,
         )
+        say_no_longer_asked(recorded.no_longer_asked)
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(
-        result=result, out=out, ledger=ledger_path, budgets=check, newly_orphaned=orphaned
+        result=result,
+        out=out,
+        ledger=ledger_path,
+        budgets=check,
+        newly_orphaned=recorded.orphaned,
     )
 
 

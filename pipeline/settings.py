@@ -14,7 +14,6 @@ import difflib
 import re
 import string
 import tomllib
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.endpoints import check_endpoint
 from pipeline.errors import ConfigError, UsageError
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
@@ -68,7 +68,9 @@ RATE_OFF = frozenset({"off", "none", "unknown"})
 def first_problem(exc: ValidationError) -> str:
     """``where: what`` for the first error pydantic found, for a one-line message."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    # A validator's own message says what is wrong; pydantic's prefix adds nothing to it.
+    what = first["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(str(part) for part in first['loc'])}: {what}"
 
 
 def parse_rate(text: str) -> tuple[int, float] | None:
@@ -198,43 +200,6 @@ def _header_value(secret: SecretStr, variable: str) -> str:
     )
 
 
-def _redacted(url: str) -> str:
-    """``url`` without any user name or password (for messages)."""
-    before, at, after = url.rpartition("@")
-    if not at:
-        return url
-    scheme, separator, _ = before.partition("://")
-    return f"{scheme}://***@{after}" if separator else f"***@{after}"
-
-
-def check_endpoint(url: str, setting: str) -> None:
-    """Refuse an endpoint that isn't an ``http(s)://host[:port][/path]`` URL (ConfigError).
-
-    One holding a user name or password is refused too: Seam authenticates with the key alone,
-    and a URL's credentials would land in every message that names the URL. ``setting`` names
-    where the value came from; the message never shows the credentials.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what raises for a malformed one
-    except ValueError as exc:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} is not a URL ({exc})",
-            hint="give it as https://host[:port][/path]",
-        ) from exc
-    authority = url.partition("://")[2] or url
-    if "@" in authority.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} holds a user name or password",
-            hint="remove them: Seam takes the key from SEAM_API_KEY only",
-        )
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} is not an http:// or https:// URL",
-            hint="give it as https://host[:port][/path]",
-        )
-
-
 def _check_template(template: str) -> str:
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     if "tag" not in fields:
@@ -318,11 +283,41 @@ class InputConfig(BaseModel):
 
 class DoorsConfig(BaseModel):
     """``[doors]``: ``aliases`` maps a door name as the export writes it to the door's name or
-    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``)."""
+    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``); ``also`` maps a door (name, alias or
+    device_id) or a site name to the doors every stay there also needs a code on (e.g.
+    ``"Harbor View" = ["Harbor Lobby"]``: a building entrance, a pool)."""
 
     model_config = ConfigDict(extra="forbid")
 
     aliases: dict[str, str] = Field(default_factory=dict)
+    also: dict[str, list[Annotated[str, Field(min_length=1)]]] = Field(default_factory=dict)
+
+
+# Seam rounds an Oracode booking's times to a user level when that takes at most one hour
+# ("an error if max_time_rounding is 1hour and the necessary rounding amount exceeds one
+# hour"): a booking further off is refused, so no tolerance beyond it can be right.
+MAX_SLOT_TOLERANCE_MINUTES = 60
+
+
+class PlanConfig(BaseModel):
+    """``[plan]``: ``slot_tolerance_minutes``, how far each end of a booking may be from a user
+    level's time for the stay to be planned on that level (0: exact times only; at most 60)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot_tolerance_minutes: Annotated[int, Field(strict=True)] = MAX_SLOT_TOLERANCE_MINUTES
+
+    @field_validator("slot_tolerance_minutes")
+    @classmethod
+    def _within_seams_rounding(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"{value} is negative: give 0 (exact times only) up to 60")
+        if value > MAX_SLOT_TOLERANCE_MINUTES:
+            raise ValueError(
+                f"{value} is over {MAX_SLOT_TOLERANCE_MINUTES}: Seam rounds a booking to a user"
+                f" level by at most one hour and refuses creates that need more; give 0 to 60"
+            )
+        return value
 
 
 class Config(BaseModel):
@@ -332,6 +327,7 @@ class Config(BaseModel):
 
     input: InputConfig = Field(default_factory=InputConfig)
     doors: DoorsConfig = Field(default_factory=DoorsConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     columns: dict[str, str] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)

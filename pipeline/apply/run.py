@@ -331,10 +331,8 @@ def result_table(
         .then(pl.lit(OUTCOME_UNKNOWN))
         .otherwise(pl.lit(NOT_ATTEMPTED))
     )
-    message = (
-        pl.when(~planned)
-        .then(pl.col("message"))
-        .when(is_found)
+    applied = (
+        pl.when(is_found)
         .then(pl.lit(FOUND_ON_DOOR_MESSAGE))
         .when(state == "failed")
         .then(pl.col("ledger_message"))
@@ -342,6 +340,17 @@ def result_table(
         .then(pl.lit(OUTCOME_UNKNOWN_MESSAGE))
         .when(state == "pending")
         .then(pl.lit(NOT_ATTEMPTED_MESSAGE))
+    )
+    # What the plan said of a planned row (its window rounded to a level, the stay an entrance
+    # code is for) stays after what apply says of it.
+    message = (
+        pl.when(~planned)
+        .then(pl.col("message"))
+        .otherwise(
+            pl.concat_str(applied, pl.col("message"), separator="; ", ignore_nulls=True).replace(
+                "", None
+            )
+        )
     )
     return joined.with_columns(
         outcome=outcome,

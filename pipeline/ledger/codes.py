@@ -80,7 +80,9 @@ class Codes(GroupCommits):
     """The ledger's ``codes`` table and the state changes logged in ``events``."""
 
     async def register(self, run_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, LedgerCode]:
-        """Add planned codes not yet in the ledger (as ``pending``); returns every given code."""
+        """Add planned codes not yet in the ledger (as ``pending``; a row's ``also_for``, when it
+        has one, says which doors of the stay a [doors.also] code serves); returns every given
+        code."""
         return await self.committed(self.register_soon(run_id, rows))
 
     def register_soon(
@@ -93,10 +95,13 @@ class Codes(GroupCommits):
         def change(db: Db) -> dict[str, LedgerCode]:
             at = timestamp()
             db.executemany(
-                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, state, first_run_id,"
-                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))},"
+                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, also_for, state, first_run_id,"
+                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))}, ?,"
                 " 'pending', ?, ?, ?) ON CONFLICT (idempotency_tag) DO NOTHING",
-                [(*(row[c] for c in CODE_COLUMNS), run_id, run_id, at) for row in rows],
+                [
+                    (*(row[c] for c in CODE_COLUMNS), row.get("also_for"), run_id, run_id, at)
+                    for row in rows
+                ],
             )
             wanted = [row["idempotency_tag"] for row in rows]
             return {code.idempotency_tag: code for code in _select_codes(db, wanted)}

@@ -157,6 +157,12 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         # When the Seam event that last moved the code's status happened (Seam's clock): no
         # older event moves it again (``pipeline.ledger.events``)
         "status_event_at": ("TEXT", None),
+        # A code made because [doors.also] asked for it: the doors of the stay it serves
+        # (null: a code for a row's own door)
+        "also_for": ("TEXT", None),
+        # The first apply run whose config no longer asked for this [doors.also] code while
+        # its reservation was still in the input (null: still asked for, or never was)
+        "also_dropped_run_id": ("TEXT", None),
     },
     "run_doors": {
         # Rows kept before it: a row that named a device_id counted as a door's, as the

@@ -79,6 +79,18 @@ def reject(frame: pl.DataFrame, condition: pl.Expr, reason: str, message: pl.Exp
     )
 
 
+def note(frame: pl.DataFrame, condition: pl.Expr, message: pl.Expr) -> pl.DataFrame:
+    """Give ``message`` to the rows that meet ``condition`` and have no reason yet, leaving them
+    open (a planned row's message says what the plan changed, e.g. a rounded window); a reason
+    given later replaces it. Built only for the rows hit, as in ``reject``."""
+    hit = frame.select(pl.col("reason").is_null() & condition.fill_null(False)).to_series()
+    positions = hit.arg_true()
+    if positions.len() == 0:
+        return frame
+    messages = frame.filter(hit).select(message.cast(pl.String)).to_series()
+    return frame.with_columns(frame["message"].scatter(positions, messages))
+
+
 def is_open() -> pl.Expr:
     """Rows no stage has given a reason yet."""
     return pl.col("reason").is_null()

@@ -33,6 +33,7 @@ from pipeline.catalog.listing import doors_csv, doors_json
 from pipeline.errors import Interrupted
 from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
+from pipeline.report.changes import print_plan_changes
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
@@ -74,6 +75,7 @@ def print_plan_summary(plan: pl.DataFrame, budgets: BudgetCheck, console: Consol
         .with_columns(pl.col("door_name").fill_null("(unknown door)"))
     )
     print_door_table(per_door, budgets.mode, console)
+    print_plan_changes(plan, console)
     print_budget_warnings(budgets, console)
 
 
@@ -169,6 +171,7 @@ def print_apply_summary(
     """Results by outcome and reason, budget warnings, the run's numbers and files; why it
     stopped, if it did, as one ``error:`` line on standard error."""
     print_outcomes(result.results, "Results by outcome and reason", console)
+    print_plan_changes(result.results, console)
     print_budget_warnings(budgets, console)
     stats = result.stats
     per_code = result.requests_per_new_code

@@ -100,9 +100,13 @@ class RunSummary:
     doors: list[tuple[Any, ...]]
     budgets: list[tuple[Any, ...]]
     reservation_ids: list[str]
-    # (reservation_id, idempotency_tag) of the run's rows that have a tag, excluded ones aside:
-    # the codes each reservation is meant to have now.
-    current_tags: list[tuple[str, str]] = field(default_factory=list)
+    # (reservation_id, device_id, idempotency_tag) of the run's rows that have a tag, excluded
+    # ones aside: the codes each reservation is meant to have on each door now.
+    current_tags: list[tuple[str, str, str]] = field(default_factory=list)
+    # (reservation_id, device_id) of the run's rows on a door of the workspace, and the
+    # reservations with an input row on no known door (it may be any of theirs).
+    stays: list[tuple[str, str]] = field(default_factory=list)
+    unsure: list[str] = field(default_factory=list)
 
 
 def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) -> RunSummary:
@@ -156,21 +160,25 @@ def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) 
             after.alias("after"),
         )
     )
+    # An excluded row (a cancelled booking) is a reservation the property no longer has: its
+    # code, if one was made, is orphaned like that of a row no longer exported.
+    kept = results.filter(pl.col("reason").fill_null("") != EXCLUDED).drop_nulls("reservation_id")
+    on_doors = kept.join(names.select("device_id"), on="device_id", how="semi")
+    # Rows [doors.also] made are the config's, not the input's: one whose door matches
+    # nothing leaves no doubt about the reservation's other doors.
+    elsewhere = kept.filter(pl.col("also_for").is_null()).join(
+        names.select("device_id"), on="device_id", how="anti"
+    )
     return RunSummary(
         doors=per_door.sort("device_id", "door_name", "outcome", "reason", nulls_last=True).rows(),
         budgets=budgets.rows(),
-        # An excluded row (a cancelled booking) is a reservation the property no longer has:
-        # its code, if one was made, is orphaned like that of a row no longer exported.
-        current_tags=results.filter(
-            pl.col("idempotency_tag").is_not_null() & (pl.col("reason").fill_null("") != EXCLUDED)
-        )
-        .select("reservation_id", "idempotency_tag")
+        current_tags=kept.filter(pl.col("idempotency_tag").is_not_null())
+        .select("reservation_id", "device_id", "idempotency_tag")
         .unique()
         .rows(),
-        reservation_ids=results.filter(pl.col("reason").fill_null("") != EXCLUDED)["reservation_id"]
-        .drop_nulls()
-        .unique()
-        .to_list(),
+        reservation_ids=kept["reservation_id"].unique().to_list(),
+        stays=on_doors.select("reservation_id", "device_id").unique().rows(),
+        unsure=elsewhere["reservation_id"].unique().to_list(),
     )
 
 

@@ -28,6 +28,7 @@ import stamina
 from pydantic import ValidationError
 
 from pipeline import __version__
+from pipeline.endpoints import check_endpoint
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.answers import (
     MAX_WAIT_SECONDS,
@@ -39,7 +40,7 @@ from pipeline.seam.answers import (
     parse_response,
 )
 from pipeline.seam.models import AccessCode, Device
-from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, check_endpoint, first_problem
+from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
 
 # Names other modules import from here (the answers' types live in ``answers``).
 __all__ = [

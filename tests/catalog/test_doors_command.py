@@ -43,7 +43,7 @@ def test_csv_lists_each_door_and_level_on_a_line(capsys):
     assert main([*DEVICES, "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:5] == CSV_HEAD
-    assert len(lines) == 1 + 56
+    assert len(lines) == 1 + 59
     assert (
         "Harbor View,Room 101,2d02807a-3db5-53f8-b233-df6e7c9a4048,America/Los_Angeles,true,"
         "Owner Master,9,00:00,00:00,master"
@@ -54,8 +54,8 @@ def test_json_lists_each_door_with_its_levels(capsys):
     """--format json prints the doors, each with its user levels and their flags as a list."""
     assert main([*DEVICES, "--format", "json"]) == 0
     doors = json.loads(capsys.readouterr().out)
-    assert len(doors) == 12
-    assert doors[10] == {
+    assert len(doors) == 13
+    assert doors[11] == {
         "site_name": "Lakeside Lodge",
         "door_name": "Room 101",
         "device_id": "9c276189-cef4-5ad0-8507-1f18214bd00f",
@@ -76,7 +76,7 @@ def test_table_shows_a_door_per_row_with_its_levels():
     stream = io.StringIO()
     print_doors(listing, "table", Console(file=stream, width=150, highlight=False))
     lines = stream.getvalue().splitlines()
-    assert lines[0].strip() == "12 dormakaba Oracode doors"
+    assert lines[0].strip() == "13 dormakaba Oracode doors"
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines[4:8]]
     assert cells == [
         [
@@ -97,7 +97,7 @@ def test_out_writes_the_file_and_says_so(tmp_path, capsys):
     """--out writes the csv to the file (the same text as printed) and one line saying where."""
     out = tmp_path / "doors.csv"
     assert main([*DEVICES, "--format", "csv", "--out", str(out)]) == 0
-    assert capsys.readouterr().out == f"wrote 12 doors to {out}\n"
+    assert capsys.readouterr().out == f"wrote 13 doors to {out}\n"
     assert out.read_text().splitlines()[:5] == CSV_HEAD
 
 

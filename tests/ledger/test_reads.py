@@ -212,3 +212,38 @@ async def test_a_move_out_of_sending_names_its_attempt_and_never_puts_back_a_lat
     ledger.mark_failed("t1", run_id, "invalid_input", "refused", "req-9", attempt=2)
     await ledger.commit()
     assert [tuple(row) for row in rows(ledger, select)] == [("failed", 2)]
+
+
+async def test_codes_are_orphaned_per_reservation_and_door(ledger):
+    """With the run's stays (reservation, door) given: a code whose reservation is in the input
+    but not on its door any more is orphaned, unless the reservation has a row on no known door
+    or the code was made for [doors.also] (noted once instead); a stay back on its door is no
+    longer orphaned."""
+    run_id = await ledger.start_run("apply", [])
+    codes = [
+        {**planned("moved"), "reservation_id": "R1", "device_id": "room-1"},
+        {**planned("kept"), "reservation_id": "R1", "device_id": "room-2"},
+        {**planned("typo"), "reservation_id": "R2", "device_id": "room-1"},
+        {**planned("lobby"), "reservation_id": "R1", "device_id": "lobby", "also_for": "room-1"},
+    ]
+    for code in codes:
+        code["ends_at"] = "2027-01-03T11:00:00Z"
+    await ledger.register(run_id, codes)
+    for code in codes:
+        await ledger.mark_sending(code["idempotency_tag"], run_id)
+        ledger.mark_created(code["idempotency_tag"], run_id, access_code(), "req", how="created")
+    await ledger.commit()
+    summary = {"now": NOW, "stays": [("R1", "room-2")], "unsure": ["R2"]}
+    first = await ledger.record_apply(run_id, [], [], ["R1", "R2"], **summary)
+    second = await ledger.record_apply(run_id, [], [], ["R1", "R2"], **summary)
+    assert (first.orphaned, first.no_longer_asked) == (1, {"Room 101": 1})
+    assert (second.orphaned, second.no_longer_asked) == (0, {})
+    orphaned = "SELECT idempotency_tag FROM codes WHERE orphaned_run_id IS NOT NULL"
+    assert rows(ledger, orphaned) == [("moved",)]
+    stays = [("R1", "room-1"), ("R1", "room-2"), ("R1", "lobby"), ("R2", "room-1")]
+    back = {"now": NOW, "stays": stays}
+    await ledger.record_apply(run_id, [], [], ["R1", "R2"], **back)
+    assert rows(ledger, orphaned) == []
+    assert rows(ledger, "SELECT COUNT(*) FROM codes WHERE also_dropped_run_id IS NOT NULL") == [
+        (0,)
+    ]

@@ -306,5 +306,5 @@ def test_a_device_listed_twice_counts_once(sandbox_catalog):
     rows = plan(
         catalog, {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
     )
-    assert catalog.doors.height == 12
+    assert catalog.doors.height == 13
     assert [r["outcome"] for r in rows] == ["planned"]
