@@ -7,7 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.catalog.doors import DeviceCatalog
@@ -16,6 +16,7 @@ from pipeline.plan.planner import plan_reservations
 from pipeline.settings import Config, PlanConfig, UserLevelDefaults, load_config
 from tests.generate import make_door, make_level
 from tests.plan.helpers import NOW, plan, reservations
+from tests.properties import property_settings
 from tests.rowwise import plan_rowwise
 
 # Doors in zones with DST (whole and half-hour offsets, a 30-minute change on Lord Howe) and
@@ -129,7 +130,7 @@ def stays(draw: st.DrawFn) -> dict[str, str | None]:
     }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@property_settings(300)
 @given(
     st.lists(stays(), min_size=1, max_size=10),
     st.one_of(st.just(60), st.integers(0, 60)),
