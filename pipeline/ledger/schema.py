@@ -128,6 +128,13 @@ CREATE TABLE IF NOT EXISTS status_cursor (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     known_until TEXT NOT NULL
 );
+-- The Seam workspace whose codes the ledger records (the first key's, kept): a key for another
+-- workspace is refused (``pipeline.ledger.workspace``).
+CREATE TABLE IF NOT EXISTS workspace (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    workspace_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS known_trouble (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -11,6 +11,8 @@ Tables
                  after it
     seam_events  Seam's events as webhooks delivered them, once per event id and delivery id,
                  and what each did to our codes (never a PIN)
+    workspace    the Seam workspace whose codes the ledger records (a key for another is
+                 refused)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -56,6 +58,7 @@ from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.workspace import Workspace
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -76,7 +79,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

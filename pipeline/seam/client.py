@@ -63,6 +63,7 @@ READS = {
     "/devices/list": "the doors could not be listed",
     "/access_codes/list": "the doors' codes could not be listed",
     "/events/list": "Seam's events could not be listed",
+    "/workspaces/get": "the API key's workspace could not be asked for",
 }
 # A request's answer must be complete within this (``--request-timeout``), not merely keep
 # trickling: a body sent one byte every 20 s never trips a per-read timeout.
@@ -321,6 +322,21 @@ class SeamClient:
                 request_id=request_id,
             ) from exc
         return CreatedCode(access_code=code, request_id=request_id)
+
+    async def workspace_id(self) -> str:
+        """The Seam workspace the key acts in (``/workspaces/get``). Raises SeamError, and
+        SeamUnavailableError for an answer that names none."""
+        answer = await self.read("/workspaces/get", {})
+        workspace = answer.get("workspace")
+        workspace_id = workspace.get("workspace_id") if isinstance(workspace, dict) else None
+        if not isinstance(workspace_id, str) or not workspace_id.strip():
+            raise SeamUnavailableError(
+                "/workspaces/get answered 200 without a workspace_id",
+                error_type="malformed_answer",
+                status=200,
+                hint="rerun later; if it happens again, pass this line on to Seam support",
+            )
+        return workspace_id
 
     async def list_access_codes(
         self, device_id: str, *, search: str | None = None
