@@ -102,6 +102,7 @@ class CodeCreator:
         bodies: Mapping[str, dict[str, Any]],
         *,
         policy: CreatePolicy,
+        progress: ProgressWatch | None = None,
         registered: Queued[Any] | None = None,
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
@@ -115,7 +116,7 @@ class CodeCreator:
         self._bodies = bodies
         self._policy = policy
         self._on_progress = on_progress
-        self._progress = ProgressWatch(policy.give_up_after)
+        self._progress = progress or ProgressWatch(policy.give_up_after)
         self._marks: dict[str, _Mark] = {}
         self._attempts: dict[str, int] = {}
         self._registered = registered
@@ -280,7 +281,11 @@ class CodeCreator:
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(
-                again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
+                again=job,
+                limited=scope,
+                retry_after=_retry_hint(exc),
+                wait_at_most=self._progress.remaining(),
+                answered_at=answered,
             )
         self._progress.progressed()
         if exc.status in KEY_REFUSED_STATUS:

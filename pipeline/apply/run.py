@@ -27,7 +27,7 @@ import polars as pl
 from pipeline.apply.creator import CodeCreator, create_body
 from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
-from pipeline.apply.policy import CreatePolicy
+from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
@@ -99,12 +99,14 @@ class ApplyResult:
 
 @dataclass(frozen=True)
 class ApplySession:
-    """One apply run's open resources: the Seam client with its pace, the ledger, the run."""
+    """One apply run's open resources: the Seam client with its pace, the ledger, the run, and
+    the watch on its progress (which bounds every wait of the client's too)."""
 
     client: SeamClient
     pace: GlobalPace
     ledger: Ledger
     run_id: str
+    progress: ProgressWatch
 
 
 @asynccontextmanager
@@ -117,11 +119,13 @@ async def apply_session(
     transport: Transport | None = None,
 ) -> AsyncIterator[ApplySession]:
     """Open the ledger, record a run, and open a client paced by ``settings`` whose every
-    exchange goes to the ledger's event log; closes both on the way out."""
+    exchange goes to the ledger's event log and whose waits (a read's ``Retry-After``, its
+    backoff) never outlast what is left before the run gives up; closes both on the way out."""
     ledger = await Ledger.open(ledger_path)
     try:
         run_id = await ledger.start_run(command, inputs)
         pace = GlobalPace(settings.global_rate)
+        progress = ProgressWatch(settings.policy.give_up_after)
         async with SeamClient(
             credentials,
             transport=transport,
@@ -129,8 +133,9 @@ async def apply_session(
             observe=ledger.observe(run_id),
             max_connections=settings.concurrency,
             request_timeout=settings.request_timeout,
+            wait_limit=progress.remaining,
         ) as client:
-            yield ApplySession(client, pace, ledger, run_id)
+            yield ApplySession(client, pace, ledger, run_id, progress)
     finally:
         await ledger.close()
 
@@ -220,6 +225,7 @@ async def apply_plan(
         run_id,
         {row["idempotency_tag"]: create_body(row) for row in rows},
         policy=settings.policy,
+        progress=session.progress,
         registered=registered,
         guard=guard,
         planned=planned,
