@@ -164,6 +164,9 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         # When the Seam event that last moved the code's status happened (Seam's clock): no
         # older event moves it again (``pipeline.ledger.events``)
         "status_event_at": ("TEXT", None),
+        # Another PIN than ``code`` that a Seam event gave the code (never swapped in: the code
+        # needs attention until ``status`` asks Seam); null once status has
+        "reported_code": ("TEXT", None),
     },
     "run_doors": {
         # Rows kept before it: a row that named a device_id counted as a door's, as the

@@ -1,12 +1,12 @@
 """Status: keeping the ledger's codes current with Seam, and saying which need a person.
 
 A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
-PIN and carries no error. Refreshing asks ``/access_codes/list`` by ``access_code_ids``, a batch
-of ``REFRESH_BATCH`` codes at a time whatever their doors (never one ``get`` per code, nor one
-list per door), or first from Seam's events since the last full refresh when that is cheaper
-(``catchup``), and records the code's status (``unset`` → ``setting`` → ``set``),
-its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
-event in the ledger.
+PIN and carries no error and nothing flagged on it. Refreshing asks ``/access_codes/list`` by
+``access_code_ids``, a batch of ``REFRESH_BATCH`` codes at a time whatever their doors (never
+one ``get`` per code, nor one list per door), or first from Seam's events since the last full
+refresh when that is cheaper (``catchup``), and records the code's status (``unset`` →
+``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
+Each status change is an event in the ledger.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
@@ -142,7 +142,10 @@ def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
     if _instant(code["ends_at"]) <= now:
         return True  # the window is over: nothing more can happen to it
     has_errors = code["code_errors"] not in (None, "[]")
-    return code["code_status"] == "set" and code["code"] is not None and not has_errors
+    # A code flagged (a webhook's other PIN, a removal) is asked about until Seam settles it.
+    is_flagged = code["needs_attention"] is not None
+    is_set = code["code_status"] == "set" and code["code"] is not None
+    return is_set and not has_errors and not is_flagged
 
 
 def _settle(code: dict[str, Any], pin: str) -> dict[str, Any]:

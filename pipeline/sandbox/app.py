@@ -202,7 +202,7 @@ def _json_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SeamFailure(400, "invalid_input", "the request body is not JSON") from exc
     if not isinstance(body, dict):
         raise SeamFailure(400, "invalid_input", "the request body must be a JSON object")
