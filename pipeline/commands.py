@@ -6,13 +6,14 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table, look_for_duplicates, say_duplicates
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.reruns import check_reruns, link_replacements
 from pipeline.apply.run import (
@@ -228,7 +229,7 @@ async def apply_files(
                         .iter_rows()
                     )
                 )
-                work = await doors_with_work(session.ledger, planned)
+                work = await doors_with_work(session.ledger, planned, now=now)
                 look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
                 check = await count_budgets(
                     reruns.plan,
@@ -266,6 +267,7 @@ async def apply_files(
             on_total=progress.start if progress else lambda total: None,
             on_doors=progress.pace_doors if progress else lambda doors, rate: None,
             interrupt=interrupt,
+            now=now,
         )
 
         # The reissued codes are in the ledger now (registered by apply_plan).
@@ -363,8 +365,13 @@ async def status_files(
                     now=now,
                     attention_after=attention_after,
                 )
+                doubled = await look_for_duplicates(
+                    session.client, session.ledger, session.run_id, now=now
+                )
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
+        say_duplicates(doubled, command="status")
+        result = replace(result, duplicates=duplicate_table(doubled))
         await anyio.to_thread.run_sync(write_table, result.codes, out)
         await session.ledger.finish_run(
             session.run_id,
@@ -525,11 +532,18 @@ async def export_pins(
     ledger = await Ledger.open(ledger_path)
     try:
         rows = await ledger.pin_rows()
+        doubled = await ledger.duplicate_rows(now=now)
     finally:
         await ledger.close()
 
     def tabulate_and_write() -> PinsRun:
-        table = pin_table(rows, now=now, ready_only=ready_only, changed_since=changed_since)
+        table = pin_table(
+            rows,
+            now=now,
+            ready_only=ready_only,
+            changed_since=changed_since,
+            duplicates=doubled,
+        )
         return PinsRun(table, write_pins(table, chosen, out, now=now))
 
     return await anyio.to_thread.run_sync(tabulate_and_write)

@@ -146,6 +146,11 @@ class CodeCreator:
         """The tags whose code the door already held before anything was sent for them."""
         return self._settler.found_on_door
 
+    @property
+    def duplicates(self) -> dict[str, list[AccessCode]]:
+        """The tags this run's looks found on more than one code of their door."""
+        return self._settler.duplicates
+
     async def send(self, job: Job) -> Outcome:
         """Run one job; raises RunStopped when the run can't go on (key refused, no progress)."""
         if job.kind == "look":

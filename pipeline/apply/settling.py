@@ -12,7 +12,9 @@ Three kinds of jobs find out, each a list of the door's codes:
     check   a budgeted door whose look has gone stale, counted again (``BudgetGuard``) just
             before its first create: the codes its budget can no longer take fail with
             ``budget_exhausted`` and are withdrawn; planned codes found there are adopted
-A door that can't be looked at takes no create this run (``door_not_looked_at``).
+A door that can't be looked at takes no create this run (``door_not_looked_at``). Every list a
+job gets is also read for duplicates (one of our tags on more than one code of the door): they
+are recorded in the ledger and said (``apply.duplicates``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import anyio
 
+from pipeline.apply.duplicates import duplicated_tags
 from pipeline.apply.looking import find_tags
 from pipeline.apply.policy import (
     KEY_REFUSED_STATUS,
@@ -110,6 +113,14 @@ class CodeSettler:
         # door's next look soon; and the tag whose ``verify`` job makes that look.
         self._unknown: dict[str, dict[str, float]] = {}
         self._looks_soon: dict[str, str] = {}
+        self.duplicates: dict[str, list[AccessCode]] = {}  # found this run, by tag
+
+    def _read(self, device_id: str, codes: Sequence[AccessCode]) -> None:
+        """What a list of the door's codes says beyond the job's own question: duplicates."""
+        found = duplicated_tags(codes, device_id)
+        if found:
+            self.duplicates.update(found)
+            self._run.ledger.note_duplicates(self._run.run_id, found)
 
     def look_soon(self, device_id: str, tag: str, sent: float) -> Job | None:
         """A create's answer was lost: the code joins its door's next look soon. Returns the
@@ -145,6 +156,7 @@ class CodeSettler:
                 self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
                 return Outcome(close_door=True)
             self._run.progress.progressed()
+        self._read(device_id, codes)
         wanted = [*self._planned.get(device_id, ()), *left]
         found = find_tags(codes, dict.fromkeys(wanted, device_id))
         for tag, code in found.items():
@@ -183,6 +195,7 @@ class CodeSettler:
                     NOT_FOUND,
                     "left sending, settled, and not on the door",
                     attempt=code.attempts,
+                    looked_for=tag in self._run.bodies,
                 )
                 if tag in self._run.bodies:
                     later.append((0.0, Job(code.device_id, tag, "create")))
@@ -256,6 +269,7 @@ class CodeSettler:
                 extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
             )
             return Outcome()
+        self._read(job.device_id, codes)
         found = find_tags(codes, {tag: job.device_id})
         if tag in found:
             self._adopt(tag, found[tag])
@@ -269,6 +283,7 @@ class CodeSettler:
             if resend
             else "not on the door and not in this run's input",
             attempt=self._run.attempts.get(tag),
+            looked_for=resend,
         )
         return Outcome(again=Job(job.device_id, tag, "create")) if resend else Outcome()
 
@@ -290,6 +305,8 @@ class CodeSettler:
             codes = None  # looked for once settled, each on its own, as without this look
         looked = self._unknown.pop(device_id, {})
         del self._looks_soon[device_id]
+        if codes is not None:
+            self._read(device_id, codes)
         found = {} if codes is None else find_tags(codes, dict.fromkeys(looked, device_id))
         later = []
         now = anyio.current_time()

@@ -128,6 +128,20 @@ CREATE TABLE IF NOT EXISTS status_cursor (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     known_until TEXT NOT NULL
 );
+-- One of our tags found on more than one code of its door (``pipeline.ledger.duplicates``):
+-- every code found carrying it, as JSON (with their PINs: never in the report), and when it
+-- was first and last seen; the codes' window end, for tags the ledger has no code of.
+CREATE TABLE IF NOT EXISTS duplicates (
+    idempotency_tag TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    name TEXT,
+    ends_at TEXT,
+    codes TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    first_run_id TEXT NOT NULL,
+    last_run_id TEXT NOT NULL
+);
 -- The Seam workspace whose codes the ledger records (the first key's, kept): a key for another
 -- workspace is refused (``pipeline.ledger.workspace``).
 CREATE TABLE IF NOT EXISTS workspace (
@@ -164,6 +178,10 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         # When the Seam event that last moved the code's status happened (Seam's clock): no
         # older event moves it again (``pipeline.ledger.events``)
         "status_event_at": ("TEXT", None),
+        # When a look after an unknown outcome last found no code, before the create was sent
+        # again: the earlier create may still be carried out late, so the code's door is looked
+        # at for a duplicate while its window is open (``pipeline.ledger.duplicates``)
+        "not_found_at": ("TEXT", None),
         # Another PIN than ``code`` that a Seam event gave the code (never swapped in: the code
         # needs attention until ``status`` asks Seam); null once status has
         "reported_code": ("TEXT", None),

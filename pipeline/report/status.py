@@ -8,6 +8,9 @@ refresh when that is cheaper (``catchup``), and records the code's status (``uns
 ``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
 Each status change is an event in the ledger.
 
+Status also looks at the doors where a late create may have left a duplicate (one list each,
+``apply.duplicates``) and says every duplicate the ledger knows whose window is open.
+
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
     not_set_in_time   still not ``set`` ``attention_after`` (default 1 hour) after starts_at
@@ -19,12 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
@@ -40,11 +44,13 @@ LIST_LAG_GRACE = dt.timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class StatusResult:
-    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``)."""
+    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``), and the
+    duplicates whose window is open (``apply.duplicates.DUPLICATE_SCHEMA``)."""
 
     codes: pl.DataFrame
     requests: int = 0  # requests sent to Seam for this refresh
     from_events: int = 0  # codes settled by Seam's events (not asked for by id)
+    duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
 
     @property
     def changed(self) -> int:
@@ -58,8 +64,8 @@ class StatusResult:
 
     @property
     def exit_code(self) -> int:
-        """1 when any code needs attention, else 0."""
-        return 1 if self.needing_attention.height else 0
+        """1 when any code needs attention or is on its door more than once, else 0."""
+        return 1 if self.needing_attention.height or self.duplicates.height else 0
 
 
 async def refresh_statuses(
