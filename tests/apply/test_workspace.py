@@ -4,6 +4,7 @@ ledger refuses a key of another workspace."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import socket
 import sqlite3
@@ -26,6 +27,7 @@ from pipeline.sandbox import Faults
 from pipeline.sandbox.state import WORKSPACE_ID
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
+from tests.report.helpers import refresh
 from tests.servers import environment, served, tags_on_doors
 
 SETTINGS = ApplySettings(policy=CreatePolicy(settle_after=5.0))
@@ -110,7 +112,8 @@ async def test_a_second_apply_for_the_workspace_exits_3_naming_the_holder(tmp_pa
 @pytest.mark.usefixtures("restore_logging")
 async def test_a_ledger_refuses_a_key_of_another_workspace(tmp_path, monkeypatch, capsys):
     """The ledger records the workspace of the key that first used it; apply and status with
-    a key of another workspace stop with exit 2 and one line, before anything is sent."""
+    a key of another workspace stop with exit 2 and one line, before a code is sent or
+    looked for."""
     payload = make_devices(2, seed=5)
     run = start_sandbox(payload, tmp_path, monkeypatch)
     stays = make_stays([(d["device_id"], 2) for d in payload["devices"]], seed=2)
@@ -119,14 +122,20 @@ async def test_a_ledger_refuses_a_key_of_another_workspace(tmp_path, monkeypatch
     monkeypatch.delenv("SEAM_API_KEY")
     monkeypatch.setenv("SEAM_PERSONAL_ACCESS_TOKEN", "seam_at_someone_else")
     monkeypatch.setenv("SEAM_WORKSPACE_ID", "ws-another")
-    with pytest.raises(UsageError) as refused:
-        await run.apply(stays)
-    assert refused.value.one_line() == (
+    line = (
         f"ledger {run.ledger} records the codes of Seam workspace {WORKSPACE_ID}, but the API"
         " key is for workspace ws-another (use that workspace's key with this ledger, or"
         " another --ledger for this workspace)"
     )
+    with pytest.raises(UsageError) as refused:
+        await run.apply(stays)
+    assert refused.value.one_line() == line
+    lists = run.state.requests[("/access_codes/list", 200)]
+    with pytest.raises(UsageError) as refused:
+        await refresh(run, dt.datetime.now(dt.UTC))
+    assert refused.value.one_line() == line
     assert run.creates() == creates
+    assert run.state.requests[("/access_codes/list", 200)] == lists
 
 
 def test_the_run_directory_is_the_users_own(tmp_path, monkeypatch):
