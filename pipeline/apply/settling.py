@@ -292,9 +292,9 @@ class CodeSettler:
         adopted; the others are looked for again once their settle time has passed since their
         send, or left ``sending`` for the next run when that is later than the run may wait."""
         device_id = job.device_id
-        waiting = self._unknown.get(device_id, {})
+        looked = dict(self._unknown.get(device_id, {}))
         # One code: Seam's search finds it; several: the door's whole list, once.
-        search = next(iter(waiting)) if len(waiting) == 1 else None
+        search = next(iter(looked)) if len(looked) == 1 else None
         try:
             codes = await self._run.client.list_access_codes(device_id, search=search)
         except SeamError as exc:
@@ -303,12 +303,20 @@ class CodeSettler:
             if exc.status in KEY_REFUSED_STATUS:
                 raise key_refused(exc) from exc
             codes = None  # looked for once settled, each on its own, as without this look
-        looked = self._unknown.pop(device_id, {})
         del self._looks_soon[device_id]
+        # Codes whose answer was lost while this look was out get a look of their own soon.
+        joined = {
+            tag: sent
+            for tag, sent in self._unknown.pop(device_id, {}).items()
+            if tag not in looked
+        }
+        later = []
+        for tag, sent in joined.items():
+            if (again := self.look_soon(device_id, tag, sent)) is not None:
+                later.append((LOOK_SOON, again))
         if codes is not None:
             self._read(device_id, codes)
         found = {} if codes is None else find_tags(codes, dict.fromkeys(looked, device_id))
-        later = []
         now = anyio.current_time()
         for tag, sent in looked.items():
             if tag in found:
