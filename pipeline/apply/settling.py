@@ -306,9 +306,7 @@ class CodeSettler:
         del self._looks_soon[device_id]
         # Codes whose answer was lost while this look was out get a look of their own soon.
         joined = {
-            tag: sent
-            for tag, sent in self._unknown.pop(device_id, {}).items()
-            if tag not in looked
+            tag: sent for tag, sent in self._unknown.pop(device_id, {}).items() if tag not in looked
         }
         later = []
         for tag, sent in joined.items():
