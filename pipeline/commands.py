@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table, look_for_duplicates, say_duplicates
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
 from pipeline.apply.run import (
@@ -22,6 +24,7 @@ from pipeline.apply.run import (
     apply_session,
     doors_with_work,
 )
+from pipeline.apply.workspace import check_workspace, hold_workspace
 from pipeline.budget.limits import BudgetCheck, read_code_file
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
 from pipeline.catalog.checks import check_config
@@ -175,9 +178,11 @@ async def apply_files(
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
-    Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
-    exit 3, when another run keeps it; for a ledger it can't open or reach, ``run_lock``'s
-    errors). ``settings`` as the command line gives them
+    Holds the ledger's run lock and, once Seam has said which workspace the key acts in, that
+    workspace's lock on this host (``apply.workspace``) throughout, waiting up to
+    ``wait_for_lock`` seconds for both together (RunLocked, exit 3, when another run keeps
+    one; for a ledger it can't open or reach, ``run_lock``'s errors; UsageError, exit 2, for a
+    key of another workspace than the ledger's). ``settings`` as the command line gives them
     (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
     input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
     budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
@@ -197,13 +202,20 @@ async def apply_files(
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
-    # The lock first: it is on the ledger file itself (or on a connection of its own), and
-    # must outlive the ledger's connection.
-    async with run_lock(ledger_path, wait=wait_for_lock) as lock, opened as session:
+    waited_until = anyio.current_time() + wait_for_lock
+    # The ledger's lock first: it is on the ledger file itself (or on a connection of its
+    # own), and must outlive the ledger's connection. Then the Seam workspace's (``held``).
+    async with (
+        run_lock(ledger_path, wait=wait_for_lock) as lock,
+        opened as session,
+        AsyncExitStack() as held,
+    ):
         session.ledger.hold(lock.parts if lock is not None else None)
         try:
             async with until_interrupted(interrupt):
                 catalog = await list_catalog(session.client)
+                wait = max(0.0, waited_until - anyio.current_time())
+                await hold_workspace(session, held, wait=wait)
                 await anyio.to_thread.run_sync(check_config, config, catalog)
                 reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
                 plan = await anyio.to_thread.run_sync(
@@ -217,7 +229,7 @@ async def apply_files(
                         .iter_rows()
                     )
                 )
-                work = await doors_with_work(session.ledger, planned)
+                work = await doors_with_work(session.ledger, planned, now=now)
                 look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
                 check = await count_budgets(
                     reruns.plan,
@@ -255,6 +267,7 @@ async def apply_files(
             on_total=progress.start if progress else lambda total: None,
             on_doors=progress.pace_doors if progress else lambda doors, rate: None,
             interrupt=interrupt,
+            now=now,
         )
 
         # The reissued codes are in the ledger now (registered by apply_plan).
@@ -334,9 +347,9 @@ async def status_files(
 ) -> StatusRun:
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
-    Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, SeamError
-    (exit 3) when Seam can't be asked, LedgerError (exit 3) when a PostgreSQL ledger's server
-    can't be reached.
+    Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, or a key
+    of another Seam workspace than the ledger's, SeamError (exit 3) when Seam can't be asked,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     check_request_timeout(request_timeout)
     now = now or dt.datetime.now(dt.UTC)
@@ -351,6 +364,7 @@ async def status_files(
     async with opened as session:
         try:
             async with until_interrupted(interrupt):
+                await check_workspace(session)
                 result = await refresh_statuses(
                     session.client,
                     session.ledger,
@@ -358,8 +372,13 @@ async def status_files(
                     now=now,
                     attention_after=attention_after,
                 )
+                doubled = await look_for_duplicates(
+                    session.client, session.ledger, session.run_id, now=now
+                )
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
+        say_duplicates(doubled, command="status")
+        result = replace(result, duplicates=duplicate_table(doubled))
         await anyio.to_thread.run_sync(write_table, result.codes, out)
         await session.ledger.finish_run(
             session.run_id,
@@ -520,11 +539,18 @@ async def export_pins(
     ledger = await Ledger.open(ledger_path)
     try:
         rows = await ledger.pin_rows()
+        doubled = await ledger.duplicate_rows(now=now)
     finally:
         await ledger.close()
 
     def tabulate_and_write() -> PinsRun:
-        table = pin_table(rows, now=now, ready_only=ready_only, changed_since=changed_since)
+        table = pin_table(
+            rows,
+            now=now,
+            ready_only=ready_only,
+            changed_since=changed_since,
+            duplicates=doubled,
+        )
         return PinsRun(table, write_pins(table, chosen, out, now=now))
 
     return await anyio.to_thread.run_sync(tabulate_and_write)

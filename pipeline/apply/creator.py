@@ -15,7 +15,9 @@ tag in its name, so the door itself says whether a code exists. The protocol, pe
    committed with the ledger's next commit, not waited for: lost in a crash, the code is still
    ``sending``, and the next run settles it;
 4. with no usable answer (timeout, dropped connection, 5xx, an unreadable body, a 200 that
-   describes another code) the outcome is unknown: nothing is sent for the tag until the
+   describes another code) the outcome is unknown. The door is looked at a few seconds later,
+   once for every such code of the door, and a code found there is adopted (most lost answers
+   are of codes already made). For a code not there yet, nothing is sent for the tag until the
    settle time (``settle_after``) has passed since the send *and* a look at the door finds no
    code carrying the tag. A backend behind a gateway may finish after the gateway answered 504,
    and a list may lag behind a create: the settle time covers both, up to its length.
@@ -46,7 +48,7 @@ from pipeline.apply.policy import (
     key_refused,
 )
 from pipeline.apply.scheduler import Job, Outcome
-from pipeline.apply.settling import CodeSettler, SendContext
+from pipeline.apply.settling import LOOK_SOON, CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.ledger.commits import Queued
@@ -102,6 +104,7 @@ class CodeCreator:
         bodies: Mapping[str, dict[str, Any]],
         *,
         policy: CreatePolicy,
+        progress: ProgressWatch | None = None,
         registered: Queued[Any] | None = None,
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
@@ -115,7 +118,7 @@ class CodeCreator:
         self._bodies = bodies
         self._policy = policy
         self._on_progress = on_progress
-        self._progress = ProgressWatch(policy.give_up_after)
+        self._progress = progress or ProgressWatch(policy.give_up_after)
         self._marks: dict[str, _Mark] = {}
         self._attempts: dict[str, int] = {}
         self._registered = registered
@@ -142,6 +145,11 @@ class CodeCreator:
     def found_on_door(self) -> set[str]:
         """The tags whose code the door already held before anything was sent for them."""
         return self._settler.found_on_door
+
+    @property
+    def duplicates(self) -> dict[str, list[AccessCode]]:
+        """The tags this run's looks found on more than one code of their door."""
+        return self._settler.duplicates
 
     async def send(self, job: Job) -> Outcome:
         """Run one job; raises RunStopped when the run can't go on (key refused, no progress)."""
@@ -238,20 +246,14 @@ class CodeCreator:
         ]
 
     def _unknown(self, job: Job, sent: float, why: str) -> Outcome:
-        """The create may or may not have made a code: look at the door once it has settled."""
+        """The create may or may not have made a code: its door is looked at soon (once for
+        every such code of the door), and a code still absent once more when it has settled."""
         answered = anyio.current_time()
         self._on_progress("unknown")
         self._progress.mark_stalled(answered)
-        if self._policy.settle_after > self._policy.give_up_after:
-            log.warning(
-                "create outcome unknown; it settles after this run would give up, so the next"
-                " run looks for the code",
-                extra={"tag": job.key, "device_id": job.device_id, "error": why},
-            )
-            self._progress.check(why)
-            return Outcome(counted=True, answered_at=answered)
         log.warning(
-            "create outcome unknown: the door is looked at once it has settled, before any resend",
+            "create outcome unknown: its door is looked at in a few seconds, and a code not"
+            " there yet again once it has settled, before any resend",
             extra={
                 "tag": job.key,
                 "device_id": job.device_id,
@@ -260,9 +262,10 @@ class CodeCreator:
             },
         )
         self._progress.check(why)
+        look = self._settler.look_soon(job.device_id, job.key, sent)
         return Outcome(
-            again=Job(job.device_id, job.key, "verify"),
-            after=max(0.0, sent + self._policy.settle_after - answered),
+            again=look,
+            after=LOOK_SOON,
             counted=True,  # it may have reached Seam's counter
             answered_at=answered,
         )
@@ -280,7 +283,11 @@ class CodeCreator:
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
             return Outcome(
-                again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
+                again=job,
+                limited=scope,
+                retry_after=_retry_hint(exc),
+                wait_at_most=self._progress.remaining(),
+                answered_at=answered,
             )
         self._progress.progressed()
         if exc.status in KEY_REFUSED_STATUS:

@@ -42,22 +42,17 @@ class DoorLook:
 
 def find_tags(codes: Sequence[AccessCode], planned: Mapping[str, str]) -> dict[str, AccessCode]:
     """Each tag of ``planned`` (tag → device_id) that one of ``codes`` on its own door carries in
-    its name, with that code (the earliest made, when there are several)."""
+    its name, with that code (the earliest made, when there are several: the duplicates are
+    ``apply.duplicates``' to record and say)."""
     found: dict[str, list[AccessCode]] = {}
     for code in codes:
         for tag in TAG_IN_NAME.findall(code.name or ""):
             if planned.get(tag) == code.device_id:
                 found.setdefault(tag, []).append(code)
-    chosen = {}
-    for tag, carriers in found.items():
-        carriers.sort(key=lambda code: code.created_at or "")
-        if len(carriers) > 1:
-            log.error(
-                "more than one code carries one tag",
-                extra={"tag": tag, "access_code_ids": [code.access_code_id for code in carriers]},
-            )
-        chosen[tag] = carriers[0]
-    return chosen
+    return {
+        tag: min(carriers, key=lambda code: code.created_at or "")
+        for tag, carriers in found.items()
+    }
 
 
 async def look_at_doors(client: SeamClient, device_ids: Sequence[str]) -> DoorLook:

@@ -3,7 +3,9 @@
 A create whose outcome is unknown is not sent again before its settle time has passed and a
 look at its door found no code carrying its tag (``CreatePolicy.settle_after``). A run that
 makes no progress for ``give_up_after`` (Seam unreachable, only 429s, only unknown outcomes)
-stops (``ProgressWatch``), and so does a run whose API key Seam refuses (``key_refused``).
+stops (``ProgressWatch``), and so does a run whose API key Seam refuses (``key_refused``). No
+single wait (a ``Retry-After``, a backoff, a settle time) is longer than what is left of
+``give_up_after`` (``ProgressWatch.remaining``): a run ends by itself when it said it would.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ class ProgressWatch:
         if self._stalled_since is None:
             return
         stalled = anyio.current_time() - self._stalled_since
-        if stalled > self._give_up_after:
+        # Reached, not only passed: waits end when it is reached (``remaining``).
+        if stalled >= self._give_up_after:
             raise RunStopped(
                 f"Seam has given no usable answer for {stalled:.0f} s (last: {last})",
                 hint="check the network and SEAM_ENDPOINT, then rerun: nothing done is lost",
@@ -79,11 +82,22 @@ class ProgressWatch:
         self._stalled_since = None
         self._connect_failures = 0
 
+    def remaining(self) -> float:
+        """Seconds left before the run gives up (all of ``give_up_after`` while it isn't
+        stalled): the longest any one wait may be."""
+        if self._stalled_since is None:
+            return self._give_up_after
+        return max(0.0, self._give_up_after - (anyio.current_time() - self._stalled_since))
+
+    def bound(self, wait: float) -> float:
+        """``wait``, or what is left before the run gives up when that is less."""
+        return min(wait, self.remaining())
+
     def retry_wait(self) -> float:
         """Seconds to wait before trying again a request that got no answer: backs off with each
-        one in a row."""
+        one in a row, never past what is left before the run gives up."""
         self._connect_failures += 1
-        return backoff(self._connect_failures)
+        return self.bound(backoff(self._connect_failures))
 
 
 def key_refused(exc: SeamError) -> RunStopped:

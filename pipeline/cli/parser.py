@@ -89,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=defaults.WAIT_FOR_LOCK,
         metavar="SECONDS",
-        help="wait this long for another apply run on the same ledger, then exit 3"
-        " (default: %(default)s)",
+        help="wait this long for another apply run on the same ledger or, on this host, the"
+        " same Seam workspace, then exit 3 (default: %(default)s)",
     )
     apply.add_argument(
         "--reissue-changed",
@@ -327,8 +327,9 @@ def add_ledger_option(command: argparse.ArgumentParser) -> None:
         "--ledger",
         type=parse_ledger,
         metavar="FILE|URL",
-        help="the ledger: a SQLite file or a postgresql://USER@HOST:PORT/DATABASE URL (its"
-        " password best in PGPASSWORD or ~/.pgpass: a command line shows in ps)"
+        help="the ledger: a SQLite file, a postgresql://USER@HOST:PORT/DATABASE URL or a libpq"
+        " 'host=... dbname=...' string (its password best in PGPASSWORD or ~/.pgpass: a"
+        " command line shows in ps)"
         f" (default: {default})",
     )
 

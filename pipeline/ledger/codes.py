@@ -242,13 +242,26 @@ class Codes(GroupCommits):
         )
 
     def mark_pending(
-        self, tag: str, run_id: str, reason: str, message: str, *, attempt: int | None = None
+        self,
+        tag: str,
+        run_id: str,
+        reason: str,
+        message: str,
+        *,
+        attempt: int | None = None,
+        looked_for: bool = False,
     ) -> None:
         """Known not to exist on the door (refused before acting, or looked for and not found).
         ``attempt``: the ``sending`` this answers (``mark_sending``'s number, or the attempts a
         code left ``sending`` had when it was read): a code sent again since, by another
-        process, is left alone, so that no one's answer or look puts another's send back."""
-        self._answered(tag, run_id, "pending", attempt, reason=reason, message=message)
+        process, is left alone, so that no one's answer or look puts another's send back.
+        ``looked_for``: a look after an unknown outcome found no code and the create is to be
+        sent again; the earlier one may yet be carried out, so the time is kept
+        (``not_found_at``) and the door is looked at for a duplicate while the window lasts."""
+        fields: dict[str, Any] = {"reason": reason, "message": message}
+        if looked_for:
+            fields["not_found_at"] = timestamp()
+        self._answered(tag, run_id, "pending", attempt, **fields)
 
     def _answered(
         self, tag: str, run_id: str, state: str, attempt: int | None, **fields: Any

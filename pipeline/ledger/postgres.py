@@ -19,6 +19,7 @@ parse). Failures are translated into the pipeline's errors (``pipeline.errors``)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -196,9 +197,11 @@ def scrub(ledger: PostgresLedger, text: str) -> str:
 
 
 def _secrets(ledger: PostgresLedger) -> set[str]:
-    """The password as the URL writes it (user part or ``password=``), decoded, and
-    ``PGPASSWORD``'s."""
+    """The password as the connection string writes it (a URL's user part or ``password=``,
+    a ``key=value`` string's ``password``), decoded, and ``PGPASSWORD``'s."""
     found = {os.environ.get("PGPASSWORD", "")}
+    with contextlib.suppress(psycopg.Error):  # not readable: the URL's parts below, as written
+        found.add(str(conninfo_to_dict(ledger.url).get("password") or ""))
     try:
         parts = urlsplit(ledger.url)
         found.add(parts.password or "")

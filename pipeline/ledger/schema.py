@@ -128,6 +128,27 @@ CREATE TABLE IF NOT EXISTS status_cursor (
     only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
     known_until TEXT NOT NULL
 );
+-- One of our tags found on more than one code of its door (``pipeline.ledger.duplicates``):
+-- every code found carrying it, as JSON (with their PINs: never in the report), and when it
+-- was first and last seen; the codes' window end, for tags the ledger has no code of.
+CREATE TABLE IF NOT EXISTS duplicates (
+    idempotency_tag TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    name TEXT,
+    ends_at TEXT,
+    codes TEXT NOT NULL,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    first_run_id TEXT NOT NULL,
+    last_run_id TEXT NOT NULL
+);
+-- The Seam workspace whose codes the ledger records (the first key's, kept): a key for another
+-- workspace is refused (``pipeline.ledger.workspace``).
+CREATE TABLE IF NOT EXISTS workspace (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    workspace_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS known_trouble (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -163,6 +184,13 @@ ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
         # The first apply run whose config no longer asked for this [doors.also] code while
         # its reservation was still in the input (null: still asked for, or never was)
         "also_dropped_run_id": ("TEXT", None),
+        # When a look after an unknown outcome last found no code, before the create was sent
+        # again: the earlier create may still be carried out late, so the code's door is looked
+        # at for a duplicate while its window is open (``pipeline.ledger.duplicates``)
+        "not_found_at": ("TEXT", None),
+        # Another PIN than ``code`` that a Seam event gave the code (never swapped in: the code
+        # needs attention until ``status`` asks Seam); null once status has
+        "reported_code": ("TEXT", None),
     },
     "run_doors": {
         # Rows kept before it: a row that named a device_id counted as a door's, as the

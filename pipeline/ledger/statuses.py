@@ -52,9 +52,10 @@ class Statuses(GroupCommits):
         """Record what Seam said of each code, as checked at ``checked_at``: ``rows`` carry
         ``STATUS_COLUMNS`` and ``previous_status``. A code whose status changed, or that needs
         attention, gets a ``status`` event. A PIN is never taken away (a list that lags, or a
-        webhook that recorded it while the check ran, keeps it), and ``updated_at`` moves when
-        the code's status, PIN or attention changed (``pins --changed-since`` reads it).
-        Committed when it returns."""
+        webhook that recorded it while the check ran, keeps it); a PIN an event reported beside
+        it (``reported_code``) is settled by Seam's own answer and forgotten; ``updated_at``
+        moves when the code's status, PIN or attention changed (``pins --changed-since`` reads
+        it). Committed when it returns."""
 
         def change(db: Db) -> None:
             db.executemany(
@@ -62,7 +63,8 @@ class Statuses(GroupCommits):
                 " AND code IS NOT DISTINCT FROM coalesce(?, code)"
                 " AND needs_attention IS NOT DISTINCT FROM ? THEN updated_at ELSE ? END,"
                 " code_status = ?, code = coalesce(?, code), code_errors = ?, code_warnings = ?,"
-                " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
+                " needs_attention = ?, status_checked_at = ?, reported_code = NULL"
+                " WHERE idempotency_tag = ?",
                 [
                     (
                         row["code_status"],

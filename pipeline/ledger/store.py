@@ -11,6 +11,9 @@ Tables
                  after it
     seam_events  Seam's events as webhooks delivered them, once per event id and delivery id,
                  and what each did to our codes (never a PIN)
+    workspace    the Seam workspace whose codes the ledger records (a key for another is
+                 refused)
+    duplicates   each of our tags found on more than one code of its door, with the codes
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -49,6 +52,7 @@ from pipeline.ledger.codes import (
     fill_keys,
 )
 from pipeline.ledger.dialects import DATABASE_ERRORS
+from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
@@ -56,6 +60,7 @@ from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.workspace import Workspace
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -76,7 +81,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

@@ -6,7 +6,8 @@ failed) and one exit code:
     0  nothing new tonight (known trouble, e.g. last night's orphan, stays quiet)
     1  new trouble: a row rejected or a create failed that wasn't last night, a code newly
        needing attention, a code newly orphaned (a cancelled guest's PIN still opens the
-       door: Oracode codes can't be deleted)
+       door: Oracode codes can't be deleted), a tag newly found on more than one code of
+       its door (both PINs open it)
     2, 3  apply or status couldn't do its work (their own exit code, the worse of the two)
 "New" is against what the previous summary saw (the ledger's ``known_trouble``): trouble that
 went away and comes back is new again.
@@ -21,11 +22,12 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.apply.duplicates import describe
 from pipeline.ledger.store import Ledger
 
 # Trouble read from tonight's apply results, and from the ledger.
 RESULT_KINDS = ("rejected", "failed")
-LEDGER_KINDS = ("attention", "orphaned")
+LEDGER_KINDS = ("attention", "orphaned", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class NightlySummary:
     new: dict[str, list[str]] = field(default_factory=dict)  # kind → keys new tonight
     apply_exit: int = 0
     status_exit: int = 0
+    duplicated: int = 0  # tags on more than one code of their door, window open
 
     @property
     def exit_code(self) -> int:
@@ -65,6 +68,7 @@ class NightlySummary:
             count("orphaned", self.orphaned, "orphaned"),
             count("rejected", self.rejected, "rejected"),
             count("failed", self.failed, "failed"),
+            count("duplicate", self.duplicated, "duplicated on their door"),
         )
         lines = [
             f"tonight: {created} created, {self.waiting_for_pin} still waiting for a PIN, "
@@ -105,6 +109,8 @@ async def nightly_summary(
     trouble += [
         ("orphaned", f"{row['reservation_id']} [{row['idempotency_tag']}]") for row in orphaned
     ]
+    duplicates = await ledger.duplicate_rows(now=now)
+    trouble += [("duplicate", describe(row)) for row in duplicates]
     kinds: tuple[str, ...] = LEDGER_KINDS
     counts: dict[str, int | None] = dict.fromkeys(("created", *RESULT_KINDS))
     if results is not None:
@@ -124,11 +130,12 @@ async def nightly_summary(
         failed=counts["failed"],
         new={
             kind: sorted(key for k, key in new if k == kind)
-            for kind in ("rejected", "failed", "attention", "orphaned")
+            for kind in ("rejected", "failed", "attention", "orphaned", "duplicate")
             if any(k == kind for k, _ in new)
         },
         apply_exit=apply_exit,
         status_exit=status_exit,
+        duplicated=len(duplicates),
     )
 
 

@@ -213,6 +213,7 @@ def print_status_summary(result: StatusResult, console: Console) -> None:
     for status, count in codes.group_by("code_status").len().sort("code_status").iter_rows():
         table.add_row(status or "(none)", str(count))
     console.print(table)
+    print_duplicates(result.duplicates, console)
     attention = result.needing_attention
     if attention.is_empty():
         return
@@ -343,6 +344,15 @@ def print_report(report: Report, console: Console) -> None:
         "orphaned_run_id",
         console,
     )
+    print_duplicates(report.duplicates, console)
+
+
+def print_duplicates(duplicates: pl.DataFrame, console: Console) -> None:
+    """The tags on more than one code of their door, with what is wrong and the fix."""
+    if not duplicates.is_empty():
+        fix = duplicates["fix"][0]
+        title = f"{duplicates.height} tags on more than one code of their door ({fix})"
+        _print_codes(duplicates, title, "problem", console)
 
 
 def _print_report_doors(report: Report, console: Console) -> None:
@@ -396,13 +406,13 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
         table.add_column(column)
     for row in codes.head(DOOR_TABLE_ROWS).iter_rows(named=True):
         table.add_row(
-            escape(row["reservation_id"]),
+            escape(row["reservation_id"] or ""),
             _door_label(row),
             row["starts_at"],
             row["ends_at"],
-            row["state"],
+            row["state"] or "",
             row["code_status"] or "",
-            row[why],
+            escape(row[why] or ""),
         )
     if codes.height > DOOR_TABLE_ROWS:
         table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"

@@ -15,6 +15,10 @@ check-in), and neither Seam nor ``status`` reports a problem with it; otherwise
     seam_error         Seam reports an error on it
     no_pin_yet         Seam hasn't assigned the PIN yet (run status, or wait for the webhook)
     status_<status>    the code is in a status in which it doesn't open the door
+A ``needs_attention: pin_changed`` row names both PINs: the one recorded, and the one a webhook
+event gave since. ``warning`` says what a person should know of a PIN that may be sent:
+``duplicate_on_door`` when more than one code on the door carries the reservation's tag, with
+each code's PIN (every one opens the door until the window ends).
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
+from pipeline.apply.duplicates import describe
 from pipeline.errors import UsageError
+from pipeline.ledger.events import PIN_CHANGED
+from pipeline.plan.reasons import DUPLICATE_ON_DOOR
 from pipeline.report.files import check_output_folder, default_output_path, write_private
 
 PIN_FORMATS = ("csv", "parquet", "json")
@@ -43,6 +50,7 @@ PIN_COLUMNS = {
     "why_not_ready": pl.String,
     "access_code_id": pl.String,
     "changed_at": pl.String,  # when the PIN or status last changed (UTC)
+    "warning": pl.String,  # duplicate_on_door: other codes of the tag, with their PINs
 }
 # Code statuses in which the code opens its door or is due to (Seam sets it before starts_at).
 USABLE_STATUSES = frozenset({"set", "setting", "unset"})
@@ -54,10 +62,16 @@ def pin_table(
     now: dt.datetime,
     ready_only: bool = False,
     changed_since: dt.datetime | None = None,
+    duplicates: list[dict[str, Any]] | None = None,
 ) -> pl.DataFrame:
     """The hand-off table (``PIN_COLUMNS``) from the ledger's ``pin_rows``: codes whose window
     has ended are left out; with ``ready_only`` only ready rows, with ``changed_since`` only
-    codes whose PIN or status changed at or after that instant."""
+    codes whose PIN or status changed at or after that instant. ``duplicates``: the ledger's
+    ``duplicate_rows``, said in ``warning`` with every PIN."""
+    doubled = {
+        row["idempotency_tag"]: f"{DUPLICATE_ON_DOOR}: {describe(row, with_pins=True)}"
+        for row in duplicates or []
+    }
     table = []
     for row in rows:
         if _instant(row["ends_at"]) <= now:
@@ -85,6 +99,7 @@ def pin_table(
                 "why_not_ready": why,
                 "access_code_id": row["access_code_id"],
                 "changed_at": None if changed_at is None else changed_at.isoformat(),
+                "warning": doubled.get(row["idempotency_tag"]),
             }
         )
     return pl.DataFrame(table, schema=PIN_COLUMNS)
@@ -99,7 +114,10 @@ def why_not_ready(row: dict[str, Any]) -> str | None:
     if state == "sending":
         return "outcome_unknown: the create's answer was lost; the next apply looks for it"
     if row["needs_attention"]:
-        return f"needs_attention: {row['needs_attention']}"
+        both = ""
+        if row["needs_attention"].startswith(PIN_CHANGED) and row.get("reported_code"):
+            both = f" (recorded PIN {row['code']}, the event's PIN {row['reported_code']})"
+        return f"needs_attention: {row['needs_attention']}{both}"
     errors = json.loads(row["code_errors"] or "[]")
     if errors:
         return "seam_error: " + "; ".join(

@@ -1,12 +1,15 @@
 """Status: keeping the ledger's codes current with Seam, and saying which need a person.
 
 A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
-PIN and carries no error. Refreshing asks ``/access_codes/list`` by ``access_code_ids``, a batch
-of ``REFRESH_BATCH`` codes at a time whatever their doors (never one ``get`` per code, nor one
-list per door), or first from Seam's events since the last full refresh when that is cheaper
-(``catchup``), and records the code's status (``unset`` → ``setting`` → ``set``),
-its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
-event in the ledger.
+PIN and carries no error and nothing flagged on it. Refreshing asks ``/access_codes/list`` by
+``access_code_ids``, a batch of ``REFRESH_BATCH`` codes at a time whatever their doors (never
+one ``get`` per code, nor one list per door), or first from Seam's events since the last full
+refresh when that is cheaper (``catchup``), and records the code's status (``unset`` →
+``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
+Each status change is an event in the ledger.
+
+Status also looks at the doors where a late create may have left a duplicate (one list each,
+``apply.duplicates``) and says every duplicate the ledger knows whose window is open.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
@@ -19,12 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
@@ -40,11 +44,13 @@ LIST_LAG_GRACE = dt.timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class StatusResult:
-    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``)."""
+    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``), and the
+    duplicates whose window is open (``apply.duplicates.DUPLICATE_SCHEMA``)."""
 
     codes: pl.DataFrame
     requests: int = 0  # requests sent to Seam for this refresh
     from_events: int = 0  # codes settled by Seam's events (not asked for by id)
+    duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
 
     @property
     def changed(self) -> int:
@@ -58,8 +64,8 @@ class StatusResult:
 
     @property
     def exit_code(self) -> int:
-        """1 when any code needs attention, else 0."""
-        return 1 if self.needing_attention.height else 0
+        """1 when any code needs attention or is on its door more than once, else 0."""
+        return 1 if self.needing_attention.height or self.duplicates.height else 0
 
 
 async def refresh_statuses(
@@ -142,7 +148,10 @@ def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
     if _instant(code["ends_at"]) <= now:
         return True  # the window is over: nothing more can happen to it
     has_errors = code["code_errors"] not in (None, "[]")
-    return code["code_status"] == "set" and code["code"] is not None and not has_errors
+    # A code flagged (a webhook's other PIN, a removal) is asked about until Seam settles it.
+    is_flagged = code["needs_attention"] is not None
+    is_set = code["code_status"] == "set" and code["code"] is not None
+    return is_set and not has_errors and not is_flagged
 
 
 def _settle(code: dict[str, Any], pin: str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ Sections (one table each; ``--format csv|parquet`` writes one file per section):
     orphaned   codes whose reservation was absent from an apply run's inputs (and hasn't come
                back since) and whose window hasn't ended: codes can't be deleted, so a person
                decides what to do (the guest or the door may need watching)
+    duplicates tags on more than one code of their door (``duplicate_on_door``) whose window
+               hasn't ended: the reservation, the door, the codes (never a PIN), and the fix
 
 Apply runs leave their per-door summary in the ledger (``run_summary``, ``record_apply``) and
 mark the orphans; the report reads what they left.
@@ -28,6 +30,7 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table
 from pipeline.apply.run import OUTCOMES
 from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
@@ -36,7 +39,7 @@ from pipeline.ledger.store import STAY_COLUMNS, Ledger
 from pipeline.plan.reasons import EXCLUDED
 
 CODE_STATUSES = ("set", "setting", "unset")
-SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
+SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned", "duplicates")
 DEFAULT_RUNS = 20
 RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
 
@@ -193,14 +196,17 @@ class Report:
     orphaned: pl.DataFrame
     run_id: str | None
     generated_at: dt.datetime
+    duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
 
     def sections(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in SECTIONS}
 
     @property
     def exit_code(self) -> int:
-        """1 when a code needs attention or is orphaned (a person has work), else 0."""
-        return 1 if self.attention.height or self.orphaned.height else 0
+        """1 when a code needs attention, is orphaned or is on its door more than once (a
+        person has work), else 0."""
+        work = self.attention.height or self.orphaned.height or self.duplicates.height
+        return 1 if work else 0
 
     def to_json(self) -> str:
         document: dict[str, Any] = {
@@ -218,12 +224,21 @@ async def make_report(
     latest ``runs`` runs). Raises UsageError when ``run_id`` isn't an apply run with its
     per-door summary."""
     rows = await ledger.report_rows(run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
-    return await anyio.to_thread.run_sync(lambda: build_report(rows, now=now, run_id=run_id))
+    duplicates = await ledger.duplicate_rows(now=now)
+    return await anyio.to_thread.run_sync(
+        lambda: build_report(rows, now=now, run_id=run_id, duplicates=duplicates)
+    )
 
 
-def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = None) -> Report:
+def build_report(
+    rows: ReportRows,
+    *,
+    now: dt.datetime,
+    run_id: str | None = None,
+    duplicates: list[dict[str, Any]] | None = None,
+) -> Report:
     """Build the report's tables from the ledger's rows (``run_id``: the apply run asked for,
-    checked; None for the latest)."""
+    checked; None for the latest; ``duplicates``: the ledger's ``duplicate_rows``)."""
     now = now.astimezone(dt.UTC)
     listed = pl.DataFrame(
         [
@@ -262,6 +277,7 @@ def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = Non
         orphaned=orphaned,
         run_id=run_id,
         generated_at=now,
+        duplicates=duplicate_table(duplicates or []),
     )
 
 

@@ -15,6 +15,7 @@ so only the caller (who can look for the code first) may decide to send it again
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -64,6 +65,7 @@ READS = {
     "/devices/list": "the doors could not be listed",
     "/access_codes/list": "the doors' codes could not be listed",
     "/events/list": "Seam's events could not be listed",
+    "/workspaces/get": "the API key's workspace could not be asked for",
 }
 # A request's answer must be complete within this (``--request-timeout``), not merely keep
 # trickling: a body sent one byte every 20 s never trips a per-read timeout.
@@ -80,16 +82,27 @@ def talking_to(endpoint: httpx.URL) -> str:
     return f"talking to {endpoint} (not Seam's production endpoint)"
 
 
-def _backoff(exc: Exception) -> bool | float:
+# stamina's longest backoff between two attempts of a read (seconds).
+READ_WAIT_MAX = 60.0
+
+
+def _backoff(exc: Exception, *, limit: Callable[[], float] | None = None) -> bool | float:
     """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
 
     stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped
-    here: ``Retry-After: 86400`` must not stop a read for a day.
+    here: ``Retry-After: 86400`` must not stop a read for a day. ``limit`` says the longest
+    any wait may be now (what is left before an apply run gives up); when stamina's own
+    backoff could be longer, that is the wait.
     """
-    if isinstance(exc, RetryableRead):
-        wait = clamp_wait(exc.retry_after, what="Seam's Retry-After on a read")
+    if not isinstance(exc, RetryableRead):
+        return False
+    wait = clamp_wait(exc.retry_after, what="Seam's Retry-After on a read")
+    most = limit() if limit is not None else None
+    if most is None:
         return wait if wait is not None else True
-    return False
+    if wait is not None:
+        return min(wait, most)
+    return True if most >= READ_WAIT_MAX else most
 
 
 class SeamClient:
@@ -100,7 +113,9 @@ class SeamClient:
     request's CPU. ``transport`` lets tests drive an in-process server (``httpx.ASGITransport``).
 
     ``timeout`` bounds each connect, write and read; ``request_timeout`` bounds a whole request
-    (waiting for a connection, sending, and reading the answer to its last byte). Raises
+    (waiting for a connection, sending, and reading the answer to its last byte);
+    ``wait_limit`` says the longest a read's wait before its next attempt may be (an apply
+    run's time left before it gives up). Raises
     ConfigError for credentials that can't make a request (a malformed key, an endpoint that
     holds a user name or password).
     """
@@ -116,6 +131,7 @@ class SeamClient:
         max_connections: int = 8,
         pace: Callable[[], Awaitable[None]] | None = None,
         observe: Callable[[Exchange], None] | None = None,
+        wait_limit: Callable[[], float] | None = None,
     ) -> None:
         self._headers = {
             **credentials.auth_headers(),
@@ -138,6 +154,7 @@ class SeamClient:
         self._read_attempts = read_attempts
         self._pace = pace
         self._observe = observe
+        self._retry_on = functools.partial(_backoff, limit=wait_limit)
         self.requests = 0  # requests sent (each read attempt counts)
 
     async def __aenter__(self) -> Self:
@@ -162,7 +179,7 @@ class SeamClient:
         attempts = 0
         try:
             async for attempt in stamina.retry_context(
-                on=_backoff, attempts=self._read_attempts, wait_max=60.0
+                on=self._retry_on, attempts=self._read_attempts, wait_max=READ_WAIT_MAX
             ):
                 with attempt:
                     attempts += 1
@@ -322,6 +339,21 @@ class SeamClient:
                 request_id=request_id,
             ) from exc
         return CreatedCode(access_code=code, request_id=request_id)
+
+    async def workspace_id(self) -> str:
+        """The Seam workspace the key acts in (``/workspaces/get``). Raises SeamError, and
+        SeamUnavailableError for an answer that names none."""
+        answer = await self.read("/workspaces/get", {})
+        workspace = answer.get("workspace")
+        workspace_id = workspace.get("workspace_id") if isinstance(workspace, dict) else None
+        if not isinstance(workspace_id, str) or not workspace_id.strip():
+            raise SeamUnavailableError(
+                "/workspaces/get answered 200 without a workspace_id",
+                error_type="malformed_answer",
+                status=200,
+                hint="rerun later; if it happens again, pass this line on to Seam support",
+            )
+        return workspace_id
 
     async def list_access_codes(
         self, device_id: str, *, search: str | None = None

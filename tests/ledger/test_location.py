@@ -83,3 +83,74 @@ def test_a_password_with_unescaped_url_characters_is_masked_all_the_same(url):
         assert (failure.__context__, failure.__cause__) == (None, None)
     assert "s3" not in shown
     assert "cr" not in shown.replace("PostgreSQL", "").replace("percent", "")
+
+
+@pytest.mark.parametrize(
+    ("given", "url", "shown"),
+    [
+        (
+            "postgresql+psycopg://app:s3cr3t@db:5432/ledger",
+            "postgresql://app:s3cr3t@db:5432/ledger",
+            "postgresql://app:***@db:5432/ledger",
+        ),
+        (
+            "postgresql+psycopg2://app@db/ledger?sslmode=require",
+            "postgresql://app@db/ledger?sslmode=require",
+            "postgresql://app@db/ledger?sslmode=require",
+        ),
+        (
+            "host=db port=5432 dbname=ledger user=app password=s3cr3t",
+            "host=db port=5432 dbname=ledger user=app password=s3cr3t",
+            "host=db port=5432 dbname=ledger user=app password=***",
+        ),
+        (
+            "host=db dbname=ledger password = 's3 cr3t\\' x' sslmode=require",
+            "host=db dbname=ledger password = 's3 cr3t\\' x' sslmode=require",
+            "host=db dbname=ledger password = *** sslmode=require",
+        ),
+        ("service=oracode", "service=oracode", "service=oracode"),
+    ],
+)
+def test_every_form_of_a_postgresql_location_reaches_postgresql(given, url, shown):
+    """SQLAlchemy's driver URLs and libpq key=value strings are PostgreSQL ledgers (the driver
+    URL as libpq's own), their passwords masked in every text of the ledger."""
+    ledger = parse_ledger(given)
+    assert ledger == PostgresLedger(url)
+    assert str(ledger) == shown
+    assert "s3" not in f"{ledger} {ledger!r}"
+
+
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        (
+            "mysql://app:s3cr3t@db/ledger",
+            "--ledger mysql://app:***@db/ledger is not a ledger location: mysql:// is no"
+            " database the ledger can live in",
+        ),
+        (
+            "sqlite:///outputs/ledger.sqlite",
+            "--ledger sqlite:///outputs/ledger.sqlite is not a ledger location: sqlite:// is no"
+            " database the ledger can live in",
+        ),
+        (
+            "outputs/night=1/ledger.sqlite",
+            "--ledger outputs/night=1/ledger.sqlite is neither a file's path nor a connection"
+            ' string libpq can read (invalid connection option "outputs/night")',
+        ),
+        (
+            "host=db password=s3cr3t dbnme=ledger",
+            "--ledger host=db password=*** dbnme=ledger is neither a file's path nor a"
+            ' connection string libpq can read (invalid connection option "dbnme")',
+        ),
+        ("host=db password=s3cr3t", "--ledger host=db password=*** names no database"),
+    ],
+)
+def test_a_location_that_is_neither_a_path_nor_postgresql_is_refused(given, line, tmp_path):
+    """Text with :// or = that isn't a PostgreSQL location is exit 2 with one line that never
+    shows its password, and never becomes a SQLite file or folder."""
+    with pytest.raises(UsageError) as refused:
+        parse_ledger(given)
+    assert refused.value.exit_code == 2
+    assert refused.value.message == line
+    assert "s3cr3t" not in refused.value.one_line()

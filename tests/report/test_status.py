@@ -12,9 +12,12 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.ledger.store import Ledger
+from pipeline.webhooks.events import read_event
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices
 from tests.report.helpers import earliest_start, latest_start, move_sandbox_clock_to, refresh
+from tests.webhooks.helpers import event
 
 pytestmark = pytest.mark.virtual_time
 
@@ -126,3 +129,35 @@ def test_status_without_a_ledger_exits_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"error: ledger {tmp_path / 'none.sqlite'} does not exist (check --ledger)"]
+
+
+@pytest.mark.anyio
+async def test_a_pin_a_webhook_disputed_is_settled_by_status_asking_seam(tmp_path, monkeypatch):
+    """A set code whose webhook event gave another PIN needs attention (pin_changed), so status
+    asks Seam for it although it is set: Seam's PIN stays, the other is forgotten, and the code
+    needs nothing more."""
+    payload = make_devices(1, seed=33)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload, per_door=1))
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    await refresh(run, start)
+    [code] = run.state.codes.values()
+    ledger = await Ledger.open(run.ledger)
+    try:
+        forged = event(
+            "set_on_device", code.access_code_id, device_id=code.device_id, code="999999"
+        )
+        assert (await ledger.record_seam_event(read_event(forged))).outcome == "applied"
+    finally:
+        await ledger.close()
+    with sqlite3.connect(run.ledger) as db:
+        flagged = db.execute("SELECT code, reported_code, needs_attention FROM codes").fetchone()
+    assert flagged[:2] == (code.pin, "999999")
+    assert flagged[2].startswith("pin_changed: ")
+    settled = await refresh(run, start + dt.timedelta(minutes=1))
+    assert settled.result.codes["access_code_id"].to_list() == [code.access_code_id]
+    assert settled.exit_code == 0
+    with sqlite3.connect(run.ledger) as db:
+        after = db.execute("SELECT code, reported_code, needs_attention FROM codes").fetchone()
+    assert after == (code.pin, None, None)

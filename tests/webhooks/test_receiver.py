@@ -22,6 +22,7 @@ from tests.webhooks.helpers import (
     delivery,
     event,
     event_rows,
+    sign,
 )
 
 pytestmark = pytest.mark.anyio
@@ -128,6 +129,18 @@ async def test_a_signed_body_that_is_not_an_event_is_400(client, ledger_path):
     body, headers = delivery({"hello": "world"})
     assert (await post(client, body, headers)).status_code == 400
     assert event_rows(ledger_path) == []
+
+
+async def test_a_signed_body_nested_too_deep_is_400_not_a_server_error(client, ledger_path, caplog):
+    """A signed body of 200,000 nested brackets: 400 with one line, no traceback, nothing kept."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    _, headers = delivery({})
+    headers["svix-signature"] = sign(body, headers["svix-id"], int(headers["svix-timestamp"]))
+    response = await post(client, body, headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "signed, but its JSON is nested too deep to be a Seam event"
+    assert event_rows(ledger_path) == []
+    assert not any(record.exc_info for record in caplog.records)
 
 
 async def test_a_replayed_delivery_answers_200_and_changes_nothing_twice(client, ledger_path):

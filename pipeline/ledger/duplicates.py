@@ -1,0 +1,134 @@
+"""Duplicates: one of our tags on more than one code of its door, as looks at doors found them.
+
+Codes can't be deleted: a duplicate takes a place on its door for good, and both PINs open the
+door until their end. Every look at a door (``apply``'s, ``status``'s) that finds a tag on more
+than one code records it here once (``duplicates``: every code found carrying it, with their
+PINs, and when and by which runs it was first and last seen); the results, ``status``,
+``report``, ``pins`` and the nightly summary say it from here until the codes' window has ended.
+
+Which doors are looked at again for one: those with a code whose create was sent again after a
+look found nothing (``not_found_at``): the earlier create may still be carried out later than
+the settle time allowed for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.dialects import Db
+from pipeline.ledger.schema import timestamp
+from pipeline.seam.models import AccessCode
+
+# What a report row of a duplicate says of it, besides the codes it names.
+DUPLICATE_COLUMNS = (
+    "idempotency_tag",
+    "device_id",
+    "reservation_id",
+    "door_name",
+    "site_name",
+    "starts_at",
+    "ends_at",
+    "state",  # the ledger's code of the tag (None: it has none)
+    "code_status",
+    "access_code_id",
+    "code",  # its PIN
+    "name",
+    "codes",  # JSON: every code carrying the tag, ``access_code_id``, ``code``, ``created_at``
+    "first_seen_at",
+    "last_seen_at",
+    "first_run_id",
+    "last_run_id",
+)
+
+
+class Duplicates(GroupCommits):
+    """The ledger's ``duplicates`` table, and the doors to look at for one."""
+
+    def note_duplicates(self, run_id: str, found: Mapping[str, Sequence[AccessCode]]) -> None:
+        """Record each tag of ``found`` (tag → the codes on one door carrying it, two or more)
+        as seen now by ``run_id``; codes seen before are kept. Queued for the next commit."""
+        if not found:
+            return
+        found = {tag: list(codes) for tag, codes in found.items()}
+
+        def change(db: Db) -> None:
+            at = timestamp()
+            for tag, codes in found.items():
+                row = db.execute(
+                    "SELECT codes FROM duplicates WHERE idempotency_tag = ?", (tag,)
+                ).fetchone()
+                known = {c["access_code_id"]: c for c in json.loads(row[0])} if row else {}
+                for code in codes:
+                    known[code.access_code_id] = {
+                        "access_code_id": code.access_code_id,
+                        "code": code.code or known.get(code.access_code_id, {}).get("code"),
+                        "created_at": code.created_at,
+                    }
+                listed = sorted(
+                    known.values(), key=lambda c: (c["created_at"] or "", c["access_code_id"])
+                )
+                first = codes[0]
+                db.execute(
+                    "INSERT INTO duplicates (idempotency_tag, device_id, name, ends_at, codes,"
+                    " first_seen_at, last_seen_at, first_run_id, last_run_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idempotency_tag) DO UPDATE"
+                    " SET codes = excluded.codes, last_seen_at = excluded.last_seen_at,"
+                    " last_run_id = excluded.last_run_id",
+                    (tag, first.device_id, first.name, first.ends_at, json.dumps(listed), at, at,
+                     run_id, run_id),
+                )  # fmt: skip
+
+        self.defer(change)
+
+    async def duplicate_rows(self, *, now: dt.datetime) -> list[dict[str, Any]]:
+        """Every duplicate whose codes' window hasn't ended at ``now``: ``DUPLICATE_COLUMNS``,
+        the stay's columns from the ledger's code of the tag (None when it has none), oldest
+        window first."""
+
+        def query(db: Db) -> list[dict[str, Any]]:
+            cursor = db.execute(
+                "SELECT d.idempotency_tag, d.device_id, c.reservation_id,"
+                " c.door_name, c.site_name, c.starts_at, coalesce(c.ends_at, d.ends_at),"
+                " c.state, c.code_status, c.access_code_id, c.code, d.name, d.codes,"
+                " d.first_seen_at, d.last_seen_at,"
+                " d.first_run_id, d.last_run_id"
+                " FROM duplicates d LEFT JOIN codes c USING (idempotency_tag)"
+            )
+            return [dict(zip(DUPLICATE_COLUMNS, row, strict=True)) for row in cursor]
+
+        rows = await self.read(query)
+        current = [row for row in rows if _is_open(row["ends_at"], now)]
+        return sorted(current, key=lambda row: (row["starts_at"] or "", row["idempotency_tag"]))
+
+    async def doubtful_doors(self, *, now: dt.datetime) -> set[str]:
+        """The doors holding a created code whose create was sent again after a look found
+        nothing (``not_found_at``), while its window is open at ``now``: the earlier create
+        may yet be carried out, so they are looked at for a duplicate."""
+
+        def query(db: Db) -> list[tuple[str, str]]:
+            return [
+                (str(device_id), str(ends_at))
+                for device_id, ends_at in db.execute(
+                    "SELECT device_id, ends_at FROM codes"
+                    " WHERE state = 'created' AND not_found_at IS NOT NULL"
+                )
+            ]
+
+        return {
+            device_id for device_id, ends_at in await self.read(query) if _is_open(ends_at, now)
+        }
+
+
+def _is_open(ends_at: str | None, now: dt.datetime) -> bool:
+    """Whether a window ending at ``ends_at`` (an instant with its offset; None: unknown, so
+    open) hasn't ended at ``now``."""
+    if not ends_at:
+        return True
+    try:
+        return dt.datetime.fromisoformat(ends_at.replace("Z", "+00:00")) > now
+    except ValueError:
+        return True

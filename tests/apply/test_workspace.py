@@ -1,0 +1,238 @@
+"""One writer per Seam workspace: two applies with two ledgers never overlap on one host, and a
+ledger refuses a key of another workspace."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import polars as pl
+import pytest
+
+from pipeline.apply.policy import CreatePolicy
+from pipeline.apply.run import ApplySettings
+from pipeline.apply.workspace import lock_file, run_directory, workspace_lock
+from pipeline.errors import RunLocked, UsageError
+from pipeline.sandbox import Faults
+from pipeline.sandbox.state import WORKSPACE_ID
+from tests.apply_helpers import SandboxRun, start_sandbox
+from tests.generate import make_devices, make_stays
+from tests.report.helpers import refresh
+from tests.servers import environment, served, tags_on_doors
+
+SETTINGS = ApplySettings(policy=CreatePolicy(settle_after=5.0))
+
+
+def sandbox_with_two_folders(tmp_path, monkeypatch, faults: Faults) -> tuple[SandboxRun, ...]:
+    """One sandbox (30 doors), reached from two folders, each with its own ledger."""
+    payload = make_devices(30, seed=31)
+    first = start_sandbox(payload, tmp_path / "cron", monkeypatch, faults=faults, seed=3)
+    second = SandboxRun(first.state, first.transport, tmp_path / "manual")
+    for run in (first, second):
+        run.folder.mkdir()
+    return first, second
+
+
+def thirty_doors_of_stays(run: SandboxRun) -> pl.DataFrame:
+    return make_stays([(device_id, 10) for device_id in run.state.slots], seed=8)
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+async def test_two_overlapping_applies_with_two_ledgers_make_each_code_once(tmp_path, monkeypatch):
+    """A cron job and a manual run from two folders (two ledgers), started together on 300
+    codes with a fifth of the answers lost: the second waits for the first (--wait-for-lock),
+    then finds every code on its door: each exists once, none is lost."""
+    cron, manual = sandbox_with_two_folders(tmp_path, monkeypatch, Faults(drop_after=0.2))
+    stays = thirty_doors_of_stays(cron)
+    results = {}
+
+    async def apply(run: SandboxRun, name: str) -> None:
+        results[name] = await run.apply(stays, SETTINGS, wait_for_lock=3600)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(apply, cron, "cron")
+        group.start_soon(apply, manual, "manual")
+    on_doors = tags_on_doors(cron.state)
+    assert cron.creates(0) + cron.creates(502) + cron.creates(504) > 30  # answers were lost
+    assert sorted(on_doors) == sorted(results["cron"].result.results["idempotency_tag"])
+    assert set(on_doors.values()) == {1}
+    assert len(on_doors) == 300
+    outcomes = {name: set(run.result.results["outcome"]) for name, run in results.items()}
+    # Whichever got the workspace first made the codes; the other found them all.
+    assert sorted(map(sorted, outcomes.values())) == [["already_created"], ["created"]]
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+async def test_a_second_apply_for_the_workspace_exits_3_naming_the_holder(tmp_path, monkeypatch):
+    """Without --wait-for-lock, the run from the other folder stops (exit 3) with one line
+    naming the workspace, the holder's run, pid, host and ledger; it sent no create."""
+    cron, manual = sandbox_with_two_folders(tmp_path, monkeypatch, Faults())
+    # Fifteen a door: the first run holds the workspace through a second window of each door.
+    stays = make_stays([(device_id, 15) for device_id in cron.state.slots], seed=8)
+    refused: list[RunLocked] = []
+
+    async def second() -> None:
+        while not cron.creates():  # noqa: ASYNC110 - the sandbox counts, it signals nothing
+            await anyio.sleep(0.05)
+        with pytest.raises(RunLocked) as raised:
+            await manual.apply(stays, SETTINGS)
+        refused.append(raised.value)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(second)
+        first = await cron.apply(stays, SETTINGS)
+    assert first.exit_code == 0
+    line = refused[0].one_line()
+    assert refused[0].exit_code == 3
+    assert line.startswith(
+        f"Seam workspace {WORKSPACE_ID} is in use by another apply run on this host:"
+        f" run {first.result.run_id}, pid {os.getpid()} on host {socket.gethostname()}, started "
+    )
+    assert f", ledger {cron.ledger} (wait for it to finish, or pass --wait-for-lock" in line
+    assert set(tags_on_doors(cron.state).values()) == {1}
+    # The refused run stopped before it planned a code: its ledger holds none.
+    with contextlib.closing(sqlite3.connect(manual.ledger)) as db:
+        assert db.execute("SELECT COUNT(*) FROM codes").fetchone() == (0,)
+        assert db.execute("SELECT exit_code FROM runs").fetchall() == [(3,)]
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+@pytest.mark.usefixtures("restore_logging")
+async def test_a_ledger_refuses_a_key_of_another_workspace(tmp_path, monkeypatch, capsys):
+    """The ledger records the workspace of the key that first used it; apply and status with
+    a key of another workspace stop with exit 2 and one line, before a code is sent or
+    looked for."""
+    payload = make_devices(2, seed=5)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    stays = make_stays([(d["device_id"], 2) for d in payload["devices"]], seed=2)
+    await run.apply(stays)
+    creates = run.creates()
+    monkeypatch.delenv("SEAM_API_KEY")
+    monkeypatch.setenv("SEAM_PERSONAL_ACCESS_TOKEN", "seam_at_someone_else")
+    monkeypatch.setenv("SEAM_WORKSPACE_ID", "ws-another")
+    line = (
+        f"ledger {run.ledger} records the codes of Seam workspace {WORKSPACE_ID}, but the API"
+        " key is for workspace ws-another (use that workspace's key with this ledger, or"
+        " another --ledger for this workspace)"
+    )
+    with pytest.raises(UsageError) as refused:
+        await run.apply(stays)
+    assert refused.value.one_line() == line
+    lists = run.state.requests[("/access_codes/list", 200)]
+    with pytest.raises(UsageError) as refused:
+        await refresh(run, dt.datetime.now(dt.UTC))
+    assert refused.value.one_line() == line
+    assert run.creates() == creates
+    assert run.state.requests[("/access_codes/list", 200)] == lists
+
+
+def test_the_run_directory_is_the_users_own(tmp_path, monkeypatch):
+    """ORACODE_RUN_DIR when set; else XDG_RUNTIME_DIR's; else a 0700 folder named for the uid
+    in the temporary folder, refused (exit 2) when someone else could write it."""
+    assert run_directory({"ORACODE_RUN_DIR": str(tmp_path / "given")}) == tmp_path / "given"
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    assert run_directory({"XDG_RUNTIME_DIR": str(runtime)}) == runtime / "oracode-provision"
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    made = run_directory({})
+    assert made == tmp_path / f"oracode-provision-{os.getuid()}"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    made.chmod(0o777)
+    with pytest.raises(UsageError) as refused:
+        run_directory({})
+    assert refused.value.one_line() == (
+        f"the run directory {made} isn't this user's own (owner uid {os.getuid()}, mode 777):"
+        " another user could hold its locks (remove it, or set ORACODE_RUN_DIR to a folder of"
+        " this user's)"
+    )
+
+
+def test_a_workspace_id_that_is_no_plain_name_is_hashed(tmp_path):
+    """A UUID names the lock file as it is; anything else (a slash, dots) is hashed, so the
+    file stays in the run directory."""
+    assert lock_file(tmp_path, WORKSPACE_ID) == tmp_path / f"workspace-{WORKSPACE_ID}.lock"
+    odd = lock_file(tmp_path, "../../etc/passwd")
+    assert odd.parent == tmp_path
+    assert odd.name.startswith("workspace-sha256-")
+
+
+@pytest.mark.anyio
+async def test_the_lock_file_says_who_holds_it_and_is_emptied_after(tmp_path):
+    """While held, the lock file (0600) names the run, pid and ledger; once let go, it is
+    empty and the next run takes the lock at once."""
+    environ = {"ORACODE_RUN_DIR": str(tmp_path)}
+    ledger = Path("somewhere/ledger.sqlite")
+    async with workspace_lock("ws-1", ledger=ledger, run_id="run-a", environ=environ) as path:
+        said = path.read_text()
+        assert '"run_id": "run-a"' in said
+        assert f'"pid": {os.getpid()}' in said
+        assert '"ledger": "somewhere/ledger.sqlite"' in said
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        with pytest.raises(RunLocked):
+            async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=environ):
+                pass
+        async with workspace_lock("ws-2", ledger=ledger, run_id="run-c", environ=environ):
+            pass  # another workspace has its own lock
+    assert path.read_text() == ""
+    async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=environ):
+        pass
+
+
+@pytest.mark.slow
+def test_two_apply_processes_from_two_folders_make_each_code_once(tmp_path):
+    """Two real apply processes from two folders with their own ledgers, on one file at once
+    with lost answers: the later one exits 3 with one line naming the holder; run again with
+    --wait-for-lock, both finish and every code exists once."""
+    payload = make_devices(10, seed=12)
+    stays = make_stays([(d["device_id"], 20) for d in payload["devices"]], seed=4)
+    source = tmp_path / "stays.csv"
+    stays.write_csv(source)
+    state, server = served(payload, Faults(drop_after=0.2, latency_ms=(5.0, 15.0)))
+    folders = [tmp_path / "cron", tmp_path / "manual"]
+
+    def start(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+        folder.mkdir(exist_ok=True)
+        command = [
+            sys.executable, "-m", "pipeline", "apply", str(source), "--door-rate", "10/2s",
+            "--settle-after", "1", *extra,
+        ]  # fmt: skip
+        return subprocess.Popen(
+            command, cwd=folder, env=environment(url), stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    with server as url:
+        first = start(folders[0], url)
+        while not state.codes:
+            assert first.poll() is None
+            time.sleep(0.02)
+        second = start(folders[1], url)
+        assert second.wait(timeout=60) == 3
+        assert second.stderr is not None
+        lines = second.stderr.read().splitlines()
+        refused = [line for line in lines if line.startswith("error:")]
+        assert first.wait(timeout=120) == 0
+        again = [start(folder, url, "--wait-for-lock", "120") for folder in reversed(folders)]
+        assert [process.wait(timeout=120) for process in again] == [0, 0]
+        on_doors = tags_on_doors(state)
+    assert refused == [
+        refused[0].split(" (")[0] + " (wait for it to finish, or pass --wait-for-lock SECONDS;"
+        " runs for one workspace must not overlap, whatever their ledgers)"
+    ]
+    assert refused[0].startswith(f"error: Seam workspace {WORKSPACE_ID} is in use by another")
+    assert f"ledger {Path('outputs/ledger.sqlite')}" in refused[0]
+    assert len(on_doors) == stays.height
+    assert set(on_doors.values()) == {1}
