@@ -19,14 +19,19 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.catalog.checks import did_you_mean
-from pipeline.catalog.doors import name_key
 from pipeline.errors import InputFileError
 from pipeline.read.dates import normalise_stays
 from pipeline.read.encodings import REPLACEMENT_CHARACTER, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
+from pipeline.read.headers import (
+    DELIMITERS,
+    READ_COLUMNS,
+    rename_to_canonical,
+    require_columns,
+    warn_unmatched_renames,
+)
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
-from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, Config
 
 log = logging.getLogger(__name__)
 # Whether a row's [input.skip] columns hold an unreadable byte (dropped before the table leaves).
@@ -34,9 +39,6 @@ _UNREADABLE_SKIP = "_unreadable_skip"
 
 CSV_EXTENSIONS = {".csv", ".tsv", ".txt"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
-_DELIMITERS = (",", ";", "\t", "|")
-# The columns a file may bring: the canonical ones and the split check-in/out date and time.
-_READ_COLUMNS = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
 # How many lines a warning names before it says "and N more".
 _LINES_SHOWN = 10
 
@@ -126,9 +128,9 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
         raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
-    renamed = _rename_to_canonical(schema.names(), config)
-    _warn_unmatched_renames(path, schema.names(), config)
-    _require_columns(path, renamed)
+    renamed = rename_to_canonical(schema.names(), config)
+    warn_unmatched_renames(path, schema.names(), config)
+    require_columns(path, renamed)
     present = [source for source, target in renamed.items() if target is not None]
     skips = skip_columns(config.input.skip, renamed, str(path))
     for source in (*present, *skips):
@@ -154,7 +156,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     ).select(
         *(
             pl.col(name).str.strip_chars().replace("", None).alias(name)
-            for name in _READ_COLUMNS
+            for name in READ_COLUMNS
             if name in CANONICAL_COLUMNS or name in found
         ),
         EXCLUDED_COLUMN,
@@ -181,7 +183,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
 
 def _scan_csv(path: Path, encoding: str | None) -> pl.LazyFrame:
     decoded = decode_export(path, encoding)
-    separator = max(_DELIMITERS, key=decoded.header.count)
+    separator = max(DELIMITERS, key=decoded.header.count)
     return pl.scan_csv(
         decoded.source,
         separator=separator,
@@ -251,55 +253,6 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Date):
         return column.dt.strftime("%Y-%m-%d").alias(name)
     return column.cast(pl.String).alias(name)
-
-
-def _rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | None]:
-    """Map each header to its canonical column (None when it is not one we use)."""
-    renamed: dict[str, str | None] = {}
-    mapping = {name_key(k): v for k, v in config.columns.items()}
-    for header in headers:
-        clean = header.strip().lstrip("\ufeff")
-        target = mapping.get(name_key(clean))
-        if target is None and clean.lower() in _READ_COLUMNS:
-            target = clean.lower()
-        if target is not None and target in renamed.values():
-            target = None  # the first header that maps to a column wins
-        renamed[header] = target
-    return renamed
-
-
-def _warn_unmatched_renames(path: Path, headers: list[str], config: Config) -> None:
-    """One warning line per ``[columns]`` key that no header of the file matches (a typo, or
-    another export's header): the column it names would otherwise be missing without a word."""
-    present = {name_key(header.strip().lstrip("\ufeff")) for header in headers}
-    for key, target in config.columns.items():
-        if name_key(key) not in present:
-            log.warning(
-                f"[columns] {key!r} matches no header of {path}"
-                f"{did_you_mean(key, headers, form='; {}')} (its headers: {', '.join(headers)};"
-                f" {target} is read from a header of that name, if any)"
-            )
-
-
-def _require_columns(path: Path, renamed: dict[str, str | None]) -> None:
-    found = set(renamed.values())
-    missing = [
-        name
-        for name in ("reservation_id", "check_in", "check_out")
-        if name not in found and f"{name}_date" not in found
-    ]
-    if not found & {"device_id", "door_name"}:
-        missing.append("device_id or door_name")
-    if not missing:
-        return
-    headers = list(renamed)
-    hint = "rename the file's headers with a [columns] table in the config"
-    if len(headers) == 1 and any(sep in headers[0] for sep in _DELIMITERS):
-        hint = "the delimiter was guessed wrong: the header is one column"
-    raise InputFileError(
-        f"reservation file {path} lacks column {', '.join(missing)}; it has {headers}",
-        hint=hint,
-    )
 
 
 def _empty() -> pl.DataFrame:
