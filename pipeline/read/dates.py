@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.errors import InputFileError
+from pipeline.input_settings import InputConfig
 from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
-from pipeline.settings import SPLIT_COLUMNS, InputConfig
+from pipeline.settings import SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 

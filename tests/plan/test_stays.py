@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 
 from pipeline.errors import InputFileError
+from pipeline.input_settings import InputConfig
 from pipeline.plan.stays import parse_stays
 from pipeline.read.dates import normalise_stays
-from pipeline.settings import InputConfig
 
 
 def read(columns: dict[str, list[str | None]], **settings: str) -> pl.DataFrame:

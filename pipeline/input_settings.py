@@ -1,0 +1,50 @@
+"""How the reservation files are written: ``[input]``, the config's table for the read stage."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+
+class InputConfig(BaseModel):
+    """How the reservation files are written (``[input]``): their text encoding (None: detected),
+    strftime-style formats of their dates and times (None: ISO 8601), the sheet of a workbook
+    (None: the first), and ``skip``: rows whose column holds one of the listed values are
+    skipped (``excluded``), e.g. cancelled bookings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoding: str | None = None
+    date_format: str | None = None
+    time_format: str | None = None
+    sheet: str | None = None
+    skip: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("date_format", "time_format")
+    @classmethod
+    def _formats_say_one_thing(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A date format holds the date, a time format the time, each with ``%`` directives:
+        a time inside ``date_format`` would be read and thrown away, and an offset (``%z``)
+        would shift the lock-local time, so both are refused at start."""
+        if value is None:
+            return value
+        directives = set(re.findall(r"%[-:]?([A-Za-z])", value))
+        if not directives:
+            raise ValueError(f"{value!r} has no strftime directive (e.g. %d.%m.%Y, %H:%M)")
+        offsets = directives & set("zZ")
+        if offsets:
+            raise ValueError(
+                f"{value!r} holds an offset (%{min(offsets)}); the export's times are read as the"
+                " lock's local time: leave the offset out"
+            )
+        misplaced = directives & (
+            set("HIMSpTRX") if info.field_name == "date_format" else set("dmyYbBajUWc")
+        )
+        if misplaced:
+            other = "time_format" if info.field_name == "date_format" else "date_format"
+            raise ValueError(
+                f"{value!r} holds %{min(misplaced)}, which belongs in [input] {other}"
+                " (date and time combine as date_format, a space, time_format)"
+            )
+        return value
