@@ -1,10 +1,12 @@
-"""How the reservation files are written: ``[input]``, the config's table for the read stage."""
+"""How the reservation files are written: ``[input]``, and ``[sources.NAME]`` for a night fed
+by several property systems; the config's tables for the read stage."""
 
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class InputConfig(BaseModel):
@@ -48,3 +50,25 @@ class InputConfig(BaseModel):
                 " (date and time combine as date_format, a space, time_format)"
             )
         return value
+
+
+def _check_files_glob(glob: str) -> str:
+    if not glob.strip():
+        raise ValueError("is empty: give a pattern of file names, e.g. pms-*.xlsx")
+    if "/" in glob or "\\" in glob:
+        raise ValueError(
+            f"{glob!r} names a folder: the pattern is matched against the file's name only"
+            " (e.g. pms-*.xlsx)"
+        )
+    return glob
+
+
+class SourceConfig(InputConfig):
+    """One property system's files (``[sources.NAME]``): ``files`` is a glob (``*``, ``?``,
+    ``[...]``) matched against each input file's name, case aside; the rest says how those
+    files are written, as ``[input]`` does, with the source's own ``columns`` (as the top-level
+    ``[columns]``) and ``skip``. Nothing is taken from the top-level ``[input]`` or
+    ``[columns]``: each system is read on its own terms."""
+
+    files: Annotated[str, AfterValidator(_check_files_glob)]
+    columns: dict[str, str] = Field(default_factory=dict)

@@ -17,7 +17,7 @@ import tomllib
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError, UsageError
-from pipeline.input_settings import InputConfig
+from pipeline.input_settings import InputConfig, SourceConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -290,6 +290,7 @@ class Config(BaseModel):
     input: InputConfig = Field(default_factory=InputConfig)
     doors: DoorsConfig = Field(default_factory=DoorsConfig)
     columns: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
@@ -298,13 +299,26 @@ class Config(BaseModel):
     @field_validator("columns")
     @classmethod
     def _targets_are_canonical(cls, value: dict[str, str]) -> dict[str, str]:
-        for source, target in value.items():
-            if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
-                raise ValueError(
-                    f"{source!r} maps to {target!r}, which is not one of"
-                    f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
-                )
+        return _check_column_targets(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_targets_are_canonical(
+        cls, value: dict[str, SourceConfig]
+    ) -> dict[str, SourceConfig]:
+        for name, source in value.items():
+            _check_column_targets(source.columns, f"[sources.{name}.columns] ")
         return value
+
+
+def _check_column_targets(columns: dict[str, str], where: str = "") -> dict[str, str]:
+    for source, target in columns.items():
+        if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
+            raise ValueError(
+                f"{where}{source!r} maps to {target!r}, which is not one of"
+                f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
+            )
+    return columns
 
 
 def load_config(path: Path | None) -> Config:
@@ -340,8 +354,13 @@ def _unknown_key(exc: ValidationError) -> tuple[str, str | None] | None:
         return None
     *section, key = (str(part) for part in extra["loc"])
     model: type[BaseModel] = Config
-    for part in section:
+    parts = iter(section)
+    for part in parts:
         annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict:
+            # A table of tables ([sources.NAME]): the next part is the name.
+            annotation = get_args(annotation)[1]
+            next(parts, None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -42,8 +42,9 @@ class DecodedExport:
     encoding: str
 
 
-def decode_export(path: Path, encoding: str | None) -> DecodedExport:
-    """Read ``path`` with the configured ``encoding``, or the detected one when None.
+def decode_export(path: Path, encoding: str | None, section: str = "[input]") -> DecodedExport:
+    """Read ``path`` with the configured ``encoding``, or the detected one when None;
+    ``section`` is where the setting is written, for messages.
 
     Undecodable bytes become the replacement character (the read stage warns about the rows
     they land in). Raises ConfigError for an encoding Python doesn't know, InputFileError for
@@ -54,7 +55,7 @@ def decode_export(path: Path, encoding: str | None) -> DecodedExport:
             codec = codecs.lookup(encoding).name
         except LookupError as exc:
             raise ConfigError(
-                f"[input] encoding {encoding!r} is not a known text encoding",
+                f"{section} encoding {encoding!r} is not a known text encoding",
                 hint="use e.g. utf-8, cp1252, utf-16 or latin-1, or remove it to detect",
             ) from exc
         if codec == "utf-8" and _is_utf8(path):
@@ -73,15 +74,17 @@ def decode_export(path: Path, encoding: str | None) -> DecodedExport:
         # only the stray byte becomes the replacement character, whose lines are named.
         log.warning(
             "%s is UTF-8 with bytes that aren't: read as UTF-8, those bytes replaced (their"
-            " lines are named below); if names look wrong, set [input] encoding",
+            " lines are named below); if names look wrong, set %s encoding",
             path,
+            section,
         )
         return _transcoded(path, "utf-8")
     log.warning(
         "%s is not UTF-8: read as %s (Windows Western European); if names look wrong, set"
-        " [input] encoding",
+        " %s encoding",
         path,
         FALLBACK_ENCODING,
+        section,
     )
     return _transcoded(path, FALLBACK_ENCODING)
 

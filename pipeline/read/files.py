@@ -30,6 +30,7 @@ from pipeline.read.headers import (
     require_columns,
     warn_unmatched_renames,
 )
+from pipeline.read.sources import FileSettings, settings_by_file
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
@@ -50,11 +51,14 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     planning to reject). Adds ``excluded_because`` (why ``[input.skip]`` excludes the row, or
     null), ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in
     a Parquet file, the sheet row in a workbook) so every result can point back at its input,
-    and ``row`` (0-based position over all files). Raises InputFileError for a file that can't
-    be used; logs a warning line for what it read but the operator should know (a guessed
-    encoding or date format, replacement characters, an ``[input.skip]`` key without a column).
+    and ``row`` (0-based position over all files). Each file is read with its source's
+    settings (``settings_by_file``). Raises InputFileError for a file that can't be used; logs
+    a warning line for what it read but the operator should know (a guessed encoding or date
+    format, replacement characters, an ``[input.skip]`` key without a column, a file no source
+    matches).
     """
-    frames = [_read_one(path, config) for path in paths]
+    settings = settings_by_file(paths, config)
+    frames = [_read_one(path, each) for path, each in zip(paths, settings, strict=True)]
     table = pl.concat(frames, how="vertical") if frames else _empty()
     # The CSV reader hands back one chunk per batch; planning is ~40 % faster on contiguous
     # columns, so pay for one copy here.
@@ -108,15 +112,15 @@ def _not_a_file(mode: int) -> str | None:
     return "not a regular file"
 
 
-def _read_one(path: Path, config: Config) -> pl.DataFrame:
+def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     suffix = path.suffix.lower()
     check_input_file(path)
     if suffix in CSV_EXTENSIONS:
-        frame = _scan_csv(path, config.input.encoding)
+        frame = _scan_csv(path, settings.input.encoding, settings.section)
     elif suffix in PARQUET_EXTENSIONS:
         frame = _scan_parquet(path)
     elif suffix in WORKBOOK_EXTENSIONS:
-        frame = read_workbook(path, config.input.sheet).lazy()
+        frame = read_workbook(path, settings.input.sheet, settings.section).lazy()
     else:
         raise InputFileError(
             f"reservation file {path} has extension {suffix!r}",
@@ -128,11 +132,11 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
         raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
-    renamed = rename_to_canonical(schema.names(), config)
-    warn_unmatched_renames(path, schema.names(), config)
-    require_columns(path, renamed)
+    renamed = rename_to_canonical(schema.names(), settings.columns)
+    warn_unmatched_renames(path, schema.names(), settings.columns, settings.columns_section)
+    require_columns(path, renamed, settings.columns_section)
     present = [source for source, target in renamed.items() if target is not None]
-    skips = skip_columns(config.input.skip, renamed, str(path))
+    skips = skip_columns(settings.input.skip, renamed, str(path), settings.skip_section)
     for source in (*present, *skips):
         if not _is_textual(schema[source]):
             raise InputFileError(
@@ -144,7 +148,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     frame = frame.select(
         *(pl.col(source).alias(str(renamed[source])) for source in present),
         *(pl.lit(None, pl.String).alias(name) for name in CANONICAL_COLUMNS if name not in found),
-        mark_excluded(skips),
+        mark_excluded(skips, settings.skip_section),
         # An [input.skip] value with an unreadable byte may fail to match: say so with the rest.
         pl.any_horizontal(
             pl.lit(False),
@@ -176,13 +180,13 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
         pl.lit(str(path)).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
     )
-    table = normalise_stays(table, config.input, str(path))
-    _warn_replacement_characters(table, str(path))
+    table = normalise_stays(table, settings.input, str(path), settings.section)
+    _warn_replacement_characters(table, str(path), settings.section)
     return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
 
 
-def _scan_csv(path: Path, encoding: str | None) -> pl.LazyFrame:
-    decoded = decode_export(path, encoding)
+def _scan_csv(path: Path, encoding: str | None, section: str) -> pl.LazyFrame:
+    decoded = decode_export(path, encoding, section)
     separator = max(DELIMITERS, key=decoded.header.count)
     return pl.scan_csv(
         decoded.source,
@@ -194,7 +198,7 @@ def _scan_csv(path: Path, encoding: str | None) -> pl.LazyFrame:
     )
 
 
-def _warn_replacement_characters(table: pl.DataFrame, source: str) -> None:
+def _warn_replacement_characters(table: pl.DataFrame, source: str, section: str) -> None:
     """A warning naming the lines whose values hold U+FFFD: bytes the encoding couldn't read,
     which would otherwise reach a code's name on the lock as they are."""
     hit = pl.any_horizontal(
@@ -216,11 +220,12 @@ def _warn_replacement_characters(table: pl.DataFrame, source: str) -> None:
     )
     log.warning(
         "%s: line(s) %s%s hold a replacement character (\N{REPLACEMENT CHARACTER}): bytes the"
-        " encoding can't read%s; set [input] encoding to the file's encoding",
+        " encoding can't read%s; set %s encoding to the file's encoding",
         source,
         shown,
         more,
         skip,
+        section,
     )
 
 

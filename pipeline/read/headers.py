@@ -1,16 +1,17 @@
 """A file's headers against the config: which header is which pipeline column (``[columns]``
 renames, then the canonical names), the columns a file must bring, and a ``[columns]`` key no
-header matches."""
+header matches. ``columns`` is the file's own map: ``[columns]``, or its source's."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.catalog.checks import did_you_mean
 from pipeline.catalog.doors import name_key
 from pipeline.errors import InputFileError
-from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS, Config
+from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +20,10 @@ DELIMITERS = (",", ";", "\t", "|")
 READ_COLUMNS = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
 
 
-def rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | None]:
+def rename_to_canonical(headers: list[str], columns: Mapping[str, str]) -> dict[str, str | None]:
     """Map each header to its canonical column (None when it is not one we use)."""
     renamed: dict[str, str | None] = {}
-    mapping = {name_key(k): v for k, v in config.columns.items()}
+    mapping = {name_key(k): v for k, v in columns.items()}
     for header in headers:
         clean = header.strip().lstrip("\ufeff")
         target = mapping.get(name_key(clean))
@@ -34,20 +35,27 @@ def rename_to_canonical(headers: list[str], config: Config) -> dict[str, str | N
     return renamed
 
 
-def warn_unmatched_renames(path: Path, headers: list[str], config: Config) -> None:
-    """One warning line per ``[columns]`` key that no header of the file matches (a typo, or
-    another export's header): the column it names would otherwise be missing without a word."""
+def warn_unmatched_renames(
+    path: Path, headers: list[str], columns: Mapping[str, str], section: str = "[columns]"
+) -> None:
+    """One warning line per ``columns`` key (written in ``section``) that no header of the file
+    matches (a typo, or another export's header): the column it names would otherwise be
+    missing without a word."""
     present = {name_key(header.strip().lstrip("\ufeff")) for header in headers}
-    for key, target in config.columns.items():
+    for key, target in columns.items():
         if name_key(key) not in present:
             log.warning(
-                f"[columns] {key!r} matches no header of {path}"
+                f"{section} {key!r} matches no header of {path}"
                 f"{did_you_mean(key, headers, form='; {}')} (its headers: {', '.join(headers)};"
                 f" {target} is read from a header of that name, if any)"
             )
 
 
-def require_columns(path: Path, renamed: dict[str, str | None]) -> None:
+def require_columns(
+    path: Path, renamed: dict[str, str | None], columns_section: str = "[columns]"
+) -> None:
+    """Raise InputFileError naming the columns the file lacks (and its headers), if any; the
+    hint names the file's renames (``columns_section``)."""
     found = set(renamed.values())
     missing = [
         name
@@ -59,7 +67,7 @@ def require_columns(path: Path, renamed: dict[str, str | None]) -> None:
     if not missing:
         return
     headers = list(renamed)
-    hint = "rename the file's headers with a [columns] table in the config"
+    hint = f"rename the file's headers with a {columns_section} table in the config"
     if len(headers) == 1 and any(sep in headers[0] for sep in DELIMITERS):
         hint = "the delimiter was guessed wrong: the header is one column"
     raise InputFileError(

@@ -21,11 +21,11 @@ WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
 _DAY_ZERO_YEAR = 1900
 
 
-def read_workbook(path: Path, sheet: str | None) -> pl.DataFrame:
+def read_workbook(path: Path, sheet: str | None, section: str = "[input]") -> pl.DataFrame:
     """The sheet's rows as text columns (null for an empty cell), the first row the header.
 
     Raises InputFileError for a file that isn't a readable workbook, or a ``sheet`` it lacks
-    (naming the sheets it has).
+    (naming the sheets it has and ``section``'s setting).
     """
     try:
         names = fastexcel.read_excel(path).sheet_names
@@ -35,7 +35,7 @@ def read_workbook(path: Path, sheet: str | None) -> pl.DataFrame:
             f"reservation file {path} is not a readable workbook: {detail}",
             hint="save it again from the spreadsheet program, or export CSV",
         ) from exc
-    chosen = _pick_sheet(path, names, sheet)
+    chosen = _pick_sheet(path, names, sheet, section)
     try:
         frame = pl.read_excel(path, engine="calamine", sheet_name=chosen, infer_schema_length=None)
     except (fastexcel.FastExcelError, pl.exceptions.PolarsError, ValueError) as exc:
@@ -46,7 +46,7 @@ def read_workbook(path: Path, sheet: str | None) -> pl.DataFrame:
     return frame.select(_as_text(name, dtype) for name, dtype in frame.schema.items())
 
 
-def _pick_sheet(path: Path, names: list[str], sheet: str | None) -> str:
+def _pick_sheet(path: Path, names: list[str], sheet: str | None, section: str) -> str:
     if not names:
         raise InputFileError(f"reservation file {path} has no sheets")
     if sheet is None:
@@ -58,7 +58,7 @@ def _pick_sheet(path: Path, names: list[str], sheet: str | None) -> str:
         return folded[0]
     raise InputFileError(
         f"reservation file {path} has no sheet {sheet!r}; its sheets: {', '.join(names)}",
-        hint="set [input] sheet to one of them",
+        hint=f"set {section} sheet to one of them",
     )
 
 
