@@ -12,8 +12,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 class InputConfig(BaseModel):
     """How the reservation files are written (``[input]``): their text encoding (None: detected),
     strftime-style formats of their dates and times (None: ISO 8601), the sheet of a workbook
-    (None: the first), and ``skip``: rows whose column holds one of the listed values are
-    skipped (``excluded``), e.g. cancelled bookings."""
+    (None: the first), the row that holds the headers (1-based; None: found among the first
+    rows), and ``skip``: rows whose column holds one of the listed values are skipped
+    (``excluded``), e.g. cancelled bookings."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -21,6 +22,7 @@ class InputConfig(BaseModel):
     date_format: str | None = None
     time_format: str | None = None
     sheet: str | None = None
+    header_row: Annotated[int, Field(ge=1)] | None = None
     skip: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("date_format", "time_format")

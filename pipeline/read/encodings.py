@@ -34,11 +34,12 @@ _HEAD = 64 * 1024
 @dataclass(frozen=True)
 class DecodedExport:
     """A CSV export ready for Polars: ``source`` is the file itself when it is UTF-8, else its
-    text re-encoded as UTF-8 bytes; ``header`` is its first line (for the delimiter guess);
-    ``encoding`` is the codec it was read with (``utf-8`` for the file as it is)."""
+    text re-encoded as UTF-8 bytes; ``head`` is the start of its text (for the header row and
+    the delimiter); ``encoding`` is the codec it was read with (``utf-8`` for the file as it
+    is)."""
 
     source: Path | bytes
-    header: str
+    head: str
     encoding: str
 
 
@@ -122,20 +123,16 @@ def _as_is(path: Path) -> DecodedExport:
         head = handle.read(_HEAD)
     text = head.decode("utf-8", errors="replace").removeprefix("\ufeff")
     _require_text(path, text)
-    return DecodedExport(path, _first_line(text), "utf-8")
+    return DecodedExport(path, text, "utf-8")
 
 
 def _transcoded(path: Path, codec: str) -> DecodedExport:
     # "replace", not "strict": a wrong byte costs its row a warning, not the whole file.
     text = path.read_bytes().decode(codec, errors="replace").removeprefix("\ufeff")
     _require_text(path, text)
-    return DecodedExport(text.encode("utf-8"), _first_line(text), codec)
+    return DecodedExport(text.encode("utf-8"), text[:_HEAD], codec)
 
 
 def _require_text(path: Path, text: str) -> None:
     if not text.strip():
         raise InputFileError(f"reservation file {path} is empty")
-
-
-def _first_line(text: str) -> str:
-    return text.lstrip("\r\n").splitlines()[0] if text.strip() else ""

@@ -4,8 +4,10 @@ canonical columns.
 Every value is kept as text here: planning parses it and turns a bad value into a row-level
 rejection that names the column, instead of failing the whole file. What fails the whole file
 (exit 2) is what makes its rows meaningless: unreadable, empty, malformed CSV, a missing column,
-dates that read two ways. The text encoding is ``encodings``' business, the dates' ``dates``',
-workbooks ``workbooks``', and the ``[input.skip]`` marks ``exclusions``'.
+dates that read two ways. Each file is read with its source's settings (``sources``); the
+text encoding is ``encodings``' business, the
+header row and the rows after the data ``layout``'s, the dates' ``dates``', workbooks
+``workbooks``', and the ``[input.skip]`` marks ``exclusions``'.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.read.dates import normalise_stays
-from pipeline.read.encodings import REPLACEMENT_CHARACTER, decode_export
+from pipeline.read.encodings import REPLACEMENT_CHARACTER, DecodedExport, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
 from pipeline.read.headers import (
-    DELIMITERS,
     READ_COLUMNS,
     rename_to_canonical,
     require_columns,
     warn_unmatched_renames,
 )
+from pipeline.read.layout import drop_trailing_rows, find_header_row, guess_delimiter, split_lines
 from pipeline.read.sources import FileSettings, settings_by_file
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, Config
@@ -52,10 +54,11 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     null), ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in
     a Parquet file, the sheet row in a workbook) so every result can point back at its input,
     and ``row`` (0-based position over all files). Each file is read with its source's
-    settings (``settings_by_file``). Raises InputFileError for a file that can't be used; logs
-    a warning line for what it read but the operator should know (a guessed encoding or date
-    format, replacement characters, an ``[input.skip]`` key without a column, a file no source
-    matches).
+    settings (``settings_by_file``) from its header row; the rows after its data that hold no
+    reservation are left out (one info line). Raises InputFileError for a file that can't be
+    used; logs a warning line for what it read but the operator
+    should know (a guessed encoding or date format, replacement characters, an
+    ``[input.skip]`` key without a column, a file no source matches).
     """
     settings = settings_by_file(paths, config)
     frames = [_read_one(path, each) for path, each in zip(paths, settings, strict=True)]
@@ -116,25 +119,26 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     suffix = path.suffix.lower()
     check_input_file(path)
     if suffix in CSV_EXTENSIONS:
-        frame = _scan_csv(path, settings.input.encoding, settings.section)
+        decoded = decode_export(path, settings.input.encoding, settings.section)
+        frame, first_line = _scan_csv(decoded, settings)
     elif suffix in PARQUET_EXTENSIONS:
-        frame = _scan_parquet(path)
+        # A Parquet file has no header line: its first row is row 1.
+        frame, first_line = _scan_parquet(path), 1
     elif suffix in WORKBOOK_EXTENSIONS:
-        frame = read_workbook(path, settings.input.sheet, settings.section).lazy()
+        table, first_line = read_workbook(path, settings)
+        frame = table.lazy()
     else:
         raise InputFileError(
             f"reservation file {path} has extension {suffix!r}",
             hint="use .csv, .parquet, .xlsx, .xls or .ods",
         )
-    # Line 1 is the header in a CSV file and a sheet; a Parquet file has none.
-    first_line = 1 if suffix in PARQUET_EXTENSIONS else 2
     try:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
         raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
     renamed = rename_to_canonical(schema.names(), settings.columns)
     warn_unmatched_renames(path, schema.names(), settings.columns, settings.columns_section)
-    require_columns(path, renamed, settings.columns_section)
+    require_columns(path, renamed, settings.columns_section, settings.section)
     present = [source for source, target in renamed.items() if target is not None]
     skips = skip_columns(settings.input.skip, renamed, str(path), settings.skip_section)
     for source in (*present, *skips):
@@ -180,22 +184,29 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
         pl.lit(str(path)).alias("source_file"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + first_line).alias("source_line"),
     )
+    table = drop_trailing_rows(table, str(path))
+    if table.height == 0:
+        raise InputFileError(f"reservation file {path} has a header but no reservations")
     table = normalise_stays(table, settings.input, str(path), settings.section)
     _warn_replacement_characters(table, str(path), settings.section)
     return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
 
 
-def _scan_csv(path: Path, encoding: str | None, section: str) -> pl.LazyFrame:
-    decoded = decode_export(path, encoding, section)
-    separator = max(DELIMITERS, key=decoded.header.count)
-    return pl.scan_csv(
+def _scan_csv(decoded: DecodedExport, settings: FileSettings) -> tuple[pl.LazyFrame, int]:
+    """The CSV file as Polars scans it from its header row, and the line of its first row."""
+    index = find_header_row(split_lines(decoded.head), settings.columns, settings.input.header_row)
+    lines = decoded.head.split("\n", index + 1)
+    header = lines[index] if index < len(lines) else ""
+    frame = pl.scan_csv(
         decoded.source,
-        separator=separator,
+        separator=guess_delimiter(header),
+        skip_lines=index,
         infer_schema=False,
         encoding="utf8-lossy",
         raise_if_empty=True,
         missing_columns="insert",
     )
+    return frame, index + 2
 
 
 def _warn_replacement_characters(table: pl.DataFrame, source: str, section: str) -> None:

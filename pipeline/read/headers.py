@@ -51,11 +51,8 @@ def warn_unmatched_renames(
             )
 
 
-def require_columns(
-    path: Path, renamed: dict[str, str | None], columns_section: str = "[columns]"
-) -> None:
-    """Raise InputFileError naming the columns the file lacks (and its headers), if any; the
-    hint names the file's renames (``columns_section``)."""
+def missing_columns(renamed: Mapping[str, str | None]) -> list[str]:
+    """The columns a file must bring that ``renamed`` (header -> column) lacks."""
     found = set(renamed.values())
     missing = [
         name
@@ -64,10 +61,24 @@ def require_columns(
     ]
     if not found & {"device_id", "door_name"}:
         missing.append("device_id or door_name")
+    return missing
+
+
+def require_columns(
+    path: Path,
+    renamed: dict[str, str | None],
+    columns_section: str = "[columns]",
+    input_section: str = "[input]",
+) -> None:
+    """Raise InputFileError naming the columns the file lacks (and its headers), if any; the
+    hint names the file's settings (``columns_section``, ``input_section``)."""
+    missing = missing_columns(renamed)
     if not missing:
         return
     headers = list(renamed)
     hint = f"rename the file's headers with a {columns_section} table in the config"
+    if not any(renamed.values()):
+        hint += f", or set {input_section} header_row to the row that holds them"
     if len(headers) == 1 and any(sep in headers[0] for sep in DELIMITERS):
         hint = "the delimiter was guessed wrong: the header is one column"
     raise InputFileError(

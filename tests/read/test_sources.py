@@ -135,7 +135,7 @@ def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings
         (
             '[sources.pms]\nfiles = "pms-*.csv"\nencodng = "cp1252"\n',
             "unknown key encodng in [sources.pms] (known: encoding, date_format, time_format,"
-            " sheet, skip, files, columns) (did you mean encoding?)",
+            " sheet, header_row, skip, files, columns) (did you mean encoding?)",
         ),
         (
             '[sources.pms]\nfiles = "exports/pms-*.csv"\n',
@@ -153,11 +153,15 @@ def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings
             "sources.pms.date_format: Value error, '%d.%m.%Y %H:%M' holds %H, which belongs in"
             " [input] time_format",
         ),
+        (
+            "[input]\nheader_row = 0\n",
+            "input.header_row: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_a_source_that_cant_be_right_is_refused_at_start(tmp_path, toml, message):
     """A source's typo, a folder in its glob, no glob, a column that isn't the pipeline's, a
-    time in its date format: exit 2 at start, naming the key."""
+    time in its date format, a header row of 0: exit 2 at start, naming the key."""
     path = tmp_path / "pipeline.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError) as refused:
