@@ -4,9 +4,10 @@ Takes reservation files (CSV, Parquet, or a .xlsx/.xls/.ods workbook) and the co
 mapping and ``[input]`` settings (or, per file, those of its ``[sources.NAME]``); gives one
 table of the canonical columns as text, check-in and check-out as ISO text, each row's
 ``[input.skip]`` mark, file and line, for planning: ``files.py`` (the stage in order),
-``sources.py`` (which settings read which file), ``headers.py`` (headers against the config),
-``encodings.py`` (a CSV's text encoding), ``dates.py`` (dates
-and times as exports write them), ``workbooks.py``, ``exclusions.py``. A file that can't be
-read, lacks a column, or has dates that read two ways is an InputFileError (exit 2); a bad value
-is left to planning.
+``sources.py`` (which settings read which file), ``encodings.py`` (a CSV's text encoding),
+``mojibake.py`` (text read in the wrong encoding), ``headers.py`` (headers against the
+config), ``layout.py`` (the header row, the rows after the data), ``dates.py`` (dates and times
+as exports write them), ``workbooks.py``, ``exclusions.py``. A file that can't be read, lacks
+a column, holds mis-decoded text or has dates that read two ways is an InputFileError (exit 2);
+a bad value is left to planning.
 """

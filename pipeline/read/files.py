@@ -4,8 +4,8 @@ canonical columns.
 Every value is kept as text here: planning parses it and turns a bad value into a row-level
 rejection that names the column, instead of failing the whole file. What fails the whole file
 (exit 2) is what makes its rows meaningless: unreadable, empty, malformed CSV, a missing column,
-dates that read two ways. Each file is read with its source's settings (``sources``); the
-text encoding is ``encodings``' business, the
+text read in the wrong encoding, dates that read two ways. Each file is read with its source's
+settings (``sources``); the text encoding is ``encodings``' business (and ``mojibake``'s), the
 header row and the rows after the data ``layout``'s, the dates' ``dates``', workbooks
 ``workbooks``', and the ``[input.skip]`` marks ``exclusions``'.
 """
@@ -32,6 +32,12 @@ from pipeline.read.headers import (
     warn_unmatched_renames,
 )
 from pipeline.read.layout import drop_trailing_rows, find_header_row, guess_delimiter, split_lines
+from pipeline.read.mojibake import (
+    MOJIBAKE_COLUMN,
+    NAME_COLUMNS,
+    first_mojibake,
+    refuse_mojibake,
+)
 from pipeline.read.sources import FileSettings, settings_by_file
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, Config
@@ -56,7 +62,7 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     and ``row`` (0-based position over all files). Each file is read with its source's
     settings (``settings_by_file``) from its header row; the rows after its data that hold no
     reservation are left out (one info line). Raises InputFileError for a file that can't be
-    used; logs a warning line for what it read but the operator
+    used or holds mis-decoded text; logs a warning line for what it read but the operator
     should know (a guessed encoding or date format, replacement characters, an
     ``[input.skip]`` key without a column, a file no source matches).
     """
@@ -118,6 +124,7 @@ def _not_a_file(mode: int) -> str | None:
 def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     suffix = path.suffix.lower()
     check_input_file(path)
+    decoded: DecodedExport | None = None  # a CSV file's text
     if suffix in CSV_EXTENSIONS:
         decoded = decode_export(path, settings.input.encoding, settings.section)
         frame, first_line = _scan_csv(decoded, settings)
@@ -161,6 +168,12 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
                 for source in skips
             ),
         ).alias(_UNREADABLE_SKIP),
+        # The names a code may carry and the skip values: a date can't turn into a name.
+        first_mojibake(
+            []
+            if decoded is not None and decoded.is_ascii
+            else [*(name for name in present if renamed[name] in NAME_COLUMNS), *skips]
+        ),
     ).select(
         *(
             pl.col(name).str.strip_chars().replace("", None).alias(name)
@@ -169,6 +182,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
         ),
         EXCLUDED_COLUMN,
         _UNREADABLE_SKIP,
+        MOJIBAKE_COLUMN,
     )
     try:
         table = frame.collect()
@@ -187,6 +201,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     table = drop_trailing_rows(table, str(path))
     if table.height == 0:
         raise InputFileError(f"reservation file {path} has a header but no reservations")
+    refuse_mojibake(table, str(path), decoded.encoding if decoded else None, settings.section)
     table = normalise_stays(table, settings.input, str(path), settings.section)
     _warn_replacement_characters(table, str(path), settings.section)
     return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
