@@ -142,7 +142,12 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     try:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
+        hint = None
+        if settings.input.header_row is not None:
+            hint = f"check {settings.section} header_row: {settings.input.header_row}"
+        raise InputFileError(
+            f"reservation file {path} has no readable header: {exc}", hint=hint
+        ) from exc
     renamed = rename_to_canonical(schema.names(), settings.columns)
     warn_unmatched_renames(path, schema.names(), settings.columns, settings.columns_section)
     require_columns(path, renamed, settings.columns_section, settings.section)

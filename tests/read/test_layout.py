@@ -143,6 +143,20 @@ def test_a_header_row_past_the_sheet_is_one_line(tmp_path, plan_file):
     ]
 
 
+def test_a_header_row_past_a_csv_file_is_one_line(tmp_path, plan_file):
+    """``header_row`` beyond a CSV file's last line: exit 2 naming the setting."""
+    source = tmp_path / "short.csv"
+    source.write_text(
+        "reservation_id,door_name,check_in,check_out\nR1,Room 101,2027-03-25,2027-03-28\n"
+    )
+    code, _, errors = plan_file(source, "[input]\nheader_row = 5\n")
+    assert code == 2
+    assert errors == [
+        f"error: reservation file {source} has no readable header: specified skip_lines is"
+        " larger than total number of lines. (check [input] header_row: 5)"
+    ]
+
+
 def test_a_csv_title_and_an_excel_separator_line_are_skipped(tmp_path, plan_file, read_warnings):
     """A CSV export with Excel's ``sep=;`` line, a title and a blank line above its headers is
     read from its header line, each row numbered as the file's line."""
