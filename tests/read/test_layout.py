@@ -226,3 +226,14 @@ def test_date_time_cells_keep_their_times_and_round_to_the_second(tmp_path):
         ("2027-03-25T15:30:00", "2027-03-28"),
         ("2027-03-26T00:00:00", "2027-03-29"),
     ]
+
+
+def test_a_file_with_only_a_total_under_its_header_is_one_line(tmp_path, plan_file):
+    """A night with no arrivals exported as the headers and "Total reservations: 0": exit 2,
+    as for a file with a header and no rows, and no plan."""
+    source = write_xlsx(
+        tmp_path / "empty.xlsx", {"Arrivals": [*REPORT[:3], ["Total reservations: 0"]]}
+    )
+    code, plan, errors = plan_file(source, COLUMNS)
+    assert (code, plan) == (2, None)
+    assert errors == [f"error: reservation file {source} has a header but no reservations"]
