@@ -8,6 +8,29 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+# Where the read settings are written in the config, as messages name them: the top-level
+# tables, or a source's own (``source_section("pms")`` is ``[sources.pms]``, its renames
+# ``[sources.pms.columns]``, its skip values ``[sources.pms.skip]``).
+INPUT_SECTION = "[input]"
+COLUMNS_SECTION = "[columns]"
+
+
+def source_section(name: str) -> str:
+    """The config table of the source ``name``: ``[sources.NAME]``."""
+    return f"[sources.{name}]"
+
+
+def columns_section(section: str) -> str:
+    """The renames of the settings written in ``section``: ``[columns]`` beside ``[input]``,
+    a source's own ``[sources.NAME.columns]``."""
+    return COLUMNS_SECTION if section == INPUT_SECTION else f"{section[:-1]}.columns]"
+
+
+def skip_section(section: str) -> str:
+    """The skip values of the settings written in ``section``: ``[input.skip]``,
+    ``[sources.NAME.skip]``."""
+    return f"{section[:-1]}.skip]"
+
 
 class InputConfig(BaseModel):
     """How the reservation files are written (``[input]``): their text encoding (None: detected),

@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError, UsageError
-from pipeline.input_settings import InputConfig, SourceConfig
+from pipeline.input_settings import InputConfig, SourceConfig, columns_section, source_section
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -307,7 +307,7 @@ class Config(BaseModel):
         cls, value: dict[str, SourceConfig]
     ) -> dict[str, SourceConfig]:
         for name, source in value.items():
-            _check_column_targets(source.columns, f"[sources.{name}.columns] ")
+            _check_column_targets(source.columns, f"{columns_section(source_section(name))} ")
         return value
 
 

@@ -81,7 +81,7 @@ class Reading:
 
 
 def normalise_stays(
-    frame: pl.DataFrame, settings: InputConfig, source: str, section: str = "[input]"
+    frame: pl.DataFrame, settings: InputConfig, source: str, section: str
 ) -> pl.DataFrame:
     """Replace ``check_in`` / ``check_out`` (and any split columns) by ISO text.
 

@@ -50,7 +50,7 @@ class DecodedExport:
     is_ascii: bool = False
 
 
-def decode_export(path: Path, encoding: str | None, section: str = "[input]") -> DecodedExport:
+def decode_export(path: Path, encoding: str | None, section: str) -> DecodedExport:
     """Read ``path`` with the configured ``encoding``, or the detected one when None;
     ``section`` is where the setting is written, for messages.
 

@@ -26,7 +26,7 @@ def skip_columns(
     skip: Mapping[str, Sequence[str]],
     renamed: Mapping[str, str | None],
     source: str,
-    section: str = "[input.skip]",
+    section: str,
 ) -> dict[str, list[str]]:
     """The file's header for each ``skip`` key (written in ``section``) that matches one, with
     its values.
@@ -52,7 +52,7 @@ def skip_columns(
     return found
 
 
-def mark_excluded(columns: Mapping[str, Sequence[str]], section: str = "[input.skip]") -> pl.Expr:
+def mark_excluded(columns: Mapping[str, Sequence[str]], section: str) -> pl.Expr:
     """The EXCLUDED_COLUMN expression over the skip ``columns`` (header -> values, written in
     ``section``): the first column whose trimmed value equals one of its values, ignoring
     case, names it."""

@@ -36,7 +36,7 @@ def rename_to_canonical(headers: list[str], columns: Mapping[str, str]) -> dict[
 
 
 def warn_unmatched_renames(
-    path: Path, headers: list[str], columns: Mapping[str, str], section: str = "[columns]"
+    path: Path, headers: list[str], columns: Mapping[str, str], section: str
 ) -> None:
     """One warning line per ``columns`` key (written in ``section``) that no header of the file
     matches (a typo, or another export's header): the column it names would otherwise be
@@ -67,8 +67,8 @@ def missing_columns(renamed: Mapping[str, str | None]) -> list[str]:
 def require_columns(
     path: Path,
     renamed: dict[str, str | None],
-    columns_section: str = "[columns]",
-    input_section: str = "[input]",
+    columns_section: str,
+    input_section: str,
 ) -> None:
     """Raise InputFileError naming the columns the file lacks (and its headers), if any; the
     hint names the file's settings (``columns_section``, ``input_section``)."""

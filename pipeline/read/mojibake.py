@@ -55,9 +55,7 @@ def first_mojibake(columns: list[str]) -> pl.Expr:
     return pl.coalesce(pl.lit(None, pl.String), *found).alias(MOJIBAKE_COLUMN)
 
 
-def refuse_mojibake(
-    table: pl.DataFrame, source: str, decoded_as: str | None, section: str = "[input]"
-) -> None:
+def refuse_mojibake(table: pl.DataFrame, source: str, decoded_as: str | None, section: str) -> None:
     """Raise InputFileError for the first row of ``table`` (with MOJIBAKE_COLUMN and
     ``source_line``) that holds mojibake. ``decoded_as`` is the encoding the file's bytes were
     read in here (None for a workbook or a Parquet file, whose text comes decoded): read as

@@ -15,7 +15,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.input_settings import InputConfig
+from pipeline.input_settings import (
+    INPUT_SECTION,
+    InputConfig,
+    columns_section,
+    skip_section,
+    source_section,
+)
 from pipeline.settings import Config
 
 log = logging.getLogger(__name__)
@@ -28,15 +34,15 @@ class FileSettings:
 
     input: InputConfig
     columns: Mapping[str, str]
-    section: str = "[input]"
+    section: str = INPUT_SECTION
 
     @property
     def columns_section(self) -> str:
-        return "[columns]" if self.section == "[input]" else f"{self.section[:-1]}.columns]"
+        return columns_section(self.section)
 
     @property
     def skip_section(self) -> str:
-        return f"{self.section[:-1]}.skip]"
+        return skip_section(self.section)
 
 
 def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings]:
@@ -74,7 +80,7 @@ def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings
             continue
         used.add(name)
         source = config.sources[name]
-        chosen.append(FileSettings(source, source.columns, f"[sources.{name}]"))
+        chosen.append(FileSettings(source, source.columns, source_section(name)))
     for name, source in config.sources.items():
         if name not in used:
             log.warning(

@@ -72,7 +72,7 @@ def _header_names(cells: tuple[str | None, ...]) -> list[str]:
     return names
 
 
-def read_sheet(path: Path, sheet: str | None, section: str = "[input]") -> pl.DataFrame:
+def read_sheet(path: Path, sheet: str | None, section: str) -> pl.DataFrame:
     """The sheet's cells as text (null for an empty cell), one frame row per sheet row from
     the sheet's first row (frame row 0 is sheet row 1), the columns named ``column_1``, ...
 
