@@ -1,12 +1,18 @@
 """Workbooks (``.xlsx``, ``.xls``, ``.ods``) through Polars' calamine engine (fastexcel).
 
-One sheet is read: ``[input] sheet``, or the first. It is read whole, without a header, every
-cell on its own as the text a CSV export would carry: a date cell ``2027-03-25``, a date-time
-cell ``2027-03-25T15:30:00``, a time cell (a duration, or a date-time on Excel's day zero)
-``15:30:00``, a whole number without ``.0``. Reading cell by cell, not column by column, keeps
-a date cell a date whatever else its column holds: a title above the headers, a "Total
-reservations: 3" line under the data. The table starts under its header row, found as
-``layout`` says.
+One sheet is read: ``[input] sheet``, or the first. It is loaded once, whole, without a header,
+every cell as text; the table starts under its header row, found as ``layout`` says. Each cell
+of the table is then read on its own, as the text a CSV export would carry: a date cell
+``2027-03-25``, a date-time cell ``2027-03-25T15:30:00``, a time cell (a duration, or a
+date-time on Excel's day zero) ``15:30:00``, a whole number without ``.0``. What the rest of
+its column holds (another booking's date-time, a title or a "Total reservations: 3" line)
+changes nothing.
+
+An .xlsx or .xls file doesn't tell a date cell from a date-time cell at midnight: calamine
+gives both as the same date-time (it reads a cell's number format only as far as "a date or
+a duration"). So a cell at midnight is read as a date, from itself alone: a date cell is then
+always a date, and a date-time cell at 00:00 beside one with a time of day makes its row
+rejected for mixing a date and a date-time, never a window that ends at midnight unasked.
 """
 
 from __future__ import annotations
@@ -24,15 +30,15 @@ WORKBOOK_EXTENSIONS = {".xlsx", ".xlsm", ".xls", ".ods"}
 # Excel counts days from 1899-12-30 (1899-12-31 in some writers): a time-only cell is a
 # date-time on that day.
 _DAY_ZERO_YEAR = 1900
-# How calamine writes a date or date-time cell as text (a fraction of a second when the
-# cell's number doesn't land on one), and how an .ods date-time cell is written.
-_DATE_TIME = r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?$"
+# How calamine writes a date-time cell as text (a fraction of a second when the cell's number
+# doesn't land on one), and how an .ods date-time cell is written.
+_DATE_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f")
 
 
 def read_workbook(path: Path, settings: FileSettings) -> tuple[pl.DataFrame, int]:
     """The table of the file's sheet (``read_sheet``): the rows under its header row, named by
-    it, and the sheet row of the first of them. A column with neither a header nor a value is
-    left out; one with values but no header is named ``(column N)``.
+    it, each cell as text, and the sheet row of the first of them. A column with neither a
+    header nor a value is left out; one with values but no header is named ``(column N)``.
 
     Raises InputFileError as ``read_sheet`` does, for an empty sheet, and for a ``header_row``
     past the sheet's end.
@@ -55,7 +61,7 @@ def read_workbook(path: Path, settings: FileSettings) -> tuple[pl.DataFrame, int
         for name, cell in zip(body.columns, cells, strict=True)
         if cell is not None or body[name].null_count() < body.height
     ]
-    return body.select(kept), index + 2
+    return body.select(_cell_text(name) for name in kept), index + 2
 
 
 def _header_names(cells: tuple[str | None, ...]) -> list[str]:
@@ -73,8 +79,9 @@ def _header_names(cells: tuple[str | None, ...]) -> list[str]:
 
 
 def read_sheet(path: Path, sheet: str | None, section: str) -> pl.DataFrame:
-    """The sheet's cells as text (null for an empty cell), one frame row per sheet row from
-    the sheet's first row (frame row 0 is sheet row 1), the columns named ``column_1``, ...
+    """The sheet's cells as calamine writes them as text (null for an empty cell), one frame
+    row per sheet row from the sheet's first row (frame row 0 is sheet row 1), the columns
+    named ``column_1``, ...; an .ods time cell as ``15:30:00``.
 
     Raises InputFileError for a file that isn't a readable workbook, or a ``sheet`` it lacks
     (naming the sheets it has and ``section``'s setting).
@@ -91,21 +98,42 @@ def read_sheet(path: Path, sheet: str | None, section: str) -> pl.DataFrame:
     chosen = _pick_sheet(path, names, sheet, section)
     try:
         # skip_rows=0: without it, leading empty rows are dropped and rows lose their number.
-        text = reader.load_sheet(chosen, header_row=None, skip_rows=0, dtypes="string")
-        # A time cell in an .ods file is a duration, which has no text form: read it apart.
-        durations = reader.load_sheet(chosen, header_row=None, skip_rows=0, dtypes="duration")
-        cells, times = text.to_polars(), durations.to_polars()
+        cells = reader.load_sheet(chosen, header_row=None, skip_rows=0, dtypes="string")
+        frame = cells.to_polars()
+        frame.columns = [f"column_{n}" for n in range(1, frame.width + 1)]
+        if path.suffix.lower() == ".ods":
+            frame = _with_ods_times(frame, reader, chosen)
     except (fastexcel.FastExcelError, pl.exceptions.PolarsError, ValueError) as exc:
         detail = str(exc).strip().splitlines()[0]
         raise InputFileError(
             f"reservation file {path}: sheet {chosen!r} can't be read: {detail}"
         ) from exc
-    names = [f"column_{n}" for n in range(1, cells.width + 1)]
-    cells.columns, times.columns = names, names
-    return pl.DataFrame(
-        [_as_text(cells[name], times[name]) for name in names],
-        schema=dict.fromkeys(names, pl.String),
+    return frame
+
+
+def _with_ods_times(frame: pl.DataFrame, reader: fastexcel.ExcelReader, sheet: str) -> pl.DataFrame:
+    """``frame`` with the .ods file's time cells filled in: a time cell there is a duration,
+    which has no text form, so it is loaded apart (the file is parsed once, when opened: this
+    costs a conversion, not a second reading of the sheet)."""
+    loaded = reader.load_sheet(sheet, header_row=None, skip_rows=0, dtypes="duration")
+    times = loaded.to_polars()
+    times.columns = frame.columns
+    return frame.with_columns(
+        pl.coalesce(pl.col(name), _duration_text(times[name])).alias(name) for name in frame.columns
     )
+
+
+def _duration_text(durations: pl.Series) -> pl.Series:
+    seconds = durations.dt.total_seconds()
+    return pl.select(
+        pl.format(
+            "{}:{}:{}",
+            *(
+                part.cast(pl.String).str.zfill(2)
+                for part in (seconds // 3600, seconds % 3600 // 60, seconds % 60)
+            ),
+        )
+    ).to_series()
 
 
 def _pick_sheet(path: Path, names: list[str], sheet: str | None, section: str) -> str:
@@ -124,42 +152,21 @@ def _pick_sheet(path: Path, names: list[str], sheet: str | None, section: str) -
     )
 
 
-def _as_text(cells: pl.Series, times: pl.Series) -> pl.Series:
-    """One column's cells as text: date and date-time cells (written by calamine as
-    ``2027-03-25 15:30:00``) as ISO dates, date-times and times of day, rounded to the second
-    (a cell's number seldom lands on one); a duration cell as ``15:30:00``; the rest as is.
-
-    A date-time at midnight is a date unless its column holds other date-times: a column
-    typed as dates reads as dates, as Polars reads a whole date column."""
-    frame = pl.DataFrame({"cell": cells, "time": times})
-    cell = pl.col("cell")
-    moment = (
-        pl.when(cell.str.contains(_DATE_TIME))
-        .then(cell.str.replace("T", " ").str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False))
-        .dt.round("1s")
-    )
-    frame = frame.with_columns(moment=moment)
-    moment = pl.col("moment")
-    is_day_zero = moment.dt.year() < _DAY_ZERO_YEAR
-    is_midnight = moment.dt.time() == pl.time(0)
-    has_times = (~is_day_zero & ~is_midnight).any()
-    seconds = pl.col("time").dt.total_seconds()
-    return frame.select(
-        pl.when(moment.is_null() & cell.is_null() & seconds.is_not_null())
-        .then(
-            pl.format(
-                "{}:{}:{}",
-                (seconds // 3600).cast(pl.String).str.zfill(2),
-                (seconds % 3600 // 60).cast(pl.String).str.zfill(2),
-                (seconds % 60).cast(pl.String).str.zfill(2),
-            )
-        )
-        .when(moment.is_null())
+def _cell_text(name: str) -> pl.Expr:
+    """Each cell of column ``name`` on its own as the text a CSV export would carry (the
+    module's rules): a date-time rounded to the second (a cell's number seldom lands on one),
+    a date at midnight, a time on day zero; any other cell as calamine wrote it."""
+    cell = pl.col(name)
+    moment = pl.coalesce(
+        cell.str.to_datetime(fmt, strict=False, time_unit="ms") for fmt in _DATE_TIME_FORMATS
+    ).dt.round("1s")
+    return (
+        pl.when(moment.is_null())
         .then(cell)
-        .when(is_day_zero)
+        .when(moment.dt.year() < _DAY_ZERO_YEAR)
         .then(moment.dt.strftime("%H:%M:%S"))
-        .when(is_midnight & ~has_times)
+        .when(moment.dt.time() == pl.time(0))
         .then(moment.dt.strftime("%Y-%m-%d"))
         .otherwise(moment.dt.strftime("%Y-%m-%dT%H:%M:%S"))
-        .alias(cells.name)
-    ).to_series()
+        .alias(name)
+    )

@@ -1,5 +1,5 @@
 """Where the table is: a title and blank rows above the headers, a total and a footnote under
-the data, a header row set by hand; typed date cells read as dates whatever surrounds them."""
+the data, a header row set by hand."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from pipeline.read.files import read_reservations
-from pipeline.settings import Config
 from tests.read.ods import write_ods
 from tests.read.xlsx import write_xlsx
 
@@ -209,23 +207,6 @@ def test_rows_among_the_data_and_a_last_booking_with_bad_dates_are_rejected_not_
     assert any(
         "1 row after the data (line 6) holds no reservation" in line for line in read_warnings
     )
-
-
-def test_date_time_cells_keep_their_times_and_round_to_the_second(tmp_path):
-    """A date-time cell whose number falls a hair before the minute (15:29:59.9995) reads as
-    15:30, a midnight date-time beside other date-times keeps its time, and a column of dates
-    alone reads as dates."""
-    rows = [
-        ["reservation_id", "door_name", "check_in", "check_out"],
-        ["R1", "Room 101", dt.datetime(2027, 3, 25, 15, 29, 59, 999_500), dt.date(2027, 3, 28)],
-        ["R2", "Room 102", dt.datetime(2027, 3, 26), dt.date(2027, 3, 29)],
-    ]
-    source = write_xlsx(tmp_path / "times.xlsx", {"Sheet": rows})
-    table = read_reservations([source], Config())
-    assert table.select("check_in", "check_out").rows() == [
-        ("2027-03-25T15:30:00", "2027-03-28"),
-        ("2027-03-26T00:00:00", "2027-03-29"),
-    ]
 
 
 def test_a_file_with_only_a_total_under_its_header_is_one_line(tmp_path, plan_file):
