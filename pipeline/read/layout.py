@@ -64,7 +64,16 @@ def split_lines(head: str) -> list[list[str]]:
     """The first HEADER_SEARCH_ROWS lines of a CSV file's text, each split at the delimiter it
     holds most (a title line has its own, or none)."""
     lines = [line.removesuffix("\r") for line in head.split("\n")[:HEADER_SEARCH_ROWS]]
-    return [next(csv.reader([line], delimiter=guess_delimiter(line)), []) for line in lines]
+    return [_split(line, guess_delimiter(line)) for line in lines]
+
+
+def _split(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        # A line the csv module won't take (a carriage return in an unquoted field, a field
+        # over its size limit) is no header row: its cells, roughly, for the search.
+        return line.split(delimiter)
 
 
 def guess_delimiter(line: str) -> str:
