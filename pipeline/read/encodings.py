@@ -32,7 +32,6 @@ from pipeline.read.misencoded import (
 log = logging.getLogger(__name__)
 
 FALLBACK_ENCODING = "cp1252"
-REPLACEMENT_CHARACTER = "\ufffd"
 # Longest first: the UTF-32 marks aren't read, but UTF-16 LE's mark is their prefix.
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8-sig"),

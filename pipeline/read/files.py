@@ -23,7 +23,7 @@ import polars as pl
 
 from pipeline.errors import InputFileError
 from pipeline.read.dates import normalise_stays
-from pipeline.read.encodings import REPLACEMENT_CHARACTER, DecodedExport, decode_export
+from pipeline.read.encodings import DecodedExport, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
 from pipeline.read.headers import (
     READ_COLUMNS,
@@ -39,17 +39,19 @@ from pipeline.read.mojibake import (
     refuse_mojibake,
 )
 from pipeline.read.sources import FileSettings, settings_by_file
+from pipeline.read.unreadable import (
+    UNREADABLE_COLUMN,
+    UNREADABLE_SKIP,
+    mark_unreadable,
+    unreadable_skip,
+)
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
 log = logging.getLogger(__name__)
-# Whether a row's [input.skip] columns hold an unreadable byte (dropped before the table leaves).
-_UNREADABLE_SKIP = "_unreadable_skip"
 
 CSV_EXTENSIONS = {".csv", ".tsv", ".txt"}
 PARQUET_EXTENSIONS = {".parquet", ".pq"}
-# How many lines a warning names before it says "and N more".
-_LINES_SHOWN = 10
 
 
 def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
@@ -57,9 +59,11 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
 
     ``check_in`` / ``check_out`` are ISO text (or a value as written that didn't read, for
     planning to reject). Adds ``excluded_because`` (why ``[input.skip]`` excludes the row, or
-    null), ``source_file`` and ``source_line`` (the line of the row in a CSV, the row number in
-    a Parquet file, the sheet row in a workbook) so every result can point back at its input,
-    and ``row`` (0-based position over all files). Each file is read with its source's
+    null), ``unreadable_because`` (why its text can't be trusted: bytes its encoding couldn't
+    read, for planning to reject; or null), ``source_file`` and ``source_line`` (the line of
+    the row in a CSV, the row number in a Parquet file, the sheet row in a workbook) so every
+    result can point back at its input, and ``row`` (0-based position over all files). Each
+    file is read with its source's
     settings (``settings_by_file``) from its header row; the rows after its data that hold no
     reservation are left out (one info line). Raises InputFileError for a file that can't be
     used or holds mis-decoded text; logs a warning line for what it read but the operator
@@ -165,14 +169,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
         *(pl.col(source).alias(str(renamed[source])) for source in present),
         *(pl.lit(None, pl.String).alias(name) for name in CANONICAL_COLUMNS if name not in found),
         mark_excluded(skips, settings.skip_section),
-        # An [input.skip] value with an unreadable byte may fail to match: say so with the rest.
-        pl.any_horizontal(
-            pl.lit(False),
-            *(
-                pl.col(source).cast(pl.String).str.contains(REPLACEMENT_CHARACTER, literal=True)
-                for source in skips
-            ),
-        ).alias(_UNREADABLE_SKIP),
+        unreadable_skip(skips),
         # The names a code may carry and the skip values: a date can't turn into a name.
         first_mojibake(
             []
@@ -186,7 +183,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
             if name in CANONICAL_COLUMNS or name in found
         ),
         EXCLUDED_COLUMN,
-        _UNREADABLE_SKIP,
+        UNREADABLE_SKIP,
         MOJIBAKE_COLUMN,
     )
     try:
@@ -208,8 +205,10 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
         raise InputFileError(f"reservation file {path} has a header but no reservations")
     refuse_mojibake(table, str(path), decoded.encoding if decoded else None, settings.section)
     table = normalise_stays(table, settings.input, str(path), settings.section)
-    _warn_replacement_characters(table, str(path), settings.section)
-    return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
+    table = mark_unreadable(table, str(path), settings.section, settings.skip_section)
+    return table.select(
+        *CANONICAL_COLUMNS, EXCLUDED_COLUMN, UNREADABLE_COLUMN, "source_file", "source_line"
+    )
 
 
 def _scan_csv(decoded: DecodedExport, settings: FileSettings) -> tuple[pl.LazyFrame, int]:
@@ -227,37 +226,6 @@ def _scan_csv(decoded: DecodedExport, settings: FileSettings) -> tuple[pl.LazyFr
         missing_columns="insert",
     )
     return frame, index + 2
-
-
-def _warn_replacement_characters(table: pl.DataFrame, source: str, section: str) -> None:
-    """A warning naming the lines whose values hold U+FFFD: bytes the encoding couldn't read,
-    which would otherwise reach a code's name on the lock as they are."""
-    hit = pl.any_horizontal(
-        pl.col(_UNREADABLE_SKIP).fill_null(False),
-        *(
-            pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True)
-            for name in CANONICAL_COLUMNS
-        ),
-    )
-    lines = table.filter(hit)["source_line"]
-    if lines.len() == 0:
-        return
-    shown = ", ".join(str(line) for line in lines.head(_LINES_SHOWN))
-    more = f" and {lines.len() - _LINES_SHOWN} more" if lines.len() > _LINES_SHOWN else ""
-    skip = (
-        " (an [input.skip] value among them may not match)"
-        if table[_UNREADABLE_SKIP].fill_null(False).any()
-        else ""
-    )
-    log.warning(
-        "%s: line(s) %s%s hold a replacement character (\N{REPLACEMENT CHARACTER}): bytes the"
-        " encoding can't read%s; set %s encoding to the file's encoding",
-        source,
-        shown,
-        more,
-        skip,
-        section,
-    )
 
 
 def _scan_parquet(path: Path) -> pl.LazyFrame:
@@ -297,6 +265,7 @@ def _empty() -> pl.DataFrame:
         schema={
             **schema,
             EXCLUDED_COLUMN: pl.String,
+            UNREADABLE_COLUMN: pl.String,
             "source_file": pl.String,
             "source_line": pl.Int64,
         }
