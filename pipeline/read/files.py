@@ -35,8 +35,8 @@ from pipeline.read.layout import drop_trailing_rows, find_header_row, guess_deli
 from pipeline.read.mojibake import (
     MOJIBAKE_COLUMN,
     NAME_COLUMNS,
-    first_mojibake,
     refuse_mojibake,
+    suspect_mojibake,
 )
 from pipeline.read.sources import FileSettings, settings_by_file
 from pipeline.read.unreadable import (
@@ -171,7 +171,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
         mark_excluded(skips, settings.skip_section),
         unreadable_skip(skips),
         # The names a code may carry and the skip values: a date can't turn into a name.
-        first_mojibake(
+        suspect_mojibake(
             []
             if decoded is not None and decoded.is_ascii
             else [*(name for name in present if renamed[name] in NAME_COLUMNS), *skips]

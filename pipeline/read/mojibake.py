@@ -9,12 +9,18 @@ What is looked for is the trace UTF-8 leaves: a lead byte read as one character 
 character cp1252 or latin-1 gives it (``¼``, ``©``, ``€``, ``™`` ...). Legitimate text seldom
 holds such a pair: ``São`` or ``SÃO`` are a letter and a letter, never a letter and one of
 those symbols. The leads whose pairs would be IPA letters, spacing modifiers or the rare
-Latin Extended-B (``É”`` is ``"CAFÉ”"``, not ``ɔ``) are left out.
+Latin Extended-B (``É”`` is ``"CAFÉ”"``, not ``ɔ``) are left out. That search, over whole
+columns, only finds the values to look at; one is refused only when it turns back into UTF-8
+(its characters, as the cp1252 or latin-1 bytes they were read from, decode as UTF-8) and
+ftfy's heuristics find it garbled too. Real text can hold a pair and even turn back:
+``Café\u00a0\u2013 Vue mer`` (``é``, a no-break space, an en dash) is the UTF-8 of a Chinese
+character between ``Caf`` and `` Vue``, which is no mojibake anyone writes; it is read as it is.
 """
 
 from __future__ import annotations
 
 import polars as pl
+from ftfy.badness import is_bad
 
 from pipeline.errors import InputFileError
 from pipeline.settings import CANONICAL_COLUMNS
@@ -36,38 +42,51 @@ MOJIBAKE = (
     f"|[{_LEAD_3}][{_CONTINUATION}]{{2}}"
     f"|[{_LEAD_4}][{_CONTINUATION}]{{3}}"
 )
-# The read stage's column: the first used value of a row that holds mojibake, or null.
+# The read stage's working column: the used values of a row that hold the trace (a list).
 MOJIBAKE_COLUMN = "_mojibake"
 # The columns looked at (with the [input.skip] ones): what a code's name, its door and its
 # level are made of. Dates and times don't reach a name, and a garbled one rejects its row.
 NAME_COLUMNS = tuple(name for name in CANONICAL_COLUMNS if name not in ("check_in", "check_out"))
 
 
-def first_mojibake(columns: list[str]) -> pl.Expr:
-    """The MOJIBAKE_COLUMN expression: the first of ``columns`` (as text) whose value holds
-    mojibake, that value; null for a row without."""
+def suspect_mojibake(columns: list[str]) -> pl.Expr:
+    """The MOJIBAKE_COLUMN expression: the values of ``columns`` (as text) that hold the trace
+    of mojibake, in their order (an empty list for a row without)."""
+    if not columns:
+        return pl.lit([], pl.List(pl.String)).alias(MOJIBAKE_COLUMN)
     found = [
         pl.when(pl.col(name).cast(pl.String).str.contains(MOJIBAKE)).then(
             pl.col(name).cast(pl.String)
         )
         for name in columns
     ]
-    return pl.coalesce(pl.lit(None, pl.String), *found).alias(MOJIBAKE_COLUMN)
+    return pl.concat_list(found).list.drop_nulls().alias(MOJIBAKE_COLUMN)
 
 
 def refuse_mojibake(table: pl.DataFrame, source: str, decoded_as: str | None, section: str) -> None:
-    """Raise InputFileError for the first row of ``table`` (with MOJIBAKE_COLUMN and
-    ``source_line``) that holds mojibake. ``decoded_as`` is the encoding the file's bytes were
-    read in here (None for a workbook or a Parquet file, whose text comes decoded): read as
-    UTF-8, the mojibake is in the file itself; read otherwise, the file is likely UTF-8."""
-    found = table.filter(pl.col(MOJIBAKE_COLUMN).is_not_null())
-    if found.is_empty():
+    """Raise InputFileError for the first value of ``table`` (with MOJIBAKE_COLUMN and
+    ``source_line``) that holds mojibake: one that holds its trace, turns back into UTF-8 and
+    looks garbled to ftfy.
+    ``decoded_as`` is the encoding the file's bytes were read in here (None for a workbook or
+    a Parquet file, whose text comes decoded): read as UTF-8, the mojibake is in the file
+    itself; read otherwise, the file is likely UTF-8."""
+    suspects = (
+        table.filter(pl.col(MOJIBAKE_COLUMN).list.len() > 0)
+        .select(MOJIBAKE_COLUMN, "source_line")
+        .explode(MOJIBAKE_COLUMN)
+    )
+    found = (
+        (value, line, repaired)
+        for value, line in suspects.iter_rows()
+        if (repaired := _as_utf8(value)) is not None and is_bad(value)
+    )
+    value, line, repaired = next(found, (None, None, None))
+    if value is None:
         return
-    value, line = found.row(0, named=True)[MOJIBAKE_COLUMN], found["source_line"][0]
-    shown = f"{source} line {line} reads {value!r}: UTF-8 text read as cp1252"
-    repaired = _as_utf8(value)
-    if repaired is not None:
-        shown += f" (it would read {repaired!r})"
+    shown = (
+        f"{source} line {line} reads {value!r}: UTF-8 text read as cp1252 (it would read"
+        f" {repaired!r})"
+    )
     if decoded_as is not None and not decoded_as.startswith("utf-8"):
         hint = f'the file is likely UTF-8: set {section} encoding = "utf-8"'
     else:

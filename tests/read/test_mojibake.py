@@ -4,10 +4,11 @@ No code name is made from mis-decoded text."""
 
 from __future__ import annotations
 
-import polars as pl
 import pytest
 
-from pipeline.read.mojibake import MOJIBAKE
+from pipeline.errors import InputFileError
+from pipeline.read.files import read_reservations
+from pipeline.settings import Config
 from tests.read.xlsx import write_xlsx
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,guest_name"
@@ -37,13 +38,23 @@ LEVEL = '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
         ("ÖZTÜRK \u2013 Müller-Lüdenscheidt", False),
         ("«Ñandú»", False),
         ("Zimmer 3 ½", False),
+        # A pair of a lead and continuations, in text that doesn't turn back into UTF-8.
+        ("Jean «\u00a0Dédé\u00a0» Martin", False),  # é, a no-break space, »
+        ("Café\u00a0\u2013 Vue mer", False),  # é, a no-break space, an en dash
+        ("José\u00a0²", False),
     ],
 )
-def test_mojibake_is_told_from_real_accented_text(text, is_mojibake):
-    """Each case by hand: UTF-8 read as cp1252 (or latin-1) is found; real names written in
-    cp1252, typographic quotes and dashes included, are not."""
-    found = pl.Series([text]).str.contains(MOJIBAKE)[0]
-    assert found == is_mojibake
+def test_mojibake_is_told_from_real_accented_text(tmp_path, text, is_mojibake):
+    """Each case by hand, as a UTF-8 export's guest name: UTF-8 read as cp1252 (or latin-1)
+    is refused; real names, typographic quotes, dashes and no-break spaces included, are
+    read as they are, even where they hold a pair that looks like it."""
+    source = tmp_path / "export.csv"
+    source.write_text(f"{HEADER}\nR1,Harbor View,Room 101,2027-03-25,2027-03-28,{text}\n")
+    if is_mojibake:
+        with pytest.raises(InputFileError, match="UTF-8 text read as cp1252"):
+            read_reservations([source], Config())
+    else:
+        assert read_reservations([source], Config())["guest_name"].to_list() == [text]
 
 
 def test_a_utf8_file_under_a_cp1252_setting_is_read_as_utf8(tmp_path, plan_file, read_warnings):
