@@ -4,8 +4,9 @@ Property systems put a report title, a date range or a blank row above the heade
 total, a blank row or a footnote under the data. The header row is the first of the first
 ``HEADER_SEARCH_ROWS`` rows that names every column a file must bring (after the file's
 ``[columns]`` renames), or the row ``header_row`` says. Rows after the last reservation that
-are none (``is_reservation``) are left out with one ``info:`` line counting them; a row among
-the data is never left out, whatever it holds (planning rejects it, with its reason).
+are none (``is_reservation``: two of an id, a door and both dates) are left out with one
+``info:`` line counting them; a row among the data is never left out, whatever it holds
+(planning rejects it, with its reason).
 """
 
 from __future__ import annotations
@@ -21,16 +22,6 @@ from pipeline.read.headers import DELIMITERS, missing_columns, rename_to_canonic
 log = logging.getLogger(__name__)
 
 HEADER_SEARCH_ROWS = 20
-# The columns that place a stay in time, and those that say whose and where it is.
-_DATE_COLUMNS = (
-    "check_in",
-    "check_out",
-    "check_in_date",
-    "check_out_date",
-    "check_in_time",
-    "check_out_time",
-)
-_WHOSE_COLUMNS = ("device_id", "door_name", "guest_name")
 # A bare number (a count, a sum) is no date, even in a date column.
 _NUMBER = r"^[-+]?\d+(?:[.,]\d+)?$"
 
@@ -83,16 +74,25 @@ def guess_delimiter(line: str) -> str:
 
 def is_reservation(columns: Sequence[str]) -> pl.Expr:
     """Whether a row of a table with ``columns`` (the canonical ones and any split ones, as
-    stripped text or null) may be a reservation: it holds a date that isn't a bare number, or
-    an id with a door or a guest. A total ("Total reservations: 3", often in the id column), a
-    blank row or a footnote holds neither."""
-    dates = [
-        pl.col(name).is_not_null() & ~pl.col(name).str.contains(_NUMBER)
-        for name in _DATE_COLUMNS
-        if name in columns
-    ]
-    whose = pl.any_horizontal(pl.col(name).is_not_null() for name in _WHOSE_COLUMNS)
-    return pl.any_horizontal(pl.lit(False), *dates, pl.col("reservation_id").is_not_null() & whose)
+    stripped text or null) may be a reservation: it holds two of an id, a door (device_id or
+    door_name) and both ends of a stay (each a date that isn't a bare number); a booking whose
+    id is missing is one, for planning to reject. A total ("Total reservations: 3", "Total,,,,,2
+    guests"), a "Printed:" line with its date, a blank row or a footnote holds one at most."""
+
+    def dated(stay: str) -> pl.Expr:
+        return pl.any_horizontal(
+            pl.lit(False),
+            *(
+                pl.col(name).is_not_null() & ~pl.col(name).str.contains(_NUMBER)
+                for name in (stay, f"{stay}_date")
+                if name in columns
+            ),
+        )
+
+    has_id = pl.col("reservation_id").is_not_null()
+    door = pl.col("device_id").is_not_null() | pl.col("door_name").is_not_null()
+    dates = dated("check_in") & dated("check_out")
+    return has_id & (door | dates) | door & dates
 
 
 def drop_trailing_rows(table: pl.DataFrame, source: str) -> pl.DataFrame:
@@ -109,8 +109,8 @@ def drop_trailing_rows(table: pl.DataFrame, source: str) -> pl.DataFrame:
     lines = table["source_line"].slice(end + 1)
     where = f"line {lines[0]}" if dropped == 1 else f"lines {lines[0]}-{lines[-1]}"
     log.info(
-        "%s: %d row%s after the data (%s) hold%s no reservation (no dates, and no id with a"
-        " door or guest: a total, a note or a blank row): left out",
+        "%s: %d row%s after the data (%s) hold%s no reservation (not two of an id, a door and"
+        " both dates: a total, a note or a blank row): left out",
         source,
         dropped,
         "" if dropped == 1 else "s",

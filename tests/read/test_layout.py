@@ -82,8 +82,8 @@ def test_a_report_with_a_title_a_blank_row_and_a_total_line_plans_its_bookings(
     assert windows(plan) == PLANNED
     assert plan["source_line"].to_list() == ["4", "5"]
     assert read_warnings == [
-        f"{source}: 3 rows after the data (lines 6-8) hold no reservation (no dates, and no id"
-        " with a door or guest: a total, a note or a blank row): left out"
+        f"{source}: 3 rows after the data (lines 6-8) hold no reservation (not two of an id, a"
+        " door and both dates: a total, a note or a blank row): left out"
     ]
 
 
@@ -174,9 +174,49 @@ def test_a_csv_title_and_an_excel_separator_line_are_skipped(tmp_path, plan_file
     assert code == 0
     assert plan.select("reservation_id", "source_line").rows() == [("R1", "5"), ("R2", "6")]
     assert read_warnings == [
-        f"{source}: 1 row after the data (line 7) holds no reservation (no dates, and no id with"
-        " a door or guest: a total, a note or a blank row): left out"
+        f"{source}: 1 row after the data (line 7) holds no reservation (not two of an id, a door"
+        " and both dates: a total, a note or a blank row): left out"
     ]
+
+
+@pytest.mark.parametrize(
+    ("last", "kept"),
+    [
+        ("Total,,,,,2 guests", False),  # an id and a guest: a total
+        ("Printed:,,,2027-03-24 08:13,,", False),  # an id and one date: a footnote
+        (",,Total rooms: 2,,,", False),  # a door, no id
+        ("Total,,,3,4,", False),  # an id and two numbers in the date columns
+        ("R3,Harbor View,Room 103,,,", True),  # an id and a door: a booking without dates
+        ("R3,,,2027-03-27,2027-03-30,", True),  # an id and both dates: one without a door
+        (",Harbor View,Room 103,2027-03-27,2027-03-30,", True),  # a booking without its id
+    ],
+)
+def test_a_last_row_is_a_booking_with_two_of_an_id_a_door_and_both_dates(
+    tmp_path, plan_file, read_warnings, last, kept
+):
+    """After the data, a row with two of an id, a door and both dates is a booking (planned or
+    rejected, never lost); any other is left out with the info line."""
+    source = tmp_path / "export.csv"
+    source.write_text(
+        "reservation_id,site_name,door_name,check_in,check_out,guest_name\n"
+        "R1,Harbor View,Room 101,2027-03-25,2027-03-28,Ann\n"
+        "R2,Harbor View,Room 102,2027-03-26,2027-03-29,Ben\n"
+        f"{last}\n"
+    )
+    code, plan, _ = plan_file(
+        source, '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
+    )
+    if kept:
+        assert code == 1
+        assert plan.select("outcome", "reason").rows()[2] == ("rejected", "invalid_row")
+        assert read_warnings == []
+    else:
+        assert code == 0
+        assert plan["reservation_id"].to_list() == ["R1", "R2"]
+        assert read_warnings == [
+            f"{source}: 1 row after the data (line 4) holds no reservation (not two of an id,"
+            " a door and both dates: a total, a note or a blank row): left out"
+        ]
 
 
 def test_rows_among_the_data_and_a_last_booking_with_bad_dates_are_rejected_not_dropped(
