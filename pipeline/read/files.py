@@ -70,6 +70,8 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     should know (a guessed encoding or date format, replacement characters, an
     ``[input.skip]`` key without a column, a file no source matches).
     """
+    for path in paths:
+        check_input_file(path)
     settings = settings_by_file(paths, config)
     frames = [_read_one(path, each) for path, each in zip(paths, settings, strict=True)]
     table = pl.concat(frames, how="vertical") if frames else _empty()
@@ -127,7 +129,6 @@ def _not_a_file(mode: int) -> str | None:
 
 def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     suffix = path.suffix.lower()
-    check_input_file(path)
     decoded: DecodedExport | None = None  # a CSV file's text
     if suffix in CSV_EXTENSIONS:
         decoded = decode_export(path, settings.input.encoding, settings.section)

@@ -49,24 +49,17 @@ def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings
     """Each file's settings, in the order of ``paths``.
 
     With sources configured, warns once for each file no source matches (it is read with the
-    top-level settings) and once for each source that matches none of ``paths``: a missing
-    export would otherwise count all its bookings as gone, and apply orphan their codes.
+    top-level settings), once for each file several sources match (naming them all, and the
+    first, which reads it), and once for each source that matches none of ``paths``: a missing
+    export would count all its bookings as gone, and apply orphan their codes.
     """
     top = FileSettings(config.input, config.columns)
     if not config.sources:
         return [top for _ in paths]
     chosen = []
-    used: set[str] = set()
     for path in paths:
-        name = next(
-            (
-                name
-                for name, source in config.sources.items()
-                if fnmatch.fnmatchcase(path.name.casefold(), source.files.casefold())
-            ),
-            None,
-        )
-        if name is None:
+        names = _matching(path, config)
+        if not names:
             patterns = ", ".join(
                 f"{name}: {source.files!r}" for name, source in config.sources.items()
             )
@@ -78,16 +71,41 @@ def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings
             )
             chosen.append(top)
             continue
-        used.add(name)
-        source = config.sources[name]
-        chosen.append(FileSettings(source, source.columns, source_section(name)))
-    for name, source in config.sources.items():
-        if name not in used:
+        if len(names) > 1:
             log.warning(
-                "[sources.%s] files %r matches none of the files given: its bookings are"
-                " absent from this run (apply counts their codes as orphaned); give its export"
-                " with the others",
-                name,
-                source.files,
+                "%s matches the files pattern of %s: read with %s, the first in the config;"
+                " make the patterns tell the systems' files apart",
+                path,
+                " and ".join(_described(name, config) for name in names),
+                source_section(names[0]),
             )
+        source = config.sources[names[0]]
+        chosen.append(FileSettings(source, source.columns, source_section(names[0])))
+    for name in sources_without_files(paths, config):
+        log.warning(
+            "%s matches none of the files given: its bookings are absent from this run (apply"
+            " counts their codes as orphaned); give its export with the others",
+            _described(name, config),
+        )
     return chosen
+
+
+def sources_without_files(paths: Sequence[Path], config: Config) -> list[str]:
+    """The names of the configured sources whose ``files`` glob matches none of ``paths``
+    (whether or not an earlier source reads the file it matches)."""
+    matched = {name for path in paths for name in _matching(path, config)}
+    return [name for name in config.sources if name not in matched]
+
+
+def _matching(path: Path, config: Config) -> list[str]:
+    """The sources whose ``files`` glob matches the file's name, case aside, in config order."""
+    name = path.name.casefold()
+    return [
+        source_name
+        for source_name, source in config.sources.items()
+        if fnmatch.fnmatchcase(name, source.files.casefold())
+    ]
+
+
+def _described(name: str, config: Config) -> str:
+    return f"{source_section(name)} (files = {config.sources[name].files!r})"

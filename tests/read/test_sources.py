@@ -101,13 +101,38 @@ def test_a_file_no_source_matches_and_a_source_with_no_file_are_said_once(
     assert read_warnings == [
         f"{source} matches no [sources.*] files pattern (pms: 'PMS-*.csv', channel:"
         " 'channel-*'): read with the top-level [input] and [columns]",
-        "[sources.pms] files 'PMS-*.csv' matches none of the files given: its bookings are"
+        "[sources.pms] (files = 'PMS-*.csv') matches none of the files given: its bookings are"
         " absent from this run (apply counts their codes as orphaned); give its export with the"
         " others",
-        "[sources.channel] files 'channel-*' matches none of the files given: its bookings are"
-        " absent from this run (apply counts their codes as orphaned); give its export with the"
-        " others",
+        "[sources.channel] (files = 'channel-*') matches none of the files given: its bookings"
+        " are absent from this run (apply counts their codes as orphaned); give its export with"
+        " the others",
     ]
+
+
+def test_a_file_two_sources_match_is_said_once_naming_both(tmp_path, plan_file, read_warnings):
+    """A file both sources' globs match is read with the first, in one line naming both and
+    the first; the second source, whose glob matched a file, is not said to match none."""
+    pms, _ = write_exports(tmp_path)
+    config = SOURCES.replace('files = "channel-*"', 'files = "*.csv"')
+    code, plan, _ = plan_file(pms, config)
+    assert code == 0
+    assert plan["reservation_id"].to_list() == ["P-1", "P-2"]
+    assert read_warnings == [
+        f"{pms} matches the files pattern of [sources.pms] (files = 'PMS-*.csv') and"
+        " [sources.channel] (files = '*.csv'): read with [sources.pms], the first in the"
+        " config; make the patterns tell the systems' files apart"
+    ]
+
+
+def test_a_file_that_does_not_exist_is_said_before_any_source(tmp_path, plan_file, read_warnings):
+    """A glob the shell didn't expand (no such file): exit 2 saying so, and no line about the
+    sources it would have matched."""
+    missing = tmp_path / "pms-*.csv"
+    code, _, errors = plan_file(missing, SOURCES)
+    assert code == 2
+    assert errors == [f"error: reservation file {missing} does not exist"]
+    assert read_warnings == []
 
 
 def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings):
