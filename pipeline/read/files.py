@@ -38,7 +38,7 @@ from pipeline.read.mojibake import (
     refuse_mojibake,
     suspect_mojibake,
 )
-from pipeline.read.sources import FileSettings, settings_by_file
+from pipeline.read.sources import FileSettings, require_every_source, settings_by_file
 from pipeline.read.unreadable import (
     UNREADABLE_COLUMN,
     UNREADABLE_SKIP,
@@ -78,6 +78,15 @@ def read_reservations(paths: Sequence[Path], config: Config) -> pl.DataFrame:
     # The CSV reader hands back one chunk per batch; planning is ~40 % faster on contiguous
     # columns, so pay for one copy here.
     return table.with_row_index("row").rechunk()
+
+
+def check_inputs(paths: Sequence[Path], config: Config) -> None:
+    """What ``apply`` checks before it opens the ledger: every file as ``check_input_file``
+    does, then every configured source as ``require_every_source`` does (UsageError, exit 2,
+    for a source whose export is missing: apply would orphan its codes)."""
+    for path in paths:
+        check_input_file(path)
+    require_every_source(paths, config)
 
 
 def check_input_file(path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.errors import UsageError
 from pipeline.input_settings import (
     INPUT_SECTION,
     InputConfig,
@@ -51,7 +52,7 @@ def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings
     With sources configured, warns once for each file no source matches (it is read with the
     top-level settings), once for each file several sources match (naming them all, and the
     first, which reads it), and once for each source that matches none of ``paths``: a missing
-    export would count all its bookings as gone, and apply orphan their codes.
+    export would count all its bookings as gone (``require_every_source`` refuses it).
     """
     top = FileSettings(config.input, config.columns)
     if not config.sources:
@@ -84,7 +85,7 @@ def settings_by_file(paths: Sequence[Path], config: Config) -> list[FileSettings
     for name in sources_without_files(paths, config):
         log.warning(
             "%s matches none of the files given: its bookings are absent from this run (apply"
-            " counts their codes as orphaned); give its export with the others",
+            " refuses to run without them); give its export with the others",
             _described(name, config),
         )
     return chosen
@@ -95,6 +96,18 @@ def sources_without_files(paths: Sequence[Path], config: Config) -> list[str]:
     (whether or not an earlier source reads the file it matches)."""
     matched = {name for path in paths for name in _matching(path, config)}
     return [name for name in config.sources if name not in matched]
+
+
+def require_every_source(paths: Sequence[Path], config: Config) -> None:
+    """Raise UsageError (exit 2) when a configured source matches none of ``paths``: apply
+    judges orphans over all its input, so without that system's export every code made for
+    its bookings would be orphaned."""
+    missing = sources_without_files(paths, config)
+    if missing:
+        raise UsageError(
+            f"{_described(missing[0], config)} matches none of tonight's files",
+            hint="give its export too; without it every code of that system would be orphaned",
+        )
 
 
 def _matching(path: Path, config: Config) -> list[str]:

@@ -102,10 +102,10 @@ def test_a_file_no_source_matches_and_a_source_with_no_file_are_said_once(
         f"{source} matches no [sources.*] files pattern (pms: 'PMS-*.csv', channel:"
         " 'channel-*'): read with the top-level [input] and [columns]",
         "[sources.pms] (files = 'PMS-*.csv') matches none of the files given: its bookings are"
-        " absent from this run (apply counts their codes as orphaned); give its export with the"
+        " absent from this run (apply refuses to run without them); give its export with the"
         " others",
         "[sources.channel] (files = 'channel-*') matches none of the files given: its bookings"
-        " are absent from this run (apply counts their codes as orphaned); give its export with"
+        " are absent from this run (apply refuses to run without them); give its export with"
         " the others",
     ]
 
