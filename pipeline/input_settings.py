@@ -13,6 +13,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 # ``[sources.pms.columns]``, its skip values ``[sources.pms.skip]``).
 INPUT_SECTION = "[input]"
 COLUMNS_SECTION = "[columns]"
+# The strftime directives the date and time formats are read with (chrono's, as Polars reads
+# them); any other letter after a % reads no value at all.
+_DIRECTIVES = set("YCymbhBdeaAwuUWGgVjDxFvHkIlPpMSfRTXrZzcstn")
 
 
 def source_section(name: str) -> str:
@@ -48,6 +51,23 @@ class InputConfig(BaseModel):
     header_row: Annotated[int, Field(ge=1)] | None = None
     skip: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("encoding")
+    @classmethod
+    def _encoding_is_known(cls, value: str | None) -> str | None:
+        """An encoding Python can decode text with: a misspelt one must stop the run at start,
+        not on the night a file of that source first comes."""
+        if value is None:
+            return value
+        try:
+            # Encoding to a codec that isn't a text encoding (base64, rot13) fails like this.
+            "".encode(value)
+        except LookupError as exc:
+            raise ValueError(
+                f"{value!r} is not a known text encoding (use e.g. utf-8, cp1252, utf-16 or"
+                " latin-1, or remove it to detect)"
+            ) from exc
+        return value
+
     @field_validator("date_format", "time_format")
     @classmethod
     def _formats_say_one_thing(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -59,6 +79,12 @@ class InputConfig(BaseModel):
         directives = set(re.findall(r"%[-:]?([A-Za-z])", value))
         if not directives:
             raise ValueError(f"{value!r} has no strftime directive (e.g. %d.%m.%Y, %H:%M)")
+        unknown = directives - _DIRECTIVES
+        if unknown:
+            raise ValueError(
+                f"{value!r} holds %{min(unknown)}, which is no strftime directive (e.g. %d.%m.%Y,"
+                " %H:%M)"
+            )
         offsets = directives & set("zZ")
         if offsets:
             raise ValueError(

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError, InputFileError
+from pipeline.errors import InputFileError
 from pipeline.read.misencoded import (
     UTF8_SEQUENCE,
     is_utf16_codec,
@@ -60,20 +60,14 @@ def decode_export(path: Path, encoding: str | None, section: str) -> DecodedExpo
     ``section`` is where the setting is written, for messages.
 
     Bytes a legacy encoding can't read become the replacement character (planning rejects the
-    rows whose names they land in). Raises ConfigError for an encoding Python doesn't know,
-    InputFileError for a file with nothing but whitespace (and a BOM) and for bytes that say
-    the file is in another encoding (``misencoded``).
+    rows whose names they land in). Raises InputFileError for a file with nothing but
+    whitespace (and a BOM) and for bytes that say the file is in another encoding
+    (``misencoded``).
     """
     with path.open("rb") as handle:
         head = handle.read(_HEAD)
     if encoding is not None:
-        try:
-            codec = codecs.lookup(encoding).name
-        except LookupError as exc:
-            raise ConfigError(
-                f"{section} encoding {encoding!r} is not a known text encoding",
-                hint="use e.g. utf-8, cp1252, utf-16 or latin-1, or remove it to detect",
-            ) from exc
+        codec = codecs.lookup(encoding).name  # a known text encoding: the config checks it
         if is_utf16_codec(codec):
             refuse_narrow_bytes(path, head, codec, section)
             return _transcoded(path, codec)

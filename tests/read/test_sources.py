@@ -182,11 +182,25 @@ def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings
             "[input]\nheader_row = 0\n",
             "input.header_row: Input should be greater than or equal to 1",
         ),
+        (
+            '[sources.pms]\nfiles = "pms-*"\nencoding = "klingon"\n',
+            "sources.pms.encoding: Value error, 'klingon' is not a known text encoding (use e.g."
+            " utf-8, cp1252, utf-16 or latin-1, or remove it to detect)",
+        ),
+        (
+            '[input]\nencoding = "base64"\n',
+            "input.encoding: Value error, 'base64' is not a known text encoding",
+        ),
+        (
+            '[input]\ndate_format = "%d.%m.%Q"\n',
+            "input.date_format: Value error, '%d.%m.%Q' holds %Q, which is no strftime directive",
+        ),
     ],
 )
 def test_a_source_that_cant_be_right_is_refused_at_start(tmp_path, toml, message):
     """A source's typo, a folder in its glob, no glob, a column that isn't the pipeline's, a
-    time in its date format, a header row of 0: exit 2 at start, naming the key."""
+    time in its date format, a header row of 0, an encoding Python can't decode text with, a
+    directive no format has: exit 2 at start, naming the key, whatever the files."""
     path = tmp_path / "pipeline.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError) as refused:
