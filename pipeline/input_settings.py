@@ -6,7 +6,15 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 # Where the read settings are written in the config, as messages name them: the top-level
 # tables, or a source's own (``source_section("pms")`` is ``[sources.pms]``, its renames
@@ -97,7 +105,7 @@ class InputConfig(BaseModel):
         if misplaced:
             other = "time_format" if info.field_name == "date_format" else "date_format"
             raise ValueError(
-                f"{value!r} holds %{min(misplaced)}, which belongs in [input] {other}"
+                f"{value!r} holds %{min(misplaced)}, which belongs in {other}"
                 " (date and time combine as date_format, a space, time_format)"
             )
         return value
@@ -123,3 +131,36 @@ class SourceConfig(InputConfig):
 
     files: Annotated[str, AfterValidator(_check_files_glob)]
     columns: dict[str, str] = Field(default_factory=dict)
+
+
+def read_settings_problem(exc: ValidationError) -> tuple[str, str | None] | None:
+    """The first error of ``exc`` when it is in ``[input]`` or ``[sources]``, said as the
+    config's other errors are: what is wrong in which table and key, and what to do (None for
+    an error elsewhere)."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    if not loc or loc[0] not in ("input", "sources"):
+        return None
+    if loc[0] == "input":
+        section, keys = INPUT_SECTION, loc[1:]
+    elif len(loc) == 1:
+        section, keys = "[sources]", []
+    else:
+        section, keys = source_section(loc[1]), loc[2:]
+    kind, message = error["type"], error["msg"].removeprefix("Value error, ")
+    example = 'e.g. [sources.pms] with files = "pms-*.csv"'
+    if loc[0] == "sources" and len(loc) == 2 and kind in ("model_type", "dict_type"):
+        return (
+            f"[sources] {loc[1]} = {error['input']!r} is not a source's table",
+            f"write each source as a [sources.NAME] table with its files glob, {example}",
+        )
+    if kind == "missing":
+        return f"{section} has no {'.'.join(keys)}", f"give the glob of its files' names, {example}"
+    if kind == "value_error" and not keys:
+        return message, None  # a check of the whole table, which names what it checks
+    where = " ".join([section, ".".join(keys)]) if keys else section
+    if kind == "value_error":
+        return f"{where} {message}", None
+    if kind == "greater_than_equal":
+        return f"{where} = {error['input']!r} must be {error['ctx']['ge']} or more", None
+    return f"{where} = {error['input']!r}: {message[:1].lower()}{message[1:]}", None

@@ -31,7 +31,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import ConfigError, UsageError
-from pipeline.input_settings import InputConfig, SourceConfig, columns_section, source_section
+from pipeline.input_settings import (
+    InputConfig,
+    SourceConfig,
+    columns_section,
+    read_settings_problem,
+    source_section,
+)
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -341,7 +347,7 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        if (unknown := _unknown_key(exc)) is not None:
+        if (unknown := _unknown_key(exc) or read_settings_problem(exc)) is not None:
             raise ConfigError(f"config file {path}: {unknown[0]}", hint=unknown[1]) from exc
         raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
 

@@ -156,12 +156,15 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     try:
         schema = frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        hint = None
-        if settings.input.header_row is not None:
-            hint = f"check {settings.section} header_row: {settings.input.header_row}"
-        raise InputFileError(
-            f"reservation file {path} has no readable header: {exc}", hint=hint
-        ) from exc
+        header_row = settings.input.header_row
+        if decoded is not None and header_row is not None:
+            lines = _line_count(decoded)
+            if header_row > lines:
+                raise InputFileError(
+                    f"reservation file {path} has no line {header_row}: it ends at line {lines}",
+                    hint=f"set {settings.section} header_row to the line that holds the headers",
+                ) from exc
+        raise InputFileError(f"reservation file {path} has no readable header: {exc}") from exc
     renamed = rename_to_canonical(schema.names(), settings.columns)
     warn_unmatched_renames(path, schema.names(), settings.columns, settings.columns_section)
     require_columns(path, renamed, settings.columns_section, settings.section)
@@ -236,6 +239,12 @@ def _scan_csv(decoded: DecodedExport, settings: FileSettings) -> tuple[pl.LazyFr
         missing_columns="insert",
     )
     return frame, index + 2
+
+
+def _line_count(decoded: DecodedExport) -> int:
+    """How many lines the CSV file holds (its last may lack a line end)."""
+    data = decoded.source.read_bytes() if isinstance(decoded.source, Path) else decoded.source
+    return data.count(b"\n") + (not data.endswith(b"\n"))
 
 
 def _scan_parquet(path: Path) -> pl.LazyFrame:

@@ -49,8 +49,14 @@ def test_a_text_cell_in_a_workbook_date_column_keeps_the_dates_dates(tmp_path, p
 @pytest.mark.parametrize(
     ("setting", "problem"),
     [
-        ('date_format = "%m/%d/%Y %H:%M"', "holds %H, which belongs in [input] time_format"),
-        ('time_format = "%d %H:%M"', "holds %d, which belongs in [input] date_format"),
+        (
+            'date_format = "%m/%d/%Y %H:%M"',
+            "[input] date_format '%m/%d/%Y %H:%M' holds %H, which belongs in time_format",
+        ),
+        (
+            'time_format = "%d %H:%M"',
+            "[input] time_format '%d %H:%M' holds %d, which belongs in date_format",
+        ),
         ('time_format = "%H:%M %z"', "holds an offset (%z)"),
         ('date_format = "DD.MM.YYYY"', "has no strftime directive"),
     ],

@@ -142,7 +142,8 @@ def test_a_header_row_past_the_sheet_is_one_line(tmp_path, plan_file):
 
 
 def test_a_header_row_past_a_csv_file_is_one_line(tmp_path, plan_file):
-    """``header_row`` beyond a CSV file's last line: exit 2 naming the setting."""
+    """``header_row`` beyond a CSV file's last line: exit 2 saying where the file ends, as for
+    a sheet."""
     source = tmp_path / "short.csv"
     source.write_text(
         "reservation_id,door_name,check_in,check_out\nR1,Room 101,2027-03-25,2027-03-28\n"
@@ -150,8 +151,8 @@ def test_a_header_row_past_a_csv_file_is_one_line(tmp_path, plan_file):
     code, _, errors = plan_file(source, "[input]\nheader_row = 5\n")
     assert code == 2
     assert errors == [
-        f"error: reservation file {source} has no readable header: specified skip_lines is"
-        " larger than total number of lines. (check [input] header_row: 5)"
+        f"error: reservation file {source} has no line 5: it ends at line 2 (set [input]"
+        " header_row to the line that holds the headers)"
     ]
 
 

@@ -154,6 +154,13 @@ def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings
     ]
 
 
+COLUMN_NAMES = (
+    "['reservation_id', 'device_id', 'door_name', 'site_name', 'check_in', 'check_out',"
+    " 'guest_name', 'user_level', 'check_in_date', 'check_in_time', 'check_out_date',"
+    " 'check_out_time']"
+)
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
@@ -164,49 +171,60 @@ def test_a_sources_own_checks_name_the_source(tmp_path, plan_file, read_warnings
         ),
         (
             '[sources.pms]\nfiles = "exports/pms-*.csv"\n',
-            "sources.pms.files: Value error, 'exports/pms-*.csv' names a folder: the pattern is"
-            " matched against the file's name only (e.g. pms-*.xlsx)",
+            "[sources.pms] files 'exports/pms-*.csv' names a folder: the pattern is matched"
+            " against the file's name only (e.g. pms-*.xlsx)",
         ),
-        ('[sources.pms]\nencoding = "cp1252"\n', "sources.pms.files: Field required"),
+        (
+            '[sources.pms]\nencoding = "cp1252"\n',
+            "[sources.pms] has no files (give the glob of its files' names, e.g. [sources.pms]"
+            ' with files = "pms-*.csv")',
+        ),
+        (
+            '[sources]\nfiles = "pms-*.csv"\n',
+            "[sources] files = 'pms-*.csv' is not a source's table (write each source as a"
+            " [sources.NAME] table with its files glob, e.g. [sources.pms] with files ="
+            ' "pms-*.csv")',
+        ),
         (
             '[sources.pms]\nfiles = "pms-*"\n[sources.pms.columns]\nBuchung = "booking"\n',
-            "sources: Value error, [sources.pms.columns] 'Buchung' maps to 'booking', which is"
-            " not one of",
+            "[sources.pms.columns] 'Buchung' maps to 'booking', which is not one of"
+            f" {COLUMN_NAMES}",
         ),
         (
             '[sources.pms]\nfiles = "pms-*"\ndate_format = "%d.%m.%Y %H:%M"\n',
-            "sources.pms.date_format: Value error, '%d.%m.%Y %H:%M' holds %H, which belongs in"
-            " [input] time_format",
+            "[sources.pms] date_format '%d.%m.%Y %H:%M' holds %H, which belongs in time_format"
+            " (date and time combine as date_format, a space, time_format)",
         ),
-        (
-            "[input]\nheader_row = 0\n",
-            "input.header_row: Input should be greater than or equal to 1",
-        ),
+        ("[input]\nheader_row = 0\n", "[input] header_row = 0 must be 1 or more"),
         (
             '[sources.pms]\nfiles = "pms-*"\nencoding = "klingon"\n',
-            "sources.pms.encoding: Value error, 'klingon' is not a known text encoding (use e.g."
-            " utf-8, cp1252, utf-16 or latin-1, or remove it to detect)",
+            "[sources.pms] encoding 'klingon' is not a known text encoding (use e.g. utf-8,"
+            " cp1252, utf-16 or latin-1, or remove it to detect)",
         ),
         (
             '[input]\nencoding = "base64"\n',
-            "input.encoding: Value error, 'base64' is not a known text encoding",
+            "[input] encoding 'base64' is not a known text encoding (use e.g. utf-8, cp1252,"
+            " utf-16 or latin-1, or remove it to detect)",
         ),
         (
             '[input]\ndate_format = "%d.%m.%Q"\n',
-            "input.date_format: Value error, '%d.%m.%Q' holds %Q, which is no strftime directive",
+            "[input] date_format '%d.%m.%Q' holds %Q, which is no strftime directive (e.g."
+            " %d.%m.%Y, %H:%M)",
         ),
+        ("[sources.pms]\nfiles = 3\n", "[sources.pms] files = 3: input should be a valid string"),
     ],
 )
 def test_a_source_that_cant_be_right_is_refused_at_start(tmp_path, toml, message):
-    """A source's typo, a folder in its glob, no glob, a column that isn't the pipeline's, a
-    time in its date format, a header row of 0, an encoding Python can't decode text with, a
-    directive no format has: exit 2 at start, naming the key, whatever the files."""
+    """A source's typo, a folder in its glob, no glob, a source that isn't a table, a column
+    that isn't the pipeline's, a time in its date format, a header row of 0, an encoding
+    Python can't decode text with, a directive no format has, a glob that isn't text: exit 2
+    at start, whatever the files, one line naming the table and the key."""
     path = tmp_path / "pipeline.toml"
     path.write_text(toml)
     with pytest.raises(ConfigError) as refused:
         load_config(path)
     assert refused.value.exit_code == 2
-    assert f"config file {path}: {message}" in refused.value.one_line()
+    assert refused.value.one_line() == f"config file {path}: {message}"
 
 
 def readme_two_systems() -> tuple[str, str, list[str]]:
