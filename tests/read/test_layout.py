@@ -30,6 +30,23 @@ HEADERS = [
     "Departure",
     "Departure time",
 ]
+
+
+def booking(
+    confirmation: int | str, room: int, arrival: dt.date, departure: dt.date
+) -> list[object]:
+    """A booking's row of the report: typed date cells, the times 15:30 and 10:30."""
+    return [
+        confirmation,
+        "Harbor View",
+        f"Room {room}",
+        arrival,
+        dt.time(15, 30),
+        departure,
+        dt.time(10, 30),
+    ]
+
+
 # As a property system's "Arrivals" report comes: a title, a blank row, the headers, the
 # bookings with typed date and time cells, a blank row, a total under the date and time
 # columns, and a footnote.
@@ -37,24 +54,8 @@ REPORT = [
     ["Arrivals Report - Harbor View, 25.03.2027", None, None, None, None, None, None],
     [None] * 7,
     HEADERS,
-    [
-        1001,
-        "Harbor View",
-        "Room 101",
-        dt.date(2027, 3, 25),
-        dt.time(15, 30),
-        dt.date(2027, 3, 28),
-        dt.time(10, 30),
-    ],
-    [
-        "A-1002",
-        "Harbor View",
-        "Room 102",
-        dt.date(2027, 4, 2),
-        dt.time(15, 30),
-        dt.date(2027, 4, 5),
-        dt.time(10, 30),
-    ],
+    booking(1001, 101, dt.date(2027, 3, 25), dt.date(2027, 3, 28)),
+    booking("A-1002", 102, dt.date(2027, 4, 2), dt.date(2027, 4, 5)),
     [None] * 7,
     ["Total reservations: 2", None, None, 2, 1.5, None, None],
     ["* times are the property's local time", None, None, None, None, None, None],
