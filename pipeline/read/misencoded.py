@@ -75,7 +75,7 @@ def refuse_wide_bytes(path: Path, head: bytes, setting: str | None, section: str
         )
     raise InputFileError(
         f"{where} holds NUL bytes: it is not a text export",
-        hint="export the bookings again as CSV (a workbook keeps its own extension)",
+        hint="export the bookings again as CSV, or give a workbook under its own extension",
     )
 
 

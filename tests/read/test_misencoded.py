@@ -109,7 +109,7 @@ def _zip() -> bytes:
             _zip(),
             None,
             "line 1 holds NUL bytes: it is not a text export",
-            "export the bookings again as CSV (a workbook keeps its own extension)",
+            "export the bookings again as CSV, or give a workbook under its own extension",
         ),
     ],
     ids=[
