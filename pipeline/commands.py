@@ -45,7 +45,7 @@ from pipeline.options import (
     check_settings,
 )
 from pipeline.plan.planner import plan_reservations
-from pipeline.read.files import read_reservations
+from pipeline.read.files import check_inputs, read_reservations
 from pipeline.report.files import (
     check_doors_out,
     check_output_path,
@@ -184,7 +184,8 @@ async def apply_files(
     one; for a ledger it can't open or reach, ``run_lock``'s errors; UsageError, exit 2, for a
     key of another workspace than the ledger's). ``settings`` as the command line gives them
     (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
-    input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
+    input before anything is sent (also for a configured source none of ``paths`` matches,
+    before the ledger is opened, and for ``--on-budget-exceeded abort`` with a door over
     budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
     ``interrupt`` (a signal) before the sending raises Interrupted (exit 128 + the signal) with
     the run recorded; during it, the sending stops and the results are written as for any stop.
@@ -198,6 +199,7 @@ async def apply_files(
     config = (budget or BudgetOptions()).apply(
         await anyio.to_thread.run_sync(load_config, config_path)
     )
+    await anyio.to_thread.run_sync(check_inputs, paths, config)
     credentials = load_credentials(config)
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]

@@ -16,7 +16,7 @@ import string
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -25,13 +25,19 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.endpoints import check_endpoint
 from pipeline.errors import ConfigError, UsageError
+from pipeline.input_settings import (
+    InputConfig,
+    SourceConfig,
+    columns_section,
+    read_settings_problem,
+    source_section,
+)
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -238,49 +244,6 @@ class BudgetConfig(BaseModel):
     doors: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
-class InputConfig(BaseModel):
-    """How the reservation files are written (``[input]``): their text encoding (None: detected),
-    strftime-style formats of their dates and times (None: ISO 8601), the sheet of a workbook
-    (None: the first), and ``skip``: rows whose column holds one of the listed values are
-    skipped (``excluded``), e.g. cancelled bookings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    encoding: str | None = None
-    date_format: str | None = None
-    time_format: str | None = None
-    sheet: str | None = None
-    skip: dict[str, list[str]] = Field(default_factory=dict)
-
-    @field_validator("date_format", "time_format")
-    @classmethod
-    def _formats_say_one_thing(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """A date format holds the date, a time format the time, each with ``%`` directives:
-        a time inside ``date_format`` would be read and thrown away, and an offset (``%z``)
-        would shift the lock-local time, so both are refused at start."""
-        if value is None:
-            return value
-        directives = set(re.findall(r"%[-:]?([A-Za-z])", value))
-        if not directives:
-            raise ValueError(f"{value!r} has no strftime directive (e.g. %d.%m.%Y, %H:%M)")
-        offsets = directives & set("zZ")
-        if offsets:
-            raise ValueError(
-                f"{value!r} holds an offset (%{min(offsets)}); the export's times are read as the"
-                " lock's local time: leave the offset out"
-            )
-        misplaced = directives & (
-            set("HIMSpTRX") if info.field_name == "date_format" else set("dmyYbBajUWc")
-        )
-        if misplaced:
-            other = "time_format" if info.field_name == "date_format" else "date_format"
-            raise ValueError(
-                f"{value!r} holds %{min(misplaced)}, which belongs in [input] {other}"
-                " (date and time combine as date_format, a space, time_format)"
-            )
-        return value
-
-
 class DoorsConfig(BaseModel):
     """``[doors]``: ``aliases`` maps a door name as the export writes it to the door's name or
     device_id in Seam (e.g. ``"Unit 101" = "Room 101"``); ``also`` maps a door (name, alias or
@@ -329,6 +292,7 @@ class Config(BaseModel):
     doors: DoorsConfig = Field(default_factory=DoorsConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
     columns: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
@@ -337,13 +301,26 @@ class Config(BaseModel):
     @field_validator("columns")
     @classmethod
     def _targets_are_canonical(cls, value: dict[str, str]) -> dict[str, str]:
-        for source, target in value.items():
-            if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
-                raise ValueError(
-                    f"{source!r} maps to {target!r}, which is not one of"
-                    f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
-                )
+        return _check_column_targets(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_targets_are_canonical(
+        cls, value: dict[str, SourceConfig]
+    ) -> dict[str, SourceConfig]:
+        for name, source in value.items():
+            _check_column_targets(source.columns, f"{columns_section(source_section(name))} ")
         return value
+
+
+def _check_column_targets(columns: dict[str, str], where: str = "") -> dict[str, str]:
+    for source, target in columns.items():
+        if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
+            raise ValueError(
+                f"{where}{source!r} maps to {target!r}, which is not one of"
+                f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
+            )
+    return columns
 
 
 def load_config(path: Path | None) -> Config:
@@ -366,7 +343,7 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        if (unknown := _unknown_key(exc)) is not None:
+        if (unknown := _unknown_key(exc) or read_settings_problem(exc)) is not None:
             raise ConfigError(f"config file {path}: {unknown[0]}", hint=unknown[1]) from exc
         raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
 
@@ -379,8 +356,13 @@ def _unknown_key(exc: ValidationError) -> tuple[str, str | None] | None:
         return None
     *section, key = (str(part) for part in extra["loc"])
     model: type[BaseModel] = Config
-    for part in section:
+    parts = iter(section)
+    for part in parts:
         annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict:
+            # A table of tables ([sources.NAME]): the next part is the name.
+            annotation = get_args(annotation)[1]
+            next(parts, None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

@@ -45,6 +45,7 @@ from pipeline.plan.stay_doors import ALSO_FOR, plan_stay_doors, stay_door_target
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.read.exclusions import EXCLUDED_COLUMN
+from pipeline.read.unreadable import UNREADABLE_COLUMN
 from pipeline.settings import CANONICAL_COLUMNS, Config
 
 PLAN_COLUMNS = (
@@ -174,6 +175,9 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
     is_blank = pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null())
     frame = frame.with_columns(skipped=pl.col("skipped") | is_blank)
     frame = reject(frame, is_blank, BLANK_ROW, text("the row has no values"))
+    if UNREADABLE_COLUMN in frame.columns:
+        unreadable = pl.col(UNREADABLE_COLUMN)
+        frame = reject(frame, unreadable.is_not_null(), INVALID_ROW, unreadable)
     frame = reject(
         frame, pl.col("reservation_id").is_null(), INVALID_ROW, text("reservation_id is empty")
     )

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipeline.settings import BudgetOptions
-from tests.apply_helpers import one_door_sandbox
+from tests.apply_helpers import one_door_sandbox, orphaned_reservations
 
 pytestmark = pytest.mark.virtual_time
 
@@ -104,8 +104,4 @@ async def test_a_cancelled_stay_with_a_code_is_orphaned_the_same_night(tmp_path,
     assert outcomes["KEEP"]["outcome"] == "already_created"
     assert run.creates() == creates
     assert again.newly_orphaned == 1
-    with sqlite3.connect(run.ledger) as db:
-        orphaned = db.execute(
-            "SELECT reservation_id FROM codes WHERE orphaned_run_id IS NOT NULL"
-        ).fetchall()
-    assert orphaned == [("MOVE",)]
+    assert orphaned_reservations(run.ledger) == ["MOVE"]

@@ -87,7 +87,7 @@ def test_plan_warns_once_at_start_not_per_row(tmp_path, capsys):
     [
         (
             'endpont = "https://example.com"',
-            "unknown key endpont at the top level (known: input, doors, plan, columns,"
+            "unknown key endpont at the top level (known: input, doors, plan, columns, sources,"
             " user_levels, budgets, name_template, endpoint) (did you mean endpoint?)",
         ),
         (
@@ -102,7 +102,7 @@ def test_plan_warns_once_at_start_not_per_row(tmp_path, capsys):
         (
             '[input]\nlocale = "de"',
             "unknown key locale in [input] (known: encoding,"
-            " date_format, time_format, sheet, skip)",
+            " date_format, time_format, sheet, header_row, skip)",
         ),
     ],
 )
