@@ -9,8 +9,9 @@ split at ``&&``, ``||``, ``;`` and ``|``), and each must have a check, chosen by
   parser; a synopsis (a line with ``[`` or ``...``) names only options its command has;
 - ``make``: the target exists;
 - a line that only sets variables (``export NAME=value``): nothing runs, nothing to check;
-- host set-up (``systemctl``, ``journalctl``, ``install``, ``systemd-tmpfiles``): every unit it
-  names is one of ``deploy/systemd``'s and every relative path exists in the repository;
+- host set-up (``systemctl``, ``journalctl``, ``install``, ``useradd``, ``systemd-tmpfiles``):
+  every unit it names is one of ``deploy/systemd``'s, every relative path exists in the
+  repository;
 - PostgreSQL's client programs (``createdb``, ``createuser``, ``psql``): run, in the block's
   order, against a throwaway PostgreSQL server;
 - and a command that sets ``SEAM_ENDPOINT=http://127.0.0.1:8787`` itself is also run as written
