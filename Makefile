@@ -1,5 +1,5 @@
-# The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
-# (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
+# The one entry point: install, demo, test, test-fast, bench, lint, docs; and the commands
+# themselves (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
 # spread the tests over one worker per core (pytest-xdist); both first run `make postgres`, which
@@ -151,3 +151,15 @@ doors: install
 WEBHOOK_PORT ?= 8788
 webhooks: install
 	$(BIN)/oracode-provision webhooks --port $(WEBHOOK_PORT) $(ARGS)
+
+# The guide (docs/, mkdocs.yml) built into site/ with --strict: any warning (a dead link or
+# anchor, a page left out of the nav, a missing snippet) fails it. make docs-serve serves it on
+# http://127.0.0.1:8000 and rebuilds on every change. NO_MKDOCS_2_WARNING: Material prints a
+# notice of its own end of life at every start, which says nothing of the guide.
+.PHONY: docs docs-serve
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+docs: install
+	$(MKDOCS) build --strict --quiet
+
+docs-serve: install
+	$(MKDOCS) serve --strict
