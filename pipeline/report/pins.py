@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from pipeline.apply.duplicates import describe
+from pipeline.csvfiles import write_csv
 from pipeline.errors import UsageError
 from pipeline.ledger.events import PIN_CHANGED
 from pipeline.plan.reasons import DUPLICATE_ON_DOOR
@@ -171,7 +172,7 @@ def write_pins(table: pl.DataFrame, fmt: str, out: Path | None, *, now: dt.datet
 
     def write(stream: BinaryIO) -> None:
         if fmt == "csv":
-            table.write_csv(stream)
+            write_csv(table, stream)
         elif fmt == "parquet":
             table.write_parquet(stream)
         else:
