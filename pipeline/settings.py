@@ -337,11 +337,13 @@ class Config(BaseModel):
     @field_validator("columns")
     @classmethod
     def _targets_are_canonical(cls, value: dict[str, str]) -> dict[str, str]:
+        known = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
         for source, target in value.items():
-            if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
+            if target not in known:
+                close = difflib.get_close_matches(target.strip().lower(), known, n=1)
+                guess = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ValueError(
-                    f"{source!r} maps to {target!r}, which is not one of"
-                    f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
+                    f"{source!r} maps to {target!r}, which is not one of {list(known)}{guess}"
                 )
         return value
 

@@ -204,6 +204,7 @@ def _nightly_summary(args: argparse.Namespace, console: Console) -> int:
 
 
 def _doors(args: argparse.Namespace, console: Console) -> int:
+    configure_logging("text", verbose=args.verbose)  # stamina's retries only with --verbose
     run = anyio.run(
         functools.partial(
             commands.list_doors,

@@ -13,6 +13,10 @@ from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
 from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
 APPLY = defaults.ApplyOptions()
+# Every kind of file the read stage takes (``pipeline.read``).
+RESERVATION_FILES = (
+    "reservation files: CSV (.csv, .tsv, .txt), Parquet or workbooks (.xlsx, .xls, .ods)"
+)
 SANDBOX = defaults.SandboxOptions()
 
 
@@ -24,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="decide door, user level and window for each row")
-    plan.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    plan.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
     add_config_option(plan)
     plan.add_argument(
         "--devices",
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbose_option(plan)
 
     apply = commands.add_parser("apply", help="plan, then create every planned code once")
-    apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    apply.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
     add_run_options(apply)
     apply.add_argument(
         "--door-rate",
@@ -209,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="csv, json: the file to write (default: standard output)",
     )
+    add_verbose_option(doors)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
     sandbox.add_argument("--host", default=SANDBOX.host, help="(default: %(default)s)")

@@ -1,7 +1,8 @@
 """The text encoding of a CSV export: configured, or told by its bytes, never assumed silently.
 
 Without ``[input] encoding``: a byte-order mark says UTF-8 or UTF-16 (Excel's "Unicode text"
-is UTF-16 with a BOM, tab-separated); else the file is UTF-8 when every byte decodes as such;
+is UTF-16 with a BOM, tab-separated); else every other byte NUL says UTF-16 without its mark
+(with a warning); else the file is UTF-8 when every byte decodes as such;
 else it is read as cp1252 (what Windows Excel writes for Western Europe) with a warning that
 names the file. UTF-8 files go to Polars as they are; any other encoding is decoded here and
 handed over as UTF-8 bytes.
@@ -27,6 +28,11 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+# UTF-16 without a mark: at least this share of one half of the bytes is NUL (letters, digits
+# and punctuation of a CSV header are all below U+0100), and at most that of the other half.
+_UTF16_NULS = 0.4
+_STRAY_NULS = 0.05
+_ENDIAN = {"utf-16-le": "little-endian", "utf-16-be": "big-endian"}
 _CHUNK = 1 << 20
 _HEAD = 64 * 1024
 
@@ -65,6 +71,12 @@ def decode_export(path: Path, encoding: str | None) -> DecodedExport:
     for bom, codec in _BOMS:
         if head.startswith(bom):
             return _as_is(path) if codec == "utf-8-sig" else _transcoded(path, codec)
+    if (utf16 := _utf16_without_bom(path)) is not None:
+        log.warning(
+            f"{path} has no byte-order mark but is UTF-16 {_ENDIAN[utf16]} (every other byte"
+            f' is NUL): read as such; set [input] encoding = "{utf16}" to say so'
+        )
+        return _transcoded(path, utf16)
     if _is_utf8(path):
         return _as_is(path)
     if _holds_utf8_sequences(path):
@@ -84,6 +96,24 @@ def decode_export(path: Path, encoding: str | None) -> DecodedExport:
         FALLBACK_ENCODING,
     )
     return _transcoded(path, FALLBACK_ENCODING)
+
+
+def _utf16_without_bom(path: Path) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when the file's first bytes are UTF-16 text without a
+    byte-order mark (every other byte NUL, as text of Latin letters is in UTF-16), else None.
+    Read as UTF-8, such a file's NULs would end up in its headers and every message naming
+    them."""
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD)
+    pairs = len(head) // 2
+    if pairs < 2:
+        return None
+    even, odd = head[0 : pairs * 2 : 2].count(0), head[1 : pairs * 2 : 2].count(0)
+    if odd >= pairs * _UTF16_NULS and even <= pairs * _STRAY_NULS:
+        return "utf-16-le"
+    if even >= pairs * _UTF16_NULS and odd <= pairs * _STRAY_NULS:
+        return "utf-16-be"
+    return None
 
 
 def _is_utf8(path: Path) -> bool:

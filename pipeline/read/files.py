@@ -152,11 +152,7 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
             ),
         ).alias(_UNREADABLE_SKIP),
     ).select(
-        *(
-            pl.col(name).str.strip_chars().replace("", None).alias(name)
-            for name in _READ_COLUMNS
-            if name in CANONICAL_COLUMNS or name in found
-        ),
+        *(_clean(name) for name in _READ_COLUMNS if name in CANONICAL_COLUMNS or name in found),
         EXCLUDED_COLUMN,
         _UNREADABLE_SKIP,
     )
@@ -177,6 +173,16 @@ def _read_one(path: Path, config: Config) -> pl.DataFrame:
     table = normalise_stays(table, config.input, str(path))
     _warn_replacement_characters(table, str(path))
     return table.select(*CANONICAL_COLUMNS, EXCLUDED_COLUMN, "source_file", "source_line")
+
+
+def _clean(name: str) -> pl.Expr:
+    """A column as stripped text, empty as null. A guest's name reaches the code's name on the
+    lock and every file we write: a NUL, a line break or a tab in it is a broken export, never
+    part of the name, so each run of control characters and spaces becomes one space."""
+    column = pl.col(name)
+    if name == "guest_name":
+        column = column.str.replace_all(r"[\p{Cc}\s]+", " ")
+    return column.str.strip_chars().replace("", None).alias(name)
 
 
 def _scan_csv(path: Path, encoding: str | None) -> pl.LazyFrame:
