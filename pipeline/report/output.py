@@ -34,6 +34,7 @@ from pipeline.errors import Interrupted
 from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.changes import print_plan_changes
+from pipeline.report.sending import sending_line
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
@@ -173,13 +174,7 @@ def print_apply_summary(
     print_outcomes(result.results, "Results by outcome and reason", console)
     print_plan_changes(result.results, console)
     print_budget_warnings(budgets, console)
-    stats = result.stats
-    per_code = result.requests_per_new_code
-    console.print(
-        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
-        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
-        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
-    )
+    console.print(sending_line(result))
     console.print(f"results: {out}", soft_wrap=True)
     console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
     if newly_orphaned:
