@@ -14,6 +14,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.duplicates import duplicate_table, look_for_duplicates, say_duplicates
+from pipeline.apply.handoff import record_handoff
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
 from pipeline.apply.run import (
@@ -272,7 +273,7 @@ async def apply_files(
 
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
-        await session.ledger.record_guests(await anyio.to_thread.run_sync(_guest_names, check.plan))
+        await record_handoff(session.ledger, session.run_id, result.results, reservations)
 
         def write_and_summarise() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
@@ -299,16 +300,6 @@ async def apply_files(
         budgets=check,
         newly_orphaned=recorded.orphaned,
     )
-
-
-def _guest_names(plan: pl.DataFrame) -> list[tuple[str, str | None]]:
-    """``(idempotency_tag, guest_name)`` of the planned rows, for the pins hand-off."""
-    if "guest_name" not in plan.columns:
-        return []
-    named = plan.filter(
-        pl.col("idempotency_tag").is_not_null() & pl.col("guest_name").is_not_null()
-    )
-    return list(named.select("idempotency_tag", "guest_name").iter_rows())
 
 
 async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:

@@ -68,6 +68,28 @@ async def test_pins_never_lists_a_cancelled_stays_code_nor_a_replaced_one(tmp_pa
 
 
 @pytest.mark.anyio
+async def test_apply_records_each_codes_guest_whatever_the_name_template(tmp_path, monkeypatch):
+    """The ledger's guests table holds each code's guest as the export gave it, so pins names
+    the guests even when the code names don't carry them (a template without {guest_name})."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=75)
+    config = tmp_path / "pipeline.toml"
+    config.write_text('name_template = "{reservation_id} [{tag}]"\n')
+    await run.apply(stays(door, TONIGHT), config_path=config)
+    with sqlite3.connect(run.ledger) as db:
+        recorded = db.execute(
+            "SELECT c.reservation_id, g.guest_name FROM guests g JOIN codes c"
+            " USING (idempotency_tag) ORDER BY c.reservation_id"
+        ).fetchall()
+    assert recorded == [
+        ("CANCEL", "Grace Hopper"),
+        ("KEEP", "Ada Lovelace"),
+        ("MOVE", "Alan Turing"),
+    ]
+    pins = (await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv")).pins
+    assert pins["guest_name"].to_list() == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
+
+
+@pytest.mark.anyio
 async def test_a_pin_is_ready_once_known_and_why_not_before(tmp_path, monkeypatch):
     """Before Seam assigns PINs: not ready, no_pin_yet. Past check-in: the working door's
     codes are ready with their PINs, the stuck door's say Seam's error; --ready-only lists the
