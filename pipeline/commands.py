@@ -59,7 +59,7 @@ from pipeline.report.files import (
 )
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
-from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
+from pipeline.report.pins import check_pins_out, hand_off, parse_changed_since, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -505,6 +505,7 @@ class PinsRun:
 
 async def export_pins(
     *,
+    config_path: Path | None = None,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str | None = None,
     out: Path | None = None,
@@ -513,38 +514,32 @@ async def export_pins(
     now: dt.datetime | None = None,
 ) -> PinsRun:
     """The guest → PIN hand-off from the ledger alone (``report.pins``): one row per
-    reservation and door, never an orphaned (cancelled) or replaced code; written as ``fmt``
+    reservation and door of the latest input (those without a code saying why), never an
+    orphaned (cancelled) or replaced code, times for messages as the config's ``[pins]``
+    says; written as ``fmt``
     (``csv``, ``parquet`` or ``json``; default: ``out``'s extension, else csv) to ``out``
     (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600. No key needed, no
     lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
-    ``changed_since`` it can't use, and for a missing ledger; LedgerError (exit 3) when a
-    PostgreSQL ledger's server can't be reached.
+    ``changed_since`` it can't use, a config error, and for a missing ledger; LedgerError
+    (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
         changed_since = parse_changed_since(changed_since)
+    config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)
     try:
-        rows = await ledger.pin_rows()
-        doubled = await ledger.duplicate_rows(now=now)
+        table = await hand_off(
+            ledger, now=now, ready_only=ready_only, changed_since=changed_since, formats=config.pins
+        )
     finally:
         await ledger.close()
-
-    def tabulate_and_write() -> PinsRun:
-        table = pin_table(
-            rows,
-            now=now,
-            ready_only=ready_only,
-            changed_since=changed_since,
-            duplicates=doubled,
-        )
-        return PinsRun(table, write_pins(table, chosen, out, now=now))
-
-    return await anyio.to_thread.run_sync(tabulate_and_write)
+    written = await anyio.to_thread.run_sync(lambda: write_pins(table, chosen, out, now=now))
+    return PinsRun(table, written)
 
 
 async def summarise_night(

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.endpoints import check_endpoint
 from pipeline.errors import ConfigError, UsageError
+from pipeline.job_settings import ChangesConfig, NightlyConfig, PinsConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -331,6 +332,9 @@ class Config(BaseModel):
     columns: dict[str, str] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    pins: PinsConfig = Field(default_factory=PinsConfig)
+    changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
     endpoint: str | None = None
 

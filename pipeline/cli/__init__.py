@@ -177,6 +177,7 @@ def _pins(args: argparse.Namespace, console: Console) -> int:
     run = anyio.run(
         functools.partial(
             commands.export_pins,
+            config_path=args.config,
             ledger_path=args.ledger,
             fmt=args.format,
             out=args.out,

@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every reservation's PIN for the guest messages, from the ledger"
         " (never a cancelled or replaced code)",
     )
+    add_config_option(pins)
     add_ledger_option(pins)
     pins.add_argument(
         "--out",
@@ -155,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     pins.add_argument(
         "--format",
         choices=defaults.PIN_FORMATS,
-        help="csv (opens in Excel), parquet or json (default: --out's extension, else csv)",
+        help="csv (with the UTF-8 mark Excel needs), parquet or json (default: --out's"
+        " extension, else csv)",
     )
     pins.add_argument(
         "--ready-only",

@@ -193,13 +193,24 @@ def test_a_guest_name_is_read_from_a_default_template_code_name(name, guest):
 @pytest.mark.anyio
 async def test_a_moved_stay_without_reissue_lists_no_stale_pin(tmp_path, monkeypatch):
     """MOVE moves without --reissue-changed: its new row is rejected and its old code (the old
-    window) is superseded, so pins lists no PIN for it until the stay is back or reissued."""
+    window) is superseded, so pins lists no PIN for it, only why and the fix, until the stay
+    is back or reissued."""
     run, door = one_door_sandbox(tmp_path, monkeypatch, seed=72)
     await run.apply(stays(door, TONIGHT))
     moved = {**TONIGHT, "MOVE": ("2027-03-20", "2027-03-22", "Alan Turing")}
     await run.apply(stays(door, moved))
     pins = (await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv")).pins
-    assert pins["reservation_id"].to_list() == ["KEEP", "CANCEL"]
+    assert pins["reservation_id"].to_list() == ["KEEP", "CANCEL", "MOVE"]
+    move = pins.row(2, named=True)
+    assert (move["code"], move["access_code_id"], move["ready"]) == (None, None, False)
+    assert move["why_not_ready"].startswith(
+        "rejected: changed_after_creation: reservation MOVE already has code "
+    )
+    assert move["why_not_ready"].endswith(
+        "; codes can't be deleted, so no new code was made; fix: the stay changed after its"
+        " code was made: set [changes] reissue_changed = true in the config (or rerun apply"
+        " with --reissue-changed) to make the new code, then send it to the guest"
+    )
     await run.apply(stays(door, TONIGHT))  # the stay is back as it was: its code is current
     back = (await export_pins(ledger_path=run.ledger, out=tmp_path / "back.csv")).pins
     assert back["reservation_id"].to_list() == ["KEEP", "MOVE", "CANCEL"]
