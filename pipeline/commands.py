@@ -168,7 +168,7 @@ async def apply_files(
     settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
     wait_for_lock: float = WAIT_FOR_LOCK,
-    reissue_changed: bool = False,
+    reissue_changed: bool | None = None,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -184,11 +184,13 @@ async def apply_files(
     ``wait_for_lock`` seconds for both together (RunLocked, exit 3, when another run keeps
     one; for a ledger it can't open or reach, ``run_lock``'s errors; UsageError, exit 2, for a
     key of another workspace than the ledger's). ``settings`` as the command line gives them
-    (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
-    input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
-    budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
-    ``interrupt`` (a signal) before the sending raises Interrupted (exit 128 + the signal) with
-    the run recorded; during it, the sending stops and the results are written as for any stop.
+    (``ApplyOptions``) or already built. ``reissue_changed``: whether a stay whose window
+    changed gets a new code (None: the config's ``[changes] reissue_changed``). Raises
+    UsageError (exit 2) for unusable settings or input before anything is sent (also for
+    ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
+    doors or their codes can't be listed. An ``interrupt`` (a signal) before the sending raises
+    Interrupted (exit 128 + the signal) with the run recorded; during it, the sending stops
+    and the results are written as for any stop.
     """
     if isinstance(settings, ApplyOptions):
         settings = settings.settings()
@@ -222,6 +224,8 @@ async def apply_files(
                 plan = await anyio.to_thread.run_sync(
                     lambda: plan_reservations(reservations, catalog, config, now=now)
                 )
+                if reissue_changed is None:  # the command line's word wins for one run
+                    reissue_changed = config.changes.reissue_changed
                 reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
                 planned = await anyio.to_thread.run_sync(
                     lambda: dict(

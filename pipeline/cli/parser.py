@@ -96,12 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait this long for another apply run on the same ledger or, on this host, the"
         " same Seam workspace, then exit 3 (default: %(default)s)",
     )
-    apply.add_argument(
-        "--reissue-changed",
-        action="store_true",
-        help="make a new code for a reservation whose door or window changed since its code"
-        " (default: no new code; the row is rejected changed_after_creation)",
-    )
+    add_reissue_option(apply)
     add_budget_options(apply)
 
     status = commands.add_parser("status", help="refresh the ledger's codes from Seam")
@@ -365,6 +360,16 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
         " (default: %(default)s)",
     )
     add_verbose_option(command)
+
+
+def add_reissue_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--reissue-changed",
+        action=argparse.BooleanOptionalAction,
+        help="make a new code for a stay whose window changed since its code was made, or"
+        " (--no-reissue-changed) don't, for this run (default: the config's [changes]"
+        " reissue_changed, else no new code: the row is rejected changed_after_creation)",
+    )
 
 
 def add_verbose_option(command: argparse.ArgumentParser) -> None:
