@@ -10,14 +10,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import polars as pl
 
 from pipeline.catalog.listing import DOOR_FORMATS, doors_json
 from pipeline.csvfiles import write_csv
 from pipeline.errors import UsageError
-from pipeline.report.summary import Report
+
+if TYPE_CHECKING:  # the report's sections come from the pins table too, which writes here
+    from pipeline.report.summary import Report
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
 

@@ -34,6 +34,7 @@ from pipeline.errors import Interrupted
 from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.changes import print_plan_changes
+from pipeline.report.people_output import print_needs_a_person
 from pipeline.report.sending import sending_line
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
@@ -308,7 +309,9 @@ class ApplyProgress:
 
 
 def print_report(report: Report, console: Console) -> None:
-    """The runs, the doors' run by outcome and reason and per door, then what needs a person."""
+    """Who needs a person, the runs, the doors' run by outcome and reason and per door, then
+    the codes that need a person."""
+    print_needs_a_person(report.needs_a_person, console)
     runs = Table(title=f"Latest {report.runs.height} runs, newest first")
     for column in ("run", "command", "exit", "rows / codes"):
         runs.add_column(column, justify="right" if column == "exit" else "left")

@@ -186,10 +186,9 @@ def _row_without_code(row: dict[str, Any], now: dt.datetime) -> dict[str, Any] |
     """A row of the latest input that got no code (``rows_without_code``), as the hand-off
     lists it: never ready, why first (``rejected: <reason>: <message>; fix: ...``). None for a
     stay that has ended, which needs no code (a full export holds past stays too)."""
-    reason = row["reason"]
-    ends = _maybe_instant(row["check_out"])
-    if reason == IN_THE_PAST or (ends is not None and ends <= now):
+    if stay_has_ended(row, now):
         return None
+    reason = row["reason"]
     why = "; ".join(
         part
         for part in (
@@ -212,6 +211,14 @@ def _row_without_code(row: dict[str, Any], now: dt.datetime) -> dict[str, Any] |
         "changed_at": _instant(row["recorded_at"]),
         "warning": None,
     }
+
+
+def stay_has_ended(row: dict[str, Any], now: dt.datetime) -> bool:
+    """Whether a row without a code (``rows_without_code``) is of a stay that has ended: it is
+    ``in_the_past``, or its check-out is an instant before ``now`` (a booking on no known door
+    may have only its local time, which can't tell)."""
+    ends = _maybe_instant(row["check_out"])
+    return row["reason"] == IN_THE_PAST or (ends is not None and ends <= now)
 
 
 def local_time(value: str | None, formats: PinsConfig) -> str | None:
