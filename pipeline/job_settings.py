@@ -9,7 +9,9 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
 
 # ``Fri 26 Mar 2027 15:00``: a check-in as a message to a guest writes it.
 TIME_FORMAT = "%a %d %b %Y %H:%M"
@@ -57,3 +59,24 @@ class NightlyConfig(BaseModel):
 
     out_dir: Path = Path("outputs")
     keep_days: Annotated[int, Field(strict=True, ge=1)] = KEEP_DAYS
+
+
+def nightly_settings(
+    config: NightlyConfig, *, out_dir: Path | None = None, keep_days: int | None = None
+) -> NightlyConfig:
+    """The config's ``[nightly]`` with the command line's ``--out-dir`` and ``--keep-days``
+    over it, checked as the config's are; ConfigError (exit 2) naming the option."""
+    given: dict[str, object] = {}
+    if out_dir is not None:
+        given["out_dir"] = out_dir
+    if keep_days is not None:
+        given["keep_days"] = keep_days
+    try:
+        return NightlyConfig.model_validate(config.model_dump() | given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = "--" + str(first["loc"][0]).replace("_", "-")
+        what = str(first["msg"])
+        raise ConfigError(
+            f"{option} {given.get(str(first['loc'][0]))}: {what[:1].lower()}{what[1:]}"
+        ) from exc

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline import options as defaults
 from pipeline.catalog.listing import DOOR_FORMATS
+from pipeline.job_settings import NightlyConfig
 from pipeline.ledger.location import parse_ledger
 from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
 from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
@@ -18,6 +19,7 @@ RESERVATION_FILES = (
     "reservation files: CSV (.csv, .tsv, .txt), Parquet or workbooks (.xlsx, .xls, .ods)"
 )
 SANDBOX = defaults.SandboxOptions()
+NIGHTLY = NightlyConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="tonight's status exit code (default: %(default)s)",
     )
 
+    add_nightly_command(commands)
+
     doors = commands.add_parser(
         "doors",
         help="list every door with its site, zone, device_id and user levels (to write aliases)",
@@ -313,6 +317,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="a log line per delivery on standard error (default: %(default)s)",
     )
     return parser
+
+
+def add_nightly_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    nightly = commands.add_parser(
+        "nightly",
+        help="the nightly job: apply, status, the report and a short summary; exit 1 only for"
+        " trouble new tonight",
+    )
+    nightly.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
+    add_config_option(nightly)
+    add_ledger_option(nightly)
+    nightly.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder for the night's logs, results and report (default: the config's"
+        f" [nightly] out_dir, else {NIGHTLY.out_dir}/)",
+    )
+    nightly.add_argument(
+        "--keep-days",
+        type=int,
+        metavar="N",
+        help="remove the files of nights more than N days old (default: the config's [nightly]"
+        f" keep_days, else {NIGHTLY.keep_days})",
+    )
+    add_reissue_option(nightly)
+    nightly.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=defaults.WAIT_FOR_LOCK,
+        metavar="SECONDS",
+        help="wait this long for another apply run on the same ledger or Seam workspace, then"
+        " stop apply (exit 3) (default: %(default)s)",
+    )
 
 
 def add_config_option(command: argparse.ArgumentParser) -> None:
