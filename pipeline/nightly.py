@@ -75,14 +75,17 @@ class NightlyRun:
     def path(self, ending: str) -> Path:
         return self.prefix.with_name(f"{self.prefix.name}-{ending}")
 
+    def error_lines(self) -> list[str]:
+        """The steps' errors, each different one once (a ledger out of reach stops every step
+        the same way), as the ``error:`` lines for standard error."""
+        return [f"error: {line}" for line in dict.fromkeys(self.errors.values())]
+
     def lines(self) -> list[str]:
-        """What the job prints: the steps' codes and where their files are, any step's error
-        line, then the summary."""
+        """What the job prints: the steps' codes and where their files are, then the summary."""
         lines = [
             f"apply exit {self.apply_exit}, status exit {self.status_exit}; logs, results and"
             f" report: {self.prefix}-*"
         ]
-        lines += [f"{step}: error: {line}" for step, line in self.errors.items()]
         if self.removed:
             lines.append(f"removed {len(self.removed)} file(s) of earlier nights")
         return lines + (self.summary.lines() if self.summary is not None else [])

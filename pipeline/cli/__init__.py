@@ -205,6 +205,8 @@ def _nightly(args: argparse.Namespace, console: Console) -> int:
             interrupt=interrupt,
         ),
     )
+    for line in run.error_lines():
+        print(printable(line), file=sys.stderr)
     for line in run.lines():
         console.print(line, markup=False, soft_wrap=True)
     return run.exit_code
