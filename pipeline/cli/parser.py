@@ -90,14 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a create with an unknown outcome, look at the door this long after the send"
         " before sending it again (default: %(default)s)",
     )
-    apply.add_argument(
-        "--wait-for-lock",
-        type=float,
-        default=defaults.WAIT_FOR_LOCK,
-        metavar="SECONDS",
-        help="wait this long for another apply run on the same ledger or, on this host, the"
-        " same Seam workspace, then exit 3 (default: %(default)s)",
-    )
+    add_wait_for_lock_option(apply)
     add_reissue_option(apply)
     add_budget_options(apply)
 
@@ -343,14 +336,7 @@ def add_nightly_command(commands: argparse._SubParsersAction[argparse.ArgumentPa
         f" keep_days, else {NIGHTLY.keep_days})",
     )
     add_reissue_option(nightly)
-    nightly.add_argument(
-        "--wait-for-lock",
-        type=float,
-        default=defaults.WAIT_FOR_LOCK,
-        metavar="SECONDS",
-        help="wait this long for another apply run on the same ledger or Seam workspace, then"
-        " stop apply (exit 3) (default: %(default)s)",
-    )
+    add_wait_for_lock_option(nightly)
 
 
 def add_config_option(command: argparse.ArgumentParser) -> None:
@@ -398,6 +384,17 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
         " (default: %(default)s)",
     )
     add_verbose_option(command)
+
+
+def add_wait_for_lock_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=defaults.WAIT_FOR_LOCK,
+        metavar="SECONDS",
+        help="wait this long for another apply run on the same ledger or, on this host, the"
+        " same Seam workspace, then exit 3 (default: %(default)s)",
+    )
 
 
 def add_reissue_option(command: argparse.ArgumentParser) -> None:

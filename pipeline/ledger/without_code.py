@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pipeline.ledger.codes import STAY_COLUMNS
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
@@ -33,12 +34,7 @@ WITHOUT_CODE_COLUMNS = (
 # What ``codes_needing_a_person`` reads of a code.
 PERSON_CODE_COLUMNS = (
     "idempotency_tag",
-    "reservation_id",
-    "device_id",
-    "door_name",
-    "site_name",
-    "starts_at",
-    "ends_at",
+    *STAY_COLUMNS,
     "name",
     "state",
     "access_code_id",

@@ -16,6 +16,7 @@ from pipeline.cli import main
 from pipeline.commands import report_files
 from pipeline.report.people import NEEDS_A_PERSON_SCHEMA, needs_a_person
 from tests.apply_helpers import one_door_sandbox
+from tests.report.helpers import stays_with_guests
 
 pytestmark = pytest.mark.virtual_time
 
@@ -27,16 +28,7 @@ TONIGHT = {
 }
 
 
-def stays(door: str, reservations: dict[str, tuple[str, str, str]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "reservation_id": list(reservations),
-            "device_id": [door if name != "LOST" else "no-such-door" for name in reservations],
-            "check_in": [stay[0] for stay in reservations.values()],
-            "check_out": [stay[1] for stay in reservations.values()],
-            "guest_name": [stay[2] for stay in reservations.values()],
-        }
-    )
+stays = stays_with_guests
 
 
 def code_of(results: pl.DataFrame, reservation: str) -> dict:

@@ -16,7 +16,12 @@ from pipeline.commands import export_pins
 from pipeline.report.pins import PIN_COLUMNS, guest_from_name
 from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.generate import make_devices
-from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
+from tests.report.helpers import (
+    latest_start,
+    move_sandbox_clock_to,
+    refresh,
+    stays_with_guests,
+)
 
 pytestmark = pytest.mark.virtual_time
 
@@ -27,16 +32,7 @@ TONIGHT = {
 }
 
 
-def stays(door: str, reservations: dict[str, tuple[str, str, str]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "reservation_id": list(reservations),
-            "device_id": [door] * len(reservations),
-            "check_in": [stay[0] for stay in reservations.values()],
-            "check_out": [stay[1] for stay in reservations.values()],
-            "guest_name": [stay[2] for stay in reservations.values()],
-        }
-    )
+stays = stays_with_guests
 
 
 @pytest.mark.anyio
