@@ -18,7 +18,7 @@ def print_needs_a_person(people: pl.DataFrame, console: Console) -> None:
     if people.is_empty():
         console.print("Nobody needs a person: every guest of the latest input has a working code")
         return
-    table = Table(title=f"{people.height} need a person: what is wrong, and what to do")
+    table = Table(title=f"Who needs a person ({people.height}): what is wrong, and what to do")
     for column in ("problem", "reservation", "guest", "door", "window", "why", "fix"):
         table.add_column(column)
     for row in people.head(SHOWN).iter_rows(named=True):

@@ -127,7 +127,7 @@ async def test_every_format_names_them_and_the_exit_code_follows(tmp_path, monke
         ]
     assert await cli() == 1
     out = " ".join(capsys.readouterr().out.split())
-    assert "1 need a person: what is wrong, and what to do" in out
+    assert "Who needs a person (1): what is wrong, and what to do" in out
     assert "Lin Lost" in out
 
     await run.apply(stays(door, TONIGHT))
