@@ -6,7 +6,8 @@ orphaned, rejected, failed, duplicated, superseded but still valid), what is new
 what to do (the report's ``needs_a_person`` line for it), every old code of a changed stay
 that still opens its door (each night until its end), and one exit code:
     0  nothing new tonight (known trouble, e.g. last night's orphan, stays quiet)
-    1  new trouble: a row rejected or a create failed that wasn't last night, a code newly
+    1  new trouble: a row rejected or a create failed that wasn't last night (a stay that
+       has ended, ``in_the_past``, is counted but never trouble), a code newly
        needing attention, a code newly orphaned (a cancelled guest's PIN still opens the
        door: Oracode codes can't be deleted), a code newly superseded by a changed stay
        (the old PIN still opens the door), a tag newly found on more than one code of its
@@ -27,6 +28,7 @@ import polars as pl
 
 from pipeline.apply.duplicates import describe, duplicate_table
 from pipeline.ledger.store import Ledger
+from pipeline.plan.reasons import IN_THE_PAST
 from pipeline.report.fixes import SUPERSEDED
 from pipeline.report.people import needs_a_person
 
@@ -143,7 +145,10 @@ async def nightly_summary(
             rows = results.filter(pl.col("outcome") == kind)
             counts[kind] = rows.height
             if kind in RESULT_KINDS:
-                trouble += [(kind, _row_key(row)) for row in rows.to_dicts()]
+                # A stay that has ended needs no one: a full export's past bookings (each one
+                # new the night after its check-out) are counted, never trouble.
+                live = rows.filter(pl.col("reason").fill_null("") != IN_THE_PAST)
+                trouble += [(kind, _row_key(row)) for row in live.to_dicts()]
     new = await ledger.note_trouble(trouble, kinds)
     return NightlySummary(
         created=counts["created"],

@@ -187,3 +187,12 @@ async def test_the_summary_says_who_and_what_to_do_and_every_still_valid_old_cod
     after_its_end = dt.datetime(2027, 3, 8, tzinfo=dt.UTC)
     ended = await summarise_night(ledger_path=run.ledger, now=after_its_end)
     assert ended.superseded == []
+
+
+@pytest.mark.anyio
+async def test_a_stay_that_has_ended_is_counted_but_never_trouble(tmp_path, monkeypatch):
+    """A full export holds past stays: rejected in_the_past, counted, and the night is quiet."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=86)
+    past = stays(door, {"GONE": ("2026-01-02", "2026-01-04")})
+    summary = await night(run, pl.concat([stays(door, TONIGHT), past]))
+    assert (summary.rejected, summary.new, summary.exit_code) == (1, {}, 0)
