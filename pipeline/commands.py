@@ -520,10 +520,9 @@ async def export_pins(
     """The guest → PIN hand-off from the ledger alone (``report.pins``): one row per
     reservation and door of the latest input (those without a code saying why), never an
     orphaned (cancelled) or replaced code, times for messages as the config's ``[pins]``
-    says; written as ``fmt``
-    (``csv``, ``parquet`` or ``json``; default: ``out``'s extension, else csv) to ``out``
-    (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600. No key needed, no
-    lock taken.
+    says; written as ``fmt`` (``csv``, ``parquet`` or ``json``; default: ``out``'s extension,
+    else csv) to ``out`` (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600.
+    No key needed, no lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
     ``changed_since`` it can't use, a config error, and for a missing ledger; LedgerError

@@ -2,7 +2,8 @@
 
 Sections (one table each; ``--format csv|parquet`` writes one file per section):
     needs_a_person  every reservation a person has to act on, with the guest, the window,
-               the reason and the fix (``report.people``): the report exits 1 while any is
+               the reason and the fix (``report.people``); the report exits 1 while there is
+               one
     runs       the latest runs, newest first: command, times, exit code, and rows per outcome
                (``apply``) or codes checked and needing attention (``status``)
     outcomes   per run (those listed, and the doors' run) and door: input rows by outcome and
