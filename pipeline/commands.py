@@ -14,6 +14,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.duplicates import duplicate_table, look_for_duplicates, say_duplicates
+from pipeline.apply.handoff import record_handoff
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
 from pipeline.apply.run import (
@@ -58,7 +59,7 @@ from pipeline.report.files import (
 )
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
-from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
+from pipeline.report.pins import check_pins_out, hand_off, parse_changed_since, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -167,7 +168,7 @@ async def apply_files(
     settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
     wait_for_lock: float = WAIT_FOR_LOCK,
-    reissue_changed: bool = False,
+    reissue_changed: bool | None = None,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -183,12 +184,14 @@ async def apply_files(
     ``wait_for_lock`` seconds for both together (RunLocked, exit 3, when another run keeps
     one; for a ledger it can't open or reach, ``run_lock``'s errors; UsageError, exit 2, for a
     key of another workspace than the ledger's). ``settings`` as the command line gives them
-    (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
-    input before anything is sent (also for a configured source none of ``paths`` matches,
-    before the ledger is opened, and for ``--on-budget-exceeded abort`` with a door over
-    budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
-    ``interrupt`` (a signal) before the sending raises Interrupted (exit 128 + the signal) with
-    the run recorded; during it, the sending stops and the results are written as for any stop.
+    (``ApplyOptions``) or already built. ``reissue_changed``: whether a stay whose window
+    changed gets a new code (None: the config's ``[changes] reissue_changed``). Raises
+    UsageError (exit 2) for unusable settings or input before anything is sent (also for a
+    configured source none of ``paths`` matches, before the ledger is opened, and for
+    ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
+    doors or their codes can't be listed. An ``interrupt`` (a signal) before the sending raises
+    Interrupted (exit 128 + the signal) with the run recorded; during it, the sending stops and
+    the results are written as for any stop.
     """
     if isinstance(settings, ApplyOptions):
         settings = settings.settings()
@@ -223,6 +226,8 @@ async def apply_files(
                 plan = await anyio.to_thread.run_sync(
                     lambda: plan_reservations(reservations, catalog, config, now=now)
                 )
+                if reissue_changed is None:  # the command line's word wins for one run
+                    reissue_changed = config.changes.reissue_changed
                 reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
                 planned = await anyio.to_thread.run_sync(
                     lambda: dict(
@@ -274,7 +279,7 @@ async def apply_files(
 
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
-        await session.ledger.record_guests(await anyio.to_thread.run_sync(_guest_names, check.plan))
+        await record_handoff(session.ledger, session.run_id, result.results, reservations)
 
         def write_and_summarise() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
@@ -301,16 +306,6 @@ async def apply_files(
         budgets=check,
         newly_orphaned=recorded.orphaned,
     )
-
-
-def _guest_names(plan: pl.DataFrame) -> list[tuple[str, str | None]]:
-    """``(idempotency_tag, guest_name)`` of the planned rows, for the pins hand-off."""
-    if "guest_name" not in plan.columns:
-        return []
-    named = plan.filter(
-        pl.col("idempotency_tag").is_not_null() & pl.col("guest_name").is_not_null()
-    )
-    return list(named.select("idempotency_tag", "guest_name").iter_rows())
 
 
 async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:
@@ -516,6 +511,7 @@ class PinsRun:
 
 async def export_pins(
     *,
+    config_path: Path | None = None,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str | None = None,
     out: Path | None = None,
@@ -524,38 +520,31 @@ async def export_pins(
     now: dt.datetime | None = None,
 ) -> PinsRun:
     """The guest → PIN hand-off from the ledger alone (``report.pins``): one row per
-    reservation and door, never an orphaned (cancelled) or replaced code; written as ``fmt``
-    (``csv``, ``parquet`` or ``json``; default: ``out``'s extension, else csv) to ``out``
-    (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600. No key needed, no
-    lock taken.
+    reservation and door of the latest input (those without a code saying why), never an
+    orphaned (cancelled) or replaced code, times for messages as the config's ``[pins]``
+    says; written as ``fmt`` (``csv``, ``parquet`` or ``json``; default: ``out``'s extension,
+    else csv) to ``out`` (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600.
+    No key needed, no lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
-    ``changed_since`` it can't use, and for a missing ledger; LedgerError (exit 3) when a
-    PostgreSQL ledger's server can't be reached.
+    ``changed_since`` it can't use, a config error, and for a missing ledger; LedgerError
+    (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
         changed_since = parse_changed_since(changed_since)
+    config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)
     try:
-        rows = await ledger.pin_rows()
-        doubled = await ledger.duplicate_rows(now=now)
+        table = await hand_off(
+            ledger, now=now, ready_only=ready_only, changed_since=changed_since, formats=config.pins
+        )
     finally:
         await ledger.close()
-
-    def tabulate_and_write() -> PinsRun:
-        table = pin_table(
-            rows,
-            now=now,
-            ready_only=ready_only,
-            changed_since=changed_since,
-            duplicates=doubled,
-        )
-        return PinsRun(table, write_pins(table, chosen, out, now=now))
-
-    return await anyio.to_thread.run_sync(tabulate_and_write)
+    written = await anyio.to_thread.run_sync(lambda: write_pins(table, chosen, out, now=now))
+    return PinsRun(table, written)
 
 
 async def summarise_night(

@@ -38,6 +38,7 @@ from pipeline.input_settings import (
     read_settings_problem,
     source_section,
 )
+from pipeline.job_settings import ChangesConfig, NightlyConfig, PinsConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -295,6 +296,9 @@ class Config(BaseModel):
     sources: dict[str, SourceConfig] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    pins: PinsConfig = Field(default_factory=PinsConfig)
+    changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
     endpoint: str | None = None
 
@@ -314,11 +318,13 @@ class Config(BaseModel):
 
 
 def _check_column_targets(columns: dict[str, str], where: str = "") -> dict[str, str]:
+    known = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
     for source, target in columns.items():
-        if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
+        if target not in known:
+            close = difflib.get_close_matches(target.strip().lower(), known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"{where}{source!r} maps to {target!r}, which is not one of"
-                f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
+                f"{where}{source!r} maps to {target!r}, which is not one of {list(known)}{guess}"
             )
     return columns
 

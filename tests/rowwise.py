@@ -362,7 +362,9 @@ _UTC_TEXT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _fold_blanks(name: str) -> str:
-    """Blank template fields leave doubled spaces: fold them twice and trim, as the planner does."""
+    """Control characters become spaces; blank template fields leave doubled spaces: fold them
+    twice and trim, as the planner does."""
+    name = re.sub("[\x00-\x1f\x7f-\x9f]+", " ", name)  # Unicode's Cc
     for _ in range(2):
         name = name.replace("  ", " ")
     return name.strip()

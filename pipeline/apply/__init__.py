@@ -14,4 +14,5 @@ record of every request. Which module decides what:
     workspace  one writer per Seam workspace on a host: its lock, and the key's workspace
                checked against the ledger's
     duplicates a tag on more than one code of its door: found at every look, said everywhere
+    handoff    what the run leaves for the hand-off: each code's guest, the rows without a code
 """

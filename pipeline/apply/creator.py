@@ -75,6 +75,13 @@ def create_body(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def door_label(row: Mapping[str, Any]) -> str:
+    """A door as a person knows it, its id after: ``Room 101 at Harbor View (f52e6d03-...)``."""
+    name = row.get("door_name") or "(no name)"
+    site = f" at {row['site_name']}" if row.get("site_name") else ""
+    return f"{name}{site} ({row['device_id']})"
+
+
 def carries_tag(code: AccessCode, device_id: str, tag: str) -> bool:
     """Whether ``code`` is ours: on this door, with the tag in its name (``search`` is only a
     partial match on name, code and id, so the answer is filtered again here)."""
@@ -93,7 +100,8 @@ class CodeCreator:
     ``planned``, ``sending`` and ``prelisted``. ``registered``: the run's registration of its
     codes, which a code's first change waits for. ``closed_doors`` says, per door that takes no
     more creates this run, the reason and message for its creates not sent; ``found_on_door``
-    holds the tags adopted before anything was sent for them.
+    holds the tags adopted before anything was sent for them. ``doors``: each door as a
+    message names it (``door_label``).
     """
 
     def __init__(
@@ -111,8 +119,10 @@ class CodeCreator:
         sending: Mapping[str, Sequence[LedgerCode]] | None = None,
         prelisted: Mapping[str, list[AccessCode]] | None = None,
         on_progress: Callable[[str], None] = lambda event: None,
+        doors: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
+        self._doors = doors or {}
         self._ledger = ledger
         self._run_id = run_id
         self._bodies = bodies
@@ -314,7 +324,8 @@ class CodeCreator:
 
     def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
         """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
-        why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
+        door = self._doors.get(job.device_id, job.device_id)
+        why = f"Seam has no space for more codes on door {door}: {exc.one_line()}"
         self._ledger.mark_failed(
             job.key,
             self._run_id,
@@ -324,7 +335,10 @@ class CodeCreator:
             attempt=self._attempts.get(job.key),
         )
         self.closed_doors[job.device_id] = (BUDGET_EXHAUSTED, f"not sent: {why}")
-        log.error("door is full: its remaining creates are not sent", extra={"error": why})
+        log.error(
+            f"door {door} is full: its remaining creates are not sent",
+            extra={"error": exc.one_line()},
+        )
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered, close_door=True)
 

@@ -16,8 +16,9 @@ import anyio
 
 from pipeline.apply.pacing import backoff
 from pipeline.errors import RunStopped, SeamError
+from pipeline.seam.answers import KEY_HINT
+from pipeline.seam.answers import KEY_REFUSED_STATUS as KEY_REFUSED_STATUS
 
-KEY_REFUSED_STATUS = frozenset({401, 403})
 # How much earlier than its real send a code's recorded send time may be (seconds); a later
 # run adds it to the settle time.
 SENT_AT_SLACK = 1.0
@@ -101,8 +102,6 @@ class ProgressWatch:
 
 
 def key_refused(exc: SeamError) -> RunStopped:
-    """The run can't go on: Seam answered 401/403 (the key is wrong, revoked or lacks rights)."""
-    return RunStopped(
-        f"Seam refused the API key: {exc.one_line()}",
-        hint="check SEAM_API_KEY (or SEAM_PERSONAL_ACCESS_TOKEN and SEAM_WORKSPACE_ID)",
-    )
+    """The run can't go on: the endpoint answered 401/403 (the key is wrong, revoked or lacks
+    rights; or, without Seam's error body, the endpoint may not be Seam's API)."""
+    return RunStopped(f"Seam refused the API key: {exc.what()}", hint=exc.hint or KEY_HINT)

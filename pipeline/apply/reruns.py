@@ -74,7 +74,7 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
         messages = hit.select(
             pl.format(
                 "reservation {} already has code {}; codes can't be deleted, so no new code was"
-                " made: decide what the guest needs, or rerun with --reissue-changed",
+                " made",
                 "reservation_id",
                 "old",
             )

@@ -26,7 +26,7 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.creator import CodeCreator, create_body
+from pipeline.apply.creator import CodeCreator, create_body, door_label
 from pipeline.apply.duplicates import describe, say_duplicates
 from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
@@ -252,6 +252,7 @@ async def apply_plan(
         sending=sending,
         prelisted=look.codes if look is not None else None,
         on_progress=on_progress,
+        doors={row["device_id"]: door_label(row) for row in rows},
     )
     stopped = None
     try:

@@ -149,6 +149,28 @@ CREATE TABLE IF NOT EXISTS workspace (
     workspace_id TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+-- The rows of the latest apply run that got no code (rejected, failed), for the hand-off and
+-- the report to name each such guest (``pipeline.ledger.without_code``): the reservation, its
+-- door, guest and window (the code's when it was planned, else the booking's as read), why,
+-- and its line in the input. Each apply run that records its summary replaces them.
+CREATE TABLE IF NOT EXISTS without_code (
+    run_id TEXT NOT NULL,
+    reservation_id TEXT,
+    device_id TEXT,
+    door_name TEXT,
+    site_name TEXT,
+    guest_name TEXT,
+    check_in TEXT,
+    check_out TEXT,
+    outcome TEXT NOT NULL,
+    reason TEXT,
+    message TEXT,
+    idempotency_tag TEXT,
+    also_for TEXT,
+    source_file TEXT,
+    source_line INTEGER,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS known_trouble (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -14,6 +14,8 @@ Tables
     workspace    the Seam workspace whose codes the ledger records (a key for another is
                  refused)
     duplicates   each of our tags found on more than one code of its door, with the codes
+    without_code the latest apply run's rows that got no code (rejected, failed), for the
+                 hand-off and the report
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -60,6 +62,7 @@ from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.without_code import WithoutCode
 from pipeline.ledger.workspace import Workspace
 
 __all__ = [
@@ -81,7 +84,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

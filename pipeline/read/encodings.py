@@ -1,7 +1,8 @@
 """The text encoding of a CSV export: configured, or told by its bytes, never assumed silently.
 
 Without ``[input] encoding``: a byte-order mark says UTF-8 or UTF-16 (Excel's "Unicode text"
-is UTF-16 with a BOM, tab-separated); else the file is UTF-8 when every byte decodes as such;
+is UTF-16 with a BOM, tab-separated); else every other byte NUL says UTF-16 without its mark
+(with a warning); else the file is UTF-8 when every byte decodes as such;
 else it is read as cp1252 (what Windows Excel writes for Western Europe) with a warning that
 names the file. With ``[input] encoding`` set to a legacy encoding (cp1252, latin-1, ...), a
 file that is UTF-8 all the same, and not plain ASCII, is read as UTF-8 with a warning: decoded
@@ -27,6 +28,7 @@ from pipeline.read.misencoded import (
     refuse_narrow_bytes,
     refuse_non_utf8,
     refuse_wide_bytes,
+    utf16_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
+_ENDIAN = {"utf-16-le": "little-endian", "utf-16-be": "big-endian"}
 _CHUNK = 1 << 20
 _HEAD = 64 * 1024
 
@@ -89,6 +92,12 @@ def decode_export(path: Path, encoding: str | None, section: str) -> DecodedExpo
     for bom, codec in _BOMS:
         if head.startswith(bom):
             return _as_is(path, head) if codec == "utf-8-sig" else _transcoded(path, codec)
+    if (utf16 := utf16_kind(head)) is not None and utf16 != "utf-16":
+        log.warning(
+            f"{path} has no byte-order mark but is UTF-16 {_ENDIAN[utf16]} (every other byte"
+            f' is NUL): read as such; set {section} encoding = "{utf16}" to say so'
+        )
+        return _transcoded(path, utf16)
     refuse_wide_bytes(path, head, None, section)
     is_ascii, bad_byte = _scan_utf8(path)
     if bad_byte is None:

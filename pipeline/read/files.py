@@ -190,11 +190,7 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
             else [*(name for name in present if renamed[name] in NAME_COLUMNS), *skips]
         ),
     ).select(
-        *(
-            pl.col(name).str.strip_chars().replace("", None).alias(name)
-            for name in READ_COLUMNS
-            if name in CANONICAL_COLUMNS or name in found
-        ),
+        *(_clean(name) for name in READ_COLUMNS if name in CANONICAL_COLUMNS or name in found),
         EXCLUDED_COLUMN,
         UNREADABLE_SKIP,
         MOJIBAKE_COLUMN,
@@ -222,6 +218,18 @@ def _read_one(path: Path, settings: FileSettings) -> pl.DataFrame:
     return table.select(
         *CANONICAL_COLUMNS, EXCLUDED_COLUMN, UNREADABLE_COLUMN, "source_file", "source_line"
     )
+
+
+def _clean(name: str) -> pl.Expr:
+    """A column as stripped text, empty as null. A guest's name reaches the code's name on the
+    lock and every file we write: a NUL, a line break or a tab in it is a broken export, never
+    part of the name, so each run of spaces holding a control character becomes one space."""
+    column = pl.col(name)
+    if name == "guest_name":
+        # Only runs holding a control character: ordinary spaces are left to the regex engine's
+        # quick scan instead of being replaced one by one (1M names: 0.06 s instead of 0.13 s).
+        column = column.str.replace_all(r"[\s\p{Cc}]*\p{Cc}[\s\p{Cc}]*", " ")
+    return column.str.strip_chars().replace("", None).alias(name)
 
 
 def _scan_csv(decoded: DecodedExport, settings: FileSettings) -> tuple[pl.LazyFrame, int]:

@@ -34,6 +34,8 @@ from pipeline.errors import Interrupted
 from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.report.changes import print_plan_changes
+from pipeline.report.people_output import print_needs_a_person
+from pipeline.report.sending import sending_line
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
@@ -173,13 +175,7 @@ def print_apply_summary(
     print_outcomes(result.results, "Results by outcome and reason", console)
     print_plan_changes(result.results, console)
     print_budget_warnings(budgets, console)
-    stats = result.stats
-    per_code = result.requests_per_new_code
-    console.print(
-        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
-        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
-        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
-    )
+    console.print(sending_line(result))
     console.print(f"results: {out}", soft_wrap=True)
     console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
     if newly_orphaned:
@@ -313,7 +309,9 @@ class ApplyProgress:
 
 
 def print_report(report: Report, console: Console) -> None:
-    """The runs, the doors' run by outcome and reason and per door, then what needs a person."""
+    """Who needs a person, the runs, the doors' run by outcome and reason and per door, then
+    the codes that need a person."""
+    print_needs_a_person(report.needs_a_person, console)
     runs = Table(title=f"Latest {report.runs.height} runs, newest first")
     for column in ("run", "command", "exit", "rows / codes"):
         runs.add_column(column, justify="right" if column == "exit" else "left")

@@ -1,6 +1,9 @@
 """The report: what the runs did and what needs a person, from the ledger alone (no Seam call).
 
 Sections (one table each; ``--format csv|parquet`` writes one file per section):
+    needs_a_person  every reservation a person has to act on, with the guest, the window,
+               the reason and the fix (``report.people``); the report exits 1 while there is
+               one
     runs       the latest runs, newest first: command, times, exit code, and rows per outcome
                (``apply``) or codes checked and needing attention (``status``)
     outcomes   per run (those listed, and the doors' run) and door: input rows by outcome and
@@ -37,9 +40,10 @@ from pipeline.errors import UsageError
 from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
 from pipeline.plan.reasons import EXCLUDED
+from pipeline.report.people import NEEDS_A_PERSON_SCHEMA, needs_a_person
 
 CODE_STATUSES = ("set", "setting", "unset")
-SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned", "duplicates")
+SECTIONS = ("needs_a_person", "runs", "outcomes", "doors", "attention", "orphaned", "duplicates")
 DEFAULT_RUNS = 20
 RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
 
@@ -197,16 +201,20 @@ class Report:
     run_id: str | None
     generated_at: dt.datetime
     duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
+    needs_a_person: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=NEEDS_A_PERSON_SCHEMA)
+    )
 
     def sections(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in SECTIONS}
 
     @property
     def exit_code(self) -> int:
-        """1 when a code needs attention, is orphaned or is on its door more than once (a
-        person has work), else 0."""
+        """1 while a reservation needs a person (``needs_a_person``: rejected, failed, outcome
+        unknown, needing attention, duplicated, orphaned, superseded but still valid), or a
+        code needs attention, is orphaned or is on its door more than once; else 0."""
         work = self.attention.height or self.orphaned.height or self.duplicates.height
-        return 1 if work else 0
+        return 1 if work or self.needs_a_person.height else 0
 
     def to_json(self) -> str:
         document: dict[str, Any] = {
@@ -225,8 +233,9 @@ async def make_report(
     per-door summary."""
     rows = await ledger.report_rows(run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
     duplicates = await ledger.duplicate_rows(now=now)
+    people = (await ledger.rows_without_code(), await ledger.codes_needing_a_person())
     return await anyio.to_thread.run_sync(
-        lambda: build_report(rows, now=now, run_id=run_id, duplicates=duplicates)
+        lambda: build_report(rows, now=now, run_id=run_id, duplicates=duplicates, people=people)
     )
 
 
@@ -236,9 +245,11 @@ def build_report(
     now: dt.datetime,
     run_id: str | None = None,
     duplicates: list[dict[str, Any]] | None = None,
+    people: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], []),
 ) -> Report:
     """Build the report's tables from the ledger's rows (``run_id``: the apply run asked for,
-    checked; None for the latest; ``duplicates``: the ledger's ``duplicate_rows``)."""
+    checked; None for the latest; ``duplicates``: the ledger's ``duplicate_rows``; ``people``:
+    its ``rows_without_code`` and ``codes_needing_a_person``)."""
     now = now.astimezone(dt.UTC)
     listed = pl.DataFrame(
         [
@@ -269,6 +280,7 @@ def build_report(
     codes_now = pl.DataFrame(rows.codes_per_door, schema=CODES_NOW_SCHEMA)
     of_run = outcomes.filter(pl.col("run_id") == run_id) if run_id else outcomes.clear()
     doors = _door_table(of_run, budgets, codes_now, orphaned)
+    doubled = duplicate_table(duplicates or [])
     return Report(
         runs=listed,
         outcomes=outcomes,
@@ -277,7 +289,8 @@ def build_report(
         orphaned=orphaned,
         run_id=run_id,
         generated_at=now,
-        duplicates=duplicate_table(duplicates or []),
+        duplicates=doubled,
+        needs_a_person=needs_a_person(*people, doubled, now=now),
     )
 
 

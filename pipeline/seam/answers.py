@@ -25,6 +25,9 @@ MAX_WAIT_SECONDS = 120.0
 # A listing longer than this is broken, not big: at /devices/list's default 500 per page it
 # is 5 million doors, and /access_codes/list pages hold up to 55,000 codes.
 MAX_PAGES = 10_000
+# Seam refuses a request it can't authenticate or authorise; what to check then.
+KEY_REFUSED_STATUS = frozenset({401, 403})
+KEY_HINT = "check SEAM_API_KEY (or SEAM_PERSONAL_ACCESS_TOKEN and SEAM_WORKSPACE_ID)"
 _clamped: set[str] = set()  # the ``what``s clamp_wait has warned about (once per process)
 
 
@@ -113,9 +116,12 @@ class PageCursors:
         return cursor
 
 
-def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any]:
+def parse_response(
+    response: httpx.Response, *, path: str = "", endpoint: str = ""
+) -> dict[str, Any]:
     """The JSON body of a 200, or the SeamError its error body describes (its ``retry_after``
-    clamped to ``MAX_WAIT_SECONDS``; ``path`` names the request in the warning)."""
+    clamped to ``MAX_WAIT_SECONDS``; ``path`` names the request in the warning; ``endpoint``,
+    where it was sent, in the hint of a refusal that isn't Seam's)."""
     request_id = response.headers.get("seam-request-id")
     try:
         payload = response.json()
@@ -128,11 +134,26 @@ def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any
     kind = SeamUnavailableError if response.status_code >= 500 or payload is None else SeamError
     raise kind(
         str(error.get("message") or f"HTTP {response.status_code} without a Seam error body"),
+        hint=_refusal_hint(response.status_code, endpoint, is_seams=bool(error)),
         error_type=str(error.get("type") or f"http_{response.status_code}"),
         status=response.status_code,
         request_id=request_id,
         retry_after=clamp_wait(_retry_after(response), what=f"Seam's Retry-After on {path}"),
         data=error.get("data") if isinstance(error.get("data"), dict) else None,
+    )
+
+
+def _refusal_hint(status: int, endpoint: str, *, is_seams: bool) -> str | None:
+    """What to check when a request is refused (401, 403): the key, when Seam's own error body
+    says so; else first the endpoint, which may not be Seam's API at all (a proxy's login
+    page, another service on that port). None for other answers."""
+    if status not in KEY_REFUSED_STATUS:
+        return None
+    if is_seams:
+        return KEY_HINT
+    return (
+        f"an answer {status} without Seam's error body may not come from Seam's API: check"
+        f" SEAM_ENDPOINT (now {endpoint}), then SEAM_API_KEY"
     )
 
 

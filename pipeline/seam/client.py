@@ -256,7 +256,7 @@ class SeamClient:
                 raise SeamUnavailableError(
                     f"no answer from {url}: {type(exc).__name__}", error_type="connection_error"
                 ) from exc
-            payload = parse_response(response, path=path)
+            payload = parse_response(response, path=path, endpoint=str(self._endpoint))
         except SeamError as exc:
             self._record(path, body, started, exc.status, exc.request_id, exc)
             raise

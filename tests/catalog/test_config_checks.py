@@ -88,7 +88,8 @@ def test_plan_warns_once_at_start_not_per_row(tmp_path, capsys):
         (
             'endpont = "https://example.com"',
             "unknown key endpont at the top level (known: input, doors, plan, columns, sources,"
-            " user_levels, budgets, name_template, endpoint) (did you mean endpoint?)",
+            " user_levels, budgets, pins, changes, nightly, name_template, endpoint) (did you"
+            " mean endpoint?)",
         ),
         (
             "[budgets]\nper_dor = 3",

@@ -146,6 +146,20 @@ def test_bad_config_files(tmp_path, text, message):
         load_config(path)
 
 
+def test_a_columns_value_typo_suggests_the_column(tmp_path):
+    """A [columns] value that is no pipeline column names them all and the closest one."""
+    path = tmp_path / "c.toml"
+    path.write_text("[columns]\nGast = 'guest_nmae'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.one_line() == (
+        f"config file {path}: columns: 'Gast' maps to 'guest_nmae', which is not one of"
+        " ['reservation_id', 'device_id', 'door_name', 'site_name', 'check_in', 'check_out',"
+        " 'guest_name', 'user_level', 'check_in_date', 'check_in_time', 'check_out_date',"
+        " 'check_out_time'] (did you mean 'guest_name'?)"
+    )
+
+
 # The config's [budgets], then the command line's options → the budgets in force.
 OPTION_CASES = [
     ({}, BudgetOptions(), {"per_door": None, "mode": "lifetime", "on_exceeded": "reject-rows"}),

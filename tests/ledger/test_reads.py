@@ -247,3 +247,47 @@ async def test_codes_are_orphaned_per_reservation_and_door(ledger):
     assert rows(ledger, "SELECT COUNT(*) FROM codes WHERE also_dropped_run_id IS NOT NULL") == [
         (0,)
     ]
+
+
+async def test_the_rows_without_a_code_are_the_latest_runs_and_the_codes_a_person_must_act_on(
+    ledger,
+):
+    """Each run's rows without a code replace the last run's, in the input's order; the codes
+    needing a person are the sending one, the one needing attention, the orphaned and the
+    superseded ones, each with its guest, the superseded one naming the code that replaced it,
+    on either database."""
+    run_id = await made(ledger, ["t1", "t2", "t3", "t4", "t5"])
+    row = {"outcome": "rejected", "reason": "unknown_device", "source_file": "x.csv"}
+    await ledger.record_without_code(run_id, [row | {"reservation_id": "old", "source_line": 2}])
+    later = [
+        row | {"reservation_id": "B", "source_line": 3, "guest_name": "Bo"},
+        row | {"reservation_id": "A", "source_line": 2, "check_in": "2027-03-01"},
+    ]
+    await ledger.record_without_code(run_id, later)
+    without = await ledger.rows_without_code()
+    assert [(r["reservation_id"], r["guest_name"], r["run_id"]) for r in without] == [
+        ("A", None, run_id),
+        ("B", "Bo", run_id),
+    ]
+    await ledger.mark_sending("t3", run_id)
+    await ledger.mark_sending("t4", run_id)
+    ledger.mark_created("t3", run_id, access_code("ac-3"), None, how="created")
+    ledger.mark_created("t4", run_id, access_code("ac-4"), None, how="created")
+    await ledger.commit()
+    await ledger.record_guests([("t3", "Cy")])
+    await ledger.record_replacements({"t4": "t3"})
+    for tag, column in (("t1", "needs_attention"), ("t3", "superseded_run_id")):
+        await ledger.write(
+            lambda db, tag=tag, column=column: db.execute(
+                f"UPDATE codes SET {column} = 'x' WHERE idempotency_tag = ?", (tag,)
+            )
+        )
+    await ledger.write(
+        lambda db: db.execute("UPDATE codes SET orphaned_run_id = 'r' WHERE idempotency_tag = 't4'")
+    )
+    found = {row["idempotency_tag"]: row for row in await ledger.codes_needing_a_person()}
+    assert sorted(found) == ["t1", "t2", "t3", "t4"]  # t5 is pending: nothing to act on
+    assert found["t2"]["state"] == "sending"
+    assert (found["t3"]["guest_name"], found["t3"]["replaced_by"]) == ("Cy", "ac-4")
+    assert found["t3"]["replaced_by_ends_at"] == "2026-12-03T11:00:00Z"
+    assert found["t4"]["orphaned_run_id"] == "r"

@@ -163,6 +163,26 @@ def test_utf16_unicode_text_export(tmp_path, plan_file, read_warnings):
     assert read_warnings == []
 
 
+@pytest.mark.parametrize(("codec", "endian"), [("utf-16-le", "little"), ("utf-16-be", "big")])
+def test_utf16_without_a_bom_is_read_with_a_warning(
+    tmp_path, plan_file, read_warnings, codec, endian
+):
+    """UTF-16 without its byte-order mark: read as UTF-16 (its headers never carry NULs into a
+    message), and one warning line says how to set it."""
+    source = tmp_path / "export.csv"
+    source.write_bytes(
+        "reservation_id,site_name,door_name,check_in,check_out,guest_name\r\n"
+        "U1,Harbor View,Room 101,2027-03-25T15:30,2027-03-28T10:30,Zoë Ångström\r\n".encode(codec)
+    )
+    code, plan, _ = plan_file(source)
+    assert code == 0
+    assert plan["name"][0].startswith("U1 Zoë Ångström [opl-")
+    assert read_warnings == [
+        f"{source} has no byte-order mark but is UTF-16 {endian}-endian (every other byte is"
+        f' NUL): read as such; set [input] encoding = "{codec}" to say so'
+    ]
+
+
 def test_xlsx_with_typed_cells_and_a_chosen_sheet(tmp_path, plan_file, read_warnings):
     """An .xlsx written by Excel's rules: typed date and time cells, numeric ids, the sheet
     named in [input] sheet."""

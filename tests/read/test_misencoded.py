@@ -64,13 +64,6 @@ def _zip() -> bytes:
     ("content", "encoding", "shown", "hint"),
     [
         (
-            export().encode("utf-16-le"),
-            None,
-            "line 1 holds a NUL byte every other byte: the file is likely UTF-16 (little-endian,"
-            " without a byte-order mark)",
-            'set [input] encoding = "utf-16-le"',
-        ),
-        (
             export().encode("utf-16-be"),
             "cp1252",
             "line 1 holds a NUL byte every other byte: the file is likely UTF-16 (big-endian,"
@@ -113,7 +106,6 @@ def _zip() -> bytes:
         ),
     ],
     ids=[
-        "utf16le-detected",
         "utf16be-under-cp1252",
         "utf16-bom-under-cp1252",
         "cp1252-under-utf8",
