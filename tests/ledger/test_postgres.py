@@ -162,9 +162,7 @@ def test_scrub_masks_the_password_however_it_is_written(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "env-secret")
     ledger = parse_ledger("postgresql://app:p%40ss@db/ledger?password=q%2Bw")
     text = "p%40ss p@ss q%2Bw q+w env-secret postgresql://app:p%40ss@db/ledger?password=q%2Bw"
-    assert scrub(ledger, text) == (
-        "*** *** *** *** *** postgresql://app:***@db/ledger?password=***"
-    )
+    assert scrub(ledger, text) == ("*** *** *** *** *** postgresql://app:***@db/ledger")
 
 
 @pytest.mark.parametrize(
