@@ -57,14 +57,15 @@ DUPLICATE_SCHEMA = {
 
 def duplicated_tags(codes: Sequence[AccessCode], device_id: str) -> dict[str, list[AccessCode]]:
     """Each tag that more than one of ``codes`` on door ``device_id`` carries in its name, with
-    those codes (earliest made first)."""
-    carriers: dict[str, list[AccessCode]] = {}
+    those codes (earliest made first). A code is counted once by its ``access_code_id``: a list
+    whose pages shifted while they were read may hold one code twice."""
+    carriers: dict[str, dict[str, AccessCode]] = {}
     for code in codes:
         if code.device_id == device_id:
             for tag in set(TAG_IN_NAME.findall(code.name or "")):
-                carriers.setdefault(tag, []).append(code)
+                carriers.setdefault(tag, {}).setdefault(code.access_code_id, code)
     return {
-        tag: sorted(found, key=lambda code: (code.created_at or "", code.access_code_id))
+        tag: sorted(found.values(), key=lambda code: (code.created_at or "", code.access_code_id))
         for tag, found in carriers.items()
         if len(found) > 1
     }

@@ -15,11 +15,13 @@ import httpx
 import polars as pl
 import pytest
 
+from pipeline.apply.duplicates import duplicated_tags
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.commands import export_pins, export_report, summarise_night
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates
+from pipeline.seam.models import AccessCode
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
 from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
@@ -175,3 +177,18 @@ async def test_a_duplicate_made_with_the_sandbox_control_is_found_by_the_doors_n
     report = await export_report(ledger_path=run.ledger)
     assert report.report.duplicates["idempotency_tag"].to_list() == [copied["idempotency_tag"]]
     assert report.exit_code == 1
+
+
+def test_one_code_listed_twice_is_no_duplicate():
+    """A list whose pages shifted may name one code twice: counted once by access_code_id, it
+    is no duplicate; a second code carrying the tag is."""
+    tag = "opl-" + "1" * 20
+
+    def code(code_id: str) -> AccessCode:
+        return AccessCode(
+            access_code_id=code_id, device_id="door-1", name=f"R1 [{tag}]", status="set"
+        )
+
+    assert duplicated_tags([code("c1"), code("c1")], "door-1") == {}
+    found = duplicated_tags([code("c1"), code("c1"), code("c2")], "door-1")
+    assert [c.access_code_id for c in found[tag]] == ["c1", "c2"]
