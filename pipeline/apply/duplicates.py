@@ -133,19 +133,28 @@ async def look_for_duplicates(
     client: SeamClient, ledger: Ledger, run_id: str, *, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """``status``'s look: every door where a late create may have left a duplicate
-    (``Ledger.doubtful_doors``) is listed once, what it shows is recorded, and every duplicate
-    the ledger knows whose window is open is returned (``duplicate_rows``). A door that can't
-    be listed is left for the next look (one warning)."""
+    (``Ledger.doubtful_doors``) is listed once, door by door, what it shows is recorded, and
+    every duplicate the ledger knows whose window is open is returned (``duplicate_rows``). A
+    door that can't be listed is left for the next look, the others looked at all the same;
+    one warning names those doors (and their sites) and why."""
     doors = sorted(await ledger.doubtful_doors(now=now))
     if doors:
-        try:
-            looked = await look_at_doors(client, doors)
-        except SeamError as exc:
-            log.warning(
-                "could not look at the doors where a late create may have left a duplicate",
-                extra={"doors": len(doors), "error": exc.one_line()},
-            )
-        else:
-            for device_id, codes in looked.codes.items():
-                ledger.note_duplicates(run_id, duplicated_tags(codes, device_id))
+        looked = await look_at_doors(client, doors, each=True)
+        for device_id, codes in looked.codes.items():
+            ledger.note_duplicates(run_id, duplicated_tags(codes, device_id))
+        if looked.failed:
+            await _say_not_looked_at(ledger, looked.failed)
     return await ledger.duplicate_rows(now=now)
+
+
+async def _say_not_looked_at(ledger: Ledger, failed: Mapping[str, SeamError]) -> None:
+    """One warning naming the doors that couldn't be looked at for duplicates, and why."""
+    places = await ledger.door_places(failed.keys())
+    named = [f"{places[device_id]}: {exc.one_line()}" for device_id, exc in sorted(failed.items())]
+    more = f"; and {len(named) - NAMED} more" if len(named) > NAMED else ""
+    noun = "door" if len(named) == 1 else "doors"
+    log.warning(
+        f"could not look at {len(named)} {noun} for duplicates, left for the next look:"
+        f" {'; '.join(named[:NAMED])}{more}",
+        extra={"doors": len(named)},
+    )

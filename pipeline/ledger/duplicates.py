@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import timestamp
@@ -121,6 +122,37 @@ class Duplicates(GroupCommits):
         return {
             device_id for device_id, ends_at in await self.read(query) if _is_open(ends_at, now)
         }
+
+    async def door_places(self, device_ids: Collection[str]) -> dict[str, str]:
+        """Each of ``device_ids`` as a person knows it: its door's name and site from the
+        ledger's codes (``Room 101 at Main (device_id d-1)``), else its device_id."""
+        if not device_ids:
+            return {}
+
+        def query(db: Db) -> dict[str, str]:
+            keys = fill_keys(db, "device_id", device_ids)
+            return {
+                str(device_id): _place(door_name, site_name)
+                for device_id, door_name, site_name in db.execute(
+                    f"SELECT device_id, max(door_name), max(site_name) FROM codes JOIN {keys}"
+                    " USING (device_id) GROUP BY device_id"
+                )
+            }
+
+        named = await self.read(query)
+        return {
+            device_id: f"{named[device_id]} (device_id {device_id})"
+            if named.get(device_id)
+            else device_id
+            for device_id in device_ids
+        }
+
+
+def _place(door_name: str | None, site_name: str | None) -> str:
+    """A door's name and site as one text (empty when it has no name)."""
+    if not door_name:
+        return ""
+    return f"{door_name} at {site_name}" if site_name else door_name
 
 
 def _is_open(ends_at: str | None, now: dt.datetime) -> bool:

@@ -179,6 +179,53 @@ async def test_a_duplicate_made_with_the_sandbox_control_is_found_by_the_doors_n
     assert report.exit_code == 1
 
 
+class DoorRefused(httpx.AsyncBaseTransport):
+    """Answers a full list of one door's codes 400 (no retry helps); passes the rest on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, device_id: str) -> None:
+        self.inner, self.device_id = inner, device_id
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/access_codes/list":
+            body = json.loads(request.content or b"{}")
+            if body.get("device_id") == self.device_id:
+                error = {"type": "invalid_input", "message": "no list today"}
+                return httpx.Response(400, json={"error": error, "ok": False})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_status_goes_on_past_a_door_it_cannot_look_at(tmp_path, monkeypatch, caplog):
+    """A door whose list fails doesn't stop status's looks at the others: their duplicates
+    are found all the same, and one warning names the door (and its site) left for the next
+    look, with why."""
+    run, _, doubled = await late_duplicates(tmp_path, monkeypatch)
+    on_door = {code.device_id for code in run.state.codes.values() if code.name}
+    doors_of = {
+        tag: {c.device_id for c in run.state.codes.values() if tag in (c.name or "")}
+        for tag in doubled
+    }
+    refused = sorted(on_door)[0]
+    run.transport = DoorRefused(run.transport, refused)
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    caplog.clear()
+    status = await refresh(run, start)
+    expected = {tag for tag, doors in doors_of.items() if refused not in doors}
+    assert expected
+    assert expected <= set(status.result.duplicates["idempotency_tag"])
+    [warning] = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "pipeline.apply.duplicates" and record.levelno == logging.WARNING
+    ]
+    metadata = run.state.devices[refused]["properties"]["dormakaba_oracode_metadata"]
+    assert warning == (
+        "could not look at 1 door for duplicates, left for the next look:"
+        f" {metadata['door_name']} at {metadata['site_name']} (device_id {refused}): Seam error"
+        " invalid_input: no list today [HTTP 400]"
+    )
+
+
 def test_one_code_listed_twice_is_no_duplicate():
     """A list whose pages shifted may name one code twice: counted once by access_code_id, it
     is no duplicate; a second code carrying the tag is."""
