@@ -149,6 +149,13 @@ CREATE TABLE IF NOT EXISTS workspace (
     workspace_id TEXT NOT NULL,
     recorded_at TEXT NOT NULL
 );
+-- When each door's codes were last listed in full (every page, no search): a door holding an
+-- open code is looked at for duplicates again once this is old (``pipeline.ledger.duplicates``);
+-- none yet for the doors of a ledger an earlier version made.
+CREATE TABLE IF NOT EXISTS door_looks (
+    device_id TEXT PRIMARY KEY,
+    looked_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS known_trouble (
     kind TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -14,6 +14,7 @@ Tables
     workspace    the Seam workspace whose codes the ledger records (a key for another is
                  refused)
     duplicates   each of our tags found on more than one code of its door, with the codes
+    door_looks   when each door's codes were last listed in full (for the weekly looks)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
