@@ -49,18 +49,25 @@ async def late_duplicates(tmp_path, monkeypatch) -> tuple[SandboxRun, pl.DataFra
     return run, stays, doubled
 
 
-def same_stay_on_each_door(payload: dict, per_door: int) -> pl.DataFrame:
-    """``per_door`` reservations on each door, all from 2027-02-01 to 2027-02-05 (so that one
-    moment finds every code set, with its PIN, and its window open)."""
+def same_stay_on_each_door(
+    payload: dict, per_door: int, stay: tuple[str, str] = ("2027-02-01", "2027-02-05")
+) -> pl.DataFrame:
+    """``per_door`` reservations on each door, all from check-in to check-out ``stay`` (by
+    default 2027-02-01 to 2027-02-05, so that one moment finds every code set, with its PIN,
+    and its window open)."""
     doors = [d["device_id"] for d in payload["devices"] for _ in range(per_door)]
     return pl.DataFrame(
         {
             "reservation_id": [f"R{n}" for n in range(len(doors))],
             "device_id": doors,
-            "check_in": ["2027-02-01"] * len(doors),
-            "check_out": ["2027-02-05"] * len(doors),
+            "check_in": [stay[0]] * len(doors),
+            "check_out": [stay[1]] * len(doors),
         }
     )
+
+
+# Windows open for weeks from the tests' clock (2026-12-07): weekly looks fall within them.
+THREE_WEEKS = ("2026-12-20", "2027-01-10")
 
 
 def duplicate_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -242,19 +249,6 @@ class FullLists(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
-def three_weeks_on_each_door(payload: dict) -> pl.DataFrame:
-    """A reservation on each door from 2026-12-20 to 2027-01-10: windows open for weeks."""
-    doors = [d["device_id"] for d in payload["devices"]]
-    return pl.DataFrame(
-        {
-            "reservation_id": [f"R{n}" for n in range(len(doors))],
-            "device_id": doors,
-            "check_in": ["2026-12-20"] * len(doors),
-            "check_out": ["2027-01-10"] * len(doors),
-        }
-    )
-
-
 async def copy_a_code(run: SandboxRun, access_code_id: str) -> str:
     """The sandbox's duplicate control: a second code carrying the same tag; its id."""
     async with httpx.AsyncClient(transport=run.transport, base_url="http://sandbox") as client:
@@ -277,7 +271,7 @@ async def test_a_ledger_of_an_earlier_version_has_each_open_door_looked_at_once(
     after that lists none of them again."""
     payload = make_devices(3, seed=63)
     run = start_sandbox(payload, tmp_path, monkeypatch)
-    first = (await run.apply(three_weeks_on_each_door(payload))).result.results
+    first = (await run.apply(same_stay_on_each_door(payload, 1, THREE_WEEKS))).result.results
     with sqlite3.connect(run.ledger) as db:  # as an earlier version left it
         db.executescript("DROP TABLE IF EXISTS door_looks; DROP TABLE duplicates;")
     copied = first.row(1, named=True)
@@ -300,7 +294,7 @@ async def test_status_looks_again_at_a_door_whose_last_look_is_a_week_old(tmp_pa
     monkeypatch.setattr("pipeline.apply.duplicates.LOOKS_PER_STATUS", 1, raising=False)
     payload = make_devices(2, seed=64)
     run = start_sandbox(payload, tmp_path, monkeypatch)
-    first = (await run.apply(three_weeks_on_each_door(payload))).result.results
+    first = (await run.apply(same_stay_on_each_door(payload, 1, THREE_WEEKS))).result.results
     copied = first.row(0, named=True)
     await copy_a_code(run, copied["access_code_id"])
     run.transport = lists = FullLists(run.transport)
