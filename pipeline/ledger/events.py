@@ -4,8 +4,9 @@ An event is recorded once per event id, and a webhook delivery once per delivery
 ``svix-id``, the same on every retry): a repeated one changes nothing. An event whose
 ``access_code_id`` is none of the ledger's codes is kept too, as ``not_ours``, and touches no
 code. An event is applied only when its ``device_id`` is its code's door and its
-``occurred_at`` is a real instant; otherwise it is kept as ``not_applied``, with why, and
-changes nothing: a signed event that contradicts the ledger is a fault to look into, not news.
+``occurred_at`` is a real instant, at most ``FUTURE_TOLERANCE`` ahead of this host's clock;
+otherwise it is kept as ``not_applied``, with why, and changes nothing: a signed event that
+contradicts the ledger is a fault to look into, not news.
 
 A code never moves backwards. No event lowers its status along ``unset`` < ``setting`` <
 ``set`` < ``removed`` < ``deleted``: a ``scheduled_on_device`` that comes after
@@ -47,6 +48,9 @@ NOT_OURS = "not_ours"  # no code of the ledger has its access_code_id (or it has
 NOT_APPLIED = "not_applied"  # one of our codes, but another door, or no real occurred_at
 REPLAYED = "replayed"  # this delivery id was recorded before
 DUPLICATE = "duplicate"  # this event id was recorded before (from another delivery)
+# How far ahead of this host's clock an event's occurred_at may be (clocks differ): Svix's own
+# tolerance for a delivery's timestamp.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # Why a code needs attention when an event gives it another PIN than the ledger's.
 PIN_CHANGED = "pin_changed"
 
@@ -181,8 +185,16 @@ def _refusal(codes: list[dict[str, Any]], event: SeamEvent) -> str | None:
     if event.device_id not in doors:
         door = "no device_id" if event.device_id is None else f"device_id {event.device_id!r}"
         return f"the event names {door[:120]}, not its code's door {sorted(doors)[0]}"
-    if _instant(event.occurred_at) is None:
+    happened = _instant(event.occurred_at)
+    if happened is None:
         return f"its occurred_at {str(event.occurred_at)[:60]!r} is not an instant"
+    if happened > dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE:
+        # Applied, it would be the code's newest news for good: no real event could move it.
+        return (
+            f"its occurred_at {str(event.occurred_at)[:60]!r} is more than"
+            f" {FUTURE_TOLERANCE.total_seconds() / 60:g} minutes ahead of this host's clock:"
+            " it hasn't happened yet"
+        )
     return None
 
 
