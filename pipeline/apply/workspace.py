@@ -34,10 +34,12 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from pipeline.apply.policy import KEY_REFUSED_STATUS
 from pipeline.apply.run import ApplySession
-from pipeline.errors import RunLocked, UsageError
+from pipeline.errors import RunLocked, RunStopped, SeamError, UsageError
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.lock import POLL_SECONDS, describe_holder, flock_holder_pid, try_flock
+from pipeline.plan.reasons import CONNECT_FAILED
 
 log = logging.getLogger(__name__)
 # Where the workspace locks are kept, when set (tests, or a folder several users share).
@@ -49,10 +51,31 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 async def check_workspace(session: ApplySession) -> str:
     """The workspace the key acts in (one ``/workspaces/get``), checked against the ledger's
     (and recorded in a ledger that has none yet). Raises UsageError (exit 2) for a key of
-    another workspace than the ledger's, SeamError when Seam can't be asked."""
-    workspace_id = await session.client.workspace_id()
+    another workspace than the ledger's, SeamError when Seam refuses the key, and RunStopped
+    (exit 3) naming what was asked, where, and what to do when Seam can't be asked."""
+    client = session.client
+    try:
+        workspace_id = await client.workspace_id()
+    except SeamError as exc:
+        if exc.status in KEY_REFUSED_STATUS:
+            raise  # the key itself: said as such (``key_refused``)
+        raise _not_asked(exc, client.endpoint) from exc
     await session.ledger.claim_workspace(workspace_id)
     return workspace_id
+
+
+def _not_asked(exc: SeamError, endpoint: str) -> RunStopped:
+    """Seam couldn't say which workspace the key is for: what was asked, where, what came
+    back; the endpoint to check when there is no such path or nothing answers there."""
+    answer = f"{exc.status} {exc.error_type}" if exc.status is not None else exc.error_type
+    if exc.request_id:
+        answer += f", seam-request-id {exc.request_id}"
+    wrong_place = exc.status == 404 or exc.error_type == CONNECT_FAILED
+    fix = f"check SEAM_ENDPOINT (now {endpoint})" if wrong_place else "rerun later"
+    return RunStopped(
+        "could not ask Seam which workspace the key belongs to (/workspaces/get at"
+        f" {endpoint}: {answer}: {exc.message}): {fix}"
+    )
 
 
 async def hold_workspace(session: ApplySession, stack: AsyncExitStack, *, wait: float) -> str:

@@ -157,6 +157,11 @@ class SeamClient:
         self._retry_on = functools.partial(_backoff, limit=wait_limit)
         self.requests = 0  # requests sent (each read attempt counts)
 
+    @property
+    def endpoint(self) -> str:
+        """Where the requests go (``SEAM_ENDPOINT``'s URL; never holds credentials)."""
+        return str(self._endpoint)
+
     async def __aenter__(self) -> Self:
         if self._says_where:
             log.info(talking_to(self._endpoint))

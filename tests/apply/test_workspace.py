@@ -16,13 +16,14 @@ import time
 from pathlib import Path
 
 import anyio
+import httpx
 import polars as pl
 import pytest
 
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.apply.workspace import lock_file, run_directory, workspace_lock
-from pipeline.errors import RunLocked, UsageError
+from pipeline.errors import RunLocked, RunStopped, UsageError
 from pipeline.sandbox import Faults
 from pipeline.sandbox.state import WORKSPACE_ID
 from tests.apply_helpers import SandboxRun, start_sandbox
@@ -137,6 +138,48 @@ async def test_a_ledger_refuses_a_key_of_another_workspace(tmp_path, monkeypatch
     assert refused.value.one_line() == line
     assert run.creates() == creates
     assert run.state.requests[("/access_codes/list", 200)] == lists
+
+
+class WorkspaceAnswer(httpx.AsyncBaseTransport):
+    """Answers /workspaces/get with ``status`` (Seam's error body); the rest goes on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, status: int, error_type: str) -> None:
+        self.inner, self.status, self.error_type = inner, status, error_type
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/workspaces/get":
+            return await self.inner.handle_async_request(request)
+        error = {"type": self.error_type, "message": "no such thing here"}
+        headers = {"seam-request-id": "req-9"}
+        return httpx.Response(self.status, headers=headers, json={"error": error, "ok": False})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "error_type", "fix"),
+    [
+        (404, "not_found", "check SEAM_ENDPOINT (now http://sandbox)"),
+        (500, "internal_server_error", "rerun later"),
+    ],
+)
+async def test_a_workspace_seam_cannot_name_stops_the_run_saying_what_was_asked(
+    tmp_path, monkeypatch, status, error_type, fix
+):
+    """/workspaces/get answered 404 (no such endpoint) or 500 (after its retries): exit 3,
+    one line naming what was asked, where, Seam's answer and the fix; nothing is sent."""
+    payload = make_devices(1, seed=7)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run.transport = WorkspaceAnswer(run.transport, status, error_type)
+    stays = make_stays([(payload["devices"][0]["device_id"], 1)], seed=1)
+    with pytest.raises(RunStopped) as stopped:
+        await run.apply(stays)
+    assert stopped.value.exit_code == 3
+    assert stopped.value.one_line() == (
+        "could not ask Seam which workspace the key belongs to (/workspaces/get at"
+        f" http://sandbox: {status} {error_type}, seam-request-id req-9: no such thing here):"
+        f" {fix}"
+    )
+    assert run.creates() == 0
 
 
 def test_the_run_directory_is_the_users_own(tmp_path, monkeypatch):
