@@ -173,7 +173,8 @@ async def workspace_lock(
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "ledger": str(ledger),
+            # Absolute: the run that reads it was started from another folder.
+            "ledger": str(ledger.absolute() if isinstance(ledger, Path) else ledger),
         }
         await anyio.to_thread.run_sync(_say_who, descriptor, about)
         try:

@@ -214,15 +214,16 @@ def test_a_workspace_id_that_is_no_plain_name_is_hashed(tmp_path):
 
 @pytest.mark.anyio
 async def test_the_lock_file_says_who_holds_it_and_is_emptied_after(tmp_path):
-    """While held, the lock file (0600) names the run, pid and ledger; once let go, it is
-    empty and the next run takes the lock at once."""
+    """While held, the lock file (0600) names the run, pid and ledger (its absolute path: the
+    run that reads it was started elsewhere); once let go, it is empty and the next run takes
+    the lock at once."""
     environ = {"ORACODE_RUN_DIR": str(tmp_path)}
     ledger = Path("somewhere/ledger.sqlite")
     async with workspace_lock("ws-1", ledger=ledger, run_id="run-a", environ=environ) as path:
         said = path.read_text()
         assert '"run_id": "run-a"' in said
         assert f'"pid": {os.getpid()}' in said
-        assert '"ledger": "somewhere/ledger.sqlite"' in said
+        assert f'"ledger": "{Path.cwd() / ledger}"' in said
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         with pytest.raises(RunLocked):
             async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=environ):
@@ -276,6 +277,6 @@ def test_two_apply_processes_from_two_folders_make_each_code_once(tmp_path):
         " runs for one workspace must not overlap, whatever their ledgers)"
     ]
     assert refused[0].startswith(f"error: Seam workspace {WORKSPACE_ID} is in use by another")
-    assert f"ledger {Path('outputs/ledger.sqlite')}" in refused[0]
+    assert f", ledger {folders[0] / 'outputs' / 'ledger.sqlite'} (wait" in refused[0]
     assert len(on_doors) == stays.height
     assert set(on_doors.values()) == {1}
