@@ -51,12 +51,15 @@ _REFUSED = (
 
 
 class OncePerMinute:
-    """Logs a kind of trouble at most once every ``SAY_EVERY`` seconds, counting the times in
-    between into the next line."""
+    """Logs a kind of trouble at most once every ``SAY_EVERY`` seconds (to ``logger``, by
+    default this module's), counting the times in between into the next line."""
 
-    def __init__(self, message: str, *, level: int = logging.WARNING) -> None:
+    def __init__(
+        self, message: str, *, level: int = logging.WARNING, logger: logging.Logger = log
+    ) -> None:
         self._message = message
         self._level = level
+        self._log = logger
         self._said_at: float | None = None
         self._since = 0
 
@@ -65,7 +68,7 @@ class OncePerMinute:
         now = time.monotonic()
         if self._said_at is not None and now - self._said_at < SAY_EVERY:
             return
-        log.log(self._level, self._message, extra={**fields, "times": self._since})
+        self._log.log(self._level, self._message, extra={**fields, "times": self._since})
         self._said_at, self._since = now, 0
 
 
