@@ -25,7 +25,9 @@ MAX_WAIT_SECONDS = 120.0
 # A listing longer than this is broken, not big: at /devices/list's default 500 per page it
 # is 5 million doors, and /access_codes/list pages hold up to 55,000 codes.
 MAX_PAGES = 10_000
-_clamped: set[str] = set()  # the ``what``s clamp_wait has warned about (once per process)
+# The ``what``s clamp_wait has warned about, and whether the give-up time cut them (once each
+# per process).
+_clamped: set[tuple[str, bool]] = set()
 
 
 @dataclass(frozen=True)
@@ -50,29 +52,35 @@ class CreatedCode:
 
 
 class RetryableRead(Exception):
-    """Internal: a read that may succeed when sent again (429, 5xx, connection trouble)."""
+    """Internal: a read of ``path`` that may succeed when sent again (429, 5xx, connection
+    trouble); ``retry_after`` as Seam sent it."""
 
-    def __init__(self, error: SeamError, retry_after: float | None) -> None:
+    def __init__(self, error: SeamError, retry_after: float | None, path: str = "a read") -> None:
         super().__init__(error.message)
         self.error = error
         self.retry_after = retry_after
+        self.path = path
 
 
-def clamp_wait(seconds: float | None, *, what: str) -> float | None:
-    """``seconds`` capped to ``MAX_WAIT_SECONDS`` (None stays None: no wait was asked for).
+def clamp_wait(seconds: float | None, *, what: str, most: float | None = None) -> float | None:
+    """``seconds`` capped to ``MAX_WAIT_SECONDS``, and to ``most`` when given (what is left
+    before an apply run gives up); None stays None: no wait was asked for.
 
     ``what`` names the wait in the warning that is logged the first time a wait of that name is
-    clamped in this process (once, not on every 429 of a long run).
+    cut in this process (once, not on every 429 of a long run), saying the real bound.
     """
-    if seconds is None or seconds <= MAX_WAIT_SECONDS:
+    cap = MAX_WAIT_SECONDS if most is None else min(MAX_WAIT_SECONDS, max(0.0, most))
+    if seconds is None or seconds <= cap:
         return seconds
-    if what not in _clamped:
-        _clamped.add(what)
+    by_give_up = cap < MAX_WAIT_SECONDS
+    if (what, by_give_up) not in _clamped:
+        _clamped.add((what, by_give_up))
+        then = "; then the run gives up (--give-up-after)" if by_give_up else ""
         log.warning(
-            f"{what} asked for a wait of {seconds:g} s; waiting {MAX_WAIT_SECONDS:g} s at most",
-            extra={"asked": seconds, "cap": MAX_WAIT_SECONDS},
+            f"{what} asked for a wait of {seconds:g} s; waiting {cap:g} s at most{then}",
+            extra={"asked": seconds, "cap": cap},
         )
-    return MAX_WAIT_SECONDS
+    return cap
 
 
 @dataclass
@@ -115,7 +123,8 @@ class PageCursors:
 
 def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any]:
     """The JSON body of a 200, or the SeamError its error body describes (its ``retry_after``
-    clamped to ``MAX_WAIT_SECONDS``; ``path`` names the request in the warning)."""
+    as Seam sent it: whoever waits clamps it, ``clamp_wait``, knowing how long it may wait;
+    ``path`` names the request)."""
     request_id = response.headers.get("seam-request-id")
     try:
         payload = response.json()
@@ -131,7 +140,7 @@ def parse_response(response: httpx.Response, *, path: str = "") -> dict[str, Any
         error_type=str(error.get("type") or f"http_{response.status_code}"),
         status=response.status_code,
         request_id=request_id,
-        retry_after=clamp_wait(_retry_after(response), what=f"Seam's Retry-After on {path}"),
+        retry_after=_retry_after(response),
         data=error.get("data") if isinstance(error.get("data"), dict) else None,
     )
 
