@@ -59,8 +59,9 @@ from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
+from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
 from pipeline.ledger.workspace import Workspace
 
 __all__ = [
