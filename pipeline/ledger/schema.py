@@ -1,8 +1,11 @@
-"""The ledger's tables, the states of a code, and what opening a ledger file checks and adds.
+"""The states of a code, and what opening a ledger checks and adds.
 
-A ledger made by an earlier version is brought up to date when it is opened (``ADDED_COLUMNS``);
-a file that can't be this ledger (damaged pages, another program's tables, a window end that
-isn't an instant) is refused before anything is written to it.
+A ledger made by an earlier version is brought up to date when it is opened (the tables and
+indexes of ``tables.SCHEMA`` it lacks, ``ADDED_COLUMNS``): on PostgreSQL only what the catalog
+says is missing, so a role without CREATE uses a ledger its owner brought up to date, and is
+told (exit 2) to have the owner open it when something must be added. A file that can't be
+this ledger (damaged pages, another program's tables, a window end that isn't an instant) is
+refused before anything is written to it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import os
 import re
 import sqlite3
 from pathlib import Path
+
+import psycopg.errors
 
 from pipeline.errors import UsageError
 from pipeline.ledger import postgres
@@ -83,24 +88,87 @@ def connect_sqlite(path: Path) -> SqliteDb:
 def connect_postgres(ledger: PostgresLedger) -> PostgresDb:
     """Open the ledger in the PostgreSQL database ``ledger`` names (its tables in the
     connection's current schema, created on first use), checked and brought up to date.
-    Raises CorruptLedgerError when the tables there can't be this ledger's; psycopg's errors as
-    they come (``failures.open_failure`` translates them)."""
+    Raises CorruptLedgerError when the tables there can't be this ledger's, UsageError (exit 2)
+    when it needs a table, index or column the role may not create (naming them, the owner's
+    role to open it with and the GRANTs); psycopg's errors as they come
+    (``failures.open_failure`` translates them)."""
     db = PostgresDb(postgres.connect(ledger, purpose="ledger"))
     try:
         db.execute("BEGIN")
         # Hosts opening a new ledger at once: one creates the tables and columns, the others
-        # wait for it. The tables are created only when missing: a role without CREATE on the
-        # schema can use a ledger made by another.
+        # wait for it. Only what is missing is created (as the catalog, not the role's
+        # privileges, says): a role without CREATE on the schema uses a ledger made by another.
         db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
         present = _check_ledger(db, ledger)
-        if not present.keys() >= _expected_columns().keys():
-            db.execute(postgres_schema())
-        _add_columns(db)
+        relations = {str(name) for (name,) in db.execute(_RELATIONS).fetchall()}
+        missing = [(kind, name, sql) for kind, name, sql in _objects() if name not in relations]
+        needed = [f"{kind} {name}" for kind, name, _ in missing] + [
+            f"column {table}.{column}"
+            for table, columns in ADDED_COLUMNS.items()
+            for column in columns
+            if table in present and column not in present[table]
+        ]
+        role = str(db.execute("SELECT current_user").fetchone()[0]) if needed else ""
+        refusal = None
+        try:
+            for _, _, sql in missing:
+                db.execute(sql)
+            _add_columns(db)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            refusal = exc.diag.message_primary or postgres.reason(ledger, exc)
+        if refusal is not None:  # outside the handler: the driver's words are not its context
+            raise _not_upgradable(ledger, role, needed, missing, refusal)
         db.execute("COMMIT")
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _not_upgradable(
+    ledger: PostgresLedger,
+    role: str,
+    needed: list[str],
+    missing: list[tuple[str, str, str]],
+    refusal: str,
+) -> UsageError:
+    """The line for a ledger that needs what its role may not create."""
+    tables = [name for kind, name, _ in missing if kind == "table"]
+    grant = ""
+    if tables:
+        grant = (
+            f"; then, as the owner: GRANT SELECT, INSERT, UPDATE, DELETE ON"
+            f" {', '.join(tables)} TO {role}"
+        )
+    return UsageError(
+        f"ledger {ledger} was made by an earlier version, and role {role} can't bring it up to"
+        f" date: it needs {', '.join(needed)} ({refusal})",
+        hint="open it once with the role that owns its tables (e.g. oracode-provision report"
+        f" --ledger <the owner's URL>){grant}",
+    )
+
+
+# Every table and index in the connection's current schema, whatever the role may do with them
+# (``information_schema`` shows a role only the tables it has a privilege on).
+_RELATIONS = (
+    "SELECT relname FROM pg_catalog.pg_class"
+    " WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p', 'i')"
+)
+
+
+@functools.cache
+def _objects() -> list[tuple[str, str, str]]:
+    """``SCHEMA``'s statements in PostgreSQL's words, one per object: ``(kind, name, sql)``,
+    kind ``table`` or ``index``."""
+    schema = postgres_schema()
+    without_comments = "\n".join(line.split("--")[0] for line in schema.splitlines())
+    objects = []
+    for statement in filter(str.strip, without_comments.split(";")):
+        found = re.search(r"CREATE (TABLE|INDEX) IF NOT EXISTS (\w+)", statement)
+        if found is None:
+            raise AssertionError(f"not a CREATE of the ledger's schema: {statement[:60]!r}")
+        objects.append((found[1].lower(), found[2], statement.strip()))
+    return objects
 
 
 def postgres_schema() -> str:
@@ -136,8 +204,11 @@ def _add_columns(db: Db) -> None:
 _PRESENT_COLUMNS = {
     "sqlite": "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c"
     " WHERE m.type = 'table'",
-    "postgresql": "SELECT table_name, column_name FROM information_schema.columns"
-    " WHERE table_schema = current_schema()",
+    # The catalog, not information_schema, which hides the tables a role has no privilege on.
+    "postgresql": "SELECT c.relname, a.attname FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')"
+    " AND a.attnum > 0 AND NOT a.attisdropped",
 }
 
 

@@ -30,10 +30,11 @@ with the next commit (the next ``sending``, any read, ``commit_every``'s beat, `
 then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
 answer is committed looks for the code on its door before sending anything for it again.
 
-The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
-``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
-(runs and what they leave for the report), ``events`` (Seam's events and what they change),
-``failures`` (the errors a failing file becomes).
+The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
+adds), ``commits`` (the thread and group commits), ``codes`` (the codes and their states),
+``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for the
+report), ``events`` (Seam's events and what they change), ``failures`` (the errors a failing
+file becomes).
 """
 
 from __future__ import annotations
