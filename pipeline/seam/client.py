@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import anyio
 import httpx
@@ -34,10 +33,13 @@ from pipeline.endpoints import check_endpoint
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.answers import (
     MAX_WAIT_SECONDS,
+    READ_WAIT_MAX,
     CreatedCode,
     Exchange,
     PageCursors,
+    Patience,
     RetryableRead,
+    _backoff,
     clamp_wait,
     parse_response,
 )
@@ -81,64 +83,6 @@ def talking_to(endpoint: httpx.URL) -> str:
     if endpoint.host == PRODUCTION_HOST:
         return f"talking to Seam at {endpoint}"
     return f"talking to {endpoint} (not Seam's production endpoint)"
-
-
-# stamina's longest backoff between two attempts of a read (seconds), and its first.
-READ_WAIT_MAX = 60.0
-READ_WAIT_INITIAL = 0.1
-
-
-class Patience(Protocol):
-    """How long an apply run may still wait (``pipeline.apply.policy.ProgressWatch``): a read
-    that keeps failing is no progress, and no wait outlasts what is left before it gives up."""
-
-    def remaining(self) -> float:
-        """Seconds left before the run gives up."""
-        ...
-
-    def bound(self, wait: float) -> float:
-        """``wait`` cut to what is left."""
-        ...
-
-    def read_failed(self, exc: SeamError) -> None:
-        """A read got no usable answer: no progress since, unless the stall began earlier."""
-        ...
-
-    def read_answered(self) -> None:
-        """A read got its answer: a stall that only reads made is over."""
-        ...
-
-    def check_before_send(self) -> None:
-        """Raise RunStopped when the run must give up rather than send again: nothing is left
-        before it gives up (a wait cut to what was left has just ended)."""
-        ...
-
-
-def _backoff(exc: Exception, *, attempt: int = 1, patience: Patience | None = None) -> bool | float:
-    """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
-
-    stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped
-    here: ``Retry-After: 86400`` must not stop a read for a day. With a ``patience`` (an
-    apply run's), the failed read is no progress, and no wait is longer than what is left
-    before the run gives up: stamina's own backoff after ``attempt`` attempts, when it could
-    be longer, is computed here to be cut.
-    """
-    if not isinstance(exc, RetryableRead):
-        return False
-    what = f"Seam's Retry-After on {exc.path}"
-    if patience is None:
-        wait = clamp_wait(exc.retry_after, what=what)
-        return wait if wait is not None else True
-    patience.read_failed(exc.error)
-    most = patience.remaining()
-    if exc.retry_after is not None:
-        clamp_wait(exc.retry_after, what=what, most=most)  # says the real bound, once
-        return patience.bound(min(exc.retry_after, MAX_WAIT_SECONDS))
-    if most >= READ_WAIT_MAX:
-        return True  # stamina's own backoff, never longer than READ_WAIT_MAX
-    return patience.bound(
-        min(READ_WAIT_MAX, READ_WAIT_INITIAL * 2 ** (attempt - 1) + random.random())
-    )
 
 
 class SeamClient:

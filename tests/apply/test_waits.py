@@ -18,8 +18,7 @@ import stamina
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.run import ApplySettings
 from pipeline.errors import SeamError
-from pipeline.seam.answers import RetryableRead
-from pipeline.seam.client import _backoff
+from pipeline.seam.answers import RetryableRead, _backoff
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices, make_stays
 
