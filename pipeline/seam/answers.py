@@ -1,7 +1,8 @@
 """What Seam's answers mean: the body of a 200 or the SeamError an error body describes, how
-long a ``Retry-After`` may make us wait, the guard that makes every listing end, and the
-records of a request the client hands back (``Exchange``, ``CreatedCode``). No HTTP is sent
-here; ``pipeline.seam.client`` sends it.
+long a ``Retry-After`` may make us wait (and, ``read_retry_wait``, how long a failed read waits
+before its next attempt, within an apply run's patience), the guard that makes every listing
+end, and the records of a request the client hands back (``Exchange``, ``CreatedCode``). No
+HTTP is sent here; ``pipeline.seam.client`` sends it.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ class Patience(Protocol):
         ...
 
 
-def _backoff(exc: Exception, *, attempt: int = 1, patience: Patience | None = None) -> bool | float:
+def read_retry_wait(
+    exc: Exception, *, attempt: int = 1, patience: Patience | None = None
+) -> bool | float:
     """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
 
     stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped

@@ -39,9 +39,9 @@ from pipeline.seam.answers import (
     PageCursors,
     Patience,
     RetryableRead,
-    _backoff,
     clamp_wait,
     parse_response,
+    read_retry_wait,
 )
 from pipeline.seam.models import AccessCode, Device
 from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
@@ -166,7 +166,7 @@ class SeamClient:
         patience = self._patience
 
         def retry_on(exc: Exception) -> bool | float:
-            return _backoff(exc, attempt=attempts, patience=patience)
+            return read_retry_wait(exc, attempt=attempts, patience=patience)
 
         try:
             async for attempt in stamina.retry_context(

@@ -18,7 +18,7 @@ import stamina
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.run import ApplySettings
 from pipeline.errors import SeamError
-from pipeline.seam.answers import RetryableRead, _backoff
+from pipeline.seam.answers import RetryableRead, read_retry_wait
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices, make_stays
 
@@ -83,17 +83,17 @@ async def test_a_reads_wait_is_bounded_by_what_is_left():
     refused = SeamError("slow down", error_type="rate_limited", status=429)
     day = RetryableRead(refused, 86400.0, "/access_codes/list")
     unsaid = RetryableRead(refused, None, "/access_codes/list")
-    assert _backoff(day) == 120.0  # status: no give-up time, the clamp only
-    assert _backoff(unsaid) is True
-    assert _backoff(ValueError("not a read"), patience=ProgressWatch(42.0)) is False
+    assert read_retry_wait(day) == 120.0  # status: no give-up time, the clamp only
+    assert read_retry_wait(unsaid) is True
+    assert read_retry_wait(ValueError("not a read"), patience=ProgressWatch(42.0)) is False
     watch = ProgressWatch(42.0)
-    assert _backoff(day, patience=watch) == 42.0
+    assert read_retry_wait(day, patience=watch) == 42.0
     await anyio.sleep(40.0)
-    assert 0.1 <= _backoff(unsaid, attempt=1, patience=watch) <= 2.0
+    assert 0.1 <= read_retry_wait(unsaid, attempt=1, patience=watch) <= 2.0
     assert watch.remaining() == pytest.approx(2.0)
     watch.read_answered()
     assert watch.remaining() == 42.0
-    assert _backoff(unsaid, patience=ProgressWatch(300.0)) is True  # stamina's own backoff
+    assert read_retry_wait(unsaid, patience=ProgressWatch(300.0)) is True  # stamina's own backoff
     watch.mark_stalled(anyio.current_time())  # a create's unknown outcome
     await anyio.sleep(30.0)
     watch.read_answered()
