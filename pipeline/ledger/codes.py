@@ -207,14 +207,8 @@ class Codes(GroupCommits):
         ledger). From any state: Seam says the code exists. Queued for the next commit, like
         the other answers. A PIN in Seam's answer that isn't one (``AccessCode.pin_unexpected``)
         isn't recorded: the code needs attention (``pin_unexpected``)."""
-        noticed = {}
-        if code.pin_unexpected:
-            source = (
-                f"Seam's answer (seam-request-id {request_id})"
-                if request_id
-                else "Seam's list of its door's codes"
-            )
-            noticed["needs_attention"] = unexpected_pin(source)
+        said = f"Seam's answer (seam-request-id {request_id})" if request_id else "Seam's list"
+        noticed = {"needs_attention": unexpected_pin(said)} if code.pin_unexpected else {}
         self._answered(
             tag,
             run_id,
