@@ -149,14 +149,14 @@ def test_oracode_ledger_holding_a_file_is_that_file(command_env, monkeypatch, ca
     [
         (
             "ORACODE_LEDGER",
-            "error: ORACODE_LEDGER postgresql://app:***@db:port/ledger is not a usable"
+            "error: ORACODE_LEDGER postgresql://app:*** is not a usable"
             " PostgreSQL URL: its host or port can't be read (a password with / ? # or @ must be"
             " percent-encoded, or given in PGPASSWORD)"
             " (write it as postgresql://USER@HOST:PORT/DATABASE)",
         ),
         (
             "--ledger",
-            "error: --ledger postgresql://app:***@db:port/ledger is not a usable"
+            "error: --ledger postgresql://app:*** is not a usable"
             " PostgreSQL URL: its host or port can't be read (a password with / ? # or @ must be"
             " percent-encoded, or given in PGPASSWORD)"
             " (write it as postgresql://USER@HOST:PORT/DATABASE)",

@@ -50,11 +50,11 @@ from pipeline.apply.policy import (
 from pipeline.apply.scheduler import Job, Outcome
 from pipeline.apply.settling import LOOK_SOON, CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
-from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger.commits import Queued
 from pipeline.ledger.store import Ledger, LedgerCode
 from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
-from pipeline.seam.client import SeamClient, clamp_wait
+from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
 from pipeline.seam.models import AccessCode
 
 log = logging.getLogger(__name__)
@@ -169,6 +169,8 @@ class CodeCreator:
             return await self._settler.verify(job)
         if job.kind == "check":
             return await self._settler.check(job)
+        # A wait cut by the give-up time was the last: the run gives up instead of sending.
+        self._progress.check_before_send()
         tag = job.key
         mark = self._marks.pop(tag, None)
         if mark is None:
@@ -190,6 +192,8 @@ class CodeCreator:
         sent = anyio.current_time()
 
         async def leaving() -> None:
+            # The global pace may have held it until the run gives up: then it never leaves.
+            self._progress.check_before_send()
             # The settle time counts from when the create really leaves. The ledger's send
             # time (for later runs) may be early by SENT_AT_SLACK at most: a create the global
             # pace held back longer gets its later send time committed before it goes.
@@ -200,6 +204,9 @@ class CodeCreator:
 
         try:
             created = await self._client.create_access_code(self._bodies[tag], before_send=leaving)
+        except RunStopped:
+            self._marks[tag] = mark  # never sent: it goes back with the others (``unsent``)
+            raise
         except SeamUnavailableError as exc:
             if exc.error_type == CONNECT_FAILED:
                 # Never left this machine: known not created, safe to send again later.
@@ -292,10 +299,15 @@ class CodeCreator:
             )
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
+            asked, what = _retry_hint(exc)
+            wait = None
+            if asked is not None:
+                clamp_wait(asked, what=what, most=self._progress.remaining())  # once, if cut
+                wait = self._progress.bound(min(asked, MAX_WAIT_SECONDS))
             return Outcome(
                 again=job,
                 limited=scope,
-                retry_after=_retry_hint(exc),
+                retry_after=wait,
                 wait_at_most=self._progress.remaining(),
                 answered_at=answered,
             )
@@ -368,9 +380,10 @@ class _Mark:
             self.done.set()
 
 
-def _retry_hint(exc: SeamError) -> float | None:
-    """Seconds to wait: a precise hint in the error body when there is one, else Retry-After."""
+def _retry_hint(exc: SeamError) -> tuple[float | None, str]:
+    """Seconds Seam asks us to wait, as it said them: a precise hint in the error body when
+    there is one, else Retry-After; and what it is called in a warning."""
     precise = exc.data.get("retry_after_seconds")
     if isinstance(precise, int | float) and precise >= 0:
-        return clamp_wait(float(precise), what="retry_after_seconds on /access_codes/create")
-    return exc.retry_after
+        return float(precise), "retry_after_seconds on /access_codes/create"
+    return exc.retry_after, "Seam's Retry-After on /access_codes/create"

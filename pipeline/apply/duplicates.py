@@ -34,6 +34,13 @@ FIX = (
 )
 # Duplicates named in full in a line before "and N more".
 NAMED = 5
+# A door holding an open code is looked at for duplicates by ``status`` once its last full look
+# (apply's or status's) is this old: a duplicate made elsewhere (another ledger's run, a
+# person) is found within a week, and no door is listed more than once a week for it.
+LOOK_AGAIN_AFTER = dt.timedelta(days=7)
+# Doors ``status`` looks at again per run (the longest unlisted first): the looks of a large
+# ledger are spread over the runs of the week (200 doors a run, nightly: 1,400 doors a week).
+LOOKS_PER_STATUS = 200
 # The report's (and status's) table of duplicates: one row per duplicated tag, never a PIN.
 DUPLICATE_SCHEMA = {
     "reservation_id": pl.String,
@@ -57,14 +64,15 @@ DUPLICATE_SCHEMA = {
 
 def duplicated_tags(codes: Sequence[AccessCode], device_id: str) -> dict[str, list[AccessCode]]:
     """Each tag that more than one of ``codes`` on door ``device_id`` carries in its name, with
-    those codes (earliest made first)."""
-    carriers: dict[str, list[AccessCode]] = {}
+    those codes (earliest made first). A code is counted once by its ``access_code_id``: a list
+    whose pages shifted while they were read may hold one code twice."""
+    carriers: dict[str, dict[str, AccessCode]] = {}
     for code in codes:
         if code.device_id == device_id:
             for tag in set(TAG_IN_NAME.findall(code.name or "")):
-                carriers.setdefault(tag, []).append(code)
+                carriers.setdefault(tag, {}).setdefault(code.access_code_id, code)
     return {
-        tag: sorted(found, key=lambda code: (code.created_at or "", code.access_code_id))
+        tag: sorted(found.values(), key=lambda code: (code.created_at or "", code.access_code_id))
         for tag, found in carriers.items()
         if len(found) > 1
     }
@@ -131,20 +139,34 @@ def duplicate_table(rows: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
 async def look_for_duplicates(
     client: SeamClient, ledger: Ledger, run_id: str, *, now: dt.datetime
 ) -> list[dict[str, Any]]:
-    """``status``'s look: every door where a late create may have left a duplicate
-    (``Ledger.doubtful_doors``) is listed once, what it shows is recorded, and every duplicate
-    the ledger knows whose window is open is returned (``duplicate_rows``). A door that can't
-    be listed is left for the next look (one warning)."""
-    doors = sorted(await ledger.doubtful_doors(now=now))
+    """``status``'s look: each door where a late create may have left a duplicate
+    (``Ledger.doubtful_doors``), each door holding an open code that was never listed in full
+    (a ledger an earlier version made), and at most ``LOOKS_PER_STATUS`` doors whose last full
+    look is older than ``LOOK_AGAIN_AFTER`` (``Ledger.doors_due_a_look``) are listed once, door
+    by door; what each shows is recorded, and every duplicate the ledger knows whose window is
+    open is returned (``duplicate_rows``). A door that can't be listed is left for the next
+    look, the others looked at all the same; one warning names those doors (and their sites)
+    and why."""
+    never, stale = await ledger.doors_due_a_look(now=now, looked_before=now - LOOK_AGAIN_AFTER)
+    doors = sorted(await ledger.doubtful_doors(now=now) | {*never, *stale[:LOOKS_PER_STATUS]})
     if doors:
-        try:
-            looked = await look_at_doors(client, doors)
-        except SeamError as exc:
-            log.warning(
-                "could not look at the doors where a late create may have left a duplicate",
-                extra={"doors": len(doors), "error": exc.one_line()},
-            )
-        else:
-            for device_id, codes in looked.codes.items():
-                ledger.note_duplicates(run_id, duplicated_tags(codes, device_id))
+        looked = await look_at_doors(client, doors, each=True)
+        ledger.note_door_looks(looked.codes.keys(), at=now.isoformat(timespec="milliseconds"))
+        for device_id, codes in looked.codes.items():
+            ledger.note_duplicates(run_id, duplicated_tags(codes, device_id))
+        if looked.failed:
+            await _say_not_looked_at(ledger, looked.failed)
     return await ledger.duplicate_rows(now=now)
+
+
+async def _say_not_looked_at(ledger: Ledger, failed: Mapping[str, SeamError]) -> None:
+    """One warning naming the doors that couldn't be looked at for duplicates, and why."""
+    places = await ledger.door_places(failed.keys())
+    named = [f"{places[device_id]}: {exc.one_line()}" for device_id, exc in sorted(failed.items())]
+    more = f"; and {len(named) - NAMED} more" if len(named) > NAMED else ""
+    noun = "door" if len(named) == 1 else "doors"
+    log.warning(
+        f"could not look at {len(named)} {noun} for duplicates, left for the next look:"
+        f" {'; '.join(named[:NAMED])}{more}",
+        extra={"doors": len(named)},
+    )

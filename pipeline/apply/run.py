@@ -127,8 +127,9 @@ async def apply_session(
     transport: Transport | None = None,
 ) -> AsyncIterator[ApplySession]:
     """Open the ledger, record a run, and open a client paced by ``settings`` whose every
-    exchange goes to the ledger's event log and whose waits (a read's ``Retry-After``, its
-    backoff) never outlast what is left before the run gives up; closes both on the way out."""
+    exchange goes to the ledger's event log, whose failing reads are no progress and whose
+    waits (a read's ``Retry-After``, its backoff) never outlast what is left before the run
+    gives up; closes both on the way out."""
     ledger = await Ledger.open(ledger_path)
     try:
         run_id = await ledger.start_run(command, inputs)
@@ -141,7 +142,7 @@ async def apply_session(
             observe=ledger.observe(run_id),
             max_connections=settings.concurrency,
             request_timeout=settings.request_timeout,
-            wait_limit=progress.remaining,
+            patience=progress,
         ) as client:
             yield ApplySession(client, pace, ledger, run_id, progress)
     finally:
@@ -279,7 +280,7 @@ async def apply_plan(
     if refresh is not None and stopped is None:
         try:
             await refresh(set(tags) - already)
-        except SeamError as exc:
+        except (SeamError, RunStopped) as exc:
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
         await ledger.code_table(tags),

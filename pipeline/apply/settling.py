@@ -115,8 +115,11 @@ class CodeSettler:
         self._looks_soon: dict[str, str] = {}
         self.duplicates: dict[str, list[AccessCode]] = {}  # found this run, by tag
 
-    def _read(self, device_id: str, codes: Sequence[AccessCode]) -> None:
-        """What a list of the door's codes says beyond the job's own question: duplicates."""
+    def _read(self, device_id: str, codes: Sequence[AccessCode], *, is_full: bool) -> None:
+        """What a list of the door's codes says beyond the job's own question: duplicates, and
+        (``is_full``: every code of the door, not a search) that the door was looked at."""
+        if is_full:
+            self._run.ledger.note_door_looks([device_id])
         found = duplicated_tags(codes, device_id)
         if found:
             self.duplicates.update(found)
@@ -156,7 +159,7 @@ class CodeSettler:
                 self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
                 return Outcome(close_door=True)
             self._run.progress.progressed()
-        self._read(device_id, codes)
+        self._read(device_id, codes, is_full=True)
         wanted = [*self._planned.get(device_id, ()), *left]
         found = find_tags(codes, dict.fromkeys(wanted, device_id))
         for tag, code in found.items():
@@ -269,7 +272,7 @@ class CodeSettler:
                 extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
             )
             return Outcome()
-        self._read(job.device_id, codes)
+        self._read(job.device_id, codes, is_full=False)
         found = find_tags(codes, {tag: job.device_id})
         if tag in found:
             self._adopt(tag, found[tag])
@@ -313,7 +316,7 @@ class CodeSettler:
             if (again := self.look_soon(device_id, tag, sent)) is not None:
                 later.append((LOOK_SOON, again))
         if codes is not None:
-            self._read(device_id, codes)
+            self._read(device_id, codes, is_full=search is None)
         found = {} if codes is None else find_tags(codes, dict.fromkeys(looked, device_id))
         now = anyio.current_time()
         for tag, sent in looked.items():

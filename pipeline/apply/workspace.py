@@ -1,16 +1,20 @@
-"""One writer per Seam workspace on this host, whatever the ledger.
+"""One writer per Seam workspace on this host, whatever the ledger, folder or user.
 
 Seam has no idempotency key and no lease: two runs that look at one door at once, find nothing
 and send, both create. The ledger's run lock keeps two runs on one ledger apart, but two ledgers
 (a cron job and a manual run started from two folders, each with its ``outputs/ledger.sqlite``)
 would not see each other. So an apply run also holds a lock named after the Seam workspace it
-writes to: an exclusive ``flock`` on ``workspace-<workspace_id>.lock`` in a run directory of
-the user's (``run_directory``). The operating system drops it when its process dies, however it
-dies. The lock file says who holds it (run, pid, host, start, ledger) for the line another run
-ends with; the kernel's word (``/proc/locks``) wins when the two disagree.
+writes to: an exclusive ``flock`` on ``workspace-<workspace_id>.lock`` in one run directory for
+the whole host (``run_directory``): it depends on nothing a session, a user or a folder sets
+(cron, systemd services and sudo set no ``XDG_RUNTIME_DIR``), so every run of a workspace on
+the host meets the same file. The folder is shared like ``/tmp`` (mode 1777) and its lock files
+mode 0666, so that another user's run can open and lock them. The operating system drops the
+lock when its process dies, however it dies. The lock file says who holds it (run, pid, host,
+start, ledger) for the line another run ends with; the kernel's word (``/proc/locks``) wins when
+the two disagree.
 
-The lock excludes runs of one user on one host. Runs on several hosts share one ledger
-(PostgreSQL) and its lock instead; separate ledgers must never run at the same time.
+The lock excludes runs on one host. Runs on several hosts share one ledger (PostgreSQL) and its
+lock instead; separate ledgers on several hosts must never run at the same time.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import os
 import re
 import socket
 import stat
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -34,14 +37,20 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from pipeline.apply.policy import KEY_REFUSED_STATUS
 from pipeline.apply.run import ApplySession
-from pipeline.errors import RunLocked, UsageError
+from pipeline.errors import RunLocked, RunStopped, SeamError, UsageError
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.lock import POLL_SECONDS, describe_holder, flock_holder_pid, try_flock
+from pipeline.plan.reasons import CONNECT_FAILED
 
 log = logging.getLogger(__name__)
-# Where the workspace locks are kept, when set (tests, or a folder several users share).
+# Where the workspace locks are kept, when set (an absolute path, the same for every run).
 RUN_DIR_ENV = "ORACODE_RUN_DIR"
+# Where the host's run directory is made otherwise: the first that is a folder this process
+# can write (``/run/lock``: FHS's folder for lock files, 1777 on Debian and its kin; else the
+# system's temporary folders, never ``TMPDIR``, which a user or a session may set).
+SHARED_PARENTS = (Path("/run/lock"), Path("/tmp"), Path("/var/tmp"))
 # A workspace id as Seam writes them (a UUID): used as it is in the lock file's name.
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
@@ -49,10 +58,31 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
 async def check_workspace(session: ApplySession) -> str:
     """The workspace the key acts in (one ``/workspaces/get``), checked against the ledger's
     (and recorded in a ledger that has none yet). Raises UsageError (exit 2) for a key of
-    another workspace than the ledger's, SeamError when Seam can't be asked."""
-    workspace_id = await session.client.workspace_id()
+    another workspace than the ledger's, SeamError when Seam refuses the key, and RunStopped
+    (exit 3) naming what was asked, where, and what to do when Seam can't be asked."""
+    client = session.client
+    try:
+        workspace_id = await client.workspace_id()
+    except SeamError as exc:
+        if exc.status in KEY_REFUSED_STATUS:
+            raise  # the key itself: said as such (``key_refused``)
+        raise _not_asked(exc, client.endpoint) from exc
     await session.ledger.claim_workspace(workspace_id)
     return workspace_id
+
+
+def _not_asked(exc: SeamError, endpoint: str) -> RunStopped:
+    """Seam couldn't say which workspace the key is for: what was asked, where, what came
+    back; the endpoint to check when there is no such path or nothing answers there."""
+    answer = f"{exc.status} {exc.error_type}" if exc.status is not None else exc.error_type
+    if exc.request_id:
+        answer += f", seam-request-id {exc.request_id}"
+    wrong_place = exc.status == 404 or exc.error_type == CONNECT_FAILED
+    fix = f"check SEAM_ENDPOINT (now {endpoint})" if wrong_place else "rerun later"
+    return RunStopped(
+        "could not ask Seam which workspace the key belongs to (/workspaces/get at"
+        f" {endpoint}: {answer}: {exc.message}): {fix}"
+    )
 
 
 async def hold_workspace(session: ApplySession, stack: AsyncExitStack, *, wait: float) -> str:
@@ -66,43 +96,79 @@ async def hold_workspace(session: ApplySession, stack: AsyncExitStack, *, wait: 
 
 
 def run_directory(environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the workspace locks live: ``ORACODE_RUN_DIR`` when set, else
-    ``$XDG_RUNTIME_DIR/oracode-provision`` (systemd's per-user run directory), else
-    ``oracode-provision-<uid>`` in the system's temporary folder; created (mode 0700) when
-    missing. Blocking.
+    """Where the workspace locks live, the same for every run on this host: ``ORACODE_RUN_DIR``
+    when set (an absolute path), else ``oracode-provision`` in the first of ``SHARED_PARENTS``
+    that is a folder this process can write (``/run/lock``, else the system's temporary
+    folder: never one a session or a user sets, such as ``XDG_RUNTIME_DIR`` or ``TMPDIR``),
+    created shared like ``/tmp`` (mode 1777) when missing. Blocking.
 
-    Raises UsageError (exit 2) when it can't be made or used, or when the temporary folder's
-    one isn't this user's own (another user could hold or fake the lock there).
+    Raises UsageError (exit 2) for a relative ``ORACODE_RUN_DIR``, and for a folder that can't
+    be made or used: the shared one must be a real folder (not a link), sticky when anyone may
+    write it (else another user could swap its lock files).
     """
     given = environ.get(RUN_DIR_ENV, "").strip()
     if given:
-        folder, source = Path(given), RUN_DIR_ENV
-    elif runtime := environ.get("XDG_RUNTIME_DIR", "").strip():
-        folder, source = Path(runtime) / "oracode-provision", "XDG_RUNTIME_DIR"
+        folder = Path(given)
+        if not folder.is_absolute():
+            raise UsageError(
+                f"{RUN_DIR_ENV} {given} is not an absolute path: runs started from other folders"
+                " would each lock a folder of their own",
+                hint=f"set {RUN_DIR_ENV} to an absolute path, the same for every run",
+            )
+        _make(folder, mode=0o700)
+        info = _stat(folder, follow=True)
     else:
-        folder = Path(tempfile.gettempdir()) / f"oracode-provision-{os.getuid()}"
-        source = ""
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.stat()
-    except OSError as exc:
-        raise UsageError(
-            f"the run directory {folder} can't be used: {exc.strerror or exc}",
-            hint=f"set {RUN_DIR_ENV} to a folder this user can write",
-        ) from exc
+        parent = next(
+            (root for root in SHARED_PARENTS if root.is_dir() and os.access(root, os.W_OK)),
+            SHARED_PARENTS[-1],
+        )
+        folder = parent / "oracode-provision"
+        if _make(folder, mode=0o1777):
+            folder.chmod(0o1777)  # whatever the umask: every user's run creates its files here
+        info = _stat(folder, follow=False)
+        if stat.S_ISLNK(info.st_mode):
+            raise UsageError(
+                f"the run directory {folder} is a link, not a folder: another user could point"
+                " it elsewhere",
+                hint=f"remove the link (a folder is made in its place), or set {RUN_DIR_ENV}",
+            )
+        if stat.S_ISDIR(info.st_mode) and info.st_mode & 0o002 and not info.st_mode & 0o1000:
+            raise UsageError(
+                f"the run directory {folder} may be written by anyone but isn't sticky (mode"
+                f" {stat.S_IMODE(info.st_mode):o}): another user could swap its lock files",
+                hint=f"chmod 1777 {folder}, or set {RUN_DIR_ENV}",
+            )
     if not stat.S_ISDIR(info.st_mode):
         raise UsageError(
             f"the run directory {folder} is not a folder",
-            hint=f"set {RUN_DIR_ENV} to a folder this user can write",
-        )
-    if not source and (info.st_uid != os.getuid() or info.st_mode & 0o022):
-        # In a folder everyone shares, a run directory made by someone else is not ours.
-        raise UsageError(
-            f"the run directory {folder} isn't this user's own (owner uid {info.st_uid}, mode"
-            f" {stat.S_IMODE(info.st_mode):o}): another user could hold its locks",
-            hint=f"remove it, or set {RUN_DIR_ENV} to a folder of this user's",
+            hint=f"remove what is there, or set {RUN_DIR_ENV} to a folder",
         )
     return folder
+
+
+def _make(folder: Path, *, mode: int) -> bool:
+    """Create ``folder`` (and its parents) with ``mode`` when missing; whether it was made."""
+    try:
+        folder.mkdir(mode=mode, parents=True)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise _unusable(folder, exc) from exc
+    return True
+
+
+def _stat(folder: Path, *, follow: bool) -> os.stat_result:
+    try:
+        return folder.stat() if follow else folder.lstat()
+    except OSError as exc:
+        raise _unusable(folder, exc) from exc
+
+
+def _unusable(folder: Path, exc: OSError) -> UsageError:
+    return UsageError(
+        f"the run directory {folder} can't be used: {exc.strerror or exc}",
+        hint=f"set {RUN_DIR_ENV} to a folder every user running apply can write",
+    )
 
 
 def lock_file(folder: Path, workspace_id: str) -> Path:
@@ -150,7 +216,8 @@ async def workspace_lock(
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "ledger": str(ledger),
+            # Absolute: the run that reads it was started from another folder.
+            "ledger": str(ledger.absolute() if isinstance(ledger, Path) else ledger),
         }
         await anyio.to_thread.run_sync(_say_who, descriptor, about)
         try:
@@ -163,25 +230,56 @@ async def workspace_lock(
 
 
 def _open(path: Path) -> int:
+    """A descriptor of the lock file at ``path``, made (mode 0666) when missing: read and
+    write when it may be written, else read only (enough to lock it). An existing file is
+    opened without ``O_CREAT`` (``fs.protected_regular`` forbids it on another user's file
+    in a sticky folder), and never through a link."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO in its place can't block
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        while True:
+            try:
+                descriptor = os.open(path, os.O_RDWR | flags)
+            except FileNotFoundError:
+                try:
+                    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | flags, 0o666)
+                except FileExistsError:
+                    continue  # another run made it meanwhile: open it as it is
+                os.fchmod(descriptor, 0o666)  # whatever the umask: another user's run opens it
+            except PermissionError:
+                descriptor = os.open(path, os.O_RDONLY | flags)  # another user's, not ours
+            break
     except OSError as exc:
         why = "a link is in its place" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         raise UsageError(
             f"the workspace lock {path} can't be opened: {why}",
-            hint=f"check the folder, or set {RUN_DIR_ENV} to a folder this user can write",
+            hint=f"check the folder, or set {RUN_DIR_ENV} to a folder every user running apply"
+            " can write",
         ) from exc
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UsageError(
+            f"the workspace lock {path} can't be opened: it is not a file",
+            hint="remove what is in its place",
+        )
+    return descriptor
+
+
+def _is_writable(descriptor: int) -> bool:
+    return fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
 
 
 def _say_who(descriptor: int, about: dict[str, Any]) -> None:
-    """Write who holds the lock into its file (read by a run that finds it held)."""
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, json.dumps(about).encode(), 0)
+    """Write who holds the lock into its file (read by a run that finds it held); a file this
+    user may only read says nothing (the kernel names the holder's pid)."""
+    if _is_writable(descriptor):
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, json.dumps(about).encode(), 0)
 
 
 def _let_go(descriptor: int) -> None:
     """Empty the file (nobody holds it) and release the lock."""
-    os.ftruncate(descriptor, 0)
+    if _is_writable(descriptor):
+        os.ftruncate(descriptor, 0)
     fcntl.flock(descriptor, fcntl.LOCK_UN)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.errors import RunStopped
 from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.dialects import Cursor, Db
+from pipeline.ledger.events import unexpected_pin
 from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
@@ -204,7 +205,10 @@ class Codes(GroupCommits):
         """``how``: ``created`` (Seam's answer), ``adopted`` (found on the door after an unknown
         outcome) or ``found_on_door`` (found before anything was sent: a new, lost or copied
         ledger). From any state: Seam says the code exists. Queued for the next commit, like
-        the other answers."""
+        the other answers. A PIN in Seam's answer that isn't one (``AccessCode.pin_unexpected``)
+        isn't recorded: the code needs attention (``pin_unexpected``)."""
+        said = f"Seam's answer (seam-request-id {request_id})" if request_id else "Seam's list"
+        noticed = {"needs_attention": unexpected_pin(said)} if code.pin_unexpected else {}
         self._answered(
             tag,
             run_id,
@@ -217,6 +221,7 @@ class Codes(GroupCommits):
             code_status=code.status,
             seam_request_id=request_id,
             created_at=timestamp(),
+            **noticed,
         )
 
     def mark_failed(

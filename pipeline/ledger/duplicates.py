@@ -6,21 +6,26 @@ than one code records it here once (``duplicates``: every code found carrying it
 PINs, and when and by which runs it was first and last seen); the results, ``status``,
 ``report``, ``pins`` and the nightly summary say it from here until the codes' window has ended.
 
-Which doors are looked at again for one: those with a code whose create was sent again after a
-look found nothing (``not_found_at``): the earlier create may still be carried out later than
-the settle time allowed for.
+Which doors are looked at again for one (``status``): those with a code whose create was sent
+again after a look found nothing (``not_found_at``), since the earlier create may still be
+carried out later than the settle time allowed for; and every door holding an open code whose
+codes haven't been listed in full for a while (``door_looks``, which apply's looks keep too), as
+a duplicate may come from elsewhere (another ledger's run, a person): a door this version has
+never listed (a ledger an earlier version made) at once, the others once their last full list
+is a week old (``doors_due_a_look``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import timestamp
+from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 from pipeline.seam.models import AccessCode
 
 # What a report row of a duplicate says of it, besides the codes it names.
@@ -121,6 +126,95 @@ class Duplicates(GroupCommits):
         return {
             device_id for device_id, ends_at in await self.read(query) if _is_open(ends_at, now)
         }
+
+    def note_door_looks(self, device_ids: Collection[str], *, at: str | None = None) -> None:
+        """Record that each of ``device_ids`` had its codes listed in full at ``at`` (an ISO
+        instant; default: now). Queued for the next commit."""
+        if not device_ids:
+            return
+        rows = [(device_id, at or timestamp()) for device_id in sorted(device_ids)]
+
+        def change(db: Db) -> None:
+            db.executemany(
+                "INSERT INTO door_looks (device_id, looked_at) VALUES (?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET looked_at = excluded.looked_at",
+                rows,
+            )
+
+        self.defer(change)
+
+    async def doors_due_a_look(
+        self, *, now: dt.datetime, looked_before: dt.datetime
+    ) -> tuple[list[str], list[str]]:
+        """The doors holding a code that may exist (``created``, ``sending``) whose window is
+        open at ``now``, and whose codes were never listed in full (first list), or last
+        listed in full before ``looked_before`` (second list, the longest unlisted first)."""
+        # Any window still open at ``now`` ends after now - 14 h as its own local time reads
+        # (offsets are at most 14 h): the text comparison only narrows what is read.
+        floor = (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
+
+        def query(db: Db) -> list[tuple[str, str, str | None]]:
+            return [
+                (str(device_id), str(ends_at), looked_at)
+                for device_id, ends_at, looked_at in db.execute(
+                    "SELECT c.device_id, c.ends_at, l.looked_at FROM codes c"
+                    " LEFT JOIN door_looks l USING (device_id)"
+                    f" WHERE c.{MAY_EXIST_SQL} AND c.ends_at >= ?",
+                    (floor,),
+                )
+            ]
+
+        rows = await self.read(query)
+        never: set[str] = set()
+        stale: dict[str, dt.datetime] = {}
+        for device_id, ends_at, looked_at in rows:
+            if not _is_open(ends_at, now):
+                continue
+            if looked_at is None:
+                never.add(device_id)
+            elif (last := _instant(looked_at)) is not None and last < looked_before:
+                stale[device_id] = last
+        return sorted(never), sorted(stale, key=lambda device_id: (stale[device_id], device_id))
+
+    async def door_places(self, device_ids: Collection[str]) -> dict[str, str]:
+        """Each of ``device_ids`` as a person knows it: its door's name and site from the
+        ledger's codes (``Room 101 at Main (device_id d-1)``), else its device_id."""
+        if not device_ids:
+            return {}
+
+        def query(db: Db) -> dict[str, str]:
+            keys = fill_keys(db, "device_id", device_ids)
+            return {
+                str(device_id): _place(door_name, site_name)
+                for device_id, door_name, site_name in db.execute(
+                    f"SELECT device_id, max(door_name), max(site_name) FROM codes JOIN {keys}"
+                    " USING (device_id) GROUP BY device_id"
+                )
+            }
+
+        named = await self.read(query)
+        return {
+            device_id: f"{named[device_id]} (device_id {device_id})"
+            if named.get(device_id)
+            else device_id
+            for device_id in device_ids
+        }
+
+
+def _place(door_name: str | None, site_name: str | None) -> str:
+    """A door's name and site as one text (empty when it has no name)."""
+    if not door_name:
+        return ""
+    return f"{door_name} at {site_name}" if site_name else door_name
+
+
+def _instant(text: str) -> dt.datetime | None:
+    """An instant the ledger wrote (UTC, with its offset), or None when it isn't one."""
+    try:
+        instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
 
 
 def _is_open(ends_at: str | None, now: dt.datetime) -> bool:

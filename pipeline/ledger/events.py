@@ -4,8 +4,9 @@ An event is recorded once per event id, and a webhook delivery once per delivery
 ``svix-id``, the same on every retry): a repeated one changes nothing. An event whose
 ``access_code_id`` is none of the ledger's codes is kept too, as ``not_ours``, and touches no
 code. An event is applied only when its ``device_id`` is its code's door and its
-``occurred_at`` is a real instant; otherwise it is kept as ``not_applied``, with why, and
-changes nothing: a signed event that contradicts the ledger is a fault to look into, not news.
+``occurred_at`` is a real instant, at most ``FUTURE_TOLERANCE`` ahead of this host's clock;
+otherwise it is kept as ``not_applied``, with why, and changes nothing: a signed event that
+contradicts the ledger is a fault to look into, not news.
 
 A code never moves backwards. No event lowers its status along ``unset`` < ``setting`` <
 ``set`` < ``removed`` < ``deleted``: a ``scheduled_on_device`` that comes after
@@ -17,7 +18,9 @@ a setting problem is moot once the code is ``set``. A PIN is taken from an event
 one while the ledger has none. A PIN that differs from the one the ledger has is never swapped
 in: the code needs attention (``pin_changed``), the event's PIN is kept beside the recorded one
 (``reported_code``) for the hand-off to show both, and ``status``, which asks Seam itself,
-settles it. The PIN goes to ``codes`` only: never to ``seam_events``, never to a log line.
+settles it. A PIN that isn't one a lock takes (``seam.models.is_pin``: 4 to 10 digits) is never
+recorded: the code needs attention (``pin_unexpected``, naming the event) until Seam gives one
+that is. The PIN goes to ``codes`` only: never to ``seam_events``, never to a log line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import timestamp
+from pipeline.seam.models import PIN_RULE, is_pin
 
 # The order a code's status goes in; an event never moves a code down it. A status outside it
 # (``removing``, ``unknown``, none yet) may be moved to any.
@@ -47,8 +51,22 @@ NOT_OURS = "not_ours"  # no code of the ledger has its access_code_id (or it has
 NOT_APPLIED = "not_applied"  # one of our codes, but another door, or no real occurred_at
 REPLAYED = "replayed"  # this delivery id was recorded before
 DUPLICATE = "duplicate"  # this event id was recorded before (from another delivery)
-# Why a code needs attention when an event gives it another PIN than the ledger's.
+# How far ahead of this host's clock an event's occurred_at may be (clocks differ): Svix's own
+# tolerance for a delivery's timestamp.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+# Why a code needs attention when an event gives it another PIN than the ledger's, and when
+# Seam (an event, an answer) gives it something that isn't a PIN.
 PIN_CHANGED = "pin_changed"
+PIN_UNEXPECTED = "pin_unexpected"
+
+
+def unexpected_pin(source: str) -> str:
+    """The ``needs_attention`` of a code whose PIN from ``source`` (``Seam's event evt_1``)
+    isn't one a lock takes: never the value itself."""
+    return (
+        f"{PIN_UNEXPECTED}: {source} gives this code a PIN that isn't {PIN_RULE}: it is not"
+        " recorded, nor handed out, until Seam gives one that is (status asks)"
+    )
 
 
 @dataclass(frozen=True)
@@ -181,28 +199,46 @@ def _refusal(codes: list[dict[str, Any]], event: SeamEvent) -> str | None:
     if event.device_id not in doors:
         door = "no device_id" if event.device_id is None else f"device_id {event.device_id!r}"
         return f"the event names {door[:120]}, not its code's door {sorted(doors)[0]}"
-    if _instant(event.occurred_at) is None:
+    happened = _instant(event.occurred_at)
+    if happened is None:
         return f"its occurred_at {str(event.occurred_at)[:60]!r} is not an instant"
+    if happened > dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE:
+        # Applied, it would be the code's newest news for good: no real event could move it.
+        return (
+            f"its occurred_at {str(event.occurred_at)[:60]!r} is more than"
+            f" {FUTURE_TOLERANCE.total_seconds() / 60:g} minutes ahead of this host's clock:"
+            " it hasn't happened yet"
+        )
     return None
 
 
 def _update(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
     """The columns ``event`` changes on ``code`` (a ``codes`` row), by the rules above."""
+    update = _changes(code, event)
+    if event.pin is not None and not is_pin(event.pin):
+        # Never recorded, never shown: a formula or a word where a PIN should be.
+        update["needs_attention"] = unexpected_pin(f"Seam's event {event.event_id[:100]}")
+    return _without_unchanged(update, code)
+
+
+def _changes(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
+    """What ``event`` says of ``code`` but for a PIN that isn't one (``_update``)."""
     update: dict[str, Any] = {}
     happened = event.happened_at
     known = [t for t in map(_instant, (code["status_event_at"], code["status_checked_at"])) if t]
     is_older = happened is not None and any(happened < t for t in known)
     current = STATUS_RANK.get(code["code_status"], -1)
-    if event.pin is not None and code["code"] is None:
-        update["code"] = event.pin
-    elif event.pin is not None and event.pin != code["code"]:
+    pin = event.pin if is_pin(event.pin) else None  # another value is ``_update``'s to say
+    if pin is not None and code["code"] is None:
+        update["code"] = pin
+    elif pin is not None and pin != code["code"]:
         # Never a silent swap: the guest may have the recorded PIN already.
         return _without_unchanged(
             {
                 "needs_attention": f"{PIN_CHANGED}: Seam's event of {event.occurred_at} gives"
                 " this code another PIN than the one recorded, which stays until status asks"
                 " Seam (pins shows both)",
-                "reported_code": event.pin,
+                "reported_code": pin,
             },
             code,
         )
@@ -244,6 +280,8 @@ def _detail(code: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         detail |= {"from": code["code_status"], "to": update["code_status"]}
     if "code" in update:
         detail["pin"] = "recorded"
+    if (update.get("needs_attention") or "").startswith(PIN_UNEXPECTED):
+        detail["pin"] = f"not a PIN ({PIN_RULE}): not recorded"
     if "reported_code" in update:
         detail["pin"] = "another PIN reported: kept beside the recorded one"
     if "needs_attention" in update:

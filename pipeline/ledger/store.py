@@ -16,6 +16,7 @@ Tables
     duplicates   each of our tags found on more than one code of its door, with the codes
     without_code the latest apply run's rows that got no code (rejected, failed), for the
                  hand-off and the report
+    door_looks   when each door's codes were last listed in full (for the weekly looks)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -31,10 +32,11 @@ with the next commit (the next ``sending``, any read, ``commit_every``'s beat, `
 then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
 answer is committed looks for the code on its door before sending anything for it again.
 
-The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
-``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
-(runs and what they leave for the report), ``events`` (Seam's events and what they change),
-``failures`` (the errors a failing file becomes).
+The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
+adds), ``commits`` (the thread and group commits), ``codes`` (the codes and their states),
+``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for the
+report), ``events`` (Seam's events and what they change), ``failures`` (the errors a failing
+file becomes).
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
+from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
 from pipeline.ledger.without_code import WithoutCode
 from pipeline.ledger.workspace import Workspace
 

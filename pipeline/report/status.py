@@ -8,13 +8,16 @@ refresh when that is cheaper (``catchup``), and records the code's status (``uns
 ``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
 Each status change is an event in the ledger.
 
-Status also looks at the doors where a late create may have left a duplicate (one list each,
-``apply.duplicates``) and says every duplicate the ledger knows whose window is open.
+Status also looks at the doors where a late create may have left a duplicate, and at the doors
+whose last full list is a week old (one list each, ``apply.duplicates``), and says every
+duplicate the ledger knows whose window is open.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
     not_set_in_time   still not ``set`` ``attention_after`` (default 1 hour) after starts_at
     missing_on_seam   Seam doesn't have it any more
+    pin_unexpected    Seam gave it something that isn't a PIN (not recorded); and, until
+    pin_changed       Seam itself gives a PIN, what an event said of its PIN
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.duplicates import duplicate_table
+from pipeline.ledger.events import PIN_CHANGED, PIN_UNEXPECTED, unexpected_pin
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
@@ -173,9 +177,17 @@ def _refresh(
     now: dt.datetime,
     attention_after: dt.timedelta,
 ) -> dict[str, Any]:
-    """The code's row after Seam's answer (``seen`` is None when Seam doesn't list it)."""
+    """The code's row after Seam's answer (``seen`` is None when Seam doesn't list it).
+
+    A PIN in dispute (an event's other PIN, ``pin_changed``, or a value that wasn't a PIN,
+    ``pin_unexpected``) is settled only by Seam's own PIN, which wins; while Seam has none, the
+    code keeps needing attention (``pins`` doesn't hand it out). A value in Seam's answer that
+    isn't a PIN is never recorded: the code needs attention."""
     row = {column: code.get(column) for column in STATUS_COLUMNS}
     row["previous_status"] = code["code_status"]
+    row["reported_code"] = code.get("reported_code")
+    attention = code["needs_attention"] or ""
+    dispute = attention if attention.startswith((PIN_CHANGED, PIN_UNEXPECTED)) else None
     if seen is None:
         created_at = code.get("created_at")
         if created_at is None or now - _instant(created_at) >= LIST_LAG_GRACE:
@@ -199,4 +211,12 @@ def _refresh(
             f"not_set_in_time: still {seen.status} {now - _instant(code['starts_at'])}"
             " after starts_at"
         )
+    if seen.pin_unexpected:
+        row["needs_attention"] = unexpected_pin(
+            f"Seam's answer of {now.isoformat(timespec='seconds')}"
+        )
+    elif seen.code is not None:
+        row["reported_code"] = None  # Seam's own PIN: the dispute, if any, is settled
+    elif dispute is not None:
+        row["needs_attention"] = dispute  # Seam has no PIN yet: nothing settles it
     return row

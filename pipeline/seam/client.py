@@ -1,7 +1,8 @@
 """The Seam API client: the one module that sends HTTP (what the answers mean is ``answers``).
 
 Every call is ``POST <path>`` with a JSON body. Reads (``list``, ``get``) are retried on 429,
-5xx and connection errors, honouring ``Retry-After`` up to ``MAX_WAIT_SECONDS``; errors become
+5xx and connection errors, honouring ``Retry-After`` up to ``MAX_WAIT_SECONDS`` (and, in an
+apply run, up to what is left before it gives up); errors become
 ``SeamError`` carrying Seam's error type and message, the HTTP status and the
 ``seam-request-id``.
 
@@ -15,7 +16,6 @@ so only the caller (who can look for the code first) may decide to send it again
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -33,12 +33,15 @@ from pipeline.endpoints import check_endpoint
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.answers import (
     MAX_WAIT_SECONDS,
+    READ_WAIT_MAX,
     CreatedCode,
     Exchange,
     PageCursors,
+    Patience,
     RetryableRead,
     clamp_wait,
     parse_response,
+    read_retry_wait,
 )
 from pipeline.seam.models import AccessCode, Device
 from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
@@ -82,29 +85,6 @@ def talking_to(endpoint: httpx.URL) -> str:
     return f"talking to {endpoint} (not Seam's production endpoint)"
 
 
-# stamina's longest backoff between two attempts of a read (seconds).
-READ_WAIT_MAX = 60.0
-
-
-def _backoff(exc: Exception, *, limit: Callable[[], float] | None = None) -> bool | float:
-    """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
-
-    stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped
-    here: ``Retry-After: 86400`` must not stop a read for a day. ``limit`` says the longest
-    any wait may be now (what is left before an apply run gives up); when stamina's own
-    backoff could be longer, that is the wait.
-    """
-    if not isinstance(exc, RetryableRead):
-        return False
-    wait = clamp_wait(exc.retry_after, what="Seam's Retry-After on a read")
-    most = limit() if limit is not None else None
-    if most is None:
-        return wait if wait is not None else True
-    if wait is not None:
-        return min(wait, most)
-    return True if most >= READ_WAIT_MAX else most
-
-
 class SeamClient:
     """An async Seam API client over one keep-alive ``httpx`` connection pool.
 
@@ -114,8 +94,9 @@ class SeamClient:
 
     ``timeout`` bounds each connect, write and read; ``request_timeout`` bounds a whole request
     (waiting for a connection, sending, and reading the answer to its last byte);
-    ``wait_limit`` says the longest a read's wait before its next attempt may be (an apply
-    run's time left before it gives up). Raises
+    ``patience`` (an apply run's) counts a read that keeps failing as no progress, bounds
+    each wait before a read's next attempt by what is left before the run gives up, and
+    stops the read (RunStopped) rather than send it again once nothing is left. Raises
     ConfigError for credentials that can't make a request (a malformed key, an endpoint that
     holds a user name or password).
     """
@@ -131,7 +112,7 @@ class SeamClient:
         max_connections: int = 8,
         pace: Callable[[], Awaitable[None]] | None = None,
         observe: Callable[[Exchange], None] | None = None,
-        wait_limit: Callable[[], float] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self._headers = {
             **credentials.auth_headers(),
@@ -154,8 +135,13 @@ class SeamClient:
         self._read_attempts = read_attempts
         self._pace = pace
         self._observe = observe
-        self._retry_on = functools.partial(_backoff, limit=wait_limit)
+        self._patience = patience
         self.requests = 0  # requests sent (each read attempt counts)
+
+    @property
+    def endpoint(self) -> str:
+        """Where the requests go (``SEAM_ENDPOINT``'s URL; never holds credentials)."""
+        return str(self._endpoint)
 
     async def __aenter__(self) -> Self:
         if self._says_where:
@@ -177,13 +163,23 @@ class SeamClient:
         were made (the run stops on it: exit 3).
         """
         attempts = 0
+        patience = self._patience
+
+        def retry_on(exc: Exception) -> bool | float:
+            return read_retry_wait(exc, attempt=attempts, patience=patience)
+
         try:
             async for attempt in stamina.retry_context(
-                on=self._retry_on, attempts=self._read_attempts, wait_max=READ_WAIT_MAX
+                on=retry_on, attempts=self._read_attempts, wait_max=READ_WAIT_MAX
             ):
                 with attempt:
                     attempts += 1
-                    return await self._send_read(path, body)
+                    if attempts > 1 and patience is not None:
+                        patience.check_before_send()
+                    answer = await self._send_read(path, body)
+                    if patience is not None:
+                        patience.read_answered()
+                    return answer
         except RetryableRead as exc:
             error = exc.error
             raise type(error)(
@@ -213,7 +209,7 @@ class SeamClient:
             return await self.post(path, body)
         except SeamError as exc:
             if isinstance(exc, SeamUnavailableError) or exc.status in RETRYABLE_STATUS:
-                raise RetryableRead(exc, exc.retry_after) from exc
+                raise RetryableRead(exc, exc.retry_after, path) from exc
             raise
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

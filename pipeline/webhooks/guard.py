@@ -6,7 +6,9 @@ and accepts every connection while file descriptors last. ``GuardedH11Protocol``
                  ``REQUEST_WITHIN`` seconds of opening, or of the previous answer on it;
                  otherwise it is closed
     a cap        at most ``MAX_CONNECTIONS`` connections at once: one beyond is answered 503
-                 at once and closed, so slow clients can't use up the descriptors
+                 and closed as it opens, without waiting for its request, so slow clients
+                 can't use up the descriptors; it is never one of uvicorn's connections, so it
+                 counts against no limit of the accepted ones
 and ``quiet_out_of_descriptors`` makes the event loop say once a minute, in one line, that the
 process has run out of file descriptors (asyncio's accept loop otherwise logs a traceback for
 every attempt, thousands a second). Connections closed or refused are said the same way, at
@@ -18,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import resource
+import socket
 import time
 from typing import Any
 
@@ -35,11 +39,9 @@ REQUEST_WITHIN = 30.0
 MAX_CONNECTIONS = 100
 # At most one line per kind of trouble in this many seconds.
 SAY_EVERY = 60.0
-# A refused connection is closed when its request comes, or after this long (seconds): closed
-# at once, the request arriving after would make the kernel reset the connection, and the
-# client might never read its 503.
-REFUSED_LINGER = 1.0
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
+# What a refused connection's client sent already is read and dropped up to this (bytes).
+_DROPPED_AT_MOST = 1024 * 1024
 _REFUSED_BODY = b'{"ok": false, "error": "too many connections at once: try again later"}'
 # The whole answer to a connection over the cap, written as it opens (before its request).
 _REFUSED = (
@@ -51,12 +53,15 @@ _REFUSED = (
 
 
 class OncePerMinute:
-    """Logs a kind of trouble at most once every ``SAY_EVERY`` seconds, counting the times in
-    between into the next line."""
+    """Logs a kind of trouble at most once every ``SAY_EVERY`` seconds (to ``logger``, by
+    default this module's), counting the times in between into the next line."""
 
-    def __init__(self, message: str, *, level: int = logging.WARNING) -> None:
+    def __init__(
+        self, message: str, *, level: int = logging.WARNING, logger: logging.Logger = log
+    ) -> None:
         self._message = message
         self._level = level
+        self._log = logger
         self._said_at: float | None = None
         self._since = 0
 
@@ -65,7 +70,7 @@ class OncePerMinute:
         now = time.monotonic()
         if self._said_at is not None and now - self._said_at < SAY_EVERY:
             return
-        log.log(self._level, self._message, extra={**fields, "times": self._since})
+        self._log.log(self._level, self._message, extra={**fields, "times": self._since})
         self._said_at, self._since = now, 0
 
 
@@ -87,22 +92,22 @@ class GuardedH11Protocol(H11Protocol):
     the module's docstring)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
         self._deadline: asyncio.TimerHandle | None = None
-        self._is_refused = len(self.connections) > MAX_CONNECTIONS
+        self._is_refused = len(self.connections) >= MAX_CONNECTIONS
         if self._is_refused:
+            # Never added to uvicorn's connections: it holds no place of an accepted one.
+            self.transport = transport  # type: ignore[assignment]
             _refused.note()
-            self.transport.write(_REFUSED)
-            if self.transport.can_write_eof():
-                self.transport.write_eof()  # the answer is whole: the client may read it now
-            self._deadline = self.loop.call_later(REFUSED_LINGER, self.transport.close)
+            _drop_what_came(transport)
+            transport.write(_REFUSED)  # type: ignore[attr-defined]
+            transport.close()  # once the answer is written out: nothing is waited for
             return
+        super().connection_made(transport)  # type: ignore[arg-type]
         self._start_deadline()
 
     def data_received(self, data: bytes) -> None:
         if self._is_refused:
-            self.transport.close()  # its request, read and dropped: answered already
-            return
+            return  # answered already, and closing
         super().data_received(data)
         if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED, h11.ERROR):
             self._stop_deadline()  # the whole request is in: the answer is the app's
@@ -131,6 +136,26 @@ class GuardedH11Protocol(H11Protocol):
         if not self.transport.is_closing():
             _closed_slow.note()
             self.transport.close()
+
+
+def _drop_what_came(transport: asyncio.BaseTransport) -> None:
+    """Read and drop what the client sent already (its request, up to ``_DROPPED_AT_MOST``
+    bytes), without waiting for more: a socket closed with unread data is reset, and the
+    client would never read its 503."""
+    raw = transport.get_extra_info("socket")
+    try:
+        sock = socket.socket(fileno=os.dup(raw.fileno())) if raw is not None else None
+    except OSError:
+        return  # out of descriptors: closed all the same
+    if sock is None:
+        return
+    with sock:
+        dropped = 0
+        try:
+            while dropped < _DROPPED_AT_MOST and (data := sock.recv(65536, socket.MSG_DONTWAIT)):
+                dropped += len(data)
+        except OSError:
+            pass  # nothing more there yet, or the client went: closed all the same
 
 
 def quiet_out_of_descriptors(loop: asyncio.AbstractEventLoop) -> None:

@@ -19,8 +19,9 @@ import anyio
 import uvicorn
 
 from pipeline.errors import UsageError
+from pipeline.webhooks import guard
 from pipeline.webhooks.app import WebhookReceiver, create_app
-from pipeline.webhooks.guard import MAX_CONNECTIONS, GuardedH11Protocol, quiet_out_of_descriptors
+from pipeline.webhooks.guard import GuardedH11Protocol, quiet_out_of_descriptors
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8788
@@ -54,9 +55,10 @@ def _server(receiver: WebhookReceiver) -> uvicorn.Server:
         access_log=False,  # a line per delivery comes from the receiver itself
         lifespan="on",
         http=GuardedH11Protocol,
-        # The cap is the protocol's, at the connection; uvicorn's own, one above it, only
-        # backs it up for requests still being handled after their connection went.
-        limit_concurrency=MAX_CONNECTIONS + 1,
+        # The cap is the protocol's, at the connection (refused ones are never counted here);
+        # uvicorn's own, one above it, only backs it up for requests still being handled
+        # after their connection went.
+        limit_concurrency=guard.MAX_CONNECTIONS + 1,
         # A connection kept alive after an answer, with nothing more sent, is closed.
         timeout_keep_alive=5,
     )

@@ -10,16 +10,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
+from collections import Counter
 
 import httpx
 import polars as pl
 import pytest
 
+from pipeline.apply.duplicates import duplicated_tags
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.commands import export_pins, export_report, summarise_night
+from pipeline.commands import export_pins, export_report, status_files, summarise_night
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates
+from pipeline.seam.models import AccessCode
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
 from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
@@ -45,18 +49,25 @@ async def late_duplicates(tmp_path, monkeypatch) -> tuple[SandboxRun, pl.DataFra
     return run, stays, doubled
 
 
-def same_stay_on_each_door(payload: dict, per_door: int) -> pl.DataFrame:
-    """``per_door`` reservations on each door, all from 2027-02-01 to 2027-02-05 (so that one
-    moment finds every code set, with its PIN, and its window open)."""
+def same_stay_on_each_door(
+    payload: dict, per_door: int, stay: tuple[str, str] = ("2027-02-01", "2027-02-05")
+) -> pl.DataFrame:
+    """``per_door`` reservations on each door, all from check-in to check-out ``stay`` (by
+    default 2027-02-01 to 2027-02-05, so that one moment finds every code set, with its PIN,
+    and its window open)."""
     doors = [d["device_id"] for d in payload["devices"] for _ in range(per_door)]
     return pl.DataFrame(
         {
             "reservation_id": [f"R{n}" for n in range(len(doors))],
             "device_id": doors,
-            "check_in": ["2027-02-01"] * len(doors),
-            "check_out": ["2027-02-05"] * len(doors),
+            "check_in": [stay[0]] * len(doors),
+            "check_out": [stay[1]] * len(doors),
         }
     )
+
+
+# Windows open for weeks from the tests' clock (2026-12-07): weekly looks fall within them.
+THREE_WEEKS = ("2026-12-20", "2027-01-10")
 
 
 def duplicate_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -175,3 +186,146 @@ async def test_a_duplicate_made_with_the_sandbox_control_is_found_by_the_doors_n
     report = await export_report(ledger_path=run.ledger)
     assert report.report.duplicates["idempotency_tag"].to_list() == [copied["idempotency_tag"]]
     assert report.exit_code == 1
+
+
+class DoorRefused(httpx.AsyncBaseTransport):
+    """Answers a full list of one door's codes 400 (no retry helps); passes the rest on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, device_id: str) -> None:
+        self.inner, self.device_id = inner, device_id
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/access_codes/list":
+            body = json.loads(request.content or b"{}")
+            if body.get("device_id") == self.device_id:
+                error = {"type": "invalid_input", "message": "no list today"}
+                return httpx.Response(400, json={"error": error, "ok": False})
+        return await self.inner.handle_async_request(request)
+
+
+async def test_status_goes_on_past_a_door_it_cannot_look_at(tmp_path, monkeypatch, caplog):
+    """A door whose list fails doesn't stop status's looks at the others: their duplicates
+    are found all the same, and one warning names the door (and its site) left for the next
+    look, with why."""
+    run, _, doubled = await late_duplicates(tmp_path, monkeypatch)
+    on_door = {code.device_id for code in run.state.codes.values() if code.name}
+    doors_of = {
+        tag: {c.device_id for c in run.state.codes.values() if tag in (c.name or "")}
+        for tag in doubled
+    }
+    refused = sorted(on_door)[0]
+    run.transport = DoorRefused(run.transport, refused)
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    caplog.clear()
+    status = await refresh(run, start)
+    expected = {tag for tag, doors in doors_of.items() if refused not in doors}
+    assert expected
+    assert expected <= set(status.result.duplicates["idempotency_tag"])
+    [warning] = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "pipeline.apply.duplicates" and record.levelno == logging.WARNING
+    ]
+    metadata = run.state.devices[refused]["properties"]["dormakaba_oracode_metadata"]
+    assert warning == (
+        "could not look at 1 door for duplicates, left for the next look:"
+        f" {metadata['door_name']} at {metadata['site_name']} (device_id {refused}): Seam error"
+        " invalid_input: no list today [HTTP 400]"
+    )
+
+
+class FullLists(httpx.AsyncBaseTransport):
+    """Counts each door's full lists (a device_id, no search); passes everything on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.doors = inner, Counter[str]()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/access_codes/list":
+            body = json.loads(request.content or b"{}")
+            if "device_id" in body and "search" not in body and "page_cursor" not in body:
+                self.doors[body["device_id"]] += 1
+        return await self.inner.handle_async_request(request)
+
+
+async def copy_a_code(run: SandboxRun, access_code_id: str) -> str:
+    """The sandbox's duplicate control: a second code carrying the same tag; its id."""
+    async with httpx.AsyncClient(transport=run.transport, base_url="http://sandbox") as client:
+        answer = await client.post("/_sandbox/duplicate", json={"access_code_id": access_code_id})
+    assert answer.status_code == 200
+    return str(answer.json()["access_code"]["access_code_id"])
+
+
+async def status_at(run: SandboxRun, now: dt.datetime):
+    return await status_files(
+        ledger_path=run.ledger, out=run.folder / "status.csv", transport=run.transport, now=now
+    )
+
+
+async def test_a_ledger_of_an_earlier_version_has_each_open_door_looked_at_once(
+    tmp_path, monkeypatch
+):
+    """A ledger made before duplicates were recorded: the next status lists every door
+    holding an open code once and finds a duplicate made on a door with no work; the status
+    after that lists none of them again."""
+    payload = make_devices(3, seed=63)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = (await run.apply(same_stay_on_each_door(payload, 1, THREE_WEEKS))).result.results
+    with sqlite3.connect(run.ledger) as db:  # as an earlier version left it
+        db.executescript("DROP TABLE IF EXISTS door_looks; DROP TABLE duplicates;")
+    copied = first.row(1, named=True)
+    await copy_a_code(run, copied["access_code_id"])
+    run.transport = lists = FullLists(run.transport)
+    now = dt.datetime.now(dt.UTC)
+    status = await status_at(run, now)
+    assert status.result.duplicates["idempotency_tag"].to_list() == [copied["idempotency_tag"]]
+    assert status.exit_code == 1
+    assert lists.doors == Counter({d["device_id"]: 1 for d in payload["devices"]})
+    await status_at(run, now + dt.timedelta(hours=1))
+    assert lists.doors == Counter({d["device_id"]: 1 for d in payload["devices"]})
+
+
+async def test_status_looks_again_at_a_door_whose_last_look_is_a_week_old(tmp_path, monkeypatch):
+    """A duplicate made on a door after apply's look (by another ledger's run, a person) is
+    found by the status that comes once that look is over a week old, not before: doors
+    looked at within the week aren't listed again; at most LOOKS_PER_STATUS doors a run, the
+    longest unlisted first."""
+    monkeypatch.setattr("pipeline.apply.duplicates.LOOKS_PER_STATUS", 1, raising=False)
+    payload = make_devices(2, seed=64)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    first = (await run.apply(same_stay_on_each_door(payload, 1, THREE_WEEKS))).result.results
+    copied = first.row(0, named=True)
+    await copy_a_code(run, copied["access_code_id"])
+    run.transport = lists = FullLists(run.transport)
+    now = dt.datetime.now(dt.UTC)
+    within = await status_at(run, now + dt.timedelta(days=6))
+    assert within.result.duplicates.height == 0
+    assert not lists.doors
+    week_on = now + dt.timedelta(days=7, hours=1)
+    found = await status_at(run, week_on)
+    looked_first = set(lists.doors)
+    assert len(looked_first) == 1
+    if copied["device_id"] in looked_first:
+        assert found.result.duplicates["idempotency_tag"].to_list() == [copied["idempotency_tag"]]
+    await status_at(run, week_on + dt.timedelta(minutes=1))
+    assert set(lists.doors) == {d["device_id"] for d in payload["devices"]}
+    assert max(lists.doors.values()) == 1
+    later = await status_at(run, week_on + dt.timedelta(minutes=2))
+    assert later.result.duplicates["idempotency_tag"].to_list() == [copied["idempotency_tag"]]
+    assert max(lists.doors.values()) == 1
+
+
+def test_one_code_listed_twice_is_no_duplicate():
+    """A list whose pages shifted may name one code twice: counted once by access_code_id, it
+    is no duplicate; a second code carrying the tag is."""
+    tag = "opl-" + "1" * 20
+
+    def code(code_id: str) -> AccessCode:
+        return AccessCode(
+            access_code_id=code_id, device_id="door-1", name=f"R1 [{tag}]", status="set"
+        )
+
+    assert duplicated_tags([code("c1"), code("c1")], "door-1") == {}
+    found = duplicated_tags([code("c1"), code("c1"), code("c2")], "door-1")
+    assert [c.access_code_id for c in found[tag]] == ["c1", "c2"]

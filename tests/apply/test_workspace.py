@@ -11,18 +11,18 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import anyio
+import httpx
 import polars as pl
 import pytest
 
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.apply.workspace import lock_file, run_directory, workspace_lock
-from pipeline.errors import RunLocked, UsageError
+from pipeline.errors import RunLocked, RunStopped, UsageError
 from pipeline.sandbox import Faults
 from pipeline.sandbox.state import WORKSPACE_ID
 from tests.apply_helpers import SandboxRun, start_sandbox
@@ -139,24 +139,160 @@ async def test_a_ledger_refuses_a_key_of_another_workspace(tmp_path, monkeypatch
     assert run.state.requests[("/access_codes/list", 200)] == lists
 
 
-def test_the_run_directory_is_the_users_own(tmp_path, monkeypatch):
-    """ORACODE_RUN_DIR when set; else XDG_RUNTIME_DIR's; else a 0700 folder named for the uid
-    in the temporary folder, refused (exit 2) when someone else could write it."""
+class WorkspaceAnswer(httpx.AsyncBaseTransport):
+    """Answers /workspaces/get with ``status`` (Seam's error body); the rest goes on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, status: int, error_type: str) -> None:
+        self.inner, self.status, self.error_type = inner, status, error_type
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/workspaces/get":
+            return await self.inner.handle_async_request(request)
+        error = {"type": self.error_type, "message": "no such thing here"}
+        headers = {"seam-request-id": "req-9"}
+        return httpx.Response(self.status, headers=headers, json={"error": error, "ok": False})
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("status", "error_type", "fix"),
+    [
+        (404, "not_found", "check SEAM_ENDPOINT (now http://sandbox)"),
+        (500, "internal_server_error", "rerun later"),
+    ],
+)
+async def test_a_workspace_seam_cannot_name_stops_the_run_saying_what_was_asked(
+    tmp_path, monkeypatch, status, error_type, fix
+):
+    """/workspaces/get answered 404 (no such endpoint) or 500 (after its retries): exit 3,
+    one line naming what was asked, where, Seam's answer and the fix; nothing is sent."""
+    payload = make_devices(1, seed=7)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    run.transport = WorkspaceAnswer(run.transport, status, error_type)
+    stays = make_stays([(payload["devices"][0]["device_id"], 1)], seed=1)
+    with pytest.raises(RunStopped) as stopped:
+        await run.apply(stays)
+    assert stopped.value.exit_code == 3
+    assert stopped.value.one_line() == (
+        "could not ask Seam which workspace the key belongs to (/workspaces/get at"
+        f" http://sandbox: {status} {error_type}, seam-request-id req-9: no such thing here):"
+        f" {fix}"
+    )
+    assert run.creates() == 0
+
+
+@pytest.fixture
+def shared_parents(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """The host's run directory parents for this test: a /run/lock and a /tmp of its own (the
+    machine's are never touched), both there and writable."""
+    parents = (tmp_path / "run-lock", tmp_path / "tmp")
+    for parent in parents:
+        parent.mkdir()
+    monkeypatch.setattr("pipeline.apply.workspace.SHARED_PARENTS", parents, raising=False)
+    return parents
+
+
+def test_the_run_directory_is_the_hosts_whatever_the_session_or_user(shared_parents, tmp_path):
+    """Without ORACODE_RUN_DIR every run gets the same folder, whatever XDG_RUNTIME_DIR, HOME
+    or TMPDIR say: /run/lock's (made 1777 whatever the umask), else the temporary folder's."""
+    run_lock, temporary = shared_parents
+    sessions = [
+        {},
+        {"XDG_RUNTIME_DIR": str(tmp_path / "xdg"), "HOME": str(tmp_path / "home")},
+        {"TMPDIR": str(tmp_path / "elsewhere"), "HOME": "/root"},
+    ]
+    previous = os.umask(0o077)
+    try:
+        folders = {run_directory(environ) for environ in sessions}
+    finally:
+        os.umask(previous)
+    assert folders == {run_lock / "oracode-provision"}
+    assert stat.S_IMODE((run_lock / "oracode-provision").stat().st_mode) == 0o1777
+    (run_lock / "oracode-provision").rmdir()
+    run_lock.rmdir()
+    assert run_directory({}) == temporary / "oracode-provision"
+
+
+def test_a_relative_run_directory_is_refused(tmp_path):
+    """ORACODE_RUN_DIR must be absolute: a relative one would be a folder per working
+    directory (exit 2, one line)."""
+    with pytest.raises(UsageError) as refused:
+        run_directory({"ORACODE_RUN_DIR": "locks"})
+    assert refused.value.exit_code == 2
+    assert refused.value.one_line() == (
+        "ORACODE_RUN_DIR locks is not an absolute path: runs started from other folders would"
+        " each lock a folder of their own (set ORACODE_RUN_DIR to an absolute path, the same"
+        " for every run)"
+    )
     assert run_directory({"ORACODE_RUN_DIR": str(tmp_path / "given")}) == tmp_path / "given"
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    assert run_directory({"XDG_RUNTIME_DIR": str(runtime)}) == runtime / "oracode-provision"
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    made = run_directory({})
-    assert made == tmp_path / f"oracode-provision-{os.getuid()}"
-    assert stat.S_IMODE(made.stat().st_mode) == 0o700
-    made.chmod(0o777)
+
+
+def test_a_shared_run_directory_that_is_a_link_or_not_sticky_is_refused(shared_parents, tmp_path):
+    """The shared folder must be a real folder (a link is refused unless ORACODE_RUN_DIR names
+    it), sticky when anyone may write it."""
+    run_lock, _ = shared_parents
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (run_lock / "oracode-provision").symlink_to(elsewhere)
     with pytest.raises(UsageError) as refused:
         run_directory({})
     assert refused.value.one_line() == (
-        f"the run directory {made} isn't this user's own (owner uid {os.getuid()}, mode 777):"
-        " another user could hold its locks (remove it, or set ORACODE_RUN_DIR to a folder of"
-        " this user's)"
+        f"the run directory {run_lock / 'oracode-provision'} is a link, not a folder: another"
+        " user could point it elsewhere (remove the link (a folder is made in its place), or"
+        " set ORACODE_RUN_DIR)"
+    )
+    given = {"ORACODE_RUN_DIR": str(run_lock / "oracode-provision")}
+    assert run_directory(given) == run_lock / "oracode-provision"
+    (run_lock / "oracode-provision").unlink()
+    (run_lock / "oracode-provision").mkdir()
+    (run_lock / "oracode-provision").chmod(0o777)
+    with pytest.raises(UsageError) as refused:
+        run_directory({})
+    assert "may be written by anyone but isn't sticky (mode 777)" in refused.value.one_line()
+
+
+@pytest.mark.anyio
+async def test_runs_of_two_sessions_share_the_workspace_lock(shared_parents, tmp_path):
+    """A cron run (no XDG_RUNTIME_DIR, another TMPDIR) and a login session's run lock the
+    same file: the second is refused while the first holds it."""
+    ledger = tmp_path / "ledger.sqlite"
+    login = {"XDG_RUNTIME_DIR": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    cron = {"HOME": "/root", "TMPDIR": str(tmp_path / "t")}
+    async with workspace_lock("ws-1", ledger=ledger, run_id="run-a", environ=login):
+        with pytest.raises(RunLocked):
+            async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=cron):
+                pass
+
+
+@pytest.mark.anyio
+async def test_a_lock_file_this_user_may_only_read_can_be_locked(tmp_path):
+    """A lock file another user made (here: one made read-only, 0444) is opened as it is,
+    without O_CREAT, and locked: a second run is refused, naming the holder's pid."""
+    environ = {"ORACODE_RUN_DIR": str(tmp_path)}
+    made = lock_file(tmp_path, "ws-1")
+    made.touch()
+    made.chmod(0o444)
+    ledger = tmp_path / "ledger.sqlite"
+    async with workspace_lock("ws-1", ledger=ledger, run_id="run-a", environ=environ):
+        with pytest.raises(RunLocked) as refused:
+            async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=environ):
+                pass
+    assert f"pid {os.getpid()}" in refused.value.one_line()
+    assert stat.S_IMODE(made.stat().st_mode) == 0o444
+
+
+@pytest.mark.anyio
+async def test_a_link_in_place_of_the_lock_file_is_refused(tmp_path):
+    """A link where the lock file should be is never followed (exit 2, one line)."""
+    environ = {"ORACODE_RUN_DIR": str(tmp_path)}
+    target = tmp_path / "target"
+    target.touch()
+    lock_file(tmp_path, "ws-1").symlink_to(target)
+    with pytest.raises(UsageError) as refused:
+        async with workspace_lock("ws-1", ledger=tmp_path, run_id="run-a", environ=environ):
+            pass
+    assert refused.value.message == (
+        f"the workspace lock {lock_file(tmp_path, 'ws-1')} can't be opened: a link is in its place"
     )
 
 
@@ -171,16 +307,17 @@ def test_a_workspace_id_that_is_no_plain_name_is_hashed(tmp_path):
 
 @pytest.mark.anyio
 async def test_the_lock_file_says_who_holds_it_and_is_emptied_after(tmp_path):
-    """While held, the lock file (0600) names the run, pid and ledger; once let go, it is
-    empty and the next run takes the lock at once."""
+    """While held, the lock file (0666: another user's run opens it too) names the run, pid
+    and ledger (its absolute path: the run that reads it was started elsewhere); once let go,
+    it is empty and the next run takes the lock at once."""
     environ = {"ORACODE_RUN_DIR": str(tmp_path)}
     ledger = Path("somewhere/ledger.sqlite")
     async with workspace_lock("ws-1", ledger=ledger, run_id="run-a", environ=environ) as path:
         said = path.read_text()
         assert '"run_id": "run-a"' in said
         assert f'"pid": {os.getpid()}' in said
-        assert '"ledger": "somewhere/ledger.sqlite"' in said
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert f'"ledger": "{Path.cwd() / ledger}"' in said
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666
         with pytest.raises(RunLocked):
             async with workspace_lock("ws-1", ledger=ledger, run_id="run-b", environ=environ):
                 pass
@@ -233,6 +370,6 @@ def test_two_apply_processes_from_two_folders_make_each_code_once(tmp_path):
         " runs for one workspace must not overlap, whatever their ledgers)"
     ]
     assert refused[0].startswith(f"error: Seam workspace {WORKSPACE_ID} is in use by another")
-    assert f"ledger {Path('outputs/ledger.sqlite')}" in refused[0]
+    assert f", ledger {folders[0] / 'outputs' / 'ledger.sqlite'} (wait" in refused[0]
     assert len(on_doors) == stays.height
     assert set(on_doors.values()) == {1}

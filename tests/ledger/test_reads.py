@@ -29,11 +29,11 @@ async def made(ledger: Ledger, tags: list[str]) -> str:
 
 async def test_created_codes_are_the_created_ones_with_an_id_and_their_status_columns(ledger):
     """created_codes gives the created codes (with ``tags`` only those) as STATUS_COLUMNS,
-    created_at and withdrawn (None for a code still current); sending and pending ones are left
-    out."""
+    reported_code, created_at and withdrawn (None for a code still current); sending and
+    pending ones are left out."""
     await made(ledger, ["t1", "t2", "t3"])
     [code] = await ledger.created_codes()
-    assert tuple(code) == (*STATUS_COLUMNS, "created_at", "withdrawn")
+    assert tuple(code) == (*STATUS_COLUMNS, "reported_code", "created_at", "withdrawn")
     assert code["withdrawn"] is None
     assert (code["idempotency_tag"], code["access_code_id"], code["code_status"]) == (
         "t1",

@@ -8,6 +8,7 @@ import httpx
 import polars as pl
 import pytest
 
+from pipeline.apply.duplicates import LOOKS_PER_STATUS
 from pipeline.report.catchup import event_page_budget
 from pipeline.sandbox import create_app
 from tests.apply_helpers import start_sandbox
@@ -43,7 +44,9 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     """1,000 doors with a code each: the first status asks for the codes by id, 100 a request
     (10 requests, none per door); once every code is set, the next status takes 500 PINs from
     one /events/list page and asks for the other 500 by id (6 requests), all set with PINs.
-    Each status also asks once which workspace the key is for."""
+    Each status also asks once which workspace the key is for; the second, two months after
+    apply looked at the doors, also looks at the first LOOKS_PER_STATUS of them again for
+    duplicates (one list each)."""
     payload = make_devices(DOORS, seed=35)
     run = start_sandbox(payload, tmp_path, monkeypatch)
     run.transport = httpx.ASGITransport(app=create_app(run.state), raise_app_exceptions=False)
@@ -59,7 +62,7 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     before = run.state.requests.copy()
     caught_up = await refresh(run, start)
     assert requests_by_path(run.state, before) == {
-        "/access_codes/list": 5,
+        "/access_codes/list": 5 + LOOKS_PER_STATUS,
         "/events/list": 1,
         WORKSPACE: 1,
     }

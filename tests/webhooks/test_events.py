@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import anyio
@@ -101,14 +102,20 @@ async def test_an_older_set_still_moves_a_code_on_and_fills_its_pin(ledger_path)
         ({"occurred_at": "garbage"}, "its occurred_at 'garbage' is not an instant"),
         ({"occurred_at": None}, "its occurred_at 'None' is not an instant"),
         ({"occurred_at": "2026-12-01T12:00:00"}, "its occurred_at '2026-12-01T12:00:00' is not"),
+        (
+            {"occurred_at": "9999-12-31T00:00:00Z"},
+            "its occurred_at '9999-12-31T00:00:00Z' is more than 5 minutes ahead of this host's"
+            " clock: it hasn't happened yet",
+        ),
     ],
 )
 async def test_an_event_for_another_door_or_without_a_real_time_changes_nothing(
     ledger_path, fields, why
 ):
     """A signed set_on_device whose device_id isn't its code's door, or whose occurred_at isn't
-    an instant (garbage, missing, without its offset), is kept as not_applied with why, and
-    neither the code's status nor its PIN moves."""
+    an instant (garbage, missing, without its offset) or is more than 5 minutes ahead of this
+    host's clock, is kept as not_applied with why, and neither the code's status nor its PIN
+    moves."""
     sent = read_event(event("set_on_device", code="111111") | fields)
     ledger = await Ledger.open(ledger_path)
     try:
@@ -121,6 +128,28 @@ async def test_an_event_for_another_door_or_without_a_real_time_changes_nothing(
     [kept] = event_rows(ledger_path)
     assert kept["outcome"] == "not_applied"
     assert json.loads(kept["detail"])[0]["not_applied"].startswith(why)
+
+
+async def test_an_event_a_few_minutes_ahead_of_this_clock_is_applied(ledger_path):
+    """Clocks differ: a set_on_device 4 minutes ahead of this host's clock is applied; one 6
+    minutes ahead is not."""
+    now = dt.datetime.now(dt.UTC)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        outcomes = [
+            await ledger.record_seam_event(
+                read_event(event("set_on_device", code=PIN, occurred_at=(now + ahead).isoformat())),
+                delivery_id=f"msg_{n}",
+            )
+            for n, ahead in enumerate((dt.timedelta(minutes=6), dt.timedelta(minutes=4)))
+        ]
+    finally:
+        await ledger.close()
+    assert [outcome.outcome for outcome in outcomes] == ["not_applied", "applied"]
+    assert (
+        code_rows(ledger_path)["ac-1"]["code_status"],
+        code_rows(ledger_path)["ac-1"]["code"],
+    ) == ("set", PIN)
 
 
 async def test_another_pin_for_a_code_is_never_swapped_in(ledger_path):

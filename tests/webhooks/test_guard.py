@@ -5,6 +5,7 @@ the cap are lowered for the tests)."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
@@ -93,20 +94,91 @@ async def test_connections_over_the_cap_are_answered_503_at_once(ledger_path, mo
         async with serving(receiver, listening) as url:
             held = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
             await anyio.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", port)) as sixth:
+                refused = await anyio.to_thread.run_sync(answer_of, sixth)
+            for sock in held:
+                sock.close()
+            await anyio.sleep(0.2)
             async with httpx.AsyncClient(base_url=url) as client:
                 body, headers = delivery(event("set_on_device", code=PIN))
-                refused = await client.post("/seam", content=body, headers=headers)
-                for sock in held:
-                    sock.close()
-                await anyio.sleep(0.2)
                 answer = await client.post("/seam", content=body, headers=headers)
-    assert refused.status_code == 503
-    assert refused.headers["retry-after"] == "5"
-    assert refused.json() == {
+    head, _, body = refused.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert b"\r\nretry-after: 5\r\n" in head
+    assert json.loads(body) == {
         "ok": False,
         "error": "too many connections at once: try again later",
     }
     assert answer.status_code == 200
+
+
+def http_request(body: bytes, headers: dict[str, str]) -> bytes:
+    """A POST of ``body`` to /seam as it goes on the wire."""
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (
+        f"POST /seam HTTP/1.1\r\nhost: x\r\ncontent-length: {len(body)}\r\n{head}\r\n"
+    ).encode() + body
+
+
+def answer_of(sock: socket.socket, seconds: float = 2.0) -> bytes:
+    """Everything the server sends on ``sock`` until it closes it; raises TimeoutError when it
+    is still open after ``seconds`` of silence."""
+    sock.settimeout(seconds)
+    data = b""
+    while chunk := sock.recv(4096):
+        data += chunk
+    return data
+
+
+def open_descriptors() -> int:
+    """How many file descriptors this process (the test and its in-process server) holds."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_refused_connections_are_closed_at_once_and_count_against_no_accepted_one(
+    ledger_path, monkeypatch
+):
+    """With the cap at 5 and five connections accepted, a hundred more are each answered 503
+    and closed as they open (the server holds none of them once they are read), and a
+    delivery on an accepted connection meanwhile is answered 200: they count against no
+    limit of the accepted ones (uvicorn's is the cap plus one)."""
+    monkeypatch.setattr(guard, "MAX_CONNECTIONS", 5)
+    receiver = WebhookReceiver(ledger_path, Verifier(SecretStr(SECRET)))
+    with bind("127.0.0.1", 0) as listening:
+        port = listening.getsockname()[1]
+        async with serving(receiver, listening):
+            accepted = [socket.create_connection(("127.0.0.1", port)) for _ in range(5)]
+            await anyio.sleep(0.2)
+            before = open_descriptors()
+            refused = [socket.create_connection(("127.0.0.1", port)) for _ in range(100)]
+            said = [await anyio.to_thread.run_sync(answer_of, s, 0.5) for s in refused]
+            # The clients' own hundred sockets are still open; the server's are closed.
+            held = open_descriptors() - before - len(refused)
+            body, headers = delivery(event("set_on_device", code=PIN))
+            accepted[0].sendall(http_request(body, headers))
+            answered = await anyio.to_thread.run_sync(accepted[0].recv, 4096)
+    for sock in accepted + refused:
+        sock.close()
+    assert all(answer.startswith(b"HTTP/1.1 503 Service Unavailable") for answer in said)
+    assert held < 5
+    assert answered.startswith(b"HTTP/1.1 200 ")
+
+
+async def test_a_refused_client_that_sent_its_request_reads_its_503(ledger_path, monkeypatch):
+    """Over the cap, a client whose request is there before the connection is taken reads
+    the 503 all the same (what it sent is dropped, not left to reset the connection)."""
+    monkeypatch.setattr(guard, "MAX_CONNECTIONS", 1)
+    receiver = WebhookReceiver(ledger_path, Verifier(SecretStr(SECRET)))
+    body, headers = delivery(event("set_on_device", code=PIN))
+    with bind("127.0.0.1", 0) as listening:
+        port = listening.getsockname()[1]
+        async with serving(receiver, listening):
+            with socket.create_connection(("127.0.0.1", port)):
+                await anyio.sleep(0.2)
+                with socket.create_connection(("127.0.0.1", port)) as late:
+                    late.sendall(http_request(body, headers))
+                    said = await anyio.to_thread.run_sync(answer_of, late, 0.5)
+    assert said.startswith(b"HTTP/1.1 503 Service Unavailable")
 
 
 def low_file_limit() -> None:
