@@ -361,6 +361,7 @@ async def status_files(
     async with opened as session:
         try:
             async with until_interrupted(interrupt):
+                asked_before = session.client.requests
                 await check_workspace(session)
                 result = await refresh_statuses(
                     session.client,
@@ -375,7 +376,11 @@ async def status_files(
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
         say_duplicates(doubled, command="status")
-        result = replace(result, duplicates=duplicate_table(doubled))
+        result = replace(
+            result,
+            duplicates=duplicate_table(doubled),
+            requests=session.client.requests - asked_before,  # every one this status sent
+        )
         await anyio.to_thread.run_sync(write_table, result.codes, out)
         await session.ledger.finish_run(
             session.run_id,

@@ -34,13 +34,6 @@ FIX = (
 )
 # Duplicates named in full in a line before "and N more".
 NAMED = 5
-# A door holding an open code is looked at for duplicates by ``status`` once its last full look
-# (apply's or status's) is this old: a duplicate made elsewhere (another ledger's run, a
-# person) is found within a week, and no door is listed more than once a week for it.
-LOOK_AGAIN_AFTER = dt.timedelta(days=7)
-# Doors ``status`` looks at again per run (the longest unlisted first): the looks of a large
-# ledger are spread over the runs of the week (200 doors a run, nightly: 1,400 doors a week).
-LOOKS_PER_STATUS = 200
 # The report's (and status's) table of duplicates: one row per duplicated tag, never a PIN.
 DUPLICATE_SCHEMA = {
     "reservation_id": pl.String,
@@ -140,15 +133,16 @@ async def look_for_duplicates(
     client: SeamClient, ledger: Ledger, run_id: str, *, now: dt.datetime
 ) -> list[dict[str, Any]]:
     """``status``'s look: each door where a late create may have left a duplicate
-    (``Ledger.doubtful_doors``), each door holding an open code that was never listed in full
-    (a ledger an earlier version made), and at most ``LOOKS_PER_STATUS`` doors whose last full
-    look is older than ``LOOK_AGAIN_AFTER`` (``Ledger.doors_due_a_look``) are listed once, door
+    (``Ledger.doubtful_doors``) and each door holding an open code that was never listed in full
+    (a ledger an earlier version made: ``Ledger.doors_never_looked_at``) are listed once, door
     by door; what each shows is recorded, and every duplicate the ledger knows whose window is
-    open is returned (``duplicate_rows``). A door that can't be listed is left for the next
+    open is returned (``duplicate_rows``). No other door is listed: our own runs can't make a
+    duplicate elsewhere (they hold the workspace's lock), and a door's next apply look finds
+    one that came from outside. A door that can't be listed is left for the next
     look, the others looked at all the same; one warning names those doors (and their sites)
     and why."""
-    never, stale = await ledger.doors_due_a_look(now=now, looked_before=now - LOOK_AGAIN_AFTER)
-    doors = sorted(await ledger.doubtful_doors(now=now) | {*never, *stale[:LOOKS_PER_STATUS]})
+    never = await ledger.doors_never_looked_at(now=now)
+    doors = sorted(await ledger.doubtful_doors(now=now) | set(never))
     if doors:
         looked = await look_at_doors(client, doors, each=True)
         ledger.note_door_looks(looked.codes.keys(), at=now.isoformat(timespec="milliseconds"))

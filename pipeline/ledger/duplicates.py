@@ -8,11 +8,10 @@ PINs, and when and by which runs it was first and last seen); the results, ``sta
 
 Which doors are looked at again for one (``status``): those with a code whose create was sent
 again after a look found nothing (``not_found_at``), since the earlier create may still be
-carried out later than the settle time allowed for; and every door holding an open code whose
-codes haven't been listed in full for a while (``door_looks``, which apply's looks keep too), as
-a duplicate may come from elsewhere (another ledger's run, a person): a door this version has
-never listed (a ledger an earlier version made) at once, the others once their last full list
-is a week old (``doors_due_a_look``).
+carried out later than the settle time allowed for; and, once, every door holding an open code
+that this version has never listed in full (``door_looks``, which apply's looks keep too: a
+ledger an earlier version made, whose runs may have left duplicates unsaid;
+``doors_never_looked_at``).
 """
 
 from __future__ import annotations
@@ -143,38 +142,26 @@ class Duplicates(GroupCommits):
 
         self.defer(change)
 
-    async def doors_due_a_look(
-        self, *, now: dt.datetime, looked_before: dt.datetime
-    ) -> tuple[list[str], list[str]]:
+    async def doors_never_looked_at(self, *, now: dt.datetime) -> list[str]:
         """The doors holding a code that may exist (``created``, ``sending``) whose window is
-        open at ``now``, and whose codes were never listed in full (first list), or last
-        listed in full before ``looked_before`` (second list, the longest unlisted first)."""
+        open at ``now`` and whose codes were never listed in full."""
         # Any window still open at ``now`` ends after now - 14 h as its own local time reads
         # (offsets are at most 14 h): the text comparison only narrows what is read.
         floor = (now - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S")
 
-        def query(db: Db) -> list[tuple[str, str, str | None]]:
+        def query(db: Db) -> list[tuple[str, str]]:
             return [
-                (str(device_id), str(ends_at), looked_at)
-                for device_id, ends_at, looked_at in db.execute(
-                    "SELECT c.device_id, c.ends_at, l.looked_at FROM codes c"
+                (str(device_id), str(ends_at))
+                for device_id, ends_at in db.execute(
+                    "SELECT c.device_id, c.ends_at FROM codes c"
                     " LEFT JOIN door_looks l USING (device_id)"
-                    f" WHERE c.{MAY_EXIST_SQL} AND c.ends_at >= ?",
+                    f" WHERE c.{MAY_EXIST_SQL} AND c.ends_at >= ? AND l.looked_at IS NULL",
                     (floor,),
                 )
             ]
 
         rows = await self.read(query)
-        never: set[str] = set()
-        stale: dict[str, dt.datetime] = {}
-        for device_id, ends_at, looked_at in rows:
-            if not _is_open(ends_at, now):
-                continue
-            if looked_at is None:
-                never.add(device_id)
-            elif (last := _instant(looked_at)) is not None and last < looked_before:
-                stale[device_id] = last
-        return sorted(never), sorted(stale, key=lambda device_id: (stale[device_id], device_id))
+        return sorted({device_id for device_id, ends_at in rows if _is_open(ends_at, now)})
 
     async def door_places(self, device_ids: Collection[str]) -> dict[str, str]:
         """Each of ``device_ids`` as a person knows it: its door's name and site from the
@@ -206,15 +193,6 @@ def _place(door_name: str | None, site_name: str | None) -> str:
     if not door_name:
         return ""
     return f"{door_name} at {site_name}" if site_name else door_name
-
-
-def _instant(text: str) -> dt.datetime | None:
-    """An instant the ledger wrote (UTC, with its offset), or None when it isn't one."""
-    try:
-        instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return instant if instant.tzinfo is not None else instant.replace(tzinfo=dt.UTC)
 
 
 def _is_open(ends_at: str | None, now: dt.datetime) -> bool:

@@ -16,7 +16,8 @@ Tables
     duplicates   each of our tags found on more than one code of its door, with the codes
     without_code the latest apply run's rows that got no code (rejected, failed), for the
                  hand-off and the report
-    door_looks   when each door's codes were last listed in full (for the weekly looks)
+    door_looks   when each door's codes were last listed in full (a door never listed is
+                 looked at once for duplicates)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it

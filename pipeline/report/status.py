@@ -8,9 +8,9 @@ refresh when that is cheaper (``catchup``), and records the code's status (``uns
 ``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
 Each status change is an event in the ledger.
 
-Status also looks at the doors where a late create may have left a duplicate, and at the doors
-whose last full list is a week old (one list each, ``apply.duplicates``), and says every
-duplicate the ledger knows whose window is open.
+Status also looks at the doors where a late create may have left a duplicate (and, once, at
+the doors of a ledger an earlier version made; one list each, ``apply.duplicates``), and says
+every duplicate the ledger knows whose window is open.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)

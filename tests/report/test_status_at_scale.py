@@ -8,7 +8,6 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.apply.duplicates import LOOKS_PER_STATUS
 from pipeline.report.catchup import event_page_budget
 from pipeline.sandbox import create_app
 from tests.apply_helpers import start_sandbox
@@ -44,9 +43,8 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     """1,000 doors with a code each: the first status asks for the codes by id, 100 a request
     (10 requests, none per door); once every code is set, the next status takes 500 PINs from
     one /events/list page and asks for the other 500 by id (6 requests), all set with PINs.
-    Each status also asks once which workspace the key is for; the second, two months after
-    apply looked at the doors, also looks at the first LOOKS_PER_STATUS of them again for
-    duplicates (one list each)."""
+    Each status also asks once which workspace the key is for, and counts it; no door is
+    listed for duplicates, however long ago apply looked at it (two months here)."""
     payload = make_devices(DOORS, seed=35)
     run = start_sandbox(payload, tmp_path, monkeypatch)
     run.transport = httpx.ASGITransport(app=create_app(run.state), raise_app_exceptions=False)
@@ -54,7 +52,7 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     before = run.state.requests.copy()
     first = await refresh(run, dt.datetime.now(dt.UTC))
     assert requests_by_path(run.state, before) == {"/access_codes/list": 10, WORKSPACE: 1}
-    assert first.result.requests == 10
+    assert first.result.requests == 11
     assert first.result.codes.height == DOORS
 
     start = latest_start(run) + dt.timedelta(minutes=5)
@@ -62,7 +60,7 @@ async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_p
     before = run.state.requests.copy()
     caught_up = await refresh(run, start)
     assert requests_by_path(run.state, before) == {
-        "/access_codes/list": 5 + LOOKS_PER_STATUS,
+        "/access_codes/list": 5,
         "/events/list": 1,
         WORKSPACE: 1,
     }
