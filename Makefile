@@ -1,5 +1,5 @@
-# The one entry point: install, demo, test, test-fast, bench, lint; and the commands themselves
-# (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
+# The one entry point: install, demo, test, test-fast, bench, lint, docs; and the commands
+# themselves (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
 # spread the tests over one worker per core (pytest-xdist); both first run `make postgres`, which
@@ -101,26 +101,17 @@ ifdef LEDGER
 export ORACODE_LEDGER = $(value LEDGER)
 endif
 
-# The nightly job: apply on tonight's export, then status, each with its output and its JSON
-# log lines in outputs/nightly-<UTC time>-*.log, then the report as JSON, then a short summary
-# (oracode-provision nightly-summary). The recipe exits 1 only for trouble new tonight (new
-# rejections, failures, codes needing attention, orphans), 0 for known trouble, 2 or 3 when
-# apply or status couldn't work; on any of these make adds its one "*** [nightly] Error" line
-# and exits 2 itself (the summary's last line says the job's own code).
-# make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=outputs/ledger.sqlite]
+# The nightly job (oracode-provision nightly): apply on tonight's export, status, the report as
+# JSON, then a short summary; each step's output and JSON log lines, the results and the report
+# in <out_dir>/nightly-<UTC time>-* (the config's [nightly] out_dir, default outputs/; mode
+# 0600), older nights' files removed after [nightly] keep_days (default 14). It exits 1 only
+# for trouble new tonight, 0 for known trouble, apply's or status's code from 2 up when one
+# couldn't work; make then adds its "*** [nightly] Error" line and exits 2 itself.
+# make nightly INPUT="export.csv [...]" [CONFIG=pipeline.toml] [LEDGER=...]
+#              [ARGS="--out-dir /var/lib/oracode --keep-days 30 --reissue-changed ..."]
 nightly: install
-	@test -n "$(INPUT)" || { echo 'usage: make nightly INPUT="export.csv ..." [CONFIG=...] [LEDGER=...]' >&2; exit 2; }
-	@stamp=$$(date -u +%Y%m%dT%H%M%SZ); log=outputs/nightly-$$stamp; \
-	$(BIN)/oracode-provision apply $(INPUT) $(if $(CONFIG),--config $(CONFIG)) \
-		--results $$log-results.parquet --log-format json > $$log-apply.log 2>&1; applied=$$?; \
-	$(BIN)/oracode-provision status $(if $(CONFIG),--config $(CONFIG)) \
-		--results $$log-status.parquet --log-format json > $$log-status.log 2>&1; checked=$$?; \
-	$(BIN)/oracode-provision report --format json --out $$log-report.json \
-		> $$log-report.log 2>&1; \
-	echo "apply exit $$applied, status exit $$checked; logs, results and report: $$log-*"; \
-	$(BIN)/oracode-provision nightly-summary --results $$log-results.parquet \
-		--apply-exit $$applied --status-exit $$checked; \
-	exit $$?
+	@test -n "$(INPUT)" || { echo 'usage: make nightly INPUT="export.csv ..." [CONFIG=...] [LEDGER=...] [ARGS=...]' >&2; exit 2; }
+	$(BIN)/oracode-provision nightly $(INPUT) $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 # Every reservation's PIN for the guest messages, from the ledger (never a cancelled or
 # replaced code): make pins [LEDGER=...] [OUT=outputs/pins.csv] [ARGS="--ready-only ..."]
@@ -191,3 +182,15 @@ doors: install
 WEBHOOK_PORT ?= 8788
 webhooks: install
 	$(BIN)/oracode-provision webhooks --port $(WEBHOOK_PORT) $(ARGS)
+
+# The guide (docs/, mkdocs.yml) built into site/ with --strict: any warning (a dead link or
+# anchor, a page left out of the nav, a missing snippet) fails it. make docs-serve serves it on
+# http://127.0.0.1:8000 and rebuilds on every change. NO_MKDOCS_2_WARNING: Material prints a
+# notice of its own end of life at every start, which says nothing of the guide.
+.PHONY: docs docs-serve
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+docs: install
+	$(MKDOCS) build --strict --quiet
+
+docs-serve: install
+	$(MKDOCS) serve --strict

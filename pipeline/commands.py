@@ -5,15 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table, look_for_duplicates, say_duplicates
+from pipeline.apply.handoff import record_handoff
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
-from pipeline.apply.reruns import check_reruns, link_replacements
+from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
 from pipeline.apply.run import (
     ApplyResult,
     ApplySession,
@@ -22,6 +25,7 @@ from pipeline.apply.run import (
     apply_session,
     doors_with_work,
 )
+from pipeline.apply.workspace import check_workspace, hold_workspace
 from pipeline.budget.limits import BudgetCheck, read_code_file
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
 from pipeline.catalog.checks import check_config
@@ -42,7 +46,7 @@ from pipeline.options import (
     check_settings,
 )
 from pipeline.plan.planner import plan_reservations
-from pipeline.read.files import read_reservations
+from pipeline.read.files import check_inputs, read_reservations
 from pipeline.report.files import (
     check_doors_out,
     check_output_path,
@@ -56,7 +60,7 @@ from pipeline.report.files import (
 from pipeline.report.html import export_html
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
-from pipeline.report.pins import check_pins_out, parse_changed_since, pin_table, write_pins
+from pipeline.report.pins import check_pins_out, hand_off, parse_changed_since, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -165,7 +169,7 @@ async def apply_files(
     settings: ApplySettings | ApplyOptions | None = None,
     budget: BudgetOptions | None = None,
     wait_for_lock: float = WAIT_FOR_LOCK,
-    reissue_changed: bool = False,
+    reissue_changed: bool | None = None,
     transport: Transport | None = None,
     progress: ApplyProgress | None = None,
     now: dt.datetime | None = None,
@@ -176,14 +180,19 @@ async def apply_files(
 
     Writes the results file (one row per input row, mode 0600) and records the run in the
     ledger, also when the run stops early (RunStopped is then in the result, exit code 3).
-    Holds the ledger's run lock throughout (waiting up to ``wait_for_lock`` seconds; RunLocked,
-    exit 3, when another run keeps it; for a ledger it can't open or reach, ``run_lock``'s
-    errors). ``settings`` as the command line gives them
-    (``ApplyOptions``) or already built. Raises UsageError (exit 2) for unusable settings or
-    input before anything is sent (also for ``--on-budget-exceeded abort`` with a door over
-    budget), and SeamError (exit 3) when the doors or their codes can't be listed. An
-    ``interrupt`` (a signal) before the sending raises Interrupted (exit 128 + the signal) with
-    the run recorded; during it, the sending stops and the results are written as for any stop.
+    Holds the ledger's run lock and, once Seam has said which workspace the key acts in, that
+    workspace's lock on this host (``apply.workspace``) throughout, waiting up to
+    ``wait_for_lock`` seconds for both together (RunLocked, exit 3, when another run keeps
+    one; for a ledger it can't open or reach, ``run_lock``'s errors; UsageError, exit 2, for a
+    key of another workspace than the ledger's). ``settings`` as the command line gives them
+    (``ApplyOptions``) or already built. ``reissue_changed``: whether a stay whose window
+    changed gets a new code (None: the config's ``[changes] reissue_changed``). Raises
+    UsageError (exit 2) for unusable settings or input before anything is sent (also for a
+    configured source none of ``paths`` matches, before the ledger is opened, and for
+    ``--on-budget-exceeded abort`` with a door over budget), and SeamError (exit 3) when the
+    doors or their codes can't be listed. An ``interrupt`` (a signal) before the sending raises
+    Interrupted (exit 128 + the signal) with the run recorded; during it, the sending stops and
+    the results are written as for any stop.
     """
     if isinstance(settings, ApplyOptions):
         settings = settings.settings()
@@ -194,22 +203,32 @@ async def apply_files(
     config = (budget or BudgetOptions()).apply(
         await anyio.to_thread.run_sync(load_config, config_path)
     )
+    await anyio.to_thread.run_sync(check_inputs, paths, config)
     credentials = load_credentials(config)
     credentials.auth_headers()  # a missing key stops the run before the ledger is touched
     inputs = [str(path) for path in paths]
     opened = apply_session(credentials, ledger_path, settings, "apply", inputs, transport)
-    # The lock first: it is on the ledger file itself (or on a connection of its own), and
-    # must outlive the ledger's connection.
-    async with run_lock(ledger_path, wait=wait_for_lock) as lock, opened as session:
+    waited_until = anyio.current_time() + wait_for_lock
+    # The ledger's lock first: it is on the ledger file itself (or on a connection of its
+    # own), and must outlive the ledger's connection. Then the Seam workspace's (``held``).
+    async with (
+        run_lock(ledger_path, wait=wait_for_lock) as lock,
+        opened as session,
+        AsyncExitStack() as held,
+    ):
         session.ledger.hold(lock.parts if lock is not None else None)
         try:
             async with until_interrupted(interrupt):
                 catalog = await list_catalog(session.client)
+                wait = max(0.0, waited_until - anyio.current_time())
+                await hold_workspace(session, held, wait=wait)
                 await anyio.to_thread.run_sync(check_config, config, catalog)
                 reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)
                 plan = await anyio.to_thread.run_sync(
                     lambda: plan_reservations(reservations, catalog, config, now=now)
                 )
+                if reissue_changed is None:  # the command line's word wins for one run
+                    reissue_changed = config.changes.reissue_changed
                 reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
                 planned = await anyio.to_thread.run_sync(
                     lambda: dict(
@@ -218,7 +237,7 @@ async def apply_files(
                         .iter_rows()
                     )
                 )
-                work = await doors_with_work(session.ledger, planned)
+                work = await doors_with_work(session.ledger, planned, now=now)
                 look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
                 check = await count_budgets(
                     reruns.plan,
@@ -256,11 +275,12 @@ async def apply_files(
             on_total=progress.start if progress else lambda total: None,
             on_doors=progress.pace_doors if progress else lambda doors, rate: None,
             interrupt=interrupt,
+            now=now,
         )
 
         # The reissued codes are in the ledger now (registered by apply_plan).
         await link_replacements(session.ledger, reruns.replaces)
-        await session.ledger.record_guests(await anyio.to_thread.run_sync(_guest_names, check.plan))
+        await record_handoff(session.ledger, session.run_id, result.results, reservations)
 
         def write_and_summarise() -> tuple[dict[str, int], RunSummary]:
             write_table(result.results, out)
@@ -268,28 +288,25 @@ async def apply_files(
             return counts, run_summary(result.results, check, catalog.doors)
 
         counts, summary = await anyio.to_thread.run_sync(write_and_summarise)
-        orphaned = await session.ledger.record_apply(
+        recorded = await session.ledger.record_apply(
             session.run_id,
             summary.doors,
             summary.budgets,
             summary.reservation_ids,
             now=now,
             current_tags=summary.current_tags,
+            stays=summary.stays,
+            unsure=summary.unsure,
         )
+        say_no_longer_asked(recorded.no_longer_asked)
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(
-        result=result, out=out, ledger=ledger_path, budgets=check, newly_orphaned=orphaned
+        result=result,
+        out=out,
+        ledger=ledger_path,
+        budgets=check,
+        newly_orphaned=recorded.orphaned,
     )
-
-
-def _guest_names(plan: pl.DataFrame) -> list[tuple[str, str | None]]:
-    """``(idempotency_tag, guest_name)`` of the planned rows, for the pins hand-off."""
-    if "guest_name" not in plan.columns:
-        return []
-    named = plan.filter(
-        pl.col("idempotency_tag").is_not_null() & pl.col("guest_name").is_not_null()
-    )
-    return list(named.select("idempotency_tag", "guest_name").iter_rows())
 
 
 async def _stop(session: ApplySession, exc: PipelineError) -> PipelineError:
@@ -328,9 +345,9 @@ async def status_files(
 ) -> StatusRun:
     """Refresh every code of the ledger that isn't final and write them (mode 0600: PINs).
 
-    Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, SeamError
-    (exit 3) when Seam can't be asked, LedgerError (exit 3) when a PostgreSQL ledger's server
-    can't be reached.
+    Raises UsageError (exit 2) for a bad ``request_timeout``, a missing ledger or key, or a key
+    of another Seam workspace than the ledger's, SeamError (exit 3) when Seam can't be asked,
+    LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     check_request_timeout(request_timeout)
     now = now or dt.datetime.now(dt.UTC)
@@ -345,6 +362,8 @@ async def status_files(
     async with opened as session:
         try:
             async with until_interrupted(interrupt):
+                asked_before = session.client.requests
+                await check_workspace(session)
                 result = await refresh_statuses(
                     session.client,
                     session.ledger,
@@ -352,8 +371,17 @@ async def status_files(
                     now=now,
                     attention_after=attention_after,
                 )
+                doubled = await look_for_duplicates(
+                    session.client, session.ledger, session.run_id, now=now
+                )
         except PipelineError as exc:
             raise await _stop(session, exc) from exc
+        say_duplicates(doubled, command="status")
+        result = replace(
+            result,
+            duplicates=duplicate_table(doubled),
+            requests=session.client.requests - asked_before,  # every one this status sent
+        )
         await anyio.to_thread.run_sync(write_table, result.codes, out)
         await session.ledger.finish_run(
             session.run_id,
@@ -492,6 +520,7 @@ class PinsRun:
 
 async def export_pins(
     *,
+    config_path: Path | None = None,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
     fmt: str | None = None,
     out: Path | None = None,
@@ -500,31 +529,31 @@ async def export_pins(
     now: dt.datetime | None = None,
 ) -> PinsRun:
     """The guest → PIN hand-off from the ledger alone (``report.pins``): one row per
-    reservation and door, never an orphaned (cancelled) or replaced code; written as ``fmt``
-    (``csv``, ``parquet`` or ``json``; default: ``out``'s extension, else csv) to ``out``
-    (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600. No key needed, no
-    lock taken.
+    reservation and door of the latest input (those without a code saying why), never an
+    orphaned (cancelled) or replaced code, times for messages as the config's ``[pins]``
+    says; written as ``fmt`` (``csv``, ``parquet`` or ``json``; default: ``out``'s extension,
+    else csv) to ``out`` (default ``outputs/pins-<UTC time>.<fmt>``), atomically, mode 0600.
+    No key needed, no lock taken.
 
     Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or
-    ``changed_since`` it can't use, and for a missing ledger; LedgerError (exit 3) when a
-    PostgreSQL ledger's server can't be reached.
+    ``changed_since`` it can't use, a config error, and for a missing ledger; LedgerError
+    (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
         changed_since = parse_changed_since(changed_since)
+    config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)
     try:
-        rows = await ledger.pin_rows()
+        table = await hand_off(
+            ledger, now=now, ready_only=ready_only, changed_since=changed_since, formats=config.pins
+        )
     finally:
         await ledger.close()
-
-    def tabulate_and_write() -> PinsRun:
-        table = pin_table(rows, now=now, ready_only=ready_only, changed_since=changed_since)
-        return PinsRun(table, write_pins(table, chosen, out, now=now))
-
-    return await anyio.to_thread.run_sync(tabulate_and_write)
+    written = await anyio.to_thread.run_sync(lambda: write_pins(table, chosen, out, now=now))
+    return PinsRun(table, written)
 
 
 async def summarise_night(

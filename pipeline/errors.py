@@ -87,13 +87,16 @@ class SeamError(PipelineError):
         self.data = data or {}
 
     def one_line(self) -> str:
+        text = self.what()
+        return f"{text} ({self.hint})" if self.hint else text
+
+    def what(self) -> str:
+        """The error without the hint: Seam's type and message, the status and request id."""
         context = [f"HTTP {self.status}"] if self.status is not None else []
         if self.request_id:
             context.append(f"seam-request-id {self.request_id}")
         text = f"Seam error {self.error_type}: {self.message}"
-        if context:
-            text += f" [{', '.join(context)}]"
-        return f"{text} ({self.hint})" if self.hint else text
+        return f"{text} [{', '.join(context)}]" if context else text
 
 
 class SeamUnavailableError(SeamError):

@@ -19,9 +19,8 @@ from pipeline.errors import UsageError
 from pipeline.ledger.location import (
     LEDGER_ENV,
     LedgerLocation,
-    is_postgres_url,
     ledger_from_environment,
-    mask_password,
+    shown,
 )
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
@@ -74,11 +73,12 @@ def ledger_location(given: LedgerLocation | None = None) -> LedgerLocation:
 
 
 def ledger_default_text(environ: Mapping[str, str] = os.environ) -> str:
-    """``ledger_location``'s default as ``--help`` says it, a URL's password masked."""
+    """``ledger_location``'s default as ``--help`` says it, a connection string's password
+    masked."""
     value = environ.get(LEDGER_ENV, "").strip()
     now = ""
     if value:
-        now = f", now {mask_password(value) if is_postgres_url(value) else value};"
+        now = f", now {shown(value)};"
     return f"${LEDGER_ENV} when set{now or ','} else {DEFAULT_LEDGER}"
 
 

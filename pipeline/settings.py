@@ -14,10 +14,9 @@ import difflib
 import re
 import string
 import tomllib
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -26,12 +25,20 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.endpoints import check_endpoint
 from pipeline.errors import ConfigError, UsageError
+from pipeline.input_settings import (
+    InputConfig,
+    SourceConfig,
+    columns_section,
+    read_settings_problem,
+    source_section,
+)
+from pipeline.job_settings import ChangesConfig, NightlyConfig, PinsConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 
@@ -68,7 +75,9 @@ RATE_OFF = frozenset({"off", "none", "unknown"})
 def first_problem(exc: ValidationError) -> str:
     """``where: what`` for the first error pydantic found, for a one-line message."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
+    # A validator's own message says what is wrong; pydantic's prefix adds nothing to it.
+    what = first["msg"].removeprefix("Value error, ")
+    return f"{'.'.join(str(part) for part in first['loc'])}: {what}"
 
 
 def parse_rate(text: str) -> tuple[int, float] | None:
@@ -198,43 +207,6 @@ def _header_value(secret: SecretStr, variable: str) -> str:
     )
 
 
-def _redacted(url: str) -> str:
-    """``url`` without any user name or password (for messages)."""
-    before, at, after = url.rpartition("@")
-    if not at:
-        return url
-    scheme, separator, _ = before.partition("://")
-    return f"{scheme}://***@{after}" if separator else f"***@{after}"
-
-
-def check_endpoint(url: str, setting: str) -> None:
-    """Refuse an endpoint that isn't an ``http(s)://host[:port][/path]`` URL (ConfigError).
-
-    One holding a user name or password is refused too: Seam authenticates with the key alone,
-    and a URL's credentials would land in every message that names the URL. ``setting`` names
-    where the value came from; the message never shows the credentials.
-    """
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - parsing the port is what raises for a malformed one
-    except ValueError as exc:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} is not a URL ({exc})",
-            hint="give it as https://host[:port][/path]",
-        ) from exc
-    authority = url.partition("://")[2] or url
-    if "@" in authority.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} holds a user name or password",
-            hint="remove them: Seam takes the key from SEAM_API_KEY only",
-        )
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"{setting} {_redacted(url)!r} is not an http:// or https:// URL",
-            hint="give it as https://host[:port][/path]",
-        )
-
-
 def _check_template(template: str) -> str:
     fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     if "tag" not in fields:
@@ -273,56 +245,43 @@ class BudgetConfig(BaseModel):
     doors: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
 
 
-class InputConfig(BaseModel):
-    """How the reservation files are written (``[input]``): their text encoding (None: detected),
-    strftime-style formats of their dates and times (None: ISO 8601), the sheet of a workbook
-    (None: the first), and ``skip``: rows whose column holds one of the listed values are
-    skipped (``excluded``), e.g. cancelled bookings."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    encoding: str | None = None
-    date_format: str | None = None
-    time_format: str | None = None
-    sheet: str | None = None
-    skip: dict[str, list[str]] = Field(default_factory=dict)
-
-    @field_validator("date_format", "time_format")
-    @classmethod
-    def _formats_say_one_thing(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """A date format holds the date, a time format the time, each with ``%`` directives:
-        a time inside ``date_format`` would be read and thrown away, and an offset (``%z``)
-        would shift the lock-local time, so both are refused at start."""
-        if value is None:
-            return value
-        directives = set(re.findall(r"%[-:]?([A-Za-z])", value))
-        if not directives:
-            raise ValueError(f"{value!r} has no strftime directive (e.g. %d.%m.%Y, %H:%M)")
-        offsets = directives & set("zZ")
-        if offsets:
-            raise ValueError(
-                f"{value!r} holds an offset (%{min(offsets)}); the export's times are read as the"
-                " lock's local time: leave the offset out"
-            )
-        misplaced = directives & (
-            set("HIMSpTRX") if info.field_name == "date_format" else set("dmyYbBajUWc")
-        )
-        if misplaced:
-            other = "time_format" if info.field_name == "date_format" else "date_format"
-            raise ValueError(
-                f"{value!r} holds %{min(misplaced)}, which belongs in [input] {other}"
-                " (date and time combine as date_format, a space, time_format)"
-            )
-        return value
-
-
 class DoorsConfig(BaseModel):
     """``[doors]``: ``aliases`` maps a door name as the export writes it to the door's name or
-    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``)."""
+    device_id in Seam (e.g. ``"Unit 101" = "Room 101"``); ``also`` maps a door (name, alias or
+    device_id) or a site name to the doors every stay there also needs a code on (e.g.
+    ``"Harbor View" = ["Harbor Lobby"]``: a building entrance, a pool)."""
 
     model_config = ConfigDict(extra="forbid")
 
     aliases: dict[str, str] = Field(default_factory=dict)
+    also: dict[str, list[Annotated[str, Field(min_length=1)]]] = Field(default_factory=dict)
+
+
+# Seam rounds an Oracode booking's times to a user level when that takes at most one hour
+# ("an error if max_time_rounding is 1hour and the necessary rounding amount exceeds one
+# hour"): a booking further off is refused, so no tolerance beyond it can be right.
+MAX_SLOT_TOLERANCE_MINUTES = 60
+
+
+class PlanConfig(BaseModel):
+    """``[plan]``: ``slot_tolerance_minutes``, how far each end of a booking may be from a user
+    level's time for the stay to be planned on that level (0: exact times only; at most 60)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slot_tolerance_minutes: Annotated[int, Field(strict=True)] = MAX_SLOT_TOLERANCE_MINUTES
+
+    @field_validator("slot_tolerance_minutes")
+    @classmethod
+    def _within_seams_rounding(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"{value} is negative: give 0 (exact times only) up to 60")
+        if value > MAX_SLOT_TOLERANCE_MINUTES:
+            raise ValueError(
+                f"{value} is over {MAX_SLOT_TOLERANCE_MINUTES}: Seam rounds a booking to a user"
+                f" level by at most one hour and refuses creates that need more; give 0 to 60"
+            )
+        return value
 
 
 class Config(BaseModel):
@@ -332,22 +291,42 @@ class Config(BaseModel):
 
     input: InputConfig = Field(default_factory=InputConfig)
     doors: DoorsConfig = Field(default_factory=DoorsConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
     columns: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
     user_levels: UserLevelDefaults = Field(default_factory=UserLevelDefaults)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    pins: PinsConfig = Field(default_factory=PinsConfig)
+    changes: ChangesConfig = Field(default_factory=ChangesConfig)
+    nightly: NightlyConfig = Field(default_factory=NightlyConfig)
     name_template: Annotated[str, AfterValidator(_check_template)] = DEFAULT_NAME_TEMPLATE
     endpoint: str | None = None
 
     @field_validator("columns")
     @classmethod
     def _targets_are_canonical(cls, value: dict[str, str]) -> dict[str, str]:
-        for source, target in value.items():
-            if target not in (*CANONICAL_COLUMNS, *SPLIT_COLUMNS):
-                raise ValueError(
-                    f"{source!r} maps to {target!r}, which is not one of"
-                    f" {[*CANONICAL_COLUMNS, *SPLIT_COLUMNS]}"
-                )
+        return _check_column_targets(value)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_targets_are_canonical(
+        cls, value: dict[str, SourceConfig]
+    ) -> dict[str, SourceConfig]:
+        for name, source in value.items():
+            _check_column_targets(source.columns, f"{columns_section(source_section(name))} ")
         return value
+
+
+def _check_column_targets(columns: dict[str, str], where: str = "") -> dict[str, str]:
+    known = (*CANONICAL_COLUMNS, *SPLIT_COLUMNS)
+    for source, target in columns.items():
+        if target not in known:
+            close = difflib.get_close_matches(target.strip().lower(), known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{where}{source!r} maps to {target!r}, which is not one of {list(known)}{guess}"
+            )
+    return columns
 
 
 def load_config(path: Path | None) -> Config:
@@ -370,7 +349,7 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        if (unknown := _unknown_key(exc)) is not None:
+        if (unknown := _unknown_key(exc) or read_settings_problem(exc)) is not None:
             raise ConfigError(f"config file {path}: {unknown[0]}", hint=unknown[1]) from exc
         raise ConfigError(f"config file {path}: {first_problem(exc)}") from exc
 
@@ -383,8 +362,13 @@ def _unknown_key(exc: ValidationError) -> tuple[str, str | None] | None:
         return None
     *section, key = (str(part) for part in extra["loc"])
     model: type[BaseModel] = Config
-    for part in section:
+    parts = iter(section)
+    for part in parts:
         annotation = model.model_fields[part].annotation
+        if get_origin(annotation) is dict:
+            # A table of tables ([sources.NAME]): the next part is the name.
+            annotation = get_args(annotation)[1]
+            next(parts, None)
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
         model = annotation

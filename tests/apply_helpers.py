@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,15 @@ def start_sandbox(
     monkeypatch.setenv("SEAM_API_KEY", API_KEY)
     monkeypatch.setenv("SEAM_ENDPOINT", "http://sandbox")
     return SandboxRun(state, transport, folder)
+
+
+def orphaned_reservations(ledger: Path) -> list[str]:
+    """The reservation ids of the codes the ledger at ``ledger`` (SQLite) holds as orphaned."""
+    with sqlite3.connect(ledger) as db:
+        rows = db.execute(
+            "SELECT reservation_id FROM codes WHERE orphaned_run_id IS NOT NULL"
+        ).fetchall()
+    return [reservation_id for (reservation_id,) in rows]
 
 
 def one_door_sandbox(

@@ -86,6 +86,13 @@ def in_a_folder_of_its_own(tmp_path_factory: pytest.TempPathFactory, monkeypatch
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
+@pytest.fixture(autouse=True)
+def own_run_directory(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> None:
+    """Each test keeps its Seam workspace locks in a folder of its own (tests running side by
+    side use the sandbox's one workspace), never in the machine's run directory."""
+    monkeypatch.setenv("ORACODE_RUN_DIR", str(tmp_path_factory.mktemp("run")))
+
+
 @pytest.fixture
 def anyio_backend(request: pytest.FixtureRequest) -> object:
     """Async tests run on asyncio; those marked ``virtual_time`` on a loop whose clock jumps

@@ -4,7 +4,9 @@ Two uses: the benchmark times it against the vectorised planner, and the propert
 as an independent oracle (it shares no code with ``pipeline.plan.planner`` beyond the catalog
 tables and the reason codes). A planned row gets every value the planner writes for it (door,
 level, both window ends in lock-local and UTC form, rounding, tag and name); a rejected row
-gets its reason code but not the planner's message text.
+gets its reason code but not the planner's message text. Rounding to a user level is done by
+brute force: every eligible level of the door, each end's nearest instant among the day
+before, of and after, the distances in real time (zoneinfo, fold 0).
 """
 
 from __future__ import annotations
@@ -81,13 +83,16 @@ def plan_rowwise(
     door_defaults = {_key(k): v for k, v in config.user_levels.doors.items()}
     site_defaults = {_key(k): v for k, v in config.user_levels.sites.items()}
 
-    content: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
-    first_row: dict[str, int] = {}
+    # One reservation on one door as the row writes it: its copies are duplicates.
+    content: dict[tuple[str, Any], set[tuple[Any, ...]]] = defaultdict(set)
+    first_row: dict[tuple[str, Any], int] = {}
     for index, row in enumerate(rows):
         rid = row["reservation_id"]
         if rid is not None:
-            content[rid].add(tuple(row[c] for c in CONTENT_COLUMNS))
-            first_row.setdefault(rid, index)
+            stay = (rid, _door_as_written(row))
+            content[stay].add(tuple(row[c] for c in CONTENT_COLUMNS))
+            first_row.setdefault(stay, index)
+    tolerance = dt.timedelta(minutes=config.plan.slot_tolerance_minutes)
 
     results = []
     for index, row in enumerate(rows):
@@ -107,10 +112,10 @@ def plan_rowwise(
         if (check_in[1] is None) != (check_out[1] is None):
             result["reason"] = "invalid_row"
             continue
-        if len(content[rid]) > 1:
+        if len(content[(rid, _door_as_written(row))]) > 1:
             result["reason"] = "duplicate_reservation_conflict"
             continue
-        if first_row[rid] != index:
+        if first_row[(rid, _door_as_written(row))] != index:
             result["reason"], result["outcome"] = "duplicate_reservation", "skipped"
             continue
         if row["device_id"] is not None:
@@ -142,12 +147,17 @@ def plan_rowwise(
             result["reason"] = "unknown_time_zone"
             continue
         stays = []
+        booked = []  # each end's instant, for rounding
         for day, clock, offset in (check_in, check_out):
+            instant = None
             if offset is not None and clock is not None:
                 instant = dt.datetime.combine(day, clock, dt.UTC) - dt.timedelta(minutes=offset)
                 local = instant.astimezone(door_zone)
                 day, clock = local.date(), local.time().replace(tzinfo=None)
+            elif clock is not None:
+                instant = _instant(day, clock, door_zone)
             stays.append((day, clock))
+            booked.append(instant)
         (in_day, in_time), (out_day, out_time) = stays
         stay_days = (out_day - in_day).days
         timed = in_time is not None
@@ -165,27 +175,39 @@ def plan_rowwise(
         def eligible(level: dict[str, Any]) -> bool:
             return not level["is_master"] and not level["is_one_shot"]
 
-        ranked: list[tuple[int, dict[str, Any]]] = []
+        # (rank, farther end, both ends, level, day shift at check-in, at check-out)
+        ranked: list[tuple[int, dt.timedelta, dt.timedelta, dict[str, Any], int, int]] = []
+        zero = dt.timedelta(0)
         if wanted is not None:
             wanted_key, wanted_text = _key(wanted), wanted.strip()
             for level in door_levels:
                 if level["level_key"] == wanted_key:
-                    ranked.append((0, level))
+                    ranked.append((0, zero, zero, level, 0, 0))
                 elif named and level["level_prefix_text"] == wanted_text:
-                    ranked.append((1, level))
+                    ranked.append((1, zero, zero, level, 0, 0))
         elif timed:
             for level in door_levels:
+                if not eligible(level):
+                    continue
                 same = level["level_check_in"] == in_time and level["level_check_out"] == out_time
                 daily = (
                     in_time == out_time
                     and level["is_24_hour"]
                     and level["level_check_in"] == in_time
                 )
-                if eligible(level) and (same or daily):
-                    ranked.append((0 if fits(level) else 1, level))
+                if same or daily:
+                    ranked.append((0 if fits(level) else 1, zero, zero, level, 0, 0))
+                elif not level["is_24_hour"]:
+                    far, total, shift_in, shift_out = _distance(
+                        level, (in_day, out_day), booked, zones
+                    )
+                    if far <= tolerance:
+                        days = (out_day - in_day).days + shift_out - shift_in
+                        rank = 0 if fits(level, days) else 1
+                        ranked.append((rank, far, total, level, shift_in, shift_out))
         else:
             ranked = [
-                (0, level)
+                (0, zero, zero, level, 0, 0)
                 for level in door_levels
                 if eligible(level) and not level["is_24_hour"] and fits(level)
             ]
@@ -194,12 +216,17 @@ def plan_rowwise(
                 "unknown_user_level" if wanted is not None else "no_matching_user_level"
             )
             continue
-        best = min(rank for rank, _ in ranked)
-        options = [level for rank, level in ranked if rank == best]
+        best = min(entry[:3] for entry in ranked)
+        options = [entry for entry in ranked if entry[:3] == best]
+        if len(options) > 1 and default is not None:
+            # The configured default settles a tie it is part of.
+            options = [entry for entry in options if entry[3]["level_key"] == _key(default)] or (
+                options
+            )
         if len(options) > 1:
             result["reason"] = "ambiguous_user_level"
             continue
-        level = options[0]
+        _, _, _, level, shift_in, shift_out = options[0]
         if level["is_master"]:
             result["reason"] = "master_user_level_unsupported"
             continue
@@ -209,14 +236,16 @@ def plan_rowwise(
         if (
             named
             and timed
-            and (level["level_check_in"], level["level_check_out"])
-            != (
-                in_time,
-                out_time,
-            )
+            and (level["level_check_in"], level["level_check_out"]) != (in_time, out_time)
         ):
-            result["reason"] = "user_level_times_mismatch"
-            continue
+            # A named hourly level is rounded to within the tolerance; a daily-bound one isn't.
+            far, _, shift_in, shift_out = _distance(level, (in_day, out_day), booked, zones)
+            if level["is_24_hour"] or far > tolerance:
+                result["reason"] = "user_level_times_mismatch"
+                continue
+        in_day += dt.timedelta(days=shift_in)
+        out_day += dt.timedelta(days=shift_out)
+        stay_days = (out_day - in_day).days
         try:
             level_zone = zones.setdefault(level["level_zone"], ZoneInfo(level["level_zone"]))
         except Exception:
@@ -264,15 +293,78 @@ def plan_rowwise(
                 max_time_rounding="1d" if level["is_24_hour"] else "1h",
                 idempotency_tag=tag,
                 name=_fold_blanks(config.name_template.format_map(fields)),
+                also_for=None,
             )
+    return _settle_same_door(results, rows)
+
+
+def _door_as_written(row: dict[str, Any]) -> Any:
+    if row["device_id"] is not None:
+        return row["device_id"].strip().lower()
+    return (_key(row["door_name"]), _key(row["site_name"]) or "")
+
+
+def _settle_same_door(
+    results: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Rows of one reservation that reached one door by different spellings: one window is
+    one code (later copies skipped), several windows a conflict (every copy rejected)."""
+    tags: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, result in enumerate(results):
+        if result["outcome"] == "planned":
+            tags[(rows[index]["reservation_id"], result["device_id"])].append(index)
+    for indexes in tags.values():
+        windows = {results[index]["idempotency_tag"] for index in indexes}
+        for position, index in enumerate(indexes):
+            if len(windows) > 1:
+                results[index] = {"outcome": "rejected", "reason": "duplicate_reservation_conflict"}
+            elif position > 0:
+                results[index] = {"outcome": "skipped", "reason": "duplicate_reservation"}
     return results
+
+
+def _instant(day: dt.date, clock: dt.time, zone: ZoneInfo) -> dt.datetime:
+    """The UTC instant of a wall time (fold=0: in a fold the earlier instant, in a gap the offset
+    before the change, as PEP 495 reads it)."""
+    return dt.datetime.combine(day, clock).replace(tzinfo=zone, fold=0).astimezone(dt.UTC)
+
+
+def _distance(
+    level: dict[str, Any],
+    days: tuple[dt.date, dt.date],
+    booked: list[dt.datetime | None],
+    zones: dict[str, ZoneInfo],
+) -> tuple[dt.timedelta, dt.timedelta, int, int]:
+    """A level's distance from a booking, by brute force: at each end the level's nearest
+    instant on the day before, of or after the booking's date. Returns the farther end, both
+    ends together, and each end's day shift."""
+    zone = zones.setdefault(level["level_zone"], ZoneInfo(level["level_zone"]))
+    ends = []
+    for day, clock, instant in zip(
+        days, (level["level_check_in"], level["level_check_out"]), booked, strict=True
+    ):
+        assert instant is not None
+        ends.append(
+            min(
+                (
+                    abs(_instant(day + dt.timedelta(days=shift), clock, zone) - instant),
+                    abs(shift),
+                    shift,
+                )
+                for shift in (-1, 0, 1)
+            )
+        )
+    (off_in, _, shift_in), (off_out, _, shift_out) = ends
+    return max(off_in, off_out), off_in + off_out, shift_in, shift_out
 
 
 _UTC_TEXT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _fold_blanks(name: str) -> str:
-    """Blank template fields leave doubled spaces: fold them twice and trim, as the planner does."""
+    """Control characters become spaces; blank template fields leave doubled spaces: fold them
+    twice and trim, as the planner does."""
+    name = re.sub("[\x00-\x1f\x7f-\x9f]+", " ", name)  # Unicode's Cc
     for _ in range(2):
         name = name.replace("  ", " ")
     return name.strip()

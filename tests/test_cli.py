@@ -51,6 +51,18 @@ def test_help_shows_the_library_defaults(capsys):
         assert f"(default: {value})" in shown
 
 
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_help_names_every_kind_of_reservation_file(command, capsys):
+    """plan and apply --help say the files they read are CSV, Parquet or workbooks."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert (
+        "reservations reservation files: CSV (.csv, .tsv, .txt), Parquet or workbooks (.xlsx,"
+        " .xls, .ods)"
+    ) in shown
+
+
 def test_the_cli_defaults_build_the_library_defaults():
     """apply with no options runs with exactly ``ApplySettings()``; status flags after an hour."""
     args = build_parser().parse_args(["apply", "x.csv"])

@@ -197,3 +197,34 @@ def test_apply_verbose_shows_the_retries(tmp_path):
     lines = done.stderr.splitlines()
     assert sum(line.startswith("warning: stamina.retry_scheduled ") for line in lines) == 5
     assert lines[-1].startswith("error: Seam error connect_failed: ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("extra", "retries"), [((), 0), (("--verbose",), 5)])
+def test_doors_says_its_retries_only_with_verbose(tmp_path, extra, retries):
+    """doors with nothing at SEAM_ENDPOINT: the endpoint line and one error line; stamina's
+    five retry lines only with --verbose (never bare, as Python's last-resort handler wrote
+    them)."""
+    url = f"http://127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}
+    env |= {"SEAM_API_KEY": "seam_test_key", "SEAM_ENDPOINT": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "doors", *extra],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = done.stderr.splitlines()
+    assert done.returncode == 3
+    assert lines[0] == f"info: talking to {url} (not Seam's production endpoint)"
+    assert lines[-1] == (
+        f"error: Seam error connect_failed: could not connect to {url}/devices/list: All"
+        " connection attempts failed (the doors could not be listed: 6 attempts in a row found"
+        f" no connection; check SEAM_ENDPOINT (now {url}) and the network, then rerun)"
+    )
+    if not retries:
+        assert len(lines) == 2
+    assert sum(line.startswith("warning: stamina.retry_scheduled ") for line in lines) == retries
+    assert not any(line.startswith("stamina.") for line in lines)

@@ -11,4 +11,8 @@ record of every request. Which module decides what:
     scheduler  which door's job goes next
     pacing     how fast each door and Seam overall may be sent to, and 429 pauses
     reruns     what a row means when the ledger already has a code for its reservation
+    workspace  one writer per Seam workspace on a host: its lock, and the key's workspace
+               checked against the ledger's
+    duplicates a tag on more than one code of its door: found at every look, said everywhere
+    handoff    what the run leaves for the hand-off: each code's guest, the rows without a code
 """

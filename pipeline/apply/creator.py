@@ -15,7 +15,9 @@ tag in its name, so the door itself says whether a code exists. The protocol, pe
    committed with the ledger's next commit, not waited for: lost in a crash, the code is still
    ``sending``, and the next run settles it;
 4. with no usable answer (timeout, dropped connection, 5xx, an unreadable body, a 200 that
-   describes another code) the outcome is unknown: nothing is sent for the tag until the
+   describes another code) the outcome is unknown. The door is looked at a few seconds later,
+   once for every such code of the door, and a code found there is adopted (most lost answers
+   are of codes already made). For a code not there yet, nothing is sent for the tag until the
    settle time (``settle_after``) has passed since the send *and* a look at the door finds no
    code carrying the tag. A backend behind a gateway may finish after the gateway answered 504,
    and a list may lag behind a create: the settle time covers both, up to its length.
@@ -46,13 +48,13 @@ from pipeline.apply.policy import (
     key_refused,
 )
 from pipeline.apply.scheduler import Job, Outcome
-from pipeline.apply.settling import CodeSettler, SendContext
+from pipeline.apply.settling import LOOK_SOON, CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
-from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
 from pipeline.ledger.commits import Queued
 from pipeline.ledger.store import Ledger, LedgerCode
 from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
-from pipeline.seam.client import SeamClient, clamp_wait
+from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
 from pipeline.seam.models import AccessCode
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,13 @@ def create_body(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def door_label(row: Mapping[str, Any]) -> str:
+    """A door as a person knows it, its id after: ``Room 101 at Harbor View (f52e6d03-...)``."""
+    name = row.get("door_name") or "(no name)"
+    site = f" at {row['site_name']}" if row.get("site_name") else ""
+    return f"{name}{site} ({row['device_id']})"
+
+
 def carries_tag(code: AccessCode, device_id: str, tag: str) -> bool:
     """Whether ``code`` is ours: on this door, with the tag in its name (``search`` is only a
     partial match on name, code and id, so the answer is filtered again here)."""
@@ -91,7 +100,8 @@ class CodeCreator:
     ``planned``, ``sending`` and ``prelisted``. ``registered``: the run's registration of its
     codes, which a code's first change waits for. ``closed_doors`` says, per door that takes no
     more creates this run, the reason and message for its creates not sent; ``found_on_door``
-    holds the tags adopted before anything was sent for them.
+    holds the tags adopted before anything was sent for them. ``doors``: each door as a
+    message names it (``door_label``).
     """
 
     def __init__(
@@ -102,20 +112,23 @@ class CodeCreator:
         bodies: Mapping[str, dict[str, Any]],
         *,
         policy: CreatePolicy,
+        progress: ProgressWatch | None = None,
         registered: Queued[Any] | None = None,
         guard: BudgetGuard | None = None,
         planned: Mapping[str, Collection[str]] | None = None,
         sending: Mapping[str, Sequence[LedgerCode]] | None = None,
         prelisted: Mapping[str, list[AccessCode]] | None = None,
         on_progress: Callable[[str], None] = lambda event: None,
+        doors: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
+        self._doors = doors or {}
         self._ledger = ledger
         self._run_id = run_id
         self._bodies = bodies
         self._policy = policy
         self._on_progress = on_progress
-        self._progress = ProgressWatch(policy.give_up_after)
+        self._progress = progress or ProgressWatch(policy.give_up_after)
         self._marks: dict[str, _Mark] = {}
         self._attempts: dict[str, int] = {}
         self._registered = registered
@@ -143,6 +156,11 @@ class CodeCreator:
         """The tags whose code the door already held before anything was sent for them."""
         return self._settler.found_on_door
 
+    @property
+    def duplicates(self) -> dict[str, list[AccessCode]]:
+        """The tags this run's looks found on more than one code of their door."""
+        return self._settler.duplicates
+
     async def send(self, job: Job) -> Outcome:
         """Run one job; raises RunStopped when the run can't go on (key refused, no progress)."""
         if job.kind == "look":
@@ -151,6 +169,8 @@ class CodeCreator:
             return await self._settler.verify(job)
         if job.kind == "check":
             return await self._settler.check(job)
+        # A wait cut by the give-up time was the last: the run gives up instead of sending.
+        self._progress.check_before_send()
         tag = job.key
         mark = self._marks.pop(tag, None)
         if mark is None:
@@ -172,6 +192,8 @@ class CodeCreator:
         sent = anyio.current_time()
 
         async def leaving() -> None:
+            # The global pace may have held it until the run gives up: then it never leaves.
+            self._progress.check_before_send()
             # The settle time counts from when the create really leaves. The ledger's send
             # time (for later runs) may be early by SENT_AT_SLACK at most: a create the global
             # pace held back longer gets its later send time committed before it goes.
@@ -182,6 +204,9 @@ class CodeCreator:
 
         try:
             created = await self._client.create_access_code(self._bodies[tag], before_send=leaving)
+        except RunStopped:
+            self._marks[tag] = mark  # never sent: it goes back with the others (``unsent``)
+            raise
         except SeamUnavailableError as exc:
             if exc.error_type == CONNECT_FAILED:
                 # Never left this machine: known not created, safe to send again later.
@@ -238,20 +263,14 @@ class CodeCreator:
         ]
 
     def _unknown(self, job: Job, sent: float, why: str) -> Outcome:
-        """The create may or may not have made a code: look at the door once it has settled."""
+        """The create may or may not have made a code: its door is looked at soon (once for
+        every such code of the door), and a code still absent once more when it has settled."""
         answered = anyio.current_time()
         self._on_progress("unknown")
         self._progress.mark_stalled(answered)
-        if self._policy.settle_after > self._policy.give_up_after:
-            log.warning(
-                "create outcome unknown; it settles after this run would give up, so the next"
-                " run looks for the code",
-                extra={"tag": job.key, "device_id": job.device_id, "error": why},
-            )
-            self._progress.check(why)
-            return Outcome(counted=True, answered_at=answered)
         log.warning(
-            "create outcome unknown: the door is looked at once it has settled, before any resend",
+            "create outcome unknown: its door is looked at in a few seconds, and a code not"
+            " there yet again once it has settled, before any resend",
             extra={
                 "tag": job.key,
                 "device_id": job.device_id,
@@ -260,9 +279,10 @@ class CodeCreator:
             },
         )
         self._progress.check(why)
+        look = self._settler.look_soon(job.device_id, job.key, sent)
         return Outcome(
-            again=Job(job.device_id, job.key, "verify"),
-            after=max(0.0, sent + self._policy.settle_after - answered),
+            again=look,
+            after=LOOK_SOON,
             counted=True,  # it may have reached Seam's counter
             answered_at=answered,
         )
@@ -279,8 +299,17 @@ class CodeCreator:
             )
             self._progress.stalled(exc)
             self._on_progress("rate_limited")
+            asked, what = _retry_hint(exc)
+            wait = None
+            if asked is not None:
+                clamp_wait(asked, what=what, most=self._progress.remaining())  # once, if cut
+                wait = self._progress.bound(min(asked, MAX_WAIT_SECONDS))
             return Outcome(
-                again=job, limited=scope, retry_after=_retry_hint(exc), answered_at=answered
+                again=job,
+                limited=scope,
+                retry_after=wait,
+                wait_at_most=self._progress.remaining(),
+                answered_at=answered,
             )
         self._progress.progressed()
         if exc.status in KEY_REFUSED_STATUS:
@@ -307,7 +336,8 @@ class CodeCreator:
 
     def _door_full(self, job: Job, exc: SeamError, answered: float) -> Outcome:
         """Seam says the door holds all the codes it can: stop its creates, other doors go on."""
-        why = f"Seam has no space for more codes on door {job.device_id}: {exc.one_line()}"
+        door = self._doors.get(job.device_id, job.device_id)
+        why = f"Seam has no space for more codes on door {door}: {exc.one_line()}"
         self._ledger.mark_failed(
             job.key,
             self._run_id,
@@ -317,7 +347,10 @@ class CodeCreator:
             attempt=self._attempts.get(job.key),
         )
         self.closed_doors[job.device_id] = (BUDGET_EXHAUSTED, f"not sent: {why}")
-        log.error("door is full: its remaining creates are not sent", extra={"error": why})
+        log.error(
+            f"door {door} is full: its remaining creates are not sent",
+            extra={"error": exc.one_line()},
+        )
         self._on_progress("failed")
         return Outcome(counted=True, answered_at=answered, close_door=True)
 
@@ -347,9 +380,10 @@ class _Mark:
             self.done.set()
 
 
-def _retry_hint(exc: SeamError) -> float | None:
-    """Seconds to wait: a precise hint in the error body when there is one, else Retry-After."""
+def _retry_hint(exc: SeamError) -> tuple[float | None, str]:
+    """Seconds Seam asks us to wait, as it said them: a precise hint in the error body when
+    there is one, else Retry-After; and what it is called in a warning."""
     precise = exc.data.get("retry_after_seconds")
     if isinstance(precise, int | float) and precise >= 0:
-        return clamp_wait(float(precise), what="retry_after_seconds on /access_codes/create")
-    return exc.retry_after
+        return float(precise), "retry_after_seconds on /access_codes/create"
+    return exc.retry_after, "Seam's Retry-After on /access_codes/create"

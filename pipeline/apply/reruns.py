@@ -1,15 +1,21 @@
 """Reruns: what tonight's rows mean given the codes the ledger already made.
 
-A row whose code the ledger has (same reservation, door and window: the same tag) is sent
-nothing again (``already_created``, decided in the apply stage). A reservation the ledger has
-a code for under another tag has moved (another door or window) since its code was made:
-codes can't be deleted, so by default no new code is made and the row is rejected
+A stay is a reservation on a door: a group booking's rooms, and the doors ``[doors.also]``
+adds, are each their own. A row whose code the ledger has (same reservation, door and window:
+the same tag; a booking that now rounds to the same level's window is the same window) is sent
+nothing again (``already_created``, decided in the apply stage). A reservation the ledger has a
+code for on the same door under another tag has moved to another window since its code was
+made: codes can't be deleted, so by default no new code is made and the row is rejected
 ``changed_after_creation`` naming the old code; with ``--reissue-changed`` the new code is made
-(budget permitting) and the ledger links it to the one it replaces.
+(budget permitting) and the ledger links it to the one it replaces. A reservation on a door it
+had no code on is a new stay there (its code on another door, if no row asks for it any more,
+is orphaned by the run: ``Ledger.record_apply``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +24,8 @@ import polars as pl
 
 from pipeline.ledger.store import Ledger
 from pipeline.plan.reasons import CHANGED_AFTER_CREATION
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,9 @@ class Reruns:
 
 
 async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> Reruns:
-    """Find planned rows whose reservation already has a code under another tag."""
+    """Find planned rows whose reservation already has a code on their door under another
+    tag (several such rows of one reservation and door, e.g. two windows of an entrance, are
+    each judged against all of its codes there)."""
     planned = await anyio.to_thread.run_sync(lambda: plan.filter(pl.col("outcome") == "planned"))
     ids = await anyio.to_thread.run_sync(lambda: planned["reservation_id"].unique().to_list())
     found = await ledger.codes_of_reservations(ids)
@@ -38,12 +48,13 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
         earlier = pl.DataFrame(
             [_described(code) for code in found],
             schema=dict.fromkeys(
-                ("reservation_id", "old_tag", "old_door", "old_window", "old_code"), pl.String
+                ("reservation_id", "device_id", "old_tag", "old_door", "old_window", "old_code"),
+                pl.String,
             ),
             orient="row",
         )
         moved = (
-            planned.join(earlier, on="reservation_id")
+            planned.join(earlier, on=["reservation_id", "device_id"])
             .group_by("reservation_id", "idempotency_tag")
             .agg(
                 is_same=(pl.col("old_tag") == pl.col("idempotency_tag")).any(),
@@ -63,7 +74,7 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
         messages = hit.select(
             pl.format(
                 "reservation {} already has code {}; codes can't be deleted, so no new code was"
-                " made: decide what the guest needs, or rerun with --reissue-changed",
+                " made",
                 "reservation_id",
                 "old",
             )
@@ -79,11 +90,13 @@ async def check_reruns(plan: pl.DataFrame, ledger: Ledger, *, reissue: bool) -> 
 
 
 def _described(code: dict[str, Any]) -> tuple[str, ...]:
-    """A code as a moved row's message names it: reservation, tag, door, window, code."""
+    """A code as a moved row's message names it: reservation, door, tag, door's name, window,
+    code."""
     door = code["device_id"] if code["door_name"] is None else code["door_name"]
     access_code_id = code["access_code_id"]
     return (
         code["reservation_id"],
+        code["device_id"],
         code["idempotency_tag"],
         door,
         f"{code['starts_at']} → {code['ends_at']}",
@@ -95,3 +108,18 @@ async def link_replacements(ledger: Ledger, replaces: dict[str, str]) -> None:
     """Record which code each reissued code replaces."""
     if replaces:
         await ledger.record_replacements(replaces)
+
+
+def say_no_longer_asked(per_door: Mapping[str, int]) -> None:
+    """Say, once (the run that first finds them), which codes ``[doors.also]`` made that the
+    config no longer asks for while their reservations are still in the input: they stay
+    valid (codes can't be deleted) and in the pins file, and are not orphaned."""
+    if not per_door:
+        return
+    count = sum(per_door.values())
+    doors = ", ".join(f"{door} ({n})" for door, n in sorted(per_door.items()))
+    log.warning(
+        f"[doors.also] no longer asks for {count} code(s) it made on {doors} whose"
+        " reservations are still in the input: codes can't be deleted, so they stay valid and"
+        " in the pins file until their windows end; they are not orphaned (this is said once)"
+    )

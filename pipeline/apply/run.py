@@ -2,7 +2,8 @@
 
 Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
     created          made by this run (reason ``adopted`` when found on the door after its
-                     answer was lost)
+                     answer was lost; ``duplicate_on_door`` when more than one code on the
+                     door carries its tag, which the message names)
     already_created  made earlier: the ledger has it, or (reason ``found_on_door``) the look
                      at its door found a code carrying its tag; no create was sent
     rejected         the plan's reasons, and ``budget_exhausted`` for codes the door's budget
@@ -15,6 +16,7 @@ Outcomes in the results (besides the plan's ``rejected`` and ``skipped``):
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -24,10 +26,11 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.creator import CodeCreator, create_body
+from pipeline.apply.creator import CodeCreator, create_body, door_label
+from pipeline.apply.duplicates import describe, say_duplicates
 from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
-from pipeline.apply.policy import CreatePolicy
+from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
@@ -38,6 +41,7 @@ from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
 from pipeline.plan.reasons import (
     ADOPTED,
     BUDGET_EXHAUSTED,
+    DUPLICATE_ON_DOOR,
     FOUND_ON_DOOR,
     NOT_ATTEMPTED,
     OUTCOME_UNKNOWN,
@@ -91,20 +95,26 @@ class ApplyResult:
 
     @property
     def exit_code(self) -> int:
-        """3 when the run stopped, 1 when any row was rejected or failed, else 0."""
+        """3 when the run stopped, 1 when any row was rejected or failed or its code is on its
+        door more than once, else 0."""
         if self.stopped is not None:
             return self.stopped.exit_code
-        return 1 if self.results["outcome"].is_in(["rejected", "failed"]).any() else 0
+        trouble = self.results["outcome"].is_in(["rejected", "failed"]) | (
+            self.results["reason"] == DUPLICATE_ON_DOOR
+        )
+        return 1 if trouble.any() else 0
 
 
 @dataclass(frozen=True)
 class ApplySession:
-    """One apply run's open resources: the Seam client with its pace, the ledger, the run."""
+    """One apply run's open resources: the Seam client with its pace, the ledger, the run, and
+    the watch on its progress (which bounds every wait of the client's too)."""
 
     client: SeamClient
     pace: GlobalPace
     ledger: Ledger
     run_id: str
+    progress: ProgressWatch
 
 
 @asynccontextmanager
@@ -117,11 +127,14 @@ async def apply_session(
     transport: Transport | None = None,
 ) -> AsyncIterator[ApplySession]:
     """Open the ledger, record a run, and open a client paced by ``settings`` whose every
-    exchange goes to the ledger's event log; closes both on the way out."""
+    exchange goes to the ledger's event log, whose failing reads are no progress and whose
+    waits (a read's ``Retry-After``, its backoff) never outlast what is left before the run
+    gives up; closes both on the way out."""
     ledger = await Ledger.open(ledger_path)
     try:
         run_id = await ledger.start_run(command, inputs)
         pace = GlobalPace(settings.global_rate)
+        progress = ProgressWatch(settings.policy.give_up_after)
         async with SeamClient(
             credentials,
             transport=transport,
@@ -129,17 +142,21 @@ async def apply_session(
             observe=ledger.observe(run_id),
             max_connections=settings.concurrency,
             request_timeout=settings.request_timeout,
+            patience=progress,
         ) as client:
-            yield ApplySession(client, pace, ledger, run_id)
+            yield ApplySession(client, pace, ledger, run_id, progress)
     finally:
         await ledger.close()
 
 
-async def doors_with_work(ledger: Ledger, planned: Mapping[str, str]) -> set[str]:
+async def doors_with_work(
+    ledger: Ledger, planned: Mapping[str, str], *, now: dt.datetime | None = None
+) -> set[str]:
     """The doors this run must look at: those with a planned code (``planned``: tag →
-    device_id) the ledger doesn't have as ``created``, and those with a code an earlier run
-    left ``sending``. Says once when the ledger holds no code at all (a new or lost ledger):
-    every door is then looked at, which only costs requests."""
+    device_id) the ledger doesn't have as ``created``, those with a code an earlier run
+    left ``sending``, and those where a late create may have left a duplicate
+    (``Ledger.doubtful_doors``). Says once when the ledger holds no code at all (a new or lost
+    ledger): every door is then looked at, which only costs requests."""
     states = await ledger.states(list(planned))
     if not await ledger.has_codes():
         log.warning(
@@ -148,7 +165,8 @@ async def doors_with_work(ledger: Ledger, planned: Mapping[str, str]) -> set[str
             extra={"ledger": str(ledger.path)},
         )
     doors = {device for tag, device in planned.items() if states.get(tag) != "created"}
-    return doors | {code.device_id for code in await ledger.codes_in_state("sending")}
+    doubtful = await ledger.doubtful_doors(now=now or dt.datetime.now(dt.UTC))
+    return doors | doubtful | {code.device_id for code in await ledger.codes_in_state("sending")}
 
 
 async def apply_plan(
@@ -163,6 +181,7 @@ async def apply_plan(
     on_total: Callable[[int], None] = lambda total: None,
     on_doors: Callable[[Mapping[str, int], Rate | None], None] = lambda doors, rate: None,
     interrupt: Interrupt | None = None,
+    now: dt.datetime | None = None,
 ) -> ApplyResult:
     """Create every planned code of ``plan`` exactly once; returns the results table.
 
@@ -177,8 +196,14 @@ async def apply_plan(
     date) unless the run stopped. RunStopped (401, no progress) ends the sending early but
     still returns the results of what was done; so does an ``interrupt`` (a signal), after
     the requests in flight finished (at most ``GRACE_SECONDS``).
+
+    Doors where a late create may have left a duplicate are looked at too, and every look is
+    read for duplicates: a row whose tag is on its door more than once (found now or known to
+    the ledger, while the window lasts) is ``duplicate_on_door``, and the run says them in one
+    line on stderr.
     """
     client, ledger, run_id = session.client, session.ledger, session.run_id
+    at = now or dt.datetime.now(dt.UTC)  # which windows are still open
 
     started = anyio.current_time()
     rows = await anyio.to_thread.run_sync(
@@ -203,7 +228,8 @@ async def apply_plan(
         concurrency=settings.concurrency,
         global_pace=session.pace,
     )
-    for device_id in sorted(planned.keys() | sending.keys()):
+    doubtful = await ledger.doubtful_doors(now=at)
+    for device_id in sorted(planned.keys() | sending.keys() | doubtful):
         scheduler.add(Job(device_id, device_id, "look"))
         if guard is not None and device_id in guard.doors:
             scheduler.add(Job(device_id, device_id, "check"))
@@ -220,12 +246,14 @@ async def apply_plan(
         run_id,
         {row["idempotency_tag"]: create_body(row) for row in rows},
         policy=settings.policy,
+        progress=session.progress,
         registered=registered,
         guard=guard,
         planned=planned,
         sending=sending,
         prelisted=look.codes if look is not None else None,
         on_progress=on_progress,
+        doors={row["device_id"]: door_label(row) for row in rows},
     )
     stopped = None
     try:
@@ -252,15 +280,25 @@ async def apply_plan(
     if refresh is not None and stopped is None:
         try:
             await refresh(set(tags) - already)
-        except SeamError as exc:
+        except (SeamError, RunStopped) as exc:
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
         await ledger.code_table(tags),
         schema=LEDGER_SCHEMA,
     )
+    ours = set(tags) | creator.duplicates.keys()
+    duplicates = [
+        row for row in await ledger.duplicate_rows(now=at) if row["idempotency_tag"] in ours
+    ]
+    say_duplicates(duplicates, command="apply")
     results = await anyio.to_thread.run_sync(
         lambda: result_table(
-            plan, codes, already=already | found_on_door, found_on_door=found_on_door, run_id=run_id
+            plan,
+            codes,
+            already=already | found_on_door,
+            found_on_door=found_on_door,
+            run_id=run_id,
+            duplicates={row["idempotency_tag"]: describe(row) for row in duplicates},
         )
     )
     return ApplyResult(
@@ -295,8 +333,10 @@ def result_table(
     already: set[str],
     run_id: str,
     found_on_door: Collection[str] = (),
+    duplicates: Mapping[str, str] | None = None,
 ) -> pl.DataFrame:
-    """The plan's rows with their outcome: one row per plan row, in the plan's order."""
+    """The plan's rows with their outcome: one row per plan row, in the plan's order.
+    ``duplicates``: tag → what to say of a code that is on its door more than once."""
     joined = plan.join(
         codes.rename({"reason": "ledger_reason", "message": "ledger_message"}),
         on="idempotency_tag",
@@ -307,6 +347,12 @@ def result_table(
     state = pl.col("state")
     is_already = pl.col("idempotency_tag").is_in(list(already))
     is_found = pl.col("idempotency_tag").is_in(list(found_on_door))
+    doubled = duplicates or {}
+    is_doubled = (
+        planned
+        & pl.col("idempotency_tag").is_in(list(doubled))
+        & (is_already | (state == "created"))
+    )
     outcome = (
         pl.when(~planned)
         .then(pl.col("outcome"))
@@ -321,6 +367,8 @@ def result_table(
     reason = (
         pl.when(~planned)
         .then(pl.col("reason"))
+        .when(is_doubled)
+        .then(pl.lit(DUPLICATE_ON_DOOR))
         .when(is_found)
         .then(pl.lit(FOUND_ON_DOOR))
         .when(state == "created")
@@ -331,9 +379,11 @@ def result_table(
         .then(pl.lit(OUTCOME_UNKNOWN))
         .otherwise(pl.lit(NOT_ATTEMPTED))
     )
-    message = (
-        pl.when(~planned)
-        .then(pl.col("message"))
+    applied = (
+        pl.when(is_doubled)
+        .then(
+            pl.col("idempotency_tag").replace_strict(doubled, default=None, return_dtype=pl.String)
+        )
         .when(is_found)
         .then(pl.lit(FOUND_ON_DOOR_MESSAGE))
         .when(state == "failed")
@@ -342,6 +392,17 @@ def result_table(
         .then(pl.lit(OUTCOME_UNKNOWN_MESSAGE))
         .when(state == "pending")
         .then(pl.lit(NOT_ATTEMPTED_MESSAGE))
+    )
+    # What the plan said of a planned row (its window rounded to a level, the stay an entrance
+    # code is for) stays after what apply says of it.
+    message = (
+        pl.when(~planned)
+        .then(pl.col("message"))
+        .otherwise(
+            pl.concat_str(applied, pl.col("message"), separator="; ", ignore_nulls=True).replace(
+                "", None
+            )
+        )
     )
     return joined.with_columns(
         outcome=outcome,

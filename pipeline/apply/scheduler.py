@@ -29,6 +29,7 @@ from pipeline.apply.pacing import (
     LearntRate,
     Rate,
     Scope,
+    backoff,
 )
 
 # Jobs while which their door sends nothing else: what they find decides what it sends.
@@ -58,7 +59,9 @@ class Outcome:
     ``again``: queue this job (possibly changed, e.g. a create that became a verify) again,
     ``after`` seconds from now; ``later``: more jobs to queue, each ``(after, job)``.
     ``counted``: a create that reached Seam's rate counter.
-    ``limited``: a 429 naming the door's or the global limit, with its ``retry_after``.
+    ``limited``: a 429 naming the door's or the global limit, with its ``retry_after``;
+    ``wait_at_most``: the longest the pause it starts may be (what is left before the run
+    gives up), whatever ``Retry-After`` or the backoff would make it.
     ``answered_at``: when the create's answer came (its place in the door's window ends one
     period later); defaults to when ``send`` returned. ``withdraw``: tags of the door's queued
     creates not to send (the caller has recorded why). ``close_door``: send no more creates
@@ -70,6 +73,7 @@ class Outcome:
     counted: bool = False
     limited: Scope | None = None
     retry_after: float | None = None
+    wait_at_most: float | None = None
     answered_at: float | None = None
     withdraw: frozenset[str] = frozenset()
     close_door: bool = False
@@ -149,6 +153,7 @@ class DoorScheduler:
         self._changed = anyio.Event()
         self._error: Exception | None = None
         self._closed: set[str] = set()
+        self._global_429s = 0  # in a row: the backoff of a global 429 without Retry-After
         self.dropped: list[Job] = []
         self.stats = SchedulerStats()
 
@@ -270,12 +275,15 @@ class DoorScheduler:
             door.pace.finish(outcome.answered_at or now, counted=outcome.counted)
         if outcome.limited == "door":
             self.stats.rate_limited_door += 1
-            door.pace.rate_limited(now, outcome.retry_after)
+            wait = _bounded(outcome, door.pace.consecutive_429 + 1)
+            door.pace.rate_limited(now, wait)
         elif outcome.limited == "global":
             self.stats.rate_limited_global += 1
+            self._global_429s += 1
             if self._global is not None:
-                self._global.rate_limited(outcome.retry_after)
+                self._global.rate_limited(_bounded(outcome, self._global_429s))
         elif self._global is not None:
+            self._global_429s = 0
             self._global.answered()
         if outcome.withdraw:
             self._queued -= len(door.remove_creates(outcome.withdraw))
@@ -387,3 +395,13 @@ class DoorScheduler:
                 door.prepared = first
                 assert self._group is not None
                 self._group.start_soon(self._prepare_job, first)
+
+
+def _bounded(outcome: Outcome, consecutive: int) -> float | None:
+    """The pause a 429 starts: its ``Retry-After`` (else the backoff after ``consecutive``
+    429s in a row), never longer than ``wait_at_most``; None (the pace's own backoff) when
+    there is no bound."""
+    if outcome.wait_at_most is None:
+        return outcome.retry_after
+    wait = outcome.retry_after if outcome.retry_after is not None else backoff(consecutive)
+    return min(wait, outcome.wait_at_most)

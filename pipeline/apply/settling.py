@@ -4,12 +4,17 @@ Three kinds of jobs find out, each a list of the door's codes:
     look    before a door's first create in a run: planned codes found on the door are adopted
             (``found_on_door``) and withdrawn; codes an earlier run left ``sending`` are adopted,
             known not made once their settle time has passed, or looked for again when it has
-    verify  a create whose outcome was unknown, once it has settled: the code is adopted, or
-            the create is sent again when the code isn't there
+    verify  a create whose outcome was unknown: a few seconds after its answer (``LOOK_SOON``)
+            its door is looked at once for every such code of the door, and the codes found
+            are adopted; a code still absent is looked for again once it has settled
+            (``settle_after`` since its send), and only then, if it still isn't there, is the
+            create sent again
     check   a budgeted door whose look has gone stale, counted again (``BudgetGuard``) just
             before its first create: the codes its budget can no longer take fail with
             ``budget_exhausted`` and are withdrawn; planned codes found there are adopted
-A door that can't be looked at takes no create this run (``door_not_looked_at``).
+A door that can't be looked at takes no create this run (``door_not_looked_at``). Every list a
+job gets is also read for duplicates (one of our tags on more than one code of the door): they
+are recorded in the ledger and said (``apply.duplicates``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
+from pipeline.apply.duplicates import duplicated_tags
 from pipeline.apply.looking import find_tags
 from pipeline.apply.policy import (
     KEY_REFUSED_STATUS,
@@ -45,6 +53,10 @@ from pipeline.seam.models import AccessCode
 log = logging.getLogger(__name__)
 # A read that still met these after the client's retries is tried again later: no answer yet.
 RETRY_READ_STATUS = frozenset({429})
+# A create whose answer was lost is looked for on its door this soon after (seconds): most lost
+# answers are of codes already made (a connection dropped, a gateway's 5xx after the backend
+# answered), which are then adopted at once instead of after the whole settle time.
+LOOK_SOON = 2.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,31 @@ class CodeSettler:
         self._prelisted = dict(prelisted or {})
         self.closed_doors = run.closed_doors
         self.found_on_door: set[str] = set()
+        # Per door, the codes whose answer was lost and the send time of each, waiting for the
+        # door's next look soon; and the tag whose ``verify`` job makes that look.
+        self._unknown: dict[str, dict[str, float]] = {}
+        self._looks_soon: dict[str, str] = {}
+        self.duplicates: dict[str, list[AccessCode]] = {}  # found this run, by tag
+
+    def _read(self, device_id: str, codes: Sequence[AccessCode], *, is_full: bool) -> None:
+        """What a list of the door's codes says beyond the job's own question: duplicates, and
+        (``is_full``: every code of the door, not a search) that the door was looked at."""
+        if is_full:
+            self._run.ledger.note_door_looks([device_id])
+        found = duplicated_tags(codes, device_id)
+        if found:
+            self.duplicates.update(found)
+            self._run.ledger.note_duplicates(self._run.run_id, found)
+
+    def look_soon(self, device_id: str, tag: str, sent: float) -> Job | None:
+        """A create's answer was lost: the code joins its door's next look soon. Returns the
+        ``verify`` job that makes that look (to run ``LOOK_SOON`` seconds from now) when the
+        door had none waiting, else None (the look already waiting covers it too)."""
+        self._unknown.setdefault(device_id, {})[tag] = sent
+        if device_id in self._looks_soon:
+            return None
+        self._looks_soon[device_id] = tag
+        return Job(device_id, tag, "verify")
 
     async def look(self, job: Job) -> Outcome:
         """Before anything is sent to a door: which of our codes exist on it. Planned codes found
@@ -122,6 +159,7 @@ class CodeSettler:
                 self.closed_doors[device_id] = (DOOR_NOT_LOOKED_AT, f"not sent: {why}")
                 return Outcome(close_door=True)
             self._run.progress.progressed()
+        self._read(device_id, codes, is_full=True)
         wanted = [*self._planned.get(device_id, ()), *left]
         found = find_tags(codes, dict.fromkeys(wanted, device_id))
         for tag, code in found.items():
@@ -160,10 +198,11 @@ class CodeSettler:
                     NOT_FOUND,
                     "left sending, settled, and not on the door",
                     attempt=code.attempts,
+                    looked_for=tag in self._run.bodies,
                 )
                 if tag in self._run.bodies:
                     later.append((0.0, Job(code.device_id, tag, "create")))
-            elif remaining <= self._run.policy.give_up_after:
+            elif remaining <= self._run.progress.remaining():
                 later.append((remaining, Job(code.device_id, tag, "verify")))
             # Otherwise it settles later than this run may wait: it stays `sending` for the next.
         return tuple(later)
@@ -214,8 +253,11 @@ class CodeSettler:
                 self._run.on_progress("failed")
 
     async def verify(self, job: Job) -> Outcome:
-        """Look for a settled code on its door: adopt it, or send the create again if it isn't
-        there."""
+        """Look for codes whose create's outcome is unknown: the door's look soon (every such
+        code of the door at once: adopted when there, else looked for again once settled), or
+        a settled code's own look (adopted, or its create sent again if it isn't there)."""
+        if self._looks_soon.get(job.device_id) == job.key:
+            return await self._look_soon(job)
         tag = job.key
         try:
             codes = await self._run.client.list_access_codes(job.device_id, search=tag)
@@ -230,11 +272,10 @@ class CodeSettler:
                 extra={"tag": tag, "device_id": job.device_id, "error": exc.one_line()},
             )
             return Outcome()
+        self._read(job.device_id, codes, is_full=False)
         found = find_tags(codes, {tag: job.device_id})
         if tag in found:
-            self._run.progress.progressed()
-            self._run.ledger.mark_created(tag, self._run.run_id, found[tag], None, how=ADOPTED)
-            self._run.on_progress("created")
+            self._adopt(tag, found[tag])
             return Outcome()
         resend = tag in self._run.bodies
         self._run.ledger.mark_pending(
@@ -245,8 +286,59 @@ class CodeSettler:
             if resend
             else "not on the door and not in this run's input",
             attempt=self._run.attempts.get(tag),
+            looked_for=resend,
         )
         return Outcome(again=Job(job.device_id, tag, "create")) if resend else Outcome()
+
+    async def _look_soon(self, job: Job) -> Outcome:
+        """One look at a door for every code of it whose answer was lost: those there are
+        adopted; the others are looked for again once their settle time has passed since their
+        send, or left ``sending`` for the next run when that is later than the run may wait."""
+        device_id = job.device_id
+        looked = dict(self._unknown.get(device_id, {}))
+        # One code: Seam's search finds it; several: the door's whole list, once.
+        search = next(iter(looked)) if len(looked) == 1 else None
+        try:
+            codes = await self._run.client.list_access_codes(device_id, search=search)
+        except SeamError as exc:
+            if isinstance(exc, SeamUnavailableError) or exc.status in RETRY_READ_STATUS:
+                return self._read_again(job, exc)
+            if exc.status in KEY_REFUSED_STATUS:
+                raise key_refused(exc) from exc
+            codes = None  # looked for once settled, each on its own, as without this look
+        del self._looks_soon[device_id]
+        # Codes whose answer was lost while this look was out get a look of their own soon.
+        joined = {
+            tag: sent for tag, sent in self._unknown.pop(device_id, {}).items() if tag not in looked
+        }
+        later = []
+        for tag, sent in joined.items():
+            if (again := self.look_soon(device_id, tag, sent)) is not None:
+                later.append((LOOK_SOON, again))
+        if codes is not None:
+            self._read(device_id, codes, is_full=search is None)
+        found = {} if codes is None else find_tags(codes, dict.fromkeys(looked, device_id))
+        now = anyio.current_time()
+        for tag, sent in looked.items():
+            if tag in found:
+                self._adopt(tag, found[tag])
+                continue
+            wait = max(0.0, sent + self._run.policy.settle_after - now)
+            if wait > self._run.progress.remaining():
+                log.warning(
+                    "create outcome unknown and the code isn't on its door yet; it settles after"
+                    " this run would give up, so the next run looks for it",
+                    extra={"tag": tag, "device_id": device_id},
+                )
+                continue  # stays `sending`
+            later.append((wait, Job(device_id, tag, "verify")))
+        return Outcome(later=tuple(later))
+
+    def _adopt(self, tag: str, code: AccessCode) -> None:
+        """A code whose create's outcome was unknown is on its door: that create made it."""
+        self._run.progress.progressed()
+        self._run.ledger.mark_created(tag, self._run.run_id, code, None, how=ADOPTED)
+        self._run.on_progress("created")
 
     def _read_again(self, job: Job, exc: SeamError) -> Outcome:
         """A look that got no usable answer: the same job again, after a backoff."""

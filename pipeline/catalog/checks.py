@@ -61,12 +61,13 @@ def did_you_mean(
 
 
 def check_config(config: Config, catalog: DeviceCatalog) -> list[str]:
-    """One line per ``[user_levels.*]`` or ``[doors.aliases]`` entry that names a door, site
-    or default user level the catalog doesn't have, each with the closest names; logged as
-    warnings (once, before any row is planned) and returned."""
+    """One line per ``[user_levels.*]``, ``[doors.aliases]`` or ``[doors.also]`` entry that
+    names a door, site or default user level the catalog doesn't have, each with the closest
+    names; logged as warnings (once, before any row is planned) and returned."""
     problems = [
         *_alias_problems(config.doors.aliases, catalog.doors),
         *_default_problems(config, catalog),
+        *_also_problems(config, catalog.doors),
     ]
     for problem in problems:
         log.warning(problem)
@@ -98,6 +99,35 @@ def _alias_problems(aliases: dict[str, str], doors: pl.DataFrame) -> list[str]:
     return unknown + shadowing
 
 
+def _also_problems(config: Config, doors: pl.DataFrame) -> list[str]:
+    """``[doors.also]`` keys that name no door, alias or site, and listed doors that name no
+    door or alias (their stays' rows there would be ``unknown_device``)."""
+    ids = _door_ids(doors)
+    door_keys = set(doors["door_key"].drop_nulls())
+    aliases = {name_key(alias) for alias in config.doors.aliases}
+
+    def is_door(name: str) -> bool:
+        key = name_key(name)
+        return name.strip().lower() in ids or key in door_keys or key in aliases
+
+    site_keys = set(doors["site_key"].drop_nulls())
+    names = [*doors["door_name"], *doors["site_name"].unique()]
+    problems = [
+        f'[doors.also] "{key}" matches no door, alias, device_id or site'
+        f"{did_you_mean(key, names)} {SEE_DOORS}"
+        for key in config.doors.also
+        if not is_door(key) and name_key(key) not in site_keys
+    ]
+    for key, listed in config.doors.also.items():
+        problems += [
+            f'[doors.also] "{key}" lists "{name}", which matches no door name, alias or'
+            f" device_id{did_you_mean(name, doors['door_name'])} {SEE_DOORS}"
+            for name in listed
+            if not is_door(name)
+        ]
+    return problems
+
+
 def _default_problems(config: Config, catalog: DeviceCatalog) -> list[str]:
     doors = catalog.doors
     ids = _door_ids(doors)
@@ -118,16 +148,23 @@ def _default_problems(config: Config, catalog: DeviceCatalog) -> list[str]:
             missing := _level_missing(where, level, matched, catalog.levels, with_sites=True)
         ) is not None:
             problems.append(missing)
+    # A door's own default wins over its site's: the site's never applies to it.
+    own = {name_key(door) for door in config.user_levels.doors} | {
+        door.strip().lower() for door in config.user_levels.doors
+    }
     for site, level in config.user_levels.sites.items():
         matched = doors.filter(pl.col("site_key") == name_key(site))
+        applies = matched.filter(
+            ~pl.col("door_key").is_in(own) & ~pl.col("device_id").str.to_lowercase().is_in(own)
+        )
         where = f'[user_levels.sites] "{site}"'
         if matched.is_empty():
             problems.append(
                 f"{where} matches no site{did_you_mean(site, doors['site_name'])} {SEE_DOORS}"
             )
-        elif (
-            missing := _level_missing(where, level, matched, catalog.levels, with_sites=False)
-        ) is not None:
+        elif not applies.is_empty() and (
+            missing := _level_missing(where, level, applies, catalog.levels, with_sites=False)
+        ):
             problems.append(missing)
     return problems
 

@@ -10,6 +10,7 @@ import json
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog
+from pipeline.csvfiles import csv_text
 
 DOOR_FORMATS = ("table", "csv", "json")
 # The words for a user level's flags, in this order, as every format writes them.
@@ -52,8 +53,9 @@ def list_door_levels(catalog: DeviceCatalog) -> pl.DataFrame:
 
 
 def doors_csv(listing: pl.DataFrame) -> str:
-    """``list_door_levels``'s table as CSV, one line per door and level."""
-    return listing.write_csv()
+    """``list_door_levels``'s table as CSV text, one line per door and level (for standard
+    output; ``csvfiles.write_csv`` writes the file)."""
+    return csv_text(listing)
 
 
 def doors_json(listing: pl.DataFrame) -> str:

@@ -29,6 +29,7 @@ from pipeline import options as defaults
 from pipeline.cli.parser import build_parser
 from pipeline.errors import PipelineError
 from pipeline.interrupts import run_with_signals
+from pipeline.nightly import run_nightly
 from pipeline.report.output import (
     ApplyProgress,
     configure_logging,
@@ -177,6 +178,7 @@ def _pins(args: argparse.Namespace, console: Console) -> int:
     run = anyio.run(
         functools.partial(
             commands.export_pins,
+            config_path=args.config,
             ledger_path=args.ledger,
             fmt=args.format,
             out=args.out,
@@ -186,6 +188,28 @@ def _pins(args: argparse.Namespace, console: Console) -> int:
     )
     console.print(f"wrote {run.pins.height} rows ({run.ready} ready) to {run.out}", soft_wrap=True)
     return 0
+
+
+def _nightly(args: argparse.Namespace, console: Console) -> int:
+    configure_logging("text")
+    run = anyio.run(
+        run_with_signals,
+        lambda interrupt: run_nightly(
+            args.reservations,
+            config_path=args.config,
+            ledger_path=args.ledger,
+            out_dir=args.out_dir,
+            keep_days=args.keep_days,
+            reissue_changed=args.reissue_changed,
+            wait_for_lock=args.wait_for_lock,
+            interrupt=interrupt,
+        ),
+    )
+    for line in run.error_lines():
+        print(printable(line), file=sys.stderr)
+    for line in run.lines():
+        console.print(line, markup=False, soft_wrap=True)
+    return run.exit_code
 
 
 def _nightly_summary(args: argparse.Namespace, console: Console) -> int:
@@ -204,6 +228,7 @@ def _nightly_summary(args: argparse.Namespace, console: Console) -> int:
 
 
 def _doors(args: argparse.Namespace, console: Console) -> int:
+    configure_logging("text", verbose=args.verbose)  # stamina's retries only with --verbose
     run = anyio.run(
         functools.partial(
             commands.list_doors,
@@ -286,6 +311,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "status": _status,
     "report": _report,
     "pins": _pins,
+    "nightly": _nightly,
     "nightly-summary": _nightly_summary,
     "doors": _doors,
     "sandbox": _sandbox,

@@ -8,12 +8,18 @@ from pathlib import Path
 
 from pipeline import options as defaults
 from pipeline.catalog.listing import DOOR_FORMATS
+from pipeline.job_settings import NightlyConfig
 from pipeline.ledger.location import parse_ledger
 from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
 from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
 APPLY = defaults.ApplyOptions()
+# Every kind of file the read stage takes (``pipeline.read``).
+RESERVATION_FILES = (
+    "reservation files: CSV (.csv, .tsv, .txt), Parquet or workbooks (.xlsx, .xls, .ods)"
+)
 SANDBOX = defaults.SandboxOptions()
+NIGHTLY = NightlyConfig()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     plan = commands.add_parser("plan", help="decide door, user level and window for each row")
-    plan.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    plan.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
     add_config_option(plan)
     plan.add_argument(
         "--devices",
@@ -46,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbose_option(plan)
 
     apply = commands.add_parser("apply", help="plan, then create every planned code once")
-    apply.add_argument("reservations", nargs="+", type=Path, help="CSV or Parquet files")
+    apply.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
     add_run_options(apply)
     apply.add_argument(
         "--door-rate",
@@ -84,20 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a create with an unknown outcome, look at the door this long after the send"
         " before sending it again (default: %(default)s)",
     )
-    apply.add_argument(
-        "--wait-for-lock",
-        type=float,
-        default=defaults.WAIT_FOR_LOCK,
-        metavar="SECONDS",
-        help="wait this long for another apply run on the same ledger, then exit 3"
-        " (default: %(default)s)",
-    )
-    apply.add_argument(
-        "--reissue-changed",
-        action="store_true",
-        help="make a new code for a reservation whose door or window changed since its code"
-        " (default: no new code; the row is rejected changed_after_creation)",
-    )
+    add_wait_for_lock_option(apply)
+    add_reissue_option(apply)
     add_budget_options(apply)
 
     status = commands.add_parser("status", help="refresh the ledger's codes from Seam")
@@ -143,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every reservation's PIN for the guest messages, from the ledger"
         " (never a cancelled or replaced code)",
     )
+    add_config_option(pins)
     add_ledger_option(pins)
     pins.add_argument(
         "--out",
@@ -152,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     pins.add_argument(
         "--format",
         choices=defaults.PIN_FORMATS,
-        help="csv (opens in Excel), parquet or json (default: --out's extension, else csv)",
+        help="csv (with the UTF-8 mark Excel needs), parquet or json (default: --out's"
+        " extension, else csv)",
     )
     pins.add_argument(
         "--ready-only",
@@ -189,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="tonight's status exit code (default: %(default)s)",
     )
 
+    add_nightly_command(commands)
+
     doors = commands.add_parser(
         "doors",
         help="list every door with its site, zone, device_id and user levels (to write aliases)",
@@ -210,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="csv, json: the file to write (default: standard output)",
     )
+    add_verbose_option(doors)
 
     sandbox = commands.add_parser("sandbox", help="run the local Seam API for Oracode doors")
     sandbox.add_argument("--host", default=SANDBOX.host, help="(default: %(default)s)")
@@ -314,6 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_nightly_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    nightly = commands.add_parser(
+        "nightly",
+        help="the nightly job: apply, status, the report and a short summary; exit 1 only for"
+        " trouble new tonight",
+    )
+    nightly.add_argument("reservations", nargs="+", type=Path, help=RESERVATION_FILES)
+    add_config_option(nightly)
+    add_ledger_option(nightly)
+    nightly.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="the folder for the night's logs, results and report (default: the config's"
+        f" [nightly] out_dir, else {NIGHTLY.out_dir}/)",
+    )
+    nightly.add_argument(
+        "--keep-days",
+        type=int,
+        metavar="N",
+        help="remove the files of nights more than N days old (default: the config's [nightly]"
+        f" keep_days, else {NIGHTLY.keep_days})",
+    )
+    add_reissue_option(nightly)
+    add_wait_for_lock_option(nightly)
+
+
 def add_config_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--config", type=Path, help="TOML config file (default: none, the built-in settings)"
@@ -328,8 +354,9 @@ def add_ledger_option(command: argparse.ArgumentParser) -> None:
         "--ledger",
         type=parse_ledger,
         metavar="FILE|URL",
-        help="the ledger: a SQLite file or a postgresql://USER@HOST:PORT/DATABASE URL (its"
-        " password best in PGPASSWORD or ~/.pgpass: a command line shows in ps)"
+        help="the ledger: a SQLite file, a postgresql://USER@HOST:PORT/DATABASE URL or a libpq"
+        " 'host=... dbname=...' string (its password best in PGPASSWORD or ~/.pgpass: a"
+        " command line shows in ps)"
         f" (default: {default})",
     )
 
@@ -358,6 +385,27 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
         " (default: %(default)s)",
     )
     add_verbose_option(command)
+
+
+def add_wait_for_lock_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=defaults.WAIT_FOR_LOCK,
+        metavar="SECONDS",
+        help="wait this long for another apply run on the same ledger or, on this host, the"
+        " same Seam workspace, then exit 3 (default: %(default)s)",
+    )
+
+
+def add_reissue_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--reissue-changed",
+        action=argparse.BooleanOptionalAction,
+        help="make a new code for a stay whose window changed since its code was made, or"
+        " (--no-reissue-changed) don't, for this run (default: the config's [changes]"
+        " reissue_changed, else no new code: the row is rejected changed_after_creation)",
+    )
 
 
 def add_verbose_option(command: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.errors import RunStopped
 from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.dialects import Cursor, Db
+from pipeline.ledger.events import unexpected_pin
 from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
@@ -80,7 +81,9 @@ class Codes(GroupCommits):
     """The ledger's ``codes`` table and the state changes logged in ``events``."""
 
     async def register(self, run_id: str, rows: Iterable[dict[str, Any]]) -> dict[str, LedgerCode]:
-        """Add planned codes not yet in the ledger (as ``pending``); returns every given code."""
+        """Add planned codes not yet in the ledger (as ``pending``; a row's ``also_for``, when it
+        has one, says which doors of the stay a [doors.also] code serves); returns every given
+        code."""
         return await self.committed(self.register_soon(run_id, rows))
 
     def register_soon(
@@ -93,10 +96,13 @@ class Codes(GroupCommits):
         def change(db: Db) -> dict[str, LedgerCode]:
             at = timestamp()
             db.executemany(
-                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, state, first_run_id,"
-                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))},"
+                f"INSERT INTO codes ({', '.join(CODE_COLUMNS)}, also_for, state, first_run_id,"
+                f" last_run_id, updated_at) VALUES ({', '.join('?' * len(CODE_COLUMNS))}, ?,"
                 " 'pending', ?, ?, ?) ON CONFLICT (idempotency_tag) DO NOTHING",
-                [(*(row[c] for c in CODE_COLUMNS), run_id, run_id, at) for row in rows],
+                [
+                    (*(row[c] for c in CODE_COLUMNS), row.get("also_for"), run_id, run_id, at)
+                    for row in rows
+                ],
             )
             wanted = [row["idempotency_tag"] for row in rows]
             return {code.idempotency_tag: code for code in _select_codes(db, wanted)}
@@ -199,7 +205,10 @@ class Codes(GroupCommits):
         """``how``: ``created`` (Seam's answer), ``adopted`` (found on the door after an unknown
         outcome) or ``found_on_door`` (found before anything was sent: a new, lost or copied
         ledger). From any state: Seam says the code exists. Queued for the next commit, like
-        the other answers."""
+        the other answers. A PIN in Seam's answer that isn't one (``AccessCode.pin_unexpected``)
+        isn't recorded: the code needs attention (``pin_unexpected``)."""
+        said = f"Seam's answer (seam-request-id {request_id})" if request_id else "Seam's list"
+        noticed = {"needs_attention": unexpected_pin(said)} if code.pin_unexpected else {}
         self._answered(
             tag,
             run_id,
@@ -212,6 +221,7 @@ class Codes(GroupCommits):
             code_status=code.status,
             seam_request_id=request_id,
             created_at=timestamp(),
+            **noticed,
         )
 
     def mark_failed(
@@ -237,13 +247,26 @@ class Codes(GroupCommits):
         )
 
     def mark_pending(
-        self, tag: str, run_id: str, reason: str, message: str, *, attempt: int | None = None
+        self,
+        tag: str,
+        run_id: str,
+        reason: str,
+        message: str,
+        *,
+        attempt: int | None = None,
+        looked_for: bool = False,
     ) -> None:
         """Known not to exist on the door (refused before acting, or looked for and not found).
         ``attempt``: the ``sending`` this answers (``mark_sending``'s number, or the attempts a
         code left ``sending`` had when it was read): a code sent again since, by another
-        process, is left alone, so that no one's answer or look puts another's send back."""
-        self._answered(tag, run_id, "pending", attempt, reason=reason, message=message)
+        process, is left alone, so that no one's answer or look puts another's send back.
+        ``looked_for``: a look after an unknown outcome found no code and the create is to be
+        sent again; the earlier one may yet be carried out, so the time is kept
+        (``not_found_at``) and the door is looked at for a duplicate while the window lasts."""
+        fields: dict[str, Any] = {"reason": reason, "message": message}
+        if looked_for:
+            fields["not_found_at"] = timestamp()
+        self._answered(tag, run_id, "pending", attempt, **fields)
 
     def _answered(
         self, tag: str, run_id: str, state: str, attempt: int | None, **fields: Any

@@ -3,7 +3,10 @@
 An event is recorded once per event id, and a webhook delivery once per delivery id (Svix's
 ``svix-id``, the same on every retry): a repeated one changes nothing. An event whose
 ``access_code_id`` is none of the ledger's codes is kept too, as ``not_ours``, and touches no
-code.
+code. An event is applied only when its ``device_id`` is its code's door and its
+``occurred_at`` is a real instant, at most ``FUTURE_TOLERANCE`` ahead of this host's clock;
+otherwise it is kept as ``not_applied``, with why, and changes nothing: a signed event that
+contradicts the ledger is a fault to look into, not news.
 
 A code never moves backwards. No event lowers its status along ``unset`` < ``setting`` <
 ``set`` < ``removed`` < ``deleted``: a ``scheduled_on_device`` that comes after
@@ -11,9 +14,13 @@ A code never moves backwards. No event lowers its status along ``unset`` < ``set
 already knows of the code (the event that last moved its status, ``status_event_at``, or
 ``status``'s last look at Seam, ``status_checked_at``) moves it only further along that order:
 it doesn't restate the same status, nor raise a setting problem (failure, delay) about it, and
-a setting problem is moot once the code is ``set``. A PIN is taken from any event that carries
-one while the ledger has none, and from any newer one. The PIN goes to ``codes.code`` only:
-never to ``seam_events``, never to a log line.
+a setting problem is moot once the code is ``set``. A PIN is taken from an event that carries
+one while the ledger has none. A PIN that differs from the one the ledger has is never swapped
+in: the code needs attention (``pin_changed``), the event's PIN is kept beside the recorded one
+(``reported_code``) for the hand-off to show both, and ``status``, which asks Seam itself,
+settles it. A PIN that isn't one a lock takes (``seam.models.is_pin``: 4 to 10 digits) is never
+recorded: the code needs attention (``pin_unexpected``, naming the event) until Seam gives one
+that is. The PIN goes to ``codes`` only: never to ``seam_events``, never to a log line.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
 from pipeline.ledger.schema import timestamp
+from pipeline.seam.models import PIN_RULE, is_pin
 
 # The order a code's status goes in; an event never moves a code down it. A status outside it
 # (``removing``, ``unknown``, none yet) may be moved to any.
@@ -40,8 +48,25 @@ APPLIED = "applied"  # it changed one of our codes
 SUPERSEDED = "superseded"  # one of our codes, which the ledger knew newer of: nothing changed
 RECORDED = "recorded"  # one of our codes, but the event says nothing the ledger keeps
 NOT_OURS = "not_ours"  # no code of the ledger has its access_code_id (or it has none)
+NOT_APPLIED = "not_applied"  # one of our codes, but another door, or no real occurred_at
 REPLAYED = "replayed"  # this delivery id was recorded before
 DUPLICATE = "duplicate"  # this event id was recorded before (from another delivery)
+# How far ahead of this host's clock an event's occurred_at may be (clocks differ): Svix's own
+# tolerance for a delivery's timestamp.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+# Why a code needs attention when an event gives it another PIN than the ledger's, and when
+# Seam (an event, an answer) gives it something that isn't a PIN.
+PIN_CHANGED = "pin_changed"
+PIN_UNEXPECTED = "pin_unexpected"
+
+
+def unexpected_pin(source: str) -> str:
+    """The ``needs_attention`` of a code whose PIN from ``source`` (``Seam's event evt_1``)
+    isn't one a lock takes: never the value itself."""
+    return (
+        f"{PIN_UNEXPECTED}: {source} gives this code a PIN that isn't {PIN_RULE}: it is not"
+        " recorded, nor handed out, until Seam gives one that is (status asks)"
+    )
 
 
 @dataclass(frozen=True)
@@ -112,7 +137,7 @@ def _record(db: Db, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
     codes: list[dict[str, Any]] = []
     if event.access_code_id is not None:
         cursor = db.execute(
-            "SELECT idempotency_tag, code, code_status, code_errors, code_warnings,"
+            "SELECT idempotency_tag, device_id, code, code_status, code_errors, code_warnings,"
             " needs_attention, status_event_at, status_checked_at, ends_at FROM codes"
             " WHERE access_code_id = ?",
             (event.access_code_id,),
@@ -121,7 +146,13 @@ def _record(db: Db, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
         codes = [dict(zip(names, row, strict=True)) for row in cursor]
     changed: list[tuple[str, str | None, str | None]] = []
     details: list[dict[str, Any]] = []
-    for code in codes:
+    refusal = _refusal(codes, event)
+    if refusal is not None:
+        details.append({"not_applied": refusal})
+        codes_to_change: list[dict[str, Any]] = []
+    else:
+        codes_to_change = codes
+    for code in codes_to_change:
         update = _update(code, event)
         if update:
             db.execute(
@@ -134,6 +165,8 @@ def _record(db: Db, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
             details.append(_detail(code, update))
     if not codes:
         outcome = NOT_OURS
+    elif refusal is not None:
+        outcome = NOT_APPLIED
     elif changed:
         outcome = APPLIED
     else:
@@ -158,15 +191,57 @@ def _record(db: Db, event: SeamEvent, delivery_id: str | None) -> EventOutcome:
     return EventOutcome(outcome, tuple(changed))
 
 
+def _refusal(codes: list[dict[str, Any]], event: SeamEvent) -> str | None:
+    """Why ``event`` may not be applied to ``codes`` (its code's ledger rows), or None."""
+    if not codes:
+        return None
+    doors = {code["device_id"] for code in codes}
+    if event.device_id not in doors:
+        door = "no device_id" if event.device_id is None else f"device_id {event.device_id!r}"
+        return f"the event names {door[:120]}, not its code's door {sorted(doors)[0]}"
+    happened = _instant(event.occurred_at)
+    if happened is None:
+        return f"its occurred_at {str(event.occurred_at)[:60]!r} is not an instant"
+    if happened > dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE:
+        # Applied, it would be the code's newest news for good: no real event could move it.
+        return (
+            f"its occurred_at {str(event.occurred_at)[:60]!r} is more than"
+            f" {FUTURE_TOLERANCE.total_seconds() / 60:g} minutes ahead of this host's clock:"
+            " it hasn't happened yet"
+        )
+    return None
+
+
 def _update(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
     """The columns ``event`` changes on ``code`` (a ``codes`` row), by the rules above."""
+    update = _changes(code, event)
+    if event.pin is not None and not is_pin(event.pin):
+        # Never recorded, never shown: a formula or a word where a PIN should be.
+        update["needs_attention"] = unexpected_pin(f"Seam's event {event.event_id[:100]}")
+    return _without_unchanged(update, code)
+
+
+def _changes(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
+    """What ``event`` says of ``code`` but for a PIN that isn't one (``_update``)."""
     update: dict[str, Any] = {}
     happened = event.happened_at
     known = [t for t in map(_instant, (code["status_event_at"], code["status_checked_at"])) if t]
     is_older = happened is not None and any(happened < t for t in known)
     current = STATUS_RANK.get(code["code_status"], -1)
-    if event.pin is not None and (code["code"] is None or not is_older):
-        update["code"] = event.pin
+    pin = event.pin if is_pin(event.pin) else None  # another value is ``_update``'s to say
+    if pin is not None and code["code"] is None:
+        update["code"] = pin
+    elif pin is not None and pin != code["code"]:
+        # Never a silent swap: the guest may have the recorded PIN already.
+        return _without_unchanged(
+            {
+                "needs_attention": f"{PIN_CHANGED}: Seam's event of {event.occurred_at} gives"
+                " this code another PIN than the one recorded, which stays until status asks"
+                " Seam (pins shows both)",
+                "reported_code": pin,
+            },
+            code,
+        )
     if event.status is not None:
         rank = STATUS_RANK[event.status]
         # A later status is later whenever its event arrives; the same status (or one from
@@ -205,6 +280,10 @@ def _detail(code: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         detail |= {"from": code["code_status"], "to": update["code_status"]}
     if "code" in update:
         detail["pin"] = "recorded"
+    if (update.get("needs_attention") or "").startswith(PIN_UNEXPECTED):
+        detail["pin"] = f"not a PIN ({PIN_RULE}): not recorded"
+    if "reported_code" in update:
+        detail["pin"] = "another PIN reported: kept beside the recorded one"
     if "needs_attention" in update:
         detail["needs_attention"] = update["needs_attention"]
     return detail

@@ -130,7 +130,7 @@ async def _hold_flock(ledger: Path, wait: float) -> AsyncIterator[None]:
         ) from exc
     try:
         deadline = anyio.current_time() + wait
-        while not await anyio.to_thread.run_sync(_try_lock, descriptor):
+        while not await anyio.to_thread.run_sync(try_flock, descriptor):
             if anyio.current_time() >= deadline:
                 holder = await anyio.to_thread.run_sync(_holder, ledger, descriptor)
                 raise _locked(ledger, holder)
@@ -175,7 +175,7 @@ async def _hold_advisory_lock(ledger: PostgresLedger, wait: float) -> AsyncItera
 
 def _locked(ledger: LedgerLocation, holder: dict[str, Any] | None) -> RunLocked:
     return RunLocked(
-        f"ledger {ledger} is in use by another apply run: {_describe(holder)}",
+        f"ledger {ledger} is in use by another apply run: {describe_holder(holder)}",
         hint="wait for it to finish, or pass --wait-for-lock SECONDS",
     )
 
@@ -184,7 +184,7 @@ def _warn_of_takeover(left: dict[str, Any] | None) -> None:
     if left is not None:
         log.warning(
             "took over the run lock of a run that ended without finishing",
-            extra={"holder": _describe(left)},
+            extra={"holder": describe_holder(left)},
         )
 
 
@@ -208,7 +208,8 @@ def _open(path: Path) -> int:
     return descriptor
 
 
-def _try_lock(descriptor: int) -> bool:
+def try_flock(descriptor: int) -> bool:
+    """Take an exclusive ``flock`` on ``descriptor`` if no one holds it; whether it was taken."""
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -220,7 +221,7 @@ def _holder(ledger: Path, descriptor: int) -> dict[str, Any] | None:
     """Who holds the lock: the ledger's unfinished apply run, checked against the pid the
     kernel names as the lock's holder (which is all there is while the holder hasn't recorded
     its run yet)."""
-    pid = _flock_holder_pid(descriptor)
+    pid = flock_holder_pid(descriptor)
     run = unfinished_apply_run(ledger)
     if run is not None and (pid is None or run["pid"] == pid):
         return run
@@ -229,7 +230,7 @@ def _holder(ledger: Path, descriptor: int) -> dict[str, Any] | None:
     return {"run_id": None, "pid": pid, "host": socket.gethostname(), "started_at": None}
 
 
-def _flock_holder_pid(descriptor: int) -> int | None:
+def flock_holder_pid(descriptor: int) -> int | None:
     """The pid holding a ``flock`` on the descriptor's file, from Linux's ``/proc/locks``
     (None elsewhere, or when it can't be told)."""
     info = os.fstat(descriptor)
@@ -377,7 +378,7 @@ def _unfinished_apply_run_on(connection: postgres.Connection) -> dict[str, Any] 
     return run
 
 
-def _describe(holder: dict[str, Any] | None) -> str:
+def describe_holder(holder: dict[str, Any] | None) -> str:
     if holder is None:
         return "its holder hasn't recorded its run yet"
     if "backend" in holder:

@@ -37,6 +37,7 @@ PIN_SOURCE_COLUMNS = (
     "code_status",
     "code_errors",
     "needs_attention",
+    "reported_code",
     "updated_at",
 )
 

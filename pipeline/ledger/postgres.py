@@ -19,6 +19,7 @@ parse). Failures are translated into the pipeline's errors (``pipeline.errors``)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -30,7 +31,7 @@ import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
 from pipeline.errors import LedgerError, PipelineError, UsageError
-from pipeline.ledger.location import MASK, PostgresLedger
+from pipeline.ledger.location import MASK, PostgresLedger, is_secret
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -196,9 +197,12 @@ def scrub(ledger: PostgresLedger, text: str) -> str:
 
 
 def _secrets(ledger: PostgresLedger) -> set[str]:
-    """The password as the URL writes it (user part or ``password=``), decoded, and
-    ``PGPASSWORD``'s."""
+    """Every password as the connection string writes it (a URL's user part or a parameter,
+    a ``key=value`` string's ``password``, ``sslpassword``...), decoded, and ``PGPASSWORD``'s."""
     found = {os.environ.get("PGPASSWORD", "")}
+    with contextlib.suppress(psycopg.Error):  # not readable: the URL's parts below, as written
+        options = conninfo_to_dict(ledger.url)
+        found |= {str(value or "") for key, value in options.items() if is_secret(key)}
     try:
         parts = urlsplit(ledger.url)
         found.add(parts.password or "")
@@ -208,7 +212,7 @@ def _secrets(ledger: PostgresLedger) -> set[str]:
     else:
         for item in parts.query.split("&"):
             key, _, value = item.partition("=")
-            if key.strip().lower() == "password":
+            if is_secret(unquote(key)):
                 found.add(value)
     found |= {unquote(secret) for secret in found} | {unquote_plus(secret) for secret in found}
     return {secret for secret in found if secret}

@@ -44,6 +44,16 @@ class ReportRows:
     codes_per_door: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What ``record_apply`` found: how many codes the run orphaned, and per door how many
+    [doors.also] codes the config no longer asks for (their reservations still in the input),
+    each said once: by the run that first finds it."""
+
+    orphaned: int
+    no_longer_asked: dict[str, int]
+
+
 class Runs(GroupCommits):
     """The ledger's ``runs``, ``run_doors`` and ``run_budgets`` tables."""
 
@@ -82,22 +92,30 @@ class Runs(GroupCommits):
         reservation_ids: Iterable[str],
         *,
         now: dt.datetime,
-        current_tags: Iterable[tuple[str, str]] = (),
-    ) -> int:
+        current_tags: Iterable[tuple[str, str, str]] = (),
+        stays: Iterable[tuple[str, str]] | None = None,
+        unsure: Iterable[str] = (),
+    ) -> Recorded:
         """Keep an apply run's summary for the report, and mark the orphaned codes.
 
         ``doors``: ``(device_id, door_name, site_name, matched, outcome, reason, rows)``;
         ``budgets``: ``(device_id, mode, budget, budget_source, reserve, used, after)``. A code
-        that exists or may exist (``created``, ``sending``), whose window hasn't ended and whose
-        reservation is not among ``reservation_ids`` (the run's inputs) becomes orphaned by
-        this run, unless an earlier run already found it so; one whose reservation is back is
-        no longer orphaned. Both are events. ``current_tags``: ``(reservation_id, tag)`` of the
-        run's rows that have a tag; a code of one of those reservations whose tag isn't among
-        them (the stay moved to another door or window) is superseded by this run, and no
-        longer once its tag is back. Returns how many codes this run found orphaned.
+        that exists or may exist (``created``, ``sending``) and whose window hasn't ended
+        becomes orphaned by this run, unless an earlier run already found it so, when its
+        reservation is not among ``reservation_ids`` (the run's inputs), or, given ``stays``
+        (``(reservation_id, device_id)`` of the run's rows on known doors), when its
+        reservation has no row on its door any more (a stay moved to another door, a room of
+        a group dropped), unless the reservation is among ``unsure`` (a row whose door isn't
+        known: it may be this one). A code ``[doors.also]`` asked for (``also_for``) whose
+        reservation is still in the input is not orphaned when no row asks for it any more (the
+        config changed): it is noted once instead (``Recorded.no_longer_asked``). A code whose
+        stay is back is no longer orphaned. Each of these is an event. ``current_tags``:
+        ``(reservation_id, device_id, tag)`` of the run's rows that have a tag; a code of one
+        of those reservations and doors whose tag isn't among them (the stay moved to another
+        window) is superseded by this run, and no longer once its tag is back.
         """
 
-        def change(db: Db) -> int:
+        def change(db: Db) -> Recorded:
             db.executemany(
                 "INSERT INTO run_doors (run_id, device_id, door_name, site_name, matched,"
                 " outcome, reason, rows) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -110,31 +128,32 @@ class Runs(GroupCommits):
             )
             _mark_superseded(db, run_id, current_tags)
             keys = fill_keys(db, "reservation_id", reservation_ids)
-            present = f"reservation_id IN (SELECT reservation_id FROM {keys})"
-            was_orphaned = f"orphaned_run_id IS NOT NULL AND {present}"
+            absent, left_config = _absence(db, keys, stays, unsure)
+            was_orphaned = f"orphaned_run_id IS NOT NULL AND NOT ({absent})"
             back = db.execute(f"SELECT idempotency_tag FROM codes WHERE {was_orphaned}").fetchall()
             db.execute(f"UPDATE codes SET orphaned_run_id = NULL WHERE {was_orphaned}")
-            # Offsets differ from code to code: compare the ends as instants, not as text.
-            absent = db.execute(
-                f"SELECT idempotency_tag, ends_at FROM codes WHERE orphaned_run_id IS NULL"
-                f" AND {MAY_EXIST_SQL} AND NOT {present}"
-            ).fetchall()
-            orphaned = [
-                (tag,) for tag, ends_at in absent if dt.datetime.fromisoformat(ends_at) > now
-            ]
-            tags = fill_keys(db, "idempotency_tag", (tag for (tag,) in orphaned))
+            orphaned = _open_windows(db, f"orphaned_run_id IS NULL AND ({absent})", now)
+            _mark(db, "orphaned_run_id", orphaned, run_id)
             db.execute(
-                f"UPDATE codes SET orphaned_run_id = ?"
-                f" WHERE idempotency_tag IN (SELECT idempotency_tag FROM {tags})",
-                (run_id,),
+                "UPDATE codes SET also_dropped_run_id = NULL WHERE also_dropped_run_id IS NOT"
+                f" NULL AND NOT ({left_config})"
             )
+            dropped = _open_windows(db, f"also_dropped_run_id IS NULL AND ({left_config})", now)
+            _mark(db, "also_dropped_run_id", dropped, run_id)
             at = timestamp()
-            for kind, found in (("orphaned", orphaned), ("orphan_back", back)):
+            for kind, found in (
+                ("orphaned", orphaned),
+                ("orphan_back", back),
+                ("also_dropped", dropped),
+            ):
                 db.executemany(
                     "INSERT INTO events (run_id, at, kind, idempotency_tag) VALUES (?, ?, ?, ?)",
-                    [(run_id, at, kind, tag) for (tag,) in found],
+                    [(run_id, at, kind, tag) for (tag, *_) in found],
                 )
-            return len(orphaned)
+            no_longer_asked: dict[str, int] = {}
+            for _, door in dropped:
+                no_longer_asked[door] = no_longer_asked.get(door, 0) + 1
+            return Recorded(len(orphaned), no_longer_asked)
 
         return await self.write(change)
 
@@ -227,24 +246,76 @@ def _dicts(db: Db, query: str, parameters: Sequence[Any] = ()) -> list[dict[str,
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
-def _mark_superseded(db: Db, run_id: str, current_tags: Iterable[tuple[str, str]]) -> None:
-    """Mark the codes a moved stay no longer uses (inside the caller's transaction)."""
+def _mark_superseded(db: Db, run_id: str, current_tags: Iterable[tuple[str, str, str]]) -> None:
+    """Mark the codes a stay that moved to another window no longer uses: codes of a
+    reservation and door that tonight's rows give other tags (inside the caller's
+    transaction)."""
     db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS tonight_tags"
-        " (reservation_id TEXT NOT NULL, idempotency_tag TEXT PRIMARY KEY)"
+        "CREATE TEMP TABLE IF NOT EXISTS tonight_codes (reservation_id TEXT NOT NULL,"
+        " device_id TEXT NOT NULL, idempotency_tag TEXT PRIMARY KEY)"
     )
-    db.execute("DELETE FROM tonight_tags")
+    db.execute("DELETE FROM tonight_codes")
     db.executemany(
-        "INSERT INTO tonight_tags VALUES (?, ?) ON CONFLICT DO NOTHING", list(current_tags)
+        "INSERT INTO tonight_codes VALUES (?, ?, ?) ON CONFLICT DO NOTHING", list(current_tags)
     )
     db.execute(
         "UPDATE codes SET superseded_run_id = NULL WHERE superseded_run_id IS NOT NULL"
-        " AND idempotency_tag IN (SELECT idempotency_tag FROM tonight_tags)"
+        " AND idempotency_tag IN (SELECT idempotency_tag FROM tonight_codes)"
     )
     db.execute(
         "UPDATE codes SET superseded_run_id = ? WHERE superseded_run_id IS NULL"
         f" AND {MAY_EXIST_SQL}"
-        " AND reservation_id IN (SELECT reservation_id FROM tonight_tags)"
-        " AND idempotency_tag NOT IN (SELECT idempotency_tag FROM tonight_tags)",
+        " AND EXISTS (SELECT 1 FROM tonight_codes t WHERE t.reservation_id ="
+        " codes.reservation_id AND t.device_id = codes.device_id)"
+        " AND idempotency_tag NOT IN (SELECT idempotency_tag FROM tonight_codes)",
+        (run_id,),
+    )
+
+
+def _absence(
+    db: Db, keys: str, stays: Iterable[tuple[str, str]] | None, unsure: Iterable[str]
+) -> tuple[str, str]:
+    """SQL conditions on ``codes``: its stay is absent from the run (the code is orphaned), and
+    its reservation is present but [doors.also] no longer asks for it. ``keys`` holds the run's
+    reservation ids; ``stays`` and ``unsure`` fill tables of their own (None: reservations
+    only, as before doors were told apart)."""
+    present = f"reservation_id IN (SELECT reservation_id FROM {keys})"
+    gone = f"{MAY_EXIST_SQL} AND NOT {present}"
+    if stays is None:
+        return gone, "1 = 0"
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS tonight_stays"
+        " (reservation_id TEXT NOT NULL, device_id TEXT NOT NULL,"
+        " PRIMARY KEY (reservation_id, device_id))"
+    )
+    db.execute("DELETE FROM tonight_stays")
+    db.executemany("INSERT INTO tonight_stays VALUES (?, ?) ON CONFLICT DO NOTHING", list(stays))
+    doubtful = fill_keys(db, "unsure_reservation_id", unsure)
+    off_door = (
+        f"{MAY_EXIST_SQL} AND {present}"
+        f" AND reservation_id NOT IN (SELECT unsure_reservation_id FROM {doubtful})"
+        " AND NOT EXISTS (SELECT 1 FROM tonight_stays s WHERE s.reservation_id ="
+        " codes.reservation_id AND s.device_id = codes.device_id)"
+    )
+    return (
+        f"({gone}) OR ({off_door} AND also_for IS NULL)",
+        f"{off_door} AND also_for IS NOT NULL",
+    )
+
+
+def _open_windows(db: Db, where: str, now: dt.datetime) -> list[tuple[str, str]]:
+    """``(tag, door)`` of the codes meeting ``where`` whose window hasn't ended."""
+    # Offsets differ from code to code: compare the ends as instants, not as text.
+    found = db.execute(
+        f"SELECT idempotency_tag, COALESCE(door_name, device_id), ends_at FROM codes WHERE {where}"
+    ).fetchall()
+    return [(tag, door) for tag, door, ends_at in found if dt.datetime.fromisoformat(ends_at) > now]
+
+
+def _mark(db: Db, column: str, codes: list[tuple[str, str]], run_id: str) -> None:
+    tags = fill_keys(db, "idempotency_tag", (tag for tag, _ in codes))
+    db.execute(
+        f"UPDATE codes SET {column} = ?"
+        f" WHERE idempotency_tag IN (SELECT idempotency_tag FROM {tags})",
         (run_id,),
     )

@@ -1,8 +1,11 @@
-"""The ledger's tables, the states of a code, and what opening a ledger file checks and adds.
+"""The states of a code, and what opening a ledger checks and adds.
 
-A ledger made by an earlier version is brought up to date when it is opened (``ADDED_COLUMNS``);
-a file that can't be this ledger (damaged pages, another program's tables, a window end that
-isn't an instant) is refused before anything is written to it.
+A ledger made by an earlier version is brought up to date when it is opened (the tables and
+indexes of ``tables.SCHEMA`` it lacks, ``ADDED_COLUMNS``): on PostgreSQL only what the catalog
+says is missing, so a role without CREATE uses a ledger its owner brought up to date, and is
+told (exit 2) to have the owner open it when something must be added. A file that can't be
+this ledger (damaged pages, another program's tables, a window end that isn't an instant) is
+refused before anything is written to it.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import re
 import sqlite3
 from pathlib import Path
 
+import psycopg.errors
+
 from pipeline.errors import UsageError
 from pipeline.ledger import postgres
 from pipeline.ledger.dialects import Db, PostgresDb, SqliteDb
 from pipeline.ledger.failures import damaged
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
 
 # States from which a create may be sent: the compare-and-set into ``sending`` starts from these.
 SENDABLE = ("pending", "failed")
@@ -29,144 +35,6 @@ SENDABLE = ("pending", "failed")
 MAY_EXIST = ("created", "sending")
 MAY_EXIST_SQL = f"state IN ({', '.join(repr(state) for state in MAY_EXIST)})"
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    command TEXT NOT NULL,
-    inputs TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    finished_at TEXT,
-    exit_code INTEGER,
-    counts TEXT
-);
-CREATE TABLE IF NOT EXISTS codes (
-    idempotency_tag TEXT PRIMARY KEY,
-    reservation_id TEXT NOT NULL,
-    device_id TEXT NOT NULL,
-    door_name TEXT,
-    site_name TEXT,
-    user_level_name TEXT,
-    starts_at TEXT NOT NULL,
-    ends_at TEXT NOT NULL,
-    max_time_rounding TEXT NOT NULL,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'created', 'failed')),
-    reason TEXT,
-    message TEXT,
-    access_code_id TEXT,
-    code TEXT,
-    code_status TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    seam_request_id TEXT,
-    first_run_id TEXT NOT NULL REFERENCES runs (run_id),
-    last_run_id TEXT NOT NULL REFERENCES runs (run_id),
-    created_at TEXT,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS codes_by_reservation ON codes (reservation_id, device_id);
-CREATE INDEX IF NOT EXISTS codes_by_state ON codes (state);
-CREATE TABLE IF NOT EXISTS events (
-    event_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    idempotency_tag TEXT,
-    path TEXT,
-    http_status INTEGER,
-    seam_request_id TEXT,
-    detail TEXT
-);
-CREATE TABLE IF NOT EXISTS run_doors (
-    run_id TEXT NOT NULL REFERENCES runs (run_id),
-    device_id TEXT,
-    door_name TEXT,
-    site_name TEXT,
-    matched INTEGER NOT NULL,  -- 1: device_id is a door of the workspace
-    outcome TEXT NOT NULL,
-    reason TEXT,
-    rows INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS run_doors_by_run ON run_doors (run_id);
-CREATE TABLE IF NOT EXISTS run_budgets (
-    run_id TEXT NOT NULL REFERENCES runs (run_id),
-    device_id TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    budget INTEGER NOT NULL,
-    budget_source TEXT,
-    reserve INTEGER NOT NULL,
-    used INTEGER NOT NULL,
-    after INTEGER NOT NULL,
-    PRIMARY KEY (run_id, device_id)
-);
--- Seam's events as they came (webhook deliveries, one row per event id): never a PIN, never
--- the raw body; ``outcome`` says what the event did to the ledger (``pipeline.ledger.events``).
-CREATE TABLE IF NOT EXISTS seam_events (
-    event_id TEXT PRIMARY KEY,
-    event_type TEXT NOT NULL,
-    access_code_id TEXT,
-    device_id TEXT,
-    occurred_at TEXT,
-    created_at TEXT,
-    delivery_id TEXT UNIQUE,  -- the webhook's svix-id: a retried delivery has the same one
-    received_at TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT
-);
-CREATE INDEX IF NOT EXISTS seam_events_by_code ON seam_events (access_code_id);
--- Webhooks find their code by Seam's id.
-CREATE INDEX IF NOT EXISTS codes_by_access_code ON codes (access_code_id);
--- The hand-off (``pins``): each planned code's guest name, the instant up to which status
--- knows every unfinished code (its catch-up from events starts there), and what the last
--- nightly summary reported (so the next one reports only what is new).
-CREATE TABLE IF NOT EXISTS guests (
-    idempotency_tag TEXT PRIMARY KEY,
-    guest_name TEXT
-);
-CREATE TABLE IF NOT EXISTS status_cursor (
-    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
-    known_until TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS known_trouble (
-    kind TEXT NOT NULL,
-    key TEXT NOT NULL,
-    first_seen TEXT NOT NULL,
-    last_seen TEXT NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-"""
-
-# Columns added after the first release, per table: ledgers made before them get them on open,
-# with the statement (if any) that fills them in for the rows already there.
-ADDED_COLUMNS: dict[str, dict[str, tuple[str, str | None]]] = {
-    "codes": {
-        # JSON list of Seam's errors on the code, as last seen; and of its warnings
-        "code_errors": ("TEXT", None),
-        "code_warnings": ("TEXT", None),
-        "needs_attention": ("TEXT", None),  # why a person should look at it (null: nothing)
-        "status_checked_at": ("TEXT", None),  # when Seam was last asked
-        "replaces_tag": ("TEXT", None),  # a reissued code: the tag of the code it replaces
-        # The first apply run whose inputs no longer had the code's reservation (null: it had)
-        "orphaned_run_id": ("TEXT", None),
-        # The first apply run whose input gave the code's reservation other codes only (the
-        # stay moved: another door or window); null while the input still has it
-        "superseded_run_id": ("TEXT", None),
-        # When the last create for it was sent (wall clock, UTC): its outcome settles from there
-        "sent_at": ("TEXT", None),
-        # When the Seam event that last moved the code's status happened (Seam's clock): no
-        # older event moves it again (``pipeline.ledger.events``)
-        "status_event_at": ("TEXT", None),
-    },
-    "run_doors": {
-        # Rows kept before it: a row that named a device_id counted as a door's, as the
-        # report showed them then.
-        "matched": (
-            "INTEGER NOT NULL DEFAULT 1",
-            "UPDATE run_doors SET matched = CASE WHEN device_id IS NULL THEN 0 ELSE 1 END",
-        ),
-    },
-}
 # Held while a PostgreSQL ledger's tables are checked and created (a transaction's advisory lock).
 SCHEMA_LOCK_KEY = 0x6F72_6163_6F64_6531  # "oracode1"
 # What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``): a window end that
@@ -220,24 +88,87 @@ def connect_sqlite(path: Path) -> SqliteDb:
 def connect_postgres(ledger: PostgresLedger) -> PostgresDb:
     """Open the ledger in the PostgreSQL database ``ledger`` names (its tables in the
     connection's current schema, created on first use), checked and brought up to date.
-    Raises CorruptLedgerError when the tables there can't be this ledger's; psycopg's errors as
-    they come (``failures.open_failure`` translates them)."""
+    Raises CorruptLedgerError when the tables there can't be this ledger's, UsageError (exit 2)
+    when it needs a table, index or column the role may not create (naming them, the owner's
+    role to open it with and the GRANTs); psycopg's errors as they come
+    (``failures.open_failure`` translates them)."""
     db = PostgresDb(postgres.connect(ledger, purpose="ledger"))
     try:
         db.execute("BEGIN")
         # Hosts opening a new ledger at once: one creates the tables and columns, the others
-        # wait for it. The tables are created only when missing: a role without CREATE on the
-        # schema can use a ledger made by another.
+        # wait for it. Only what is missing is created (as the catalog, not the role's
+        # privileges, says): a role without CREATE on the schema uses a ledger made by another.
         db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK_KEY,))
         present = _check_ledger(db, ledger)
-        if not present.keys() >= _expected_columns().keys():
-            db.execute(postgres_schema())
-        _add_columns(db)
+        relations = {str(name) for (name,) in db.execute(_RELATIONS).fetchall()}
+        missing = [(kind, name, sql) for kind, name, sql in _objects() if name not in relations]
+        needed = [f"{kind} {name}" for kind, name, _ in missing] + [
+            f"column {table}.{column}"
+            for table, columns in ADDED_COLUMNS.items()
+            for column in columns
+            if table in present and column not in present[table]
+        ]
+        role = str(db.execute("SELECT current_user").fetchone()[0]) if needed else ""
+        refusal = None
+        try:
+            for _, _, sql in missing:
+                db.execute(sql)
+            _add_columns(db)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            refusal = exc.diag.message_primary or postgres.reason(ledger, exc)
+        if refusal is not None:  # outside the handler: the driver's words are not its context
+            raise _not_upgradable(ledger, role, needed, missing, refusal)
         db.execute("COMMIT")
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _not_upgradable(
+    ledger: PostgresLedger,
+    role: str,
+    needed: list[str],
+    missing: list[tuple[str, str, str]],
+    refusal: str,
+) -> UsageError:
+    """The line for a ledger that needs what its role may not create."""
+    tables = [name for kind, name, _ in missing if kind == "table"]
+    grant = ""
+    if tables:
+        grant = (
+            f"; then, as the owner: GRANT SELECT, INSERT, UPDATE, DELETE ON"
+            f" {', '.join(tables)} TO {role}"
+        )
+    return UsageError(
+        f"ledger {ledger} was made by an earlier version, and role {role} can't bring it up to"
+        f" date: it needs {', '.join(needed)} ({refusal})",
+        hint="open it once with the role that owns its tables (e.g. oracode-provision report"
+        f" --ledger <the owner's URL>){grant}",
+    )
+
+
+# Every table and index in the connection's current schema, whatever the role may do with them
+# (``information_schema`` shows a role only the tables it has a privilege on).
+_RELATIONS = (
+    "SELECT relname FROM pg_catalog.pg_class"
+    " WHERE relnamespace = current_schema()::regnamespace AND relkind IN ('r', 'p', 'i')"
+)
+
+
+@functools.cache
+def _objects() -> list[tuple[str, str, str]]:
+    """``SCHEMA``'s statements in PostgreSQL's words, one per object: ``(kind, name, sql)``,
+    kind ``table`` or ``index``."""
+    schema = postgres_schema()
+    without_comments = "\n".join(line.split("--")[0] for line in schema.splitlines())
+    objects = []
+    for statement in filter(str.strip, without_comments.split(";")):
+        found = re.search(r"CREATE (TABLE|INDEX) IF NOT EXISTS (\w+)", statement)
+        if found is None:
+            raise AssertionError(f"not a CREATE of the ledger's schema: {statement[:60]!r}")
+        objects.append((found[1].lower(), found[2], statement.strip()))
+    return objects
 
 
 def postgres_schema() -> str:
@@ -273,8 +204,11 @@ def _add_columns(db: Db) -> None:
 _PRESENT_COLUMNS = {
     "sqlite": "SELECT m.name, c.name FROM sqlite_master m, pragma_table_info(m.name) c"
     " WHERE m.type = 'table'",
-    "postgresql": "SELECT table_name, column_name FROM information_schema.columns"
-    " WHERE table_schema = current_schema()",
+    # The catalog, not information_schema, which hides the tables a role has no privilege on.
+    "postgresql": "SELECT c.relname, a.attname FROM pg_catalog.pg_class c"
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid"
+    " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')"
+    " AND a.attnum > 0 AND NOT a.attisdropped",
 }
 
 

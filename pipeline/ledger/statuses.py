@@ -28,15 +28,17 @@ class Statuses(GroupCommits):
 
     async def created_codes(self, tags: Collection[str] | None = None) -> list[dict[str, Any]]:
         """The ``created`` codes that have an ``access_code_id`` (those with ``tags`` only, when
-        given): ``STATUS_COLUMNS``, ``created_at`` and ``withdrawn`` (``orphaned``: its
-        reservation left the export; ``superseded``: the stay moved; else None)."""
+        given): ``STATUS_COLUMNS``, ``reported_code`` (another PIN an event gave), ``created_at``
+        and ``withdrawn`` (``orphaned``: its reservation left the export; ``superseded``: the
+        stay moved; else None)."""
 
         def query(db: Db) -> list[dict[str, Any]]:
             join = ""
             if tags is not None:
                 join = f" JOIN {fill_keys(db, 'idempotency_tag', tags)} USING (idempotency_tag)"
             cursor = db.execute(
-                f"SELECT {', '.join(STATUS_COLUMNS)}, created_at, CASE WHEN orphaned_run_id IS"
+                f"SELECT {', '.join(STATUS_COLUMNS)}, reported_code, created_at,"
+                " CASE WHEN orphaned_run_id IS"
                 " NOT NULL THEN 'orphaned' WHEN superseded_run_id IS NOT NULL THEN 'superseded'"
                 f" END AS withdrawn FROM codes{join}"
                 " WHERE state = 'created' AND access_code_id IS NOT NULL"
@@ -50,11 +52,13 @@ class Statuses(GroupCommits):
         self, run_id: str, rows: Sequence[dict[str, Any]], checked_at: str
     ) -> None:
         """Record what Seam said of each code, as checked at ``checked_at``: ``rows`` carry
-        ``STATUS_COLUMNS`` and ``previous_status``. A code whose status changed, or that needs
-        attention, gets a ``status`` event. A PIN is never taken away (a list that lags, or a
-        webhook that recorded it while the check ran, keeps it), and ``updated_at`` moves when
-        the code's status, PIN or attention changed (``pins --changed-since`` reads it).
-        Committed when it returns."""
+        ``STATUS_COLUMNS``, ``previous_status`` and ``reported_code``. A code whose status
+        changed, or that needs attention, gets a ``status`` event. A PIN is never taken away (a
+        list that lags, or a webhook that recorded it while the check ran, keeps it); a PIN an
+        event reported beside it (``reported_code``) is kept until Seam's own answer gives a
+        PIN (the row's ``reported_code`` is then None); ``updated_at``
+        moves when the code's status, PIN or attention changed (``pins --changed-since`` reads
+        it). Committed when it returns."""
 
         def change(db: Db) -> None:
             db.executemany(
@@ -62,7 +66,8 @@ class Statuses(GroupCommits):
                 " AND code IS NOT DISTINCT FROM coalesce(?, code)"
                 " AND needs_attention IS NOT DISTINCT FROM ? THEN updated_at ELSE ? END,"
                 " code_status = ?, code = coalesce(?, code), code_errors = ?, code_warnings = ?,"
-                " needs_attention = ?, status_checked_at = ? WHERE idempotency_tag = ?",
+                " needs_attention = ?, status_checked_at = ?, reported_code = ?"
+                " WHERE idempotency_tag = ?",
                 [
                     (
                         row["code_status"],
@@ -75,6 +80,7 @@ class Statuses(GroupCommits):
                         row["code_warnings"],
                         row["needs_attention"],
                         checked_at,
+                        row.get("reported_code"),
                         row["idempotency_tag"],
                     )
                     for row in rows

@@ -11,6 +11,13 @@ Tables
                  after it
     seam_events  Seam's events as webhooks delivered them, once per event id and delivery id,
                  and what each did to our codes (never a PIN)
+    workspace    the Seam workspace whose codes the ledger records (a key for another is
+                 refused)
+    duplicates   each of our tags found on more than one code of its door, with the codes
+    without_code the latest apply run's rows that got no code (rejected, failed), for the
+                 hand-off and the report
+    door_looks   when each door's codes were last listed in full (a door never listed is
+                 looked at once for duplicates)
 
 A code is marked ``sending`` (and committed) before its create leaves the process; only a
 ``created`` code is final. A ``sending`` code has an unknown outcome until someone looks for it
@@ -26,11 +33,11 @@ with the next commit (the next ``sending``, any read, ``commit_every``'s beat, `
 then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
 answer is committed looks for the code on its door before sending anything for it again.
 
-The parts: ``schema`` (tables, opening checks), ``commits`` (the thread and group commits),
-``codes`` (the codes and their states), ``statuses`` (Seam's status of created codes), ``runs``
-(runs and what they leave for the report), ``events`` (Seam's events and what they change),
-``overview`` (what the HTML report reads besides), ``failures`` (the errors a failing file
-becomes).
+The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
+adds), ``commits`` (the thread and group commits), ``codes`` (the codes and their states),
+``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for the
+report), ``events`` (Seam's events and what they change), ``overview`` (what the HTML report
+reads besides), ``failures`` (the errors a failing file becomes).
 """
 
 from __future__ import annotations
@@ -50,14 +57,18 @@ from pipeline.ledger.codes import (
     fill_keys,
 )
 from pipeline.ledger.dialects import DATABASE_ERRORS
+from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import ADDED_COLUMNS, MAY_EXIST, SCHEMA, SENDABLE, connect
+from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
+from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
+from pipeline.ledger.without_code import WithoutCode
+from pipeline.ledger.workspace import Workspace
 
 __all__ = [
     "ADDED_COLUMNS",
@@ -78,7 +89,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Overview):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode, Overview):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

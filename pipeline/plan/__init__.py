@@ -1,12 +1,17 @@
 """Plan: each reservation row becomes a planned code, or a row rejected or skipped with a reason.
 
 Takes the rows ``read`` gave and the ``catalog``'s doors and user levels; gives one plan row per
-input row (``planner.PLAN_COLUMNS``): door, user level, lock-local window, idempotency tag and
-name, outcome ``planned``, ``rejected`` or ``skipped``. Which module decides what:
-    planner   the order of the steps, the door, duplicates, the rules, the outcome
-    naming    the idempotency tag, and the code name that carries it
-    stays     how check_in/check_out text is read (dates, times, offsets)
-    levels    which user level a row gets
-    windows   the lock-local window of a row's dates at its level's times
-    reasons   every reason code, and the one way a row is given one
+input row, each followed by its stay's rows on the doors ``[doors.also]`` adds
+(``planner.PLAN_COLUMNS``): door, user level, lock-local window, idempotency tag and name,
+outcome ``planned``, ``rejected`` or ``skipped``. Which module decides what:
+    planner           the order of the steps, the door, the rules, the outcome
+    duplicates        a reservation's rows on one door: copies and conflicts
+    naming            the idempotency tag, and the code name that carries it
+    stays             how check_in/check_out text is read (dates, times, offsets)
+    levels            which user level a row gets
+    rounding          how far a booking is from a level, and rounding it to one (Seam's hour)
+    level_rejections  why a row gets no level, with the door's levels or the nearest one
+    windows           the lock-local window of a row's dates at its level's times
+    stay_doors        the other doors a stay needs (``[doors.also]``), planned like any row
+    reasons           every reason code, and the one way a row is given one
 """

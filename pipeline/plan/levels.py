@@ -6,47 +6,20 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
-from pipeline.plan.reasons import (
-    AMBIGUOUS_USER_LEVEL,
-    MASTER_USER_LEVEL_UNSUPPORTED,
-    NO_MATCHING_USER_LEVEL,
-    ONE_TIME_USE_UNSUPPORTED,
-    UNKNOWN_USER_LEVEL,
-    USER_LEVEL_TIMES_MISMATCH,
-    is_open,
-    reject,
-    text,
+from pipeline.plan.level_rejections import level_lists, reject_level_choices
+from pipeline.plan.reasons import is_open
+from pipeline.plan.rounding import (
+    BIWEEKLY_DAYS,
+    MEASURED,
+    SLOT_COLUMNS,
+    apply_rounding,
+    measure_named,
+    round_unmatched,
+    stay_columns,
+    stay_days,
 )
 from pipeline.settings import Config
-
-# A biweekly user level is a code valid for exactly two weeks (product page, "User Levels").
-BIWEEKLY_DAYS = 14
-
-
-def _level_lists(levels: pl.DataFrame) -> dict[str, str]:
-    """Per door, a readable list of its user levels for rejection messages."""
-    flags = pl.concat_str(
-        pl.when("is_24_hour").then(text(", 24-hour")),
-        pl.when("is_biweekly").then(text(", biweekly")),
-        pl.when("is_master").then(text(", master")),
-        pl.when("is_one_shot").then(text(", one-shot")),
-        ignore_nulls=True,
-    )
-    described = pl.format(
-        "{} (prefix {}, {}→{}{})",
-        "level_name",
-        "level_prefix",
-        *_clock_times("level_check_in", "level_check_out"),
-        flags,
-    )
-    lists = (
-        levels.sort("device_id", "level_prefix")
-        .group_by("device_id", maintain_order=True)
-        .agg(described.str.join("; "))
-    )
-    return dict(lists.iter_rows())
 
 
 def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
@@ -72,11 +45,6 @@ def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:
     return frame.with_columns(_default=door_default.fill_null(site_default))
 
 
-def _clock_times(*columns: str) -> list[pl.Expr]:
-    """Times of day as ``HH:MM``, for messages."""
-    return [pl.col(column).dt.strftime("%H:%M") for column in columns]
-
-
 LEVEL_COLUMNS = (
     "level_name",
     "level_prefix",
@@ -95,11 +63,14 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
 
     Every path is a join on keys (door + name, door + times, door alone), so a row meets only
     the levels that can fit it; ``_options`` counts the equally good ones (more than one is
-    ``ambiguous_user_level``). Rows with only dates and no level wanted, usually most of them,
-    take their door's choice by a join straight onto the frame.
+    ``ambiguous_user_level``, unless the configured default is one of them). Rows with only
+    dates and no level wanted, usually most of them, take their door's choice by a join
+    straight onto the frame. Rows whose times no level has exactly are rounded to the nearest
+    level within ``[plan] slot_tolerance_minutes`` (``slots``): their dates move with a
+    level's time across midnight, and their message says how each end moved.
     """
     frame = _default_levels(frame, config).with_columns(
-        _stay_days=(pl.col("check_out_date") - pl.col("check_in_date")).dt.total_days(),
+        _stay_days=stay_days(),
         _named=pl.col("user_level").is_not_null(),
         _timed=pl.col("check_in_time").is_not_null(),
     )
@@ -107,7 +78,8 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
         _fortnight=pl.col("_stay_days") == BIWEEKLY_DAYS,
         _by_door=is_open() & ~pl.col("_named") & ~pl.col("_timed") & pl.col("_default").is_null(),
     )
-    # A configured default only applies to dates-only rows: a row with times picks by times.
+    # A configured default applies to dates-only rows; a row with times picks by its times,
+    # the default only settling a tie between levels equally near them.
     wanted = (
         pl.when(pl.col("_named"))
         .then(pl.col("user_level"))
@@ -117,18 +89,21 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
     rows = frame.filter(is_open() & ~pl.col("_by_door")).select(
         "row",
         "device_id",
-        "check_in_time",
-        "check_out_time",
+        "door_zone",
+        *stay_columns(frame),
         "_named",
         "_timed",
         "_fortnight",
         name_key_expr(wanted).alias("_wanted_key"),
         wanted.str.strip_chars().alias("_wanted_text"),
+        name_key_expr(pl.col("_default")).alias("_default_key"),
     )
+    tolerance = config.plan.slot_tolerance_minutes * 60
     levels = catalog.levels.sort("device_id", "level_prefix")
     eligible = levels.filter(~pl.col("is_master") & ~pl.col("is_one_shot"))
-    ranked = _pick_best(_ranked_candidates(rows, levels, eligible))
-    frame = frame.join(ranked, on="row", how="left", maintain_order="left").join(
+    candidates = _ranked_candidates(rows, levels, eligible)
+    candidates, nearest = round_unmatched(rows, candidates, eligible, tolerance)
+    frame = frame.join(_pick_best(candidates), on="row", how="left", maintain_order="left").join(
         _door_defaults(eligible),
         on=["device_id", "_fortnight", "_by_door"],
         how="left",
@@ -144,8 +119,10 @@ def select_user_levels(frame: pl.DataFrame, catalog: DeviceCatalog, config: Conf
     frame = frame.with_columns(
         pl.when(pl.col("_options") == 1).then(pl.col(c)).alias(c) for c in LEVEL_COLUMNS
     )
-    return _reject_level_choices(frame, _level_lists(levels), levels).drop(
-        "_options", "_option_names", "_fortnight", "_by_door"
+    frame = measure_named(frame, nearest, tolerance)
+    frame = reject_level_choices(frame, level_lists(levels), levels, tolerance)
+    return apply_rounding(frame).drop(
+        "_options", "_option_names", "_fortnight", "_by_door", *SLOT_COLUMNS
     )
 
 
@@ -189,13 +166,25 @@ def _ranked_candidates(
 
 
 def _pick_best(candidates: pl.DataFrame) -> pl.DataFrame:
-    """Per row, the best-ranked level (lowest prefix first) and how many tie for best."""
-    best = candidates.filter(pl.col("_rank") == pl.col("_rank").min().over("row"))
+    """Per row, the best level and how many tie for best: best rank (a level that fits the
+    stay's length first), then the nearest (``slots``: farther end, then both ends), then the
+    configured default among equals; the lowest prefix first among what still ties."""
+    measured = MEASURED[0] in candidates.columns
+    # Rank, farther end, both ends (each under 10^6 seconds) as one number: one pass over rows.
+    order = pl.col("_rank").cast(pl.Int64)
+    if measured:
+        order = order * 10**12 + pl.col("_far") * 10**6 + pl.col("_sum")
+    candidates = candidates.filter(order == order.min().over("row"))
+    if candidates["_default_key"].null_count() < candidates.height:
+        is_default = (name_key_expr(pl.col("level_name")) == pl.col("_default_key")).fill_null(
+            False
+        )
+        candidates = candidates.filter(~is_default.any().over("row") | is_default)
     return (
-        best.sort("row", "level_prefix")
+        candidates.sort("row", "level_prefix")
         .group_by("row", maintain_order=True)
         .agg(
-            pl.col(*LEVEL_COLUMNS).first(),
+            pl.col(*LEVEL_COLUMNS, *(MEASURED if measured else ())).first(),
             _options=pl.len(),
             _option_names=pl.col("level_name").str.join(", "),
         )
@@ -221,132 +210,4 @@ def _door_defaults(eligible: pl.DataFrame) -> pl.DataFrame:
             .with_columns(_fortnight=pl.lit(fortnight), _by_door=pl.lit(True))
             for fortnight in (False, True)
         ]
-    )
-
-
-def _level_suggestions(
-    frame: pl.DataFrame, hit: pl.Expr, wanted: str, levels: pl.DataFrame
-) -> pl.Expr:
-    """`` (did you mean ...?)`` with the door's closest level names, for the rows ``hit`` whose
-    ``wanted`` level isn't on their door; worked out once per distinct door and name."""
-    pairs = frame.filter(is_open() & hit.fill_null(False)).select(
-        _door_and(wanted), "device_id", wanted
-    )
-    pairs = pairs.unique("_pair")
-    if pairs.is_empty():
-        return text("")
-    names = dict(
-        levels.join(pairs.select("device_id"), on="device_id", how="semi")
-        .group_by("device_id")
-        .agg("level_name")
-        .iter_rows()
-    )
-    hints = {
-        pair: did_you_mean(name, names.get(device_id, []), form=" ({})")
-        for pair, device_id, name in pairs.iter_rows()
-    }
-    return _door_and(wanted).replace_strict(hints, default="", return_dtype=pl.String)
-
-
-def _door_and(column: str) -> pl.Expr:
-    return pl.concat_str("device_id", name_key_expr(pl.col(column)), separator="\x1f").alias(
-        "_pair"
-    )
-
-
-def _reject_level_choices(
-    frame: pl.DataFrame, level_lists: dict[str, str], levels: pl.DataFrame
-) -> pl.DataFrame:
-    none_chosen = pl.col("level_name").is_null() & pl.col("_options").is_null()
-    listed = pl.col("device_id").replace_strict(level_lists, default="none", return_dtype=pl.String)
-    named_unknown = none_chosen & pl.col("_named")
-    frame = reject(
-        frame,
-        named_unknown,
-        UNKNOWN_USER_LEVEL,
-        pl.format(
-            f"door {{}} has no user level {{}}{{}}; its levels: {{}} {SEE_DOORS}",
-            "door_name",
-            "user_level",
-            _level_suggestions(frame, named_unknown, "user_level", levels),
-            listed,
-        ),
-    )
-    default_unknown = none_chosen & pl.col("_default").is_not_null() & ~pl.col("_timed")
-    frame = reject(
-        frame,
-        default_unknown,
-        UNKNOWN_USER_LEVEL,
-        pl.format(
-            "the configured default user level {} is not on door {}{}; its levels: {}"
-            f" {SEE_DOORS}",
-            "_default",
-            "door_name",
-            _level_suggestions(frame, default_unknown, "_default", levels),
-            listed,
-        ),
-    )
-    frame = reject(
-        frame,
-        none_chosen & pl.col("_timed"),
-        NO_MATCHING_USER_LEVEL,
-        pl.format(
-            "no user level of door {} runs {}→{}; its levels: {}",
-            "door_name",
-            *_clock_times("check_in_time", "check_out_time"),
-            listed,
-        ),
-    )
-    frame = reject(
-        frame,
-        none_chosen,
-        NO_MATCHING_USER_LEVEL,
-        pl.format(
-            "door {} has no guest user level for a {}-day stay; its levels: {}",
-            "door_name",
-            "_stay_days",
-            listed,
-        ),
-    )
-    frame = reject(
-        frame,
-        pl.col("_options") > 1,
-        AMBIGUOUS_USER_LEVEL,
-        pl.format(
-            "door {} has {} user levels that fit ({}); name one in user_level or set a default",
-            "door_name",
-            "_options",
-            "_option_names",
-        ),
-    )
-    frame = reject(
-        frame,
-        pl.col("is_master"),
-        MASTER_USER_LEVEL_UNSUPPORTED,
-        pl.format("user level {} is a master level; Seam can't create master codes", "level_name"),
-    )
-    frame = reject(
-        frame,
-        pl.col("is_one_shot"),
-        ONE_TIME_USE_UNSUPPORTED,
-        pl.format("user level {} is one-time-use; Seam can't create those codes", "level_name"),
-    )
-    mismatch = (
-        pl.col("_named")
-        & pl.col("_timed")
-        & ~(
-            (pl.col("level_check_in") == pl.col("check_in_time"))
-            & (pl.col("level_check_out") == pl.col("check_out_time"))
-        )
-    )
-    return reject(
-        frame,
-        mismatch,
-        USER_LEVEL_TIMES_MISMATCH,
-        pl.format(
-            "user level {} runs {}→{} but the row says {}→{}",
-            "level_name",
-            *_clock_times("level_check_in", "level_check_out"),
-            *_clock_times("check_in_time", "check_out_time"),
-        ),
     )

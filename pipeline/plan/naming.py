@@ -67,11 +67,19 @@ def _render_name(template: str) -> pl.Expr:
 
 
 def _fold_blanks(names: pl.Series) -> pl.Series:
-    """Blank fields leave their surrounding spaces behind: fold doubled spaces (twice) and trim.
+    """Blank fields leave their surrounding spaces behind, control characters become spaces:
+    fold doubled spaces (twice) and trim.
 
     Only the names that hold a doubled space are folded, then put back in place; usually every
     field is filled and none is. (Two literal passes, as a regex costs far more.)
     """
+    # A control character (a NUL, a line break) in any field would reach the lock's display
+    # and Seam: each becomes a space, folded with the rest.
+    controlled = names.str.contains(r"\p{Cc}").fill_null(False)
+    if controlled.any():
+        names = names.scatter(
+            controlled.arg_true(), names.filter(controlled).str.replace_all(r"\p{Cc}+", " ")
+        )
     doubled = names.str.contains("  ", literal=True).fill_null(False)
     positions = doubled.arg_true()
     if positions.len():

@@ -20,15 +20,14 @@ import polars as pl
 
 from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key, name_key_expr
-from pipeline.plan.levels import BIWEEKLY_DAYS, select_user_levels
+from pipeline.plan.duplicates import check_duplicates, settle_same_door
+from pipeline.plan.levels import select_user_levels
 from pipeline.plan.naming import name_codes
 from pipeline.plan.reasons import (
     AMBIGUOUS_DEVICE,
     BIWEEKLY_NEEDS_14_DAYS,
     BLANK_ROW,
     DAILY_BOUND_TIMES_DIFFER,
-    DUPLICATE_RESERVATION,
-    DUPLICATE_RESERVATION_CONFLICT,
     DURATION_EXCEEDS_31_DAYS,
     EXCLUDED,
     IN_THE_PAST,
@@ -41,10 +40,13 @@ from pipeline.plan.reasons import (
     reject,
     text,
 )
+from pipeline.plan.rounding import BIWEEKLY_DAYS
+from pipeline.plan.stay_doors import ALSO_FOR, plan_stay_doors, stay_door_targets
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.read.exclusions import EXCLUDED_COLUMN
-from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
+from pipeline.read.unreadable import UNREADABLE_COLUMN
+from pipeline.settings import CANONICAL_COLUMNS, Config
 
 PLAN_COLUMNS = (
     "reservation_id",
@@ -60,12 +62,15 @@ PLAN_COLUMNS = (
     "max_time_rounding",
     "idempotency_tag",
     "name",
+    ALSO_FOR,
     "outcome",
     "reason",
     "message",
     "source_file",
     "source_line",
 )
+# What deciding a row gives (the doors of the stay a ``[doors.also]`` row serves come after).
+DECIDED_COLUMNS = tuple(column for column in PLAN_COLUMNS if column != ALSO_FOR)
 
 # Oracode windows over 31 consecutive days are refused by the lock (product page, "Duration").
 MAX_WINDOW = dt.timedelta(days=31)
@@ -101,9 +106,26 @@ def plan_reservations(
         skipped=pl.lit(False),
     )
     frame = _check_values(frame)
-    frame = _check_duplicates(frame)
-    decide = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
-    return _in_slices(frame, decide, slice_rows).sort("row").drop("row")
+    frame, repeats = check_duplicates(frame)
+    step = functools.partial(_decide_rows, catalog=catalog, config=config, now=now)
+
+    def decide(rows: pl.DataFrame) -> pl.DataFrame:
+        return _in_slices(rows, step, slice_rows)
+
+    decided = decide(frame)
+    if repeats:
+        decided = settle_same_door(decided)
+    decided = decided.with_columns(pl.lit(None, pl.String).alias(ALSO_FOR))
+    targets = stay_door_targets(config, catalog) if config.doors.also else {}
+    if not targets:
+        return decided.sort("row").select(PLAN_COLUMNS)
+    # Each stay's rows on the doors it also needs follow its own row.
+    stays = plan_stay_doors(frame, decided, targets, decide)
+    decided = pl.concat(
+        [decided.with_columns(_part=pl.lit(0, pl.Int64)), stays.select(*decided.columns, "_part")],
+        how="vertical_relaxed",
+    )
+    return decided.sort("row", "_part").select(PLAN_COLUMNS)
 
 
 def _decide_rows(
@@ -118,7 +140,7 @@ def _decide_rows(
     frame = _check_rules(frame, now)
     # Named and in order: a slice's working columns may come out in another order than the
     # next slice's (e.g. one whose rows all lack dates), and slices are joined by position.
-    return _name_codes(frame, config).select("row", *PLAN_COLUMNS)
+    return _name_codes(frame, config).select("row", *DECIDED_COLUMNS)
 
 
 def _in_slices(
@@ -153,6 +175,9 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
     is_blank = pl.all_horizontal(pl.col(CANONICAL_COLUMNS).is_null())
     frame = frame.with_columns(skipped=pl.col("skipped") | is_blank)
     frame = reject(frame, is_blank, BLANK_ROW, text("the row has no values"))
+    if UNREADABLE_COLUMN in frame.columns:
+        unreadable = pl.col(UNREADABLE_COLUMN)
+        frame = reject(frame, unreadable.is_not_null(), INVALID_ROW, unreadable)
     frame = reject(
         frame, pl.col("reservation_id").is_null(), INVALID_ROW, text("reservation_id is empty")
     )
@@ -186,57 +211,6 @@ def _check_values(frame: pl.DataFrame) -> pl.DataFrame:
         INVALID_ROW,
         text("check_in and check_out must both have a time of day, or neither"),
     )
-
-
-def _check_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
-    """Same reservation_id: identical copies are planned once, differing copies all conflict."""
-    content = pl.struct(CONTENT_COLUMNS)
-    # Rows whose id's hash repeats (cheaper than comparing the strings): a hash collision
-    # only adds a row the grouping below then finds alone, which changes nothing.
-    repeated = frame.select(
-        pl.col("reservation_id").hash().is_duplicated() & pl.col("reservation_id").is_not_null()
-    ).to_series()
-    if not repeated.any():
-        return frame
-    # An excluded row is absent: a cancelled booking doesn't make its rebooking a duplicate.
-    per_id = (
-        frame.filter(repeated & ~pl.col("reason").eq_missing(EXCLUDED))
-        .group_by("reservation_id")
-        .agg(
-            _copies=pl.len(),
-            _variants=content.n_unique(),
-            _first_row=pl.col("row").min(),
-        )
-    )
-    first = frame.select(
-        pl.col("row").alias("_first_row"),
-        pl.col("source_file").alias("_first_file"),
-        pl.col("source_line").alias("_first_line"),
-    )
-    frame = frame.join(
-        per_id.join(first, on="_first_row"), on="reservation_id", how="left", maintain_order="left"
-    )
-    frame = reject(
-        frame,
-        pl.col("_variants") > 1,
-        DUPLICATE_RESERVATION_CONFLICT,
-        pl.format(
-            "reservation_id {} appears {} times with different content; fix the source",
-            "reservation_id",
-            "_copies",
-        ),
-    )
-    is_copy = (
-        is_open() & pl.col("_first_row").is_not_null() & (pl.col("row") != pl.col("_first_row"))
-    )
-    frame = frame.with_columns(skipped=pl.col("skipped") | is_copy)
-    frame = reject(
-        frame,
-        is_copy,
-        DUPLICATE_RESERVATION,
-        pl.format("identical to {} line {}", "_first_file", "_first_line"),
-    )
-    return frame.drop("_copies", "_variants", "_first_row", "_first_file", "_first_line")
 
 
 def _resolve_doors(frame: pl.DataFrame, catalog: DeviceCatalog, config: Config) -> pl.DataFrame:

@@ -55,6 +55,10 @@ NOT_ATTEMPTED = "not_attempted"
 OUTCOME_UNKNOWN = "outcome_unknown"
 # failed: the door couldn't be looked at, so none of its codes was sent.
 DOOR_NOT_LOOKED_AT = "door_not_looked_at"
+# created / already_created: more than one code on the door carries the row's tag (a create
+# carried out later than its settle time, or two runs that didn't exclude each other): both
+# PINs open the door until the window ends, and each code takes a place on it for good.
+DUPLICATE_ON_DOOR = "duplicate_on_door"
 # In the ledger only (a code is ``pending`` again; failed/rejected rows carry Seam's error type).
 CREATED = "created"  # created: Seam's answer to this run's create described the code
 RATE_LIMITED = "rate_limited"  # pending: Seam answered 429, the create is queued again
@@ -77,6 +81,18 @@ def reject(frame: pl.DataFrame, condition: pl.Expr, reason: str, message: pl.Exp
         frame["reason"].scatter(positions, reason),
         frame["message"].scatter(positions, messages),
     )
+
+
+def note(frame: pl.DataFrame, condition: pl.Expr, message: pl.Expr) -> pl.DataFrame:
+    """Give ``message`` to the rows that meet ``condition`` and have no reason yet, leaving them
+    open (a planned row's message says what the plan changed, e.g. a rounded window); a reason
+    given later replaces it. Built only for the rows hit, as in ``reject``."""
+    hit = frame.select(pl.col("reason").is_null() & condition.fill_null(False)).to_series()
+    positions = hit.arg_true()
+    if positions.len() == 0:
+        return frame
+    messages = frame.filter(hit).select(message.cast(pl.String)).to_series()
+    return frame.with_columns(frame["message"].scatter(positions, messages))
 
 
 def is_open() -> pl.Expr:

@@ -83,6 +83,9 @@ def _date_ok(column: str) -> pl.Expr:
 def to_lock_local(frame: pl.DataFrame, column: str, zone_column: str) -> pl.DataFrame:
     """Convert ``column``'s date/time that carried an offset into the lock's local date/time.
 
+    The instant itself is kept as ``{column}_utc`` (naive UTC; added only when some row
+    carried an offset): in the hour a DST change repeats, the local time alone can't say which
+    of the two it was, and rounding measures from the instant.
     Works zone by zone (Polars takes a zone as a literal), so the cost is one pass per zone.
     """
     has_offset = pl.col(f"{column}_offset_min").is_not_null()
@@ -104,8 +107,10 @@ def to_lock_local(frame: pl.DataFrame, column: str, zone_column: str) -> pl.Data
                 "row",
                 local.dt.date().alias(f"{column}_date"),
                 local.dt.time().alias(f"{column}_time"),
+                instant.alias(f"{column}_utc"),
             )
         )
     if not converted:
         return frame
+    frame = frame.with_columns(pl.lit(None, pl.Datetime("us")).alias(f"{column}_utc"))
     return frame.update(pl.concat(converted), on="row")

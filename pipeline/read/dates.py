@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.errors import InputFileError
+from pipeline.input_settings import InputConfig
 from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
-from pipeline.settings import SPLIT_COLUMNS, InputConfig
+from pipeline.settings import SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +80,21 @@ class Reading:
     shown: str
 
 
-def normalise_stays(frame: pl.DataFrame, settings: InputConfig, source: str) -> pl.DataFrame:
+def normalise_stays(
+    frame: pl.DataFrame, settings: InputConfig, source: str, section: str
+) -> pl.DataFrame:
     """Replace ``check_in`` / ``check_out`` (and any split columns) by ISO text.
 
     ``frame`` holds the stay columns as stripped text or null, and ``source_line``; ``source``
-    names the file in messages. Returns the frame without the split columns. Raises
-    InputFileError when a column without a configured format can be read two ways.
+    names the file in messages, ``section`` where its settings are written. Returns the frame
+    without the split columns. Raises InputFileError when a column without a configured format
+    can be read two ways.
     """
     isos: dict[str, pl.Expr] = {}
     for column in (*STAY_COLUMNS, *SPLIT_COLUMNS):
         if column in frame.columns:
             is_time = column.endswith("_time")
-            isos[column] = _to_iso(frame, column, settings, source, is_time=is_time)
+            isos[column] = _to_iso(frame, column, settings, source, section, is_time=is_time)
     combined = []
     for stay in STAY_COLUMNS:
         date_column = f"{stay}_date" if f"{stay}_date" in isos else stay
@@ -115,7 +119,13 @@ def normalise_stays(frame: pl.DataFrame, settings: InputConfig, source: str) -> 
 
 
 def _to_iso(
-    frame: pl.DataFrame, column: str, settings: InputConfig, source: str, *, is_time: bool
+    frame: pl.DataFrame,
+    column: str,
+    settings: InputConfig,
+    source: str,
+    section: str,
+    *,
+    is_time: bool,
 ) -> pl.Expr:
     """The column as ISO text, null where a value doesn't read (the caller keeps those)."""
     values = frame.get_column(column).drop_nulls().unique(maintain_order=True)
@@ -129,7 +139,7 @@ def _to_iso(
     elif configured is not None:
         reading = _date_reading(values, configured, times)
     else:
-        reading = _detect_date_format(frame, column, values, source, times)
+        reading = _detect_date_format(frame, column, values, source, section, times)
     if reading.date_format != ISO_FORMAT or configured is not None:
         # (An ISO column with a few bad values is today's input: the rows say it, no line.)
         _warn_unread(frame, column, reading, pattern, source)
@@ -201,7 +211,12 @@ def _warn_unread(
 
 
 def _detect_date_format(
-    frame: pl.DataFrame, column: str, values: pl.Series, source: str, times: list[str]
+    frame: pl.DataFrame,
+    column: str,
+    values: pl.Series,
+    source: str,
+    section: str,
+    times: list[str],
 ) -> Reading:
     # ISO values are read by planning whatever the format: they settle nothing here (a column
     # mixing 2027-03-25 and 03/25/2027 is month-first, not ambiguous).
@@ -219,11 +234,12 @@ def _detect_date_format(
         line = frame.filter(pl.col(column) == example)["source_line"][0]
         log.warning(
             "%s: %s values read in no known date format (e.g. %r on line %d): their rows are"
-            " rejected; set [input] date_format (and time_format)",
+            " rejected; set %s date_format (and time_format)",
             source,
             column,
             example,
             line,
+            section,
         )
         return readings[0]
     tied = [reading for reading, count in zip(readings, counts, strict=True) if count == best]
@@ -235,15 +251,20 @@ def _detect_date_format(
             raise InputFileError(
                 f"reservation file {source}: {column} can be read as {chosen.shown} or as"
                 f" {other.shown} (e.g. {example!r}), and no value settles which",
-                hint=f'set [input] date_format, e.g. date_format = "{chosen.date_format}"',
+                hint=f'set {section} date_format, e.g. date_format = "{chosen.date_format}"',
             )
     if chosen.date_format != ISO_FORMAT:
-        log.warning("%s", _settled_by(frame, column, chosen, readings, source))
+        log.warning("%s", _settled_by(frame, column, chosen, readings, source, section))
     return chosen
 
 
 def _settled_by(
-    frame: pl.DataFrame, column: str, chosen: Reading, readings: list[Reading], source: str
+    frame: pl.DataFrame,
+    column: str,
+    chosen: Reading,
+    readings: list[Reading],
+    source: str,
+    section: str,
 ) -> str:
     """The warning for a detected format: the value (and its line) no other format reads."""
     read = chosen.iso.is_not_null()
@@ -259,4 +280,4 @@ def _settled_by(
         if rival_reads
         else f"as {example!r} on line {line} is written"
     )
-    return f"{source}: {column} read as {chosen.shown} ({why}); set [input] date_format to say so"
+    return f"{source}: {column} read as {chosen.shown} ({why}); set {section} date_format to say so"

@@ -26,8 +26,10 @@ def skip_columns(
     skip: Mapping[str, Sequence[str]],
     renamed: Mapping[str, str | None],
     source: str,
+    section: str,
 ) -> dict[str, list[str]]:
-    """The file's header for each ``[input.skip]`` key that matches one, with its values.
+    """The file's header for each ``skip`` key (written in ``section``) that matches one, with
+    its values.
 
     ``renamed`` maps each header to its pipeline column (or None); warns for a key that
     matches no header.
@@ -39,9 +41,9 @@ def skip_columns(
         header = by_key.get(name_key(key)) or by_target.get(key.strip().lower())
         if header is None:
             log.warning(
-                "%s: [input.skip] column %r matches no header (its headers: %s); no row is"
-                " excluded by it",
+                "%s: %s column %r matches no header (its headers: %s); no row is excluded by it",
                 source,
+                section,
                 key,
                 ", ".join(renamed),
             )
@@ -50,9 +52,10 @@ def skip_columns(
     return found
 
 
-def mark_excluded(columns: Mapping[str, Sequence[str]]) -> pl.Expr:
-    """The EXCLUDED_COLUMN expression over the skip ``columns`` (header -> values): the first
-    column whose trimmed value equals one of its values, ignoring case, names it."""
+def mark_excluded(columns: Mapping[str, Sequence[str]], section: str) -> pl.Expr:
+    """The EXCLUDED_COLUMN expression over the skip ``columns`` (header -> values, written in
+    ``section``): the first column whose trimmed value equals one of its values, ignoring
+    case, names it."""
     reasons = [
         pl.when(
             pl.col(header)
@@ -61,7 +64,7 @@ def mark_excluded(columns: Mapping[str, Sequence[str]]) -> pl.Expr:
             .is_in([value.strip().lower() for value in values])
         ).then(
             pl.concat_str(
-                pl.lit(f"{header} is "), pl.col(header).str.strip_chars(), pl.lit(" ([input.skip])")
+                pl.lit(f"{header} is "), pl.col(header).str.strip_chars(), pl.lit(f" ({section})")
             )
         )
         for header, values in columns.items()

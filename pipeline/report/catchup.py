@@ -23,6 +23,7 @@ from collections.abc import Collection
 
 from pipeline.errors import SeamError
 from pipeline.seam.client import SeamClient
+from pipeline.seam.models import is_pin
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ async def pins_from_events(
             seen.add(str(event.get("event_id")))
             code_id, pin = event.get("access_code_id"), event.get("code")
             is_settling = event.get("event_type") == SETTLING_EVENT and code_id in wanted
-            if is_settling and isinstance(pin, str) and pin:
-                pins[str(code_id)] = pin
+            # A value that isn't a PIN settles nothing: the code is asked for by id.
+            if is_settling and is_pin(pin):
+                pins[str(code_id)] = str(pin)
         if len(page) < EVENTS_PER_PAGE or not new:
             break
         # No cursor and no documented order: the next page starts at the newest event seen.

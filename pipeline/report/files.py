@@ -10,13 +10,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import polars as pl
 
-from pipeline.catalog.listing import DOOR_FORMATS, doors_csv, doors_json
+from pipeline.catalog.listing import DOOR_FORMATS, doors_json
+from pipeline.csvfiles import write_csv
 from pipeline.errors import UsageError
-from pipeline.report.summary import Report
+
+if TYPE_CHECKING:  # the report's sections come from the pins table too, which writes here
+    from pipeline.report.summary import Report
 
 TABLE_EXTENSIONS = {".csv", ".parquet", ".jsonl"}
 
@@ -77,7 +80,7 @@ def write_table(frame: pl.DataFrame, path: Path) -> Path:
 
     def write(stream: BinaryIO) -> None:
         if suffix == ".csv":
-            frame.write_csv(stream)
+            write_csv(frame, stream)
         elif suffix == ".parquet":
             frame.write_parquet(stream)
         else:
@@ -182,8 +185,9 @@ def write_doors(listing: pl.DataFrame, fmt: str, out: Path) -> Path:
     """The doors list (``list_door_levels``'s table) as ``csv`` or ``json`` at ``out``,
     atomically (mode 0600 like every output, though it holds no secret). Raises UsageError
     (exit 2) when it can't be written."""
-    text = doors_csv(listing) if fmt == "csv" else doors_json(listing)
     try:
-        return write_private_text(out, text)
+        if fmt == "csv":
+            return write_private(out, lambda stream: write_csv(listing, stream))
+        return write_private_text(out, doors_json(listing))
     except OSError as exc:
         raise UsageError(f"the doors can't be written to {out}: {exc.strerror or exc}") from exc

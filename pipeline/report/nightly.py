@@ -1,12 +1,17 @@
 """The nightly job's summary and exit code: quiet unless tonight brought new trouble.
 
-A nightly run (``make nightly``: apply, status, report) ends with ``nightly_summary``: a few
-lines (created tonight, still waiting for a PIN, needing attention, orphaned, rejected,
-failed) and one exit code:
+A nightly run (``oracode-provision nightly``: apply, status, report) ends with
+``nightly_summary``: a few lines (created tonight, still waiting for a PIN, needing attention,
+orphaned, rejected, failed, duplicated, superseded but still valid), what is new with who and
+what to do (the report's ``needs_a_person`` line for it), every old code of a changed stay
+that still opens its door (each night until its end), and one exit code:
     0  nothing new tonight (known trouble, e.g. last night's orphan, stays quiet)
-    1  new trouble: a row rejected or a create failed that wasn't last night, a code newly
+    1  new trouble: a row rejected or a create failed that wasn't last night (a stay that
+       has ended, ``in_the_past``, is counted but never trouble), a code newly
        needing attention, a code newly orphaned (a cancelled guest's PIN still opens the
-       door: Oracode codes can't be deleted)
+       door: Oracode codes can't be deleted), a code newly superseded by a changed stay
+       (the old PIN still opens the door), a tag newly found on more than one code of its
+       door (both PINs open it)
     2, 3  apply or status couldn't do its work (their own exit code, the worse of the two)
 "New" is against what the previous summary saw (the ledger's ``known_trouble``): trouble that
 went away and comes back is new again.
@@ -21,11 +26,19 @@ from typing import Any
 
 import polars as pl
 
+from pipeline.apply.duplicates import describe, duplicate_table
 from pipeline.ledger.store import Ledger
+from pipeline.plan.reasons import IN_THE_PAST
+from pipeline.report.fixes import SUPERSEDED
+from pipeline.report.people import needs_a_person
 
 # Trouble read from tonight's apply results, and from the ledger.
 RESULT_KINDS = ("rejected", "failed")
-LEDGER_KINDS = ("attention", "orphaned")
+LEDGER_KINDS = ("attention", "orphaned", "duplicate", SUPERSEDED)
+# The kinds in the order the summary lists what is new.
+KINDS = ("rejected", "failed", "attention", "orphaned", SUPERSEDED, "duplicate")
+# Lines listed before "and N more".
+NAMED = 5
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ class NightlySummary:
     new: dict[str, list[str]] = field(default_factory=dict)  # kind → keys new tonight
     apply_exit: int = 0
     status_exit: int = 0
+    duplicated: int = 0  # tags on more than one code of their door, window open
+    # Old codes of stays that changed, still valid: each said every night until its end.
+    superseded: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -65,16 +81,22 @@ class NightlySummary:
             count("orphaned", self.orphaned, "orphaned"),
             count("rejected", self.rejected, "rejected"),
             count("failed", self.failed, "failed"),
+            count("duplicate", self.duplicated, "duplicated on their door"),
+            count(SUPERSEDED, len(self.superseded), "superseded but still valid"),
         )
         lines = [
             f"tonight: {created} created, {self.waiting_for_pin} still waiting for a PIN, "
             + ", ".join(counted)
         ]
         for kind, keys in self.new.items():
-            for key in keys[:5]:
+            for key in keys[:NAMED]:
                 lines.append(f"  new {kind}: {key}")
-            if len(keys) > 5:
-                lines.append(f"  and {len(keys) - 5} more new {kind}")
+            if len(keys) > NAMED:
+                lines.append(f"  and {len(keys) - NAMED} more new {kind}")
+        for text in self.superseded[:NAMED]:
+            lines.append(f"  still valid, superseded: {text}")
+        if len(self.superseded) > NAMED:
+            lines.append(f"  and {len(self.superseded) - NAMED} more still valid, superseded")
         verdict = {0: "nothing new", 1: "new trouble tonight: see the report"}.get(
             self.exit_code, f"apply exit {self.apply_exit}, status exit {self.status_exit}"
         )
@@ -105,6 +127,16 @@ async def nightly_summary(
     trouble += [
         ("orphaned", f"{row['reservation_id']} [{row['idempotency_tag']}]") for row in orphaned
     ]
+    duplicates = await ledger.duplicate_rows(now=now)
+    trouble += [("duplicate", describe(row)) for row in duplicates]
+    people = needs_a_person(
+        await ledger.rows_without_code(),
+        await ledger.codes_needing_a_person(),
+        duplicate_table(duplicates),
+        now=now,
+    ).to_dicts()
+    superseded = [row for row in people if row["problem"] == SUPERSEDED]
+    trouble += [(SUPERSEDED, _code_key(row)) for row in superseded]
     kinds: tuple[str, ...] = LEDGER_KINDS
     counts: dict[str, int | None] = dict.fromkeys(("created", *RESULT_KINDS))
     if results is not None:
@@ -113,7 +145,10 @@ async def nightly_summary(
             rows = results.filter(pl.col("outcome") == kind)
             counts[kind] = rows.height
             if kind in RESULT_KINDS:
-                trouble += [(kind, _row_key(row)) for row in rows.to_dicts()]
+                # A stay that has ended needs no one: a full export's past bookings (each one
+                # new the night after its check-out) are counted, never trouble.
+                live = rows.filter(pl.col("reason").fill_null("") != IN_THE_PAST)
+                trouble += [(kind, _row_key(row)) for row in live.to_dicts()]
     new = await ledger.note_trouble(trouble, kinds)
     return NightlySummary(
         created=counts["created"],
@@ -123,13 +158,50 @@ async def nightly_summary(
         rejected=counts["rejected"],
         failed=counts["failed"],
         new={
-            kind: sorted(key for k, key in new if k == kind)
-            for kind in ("rejected", "failed", "attention", "orphaned")
+            kind: [_said(kind, key, people) for key in sorted(key for k, key in new if k == kind)]
+            for kind in KINDS
             if any(k == kind for k, _ in new)
         },
         apply_exit=apply_exit,
         status_exit=status_exit,
+        duplicated=len(duplicates),
+        superseded=[_code_text(row) for row in superseded],
     )
+
+
+def _code_key(row: dict[str, Any]) -> str:
+    """An orphaned or superseded code, the same each night."""
+    return f"{row['reservation_id']} [{row['idempotency_tag']}]"
+
+
+def _said(kind: str, key: str, people: list[dict[str, Any]]) -> str:
+    """What the summary says of new trouble: its key, then who and what to do (from the
+    report's ``needs_a_person`` line for it, when there is one)."""
+    problem = "needs_attention" if kind == "attention" else kind
+    for row in people:
+        if row["problem"] != problem:
+            continue
+        if kind in ("orphaned", SUPERSEDED) and key == _code_key(row):
+            return _code_text(row)
+        if kind == "attention" and key == f"{row['idempotency_tag']}: {row['reason']}":
+            return f"{key}: {_who(row)}; {row['fix']}"
+        if kind in RESULT_KINDS and key == _row_key(row):
+            guest = f" ({row['guest_name']})" if row["guest_name"] else ""
+            return f"{key}{guest}: {row['fix']}"
+    return key
+
+
+def _code_text(row: dict[str, Any]) -> str:
+    """An orphaned or superseded code: who, where, its window and code, and what to do."""
+    code = row["access_code_id"] or "(its create's answer was lost)"
+    return f"{_who(row)}, {row['check_in']} → {row['check_out']}, code {code}: {row['fix']}"
+
+
+def _who(row: dict[str, Any]) -> str:
+    """``R1 (Ana Ruiz) on Room 101``: the reservation, its guest and its door."""
+    guest = f" ({row['guest_name']})" if row["guest_name"] else ""
+    door = row["door_name"] or row["device_id"] or "(no door)"
+    return f"{row['reservation_id']}{guest} on {door}"
 
 
 def read_results(path: Path | None) -> pl.DataFrame | None:

@@ -33,6 +33,9 @@ from pipeline.catalog.listing import doors_csv, doors_json
 from pipeline.errors import Interrupted
 from pipeline.ledger.location import LedgerLocation
 from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
+from pipeline.report.changes import print_plan_changes
+from pipeline.report.people_output import print_needs_a_person
+from pipeline.report.sending import sending_line
 from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
 
@@ -74,6 +77,7 @@ def print_plan_summary(plan: pl.DataFrame, budgets: BudgetCheck, console: Consol
         .with_columns(pl.col("door_name").fill_null("(unknown door)"))
     )
     print_door_table(per_door, budgets.mode, console)
+    print_plan_changes(plan, console)
     print_budget_warnings(budgets, console)
 
 
@@ -169,14 +173,9 @@ def print_apply_summary(
     """Results by outcome and reason, budget warnings, the run's numbers and files; why it
     stopped, if it did, as one ``error:`` line on standard error."""
     print_outcomes(result.results, "Results by outcome and reason", console)
+    print_plan_changes(result.results, console)
     print_budget_warnings(budgets, console)
-    stats = result.stats
-    per_code = result.requests_per_new_code
-    console.print(
-        f"{stats.creates} creates in {result.seconds:.1f} s; 429s: {stats.rate_limited_door}"
-        f" door, {stats.rate_limited_global} global; {result.requests} requests to Seam"
-        + (f" ({per_code:.2f} per new code)" if per_code is not None else "")
-    )
+    console.print(sending_line(result))
     console.print(f"results: {out}", soft_wrap=True)
     console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
     if newly_orphaned:
@@ -210,6 +209,7 @@ def print_status_summary(result: StatusResult, console: Console) -> None:
     for status, count in codes.group_by("code_status").len().sort("code_status").iter_rows():
         table.add_row(status or "(none)", str(count))
     console.print(table)
+    print_duplicates(result.duplicates, console)
     attention = result.needing_attention
     if attention.is_empty():
         return
@@ -309,7 +309,9 @@ class ApplyProgress:
 
 
 def print_report(report: Report, console: Console) -> None:
-    """The runs, the doors' run by outcome and reason and per door, then what needs a person."""
+    """Who needs a person, the runs, the doors' run by outcome and reason and per door, then
+    the codes that need a person."""
+    print_needs_a_person(report.needs_a_person, console)
     runs = Table(title=f"Latest {report.runs.height} runs, newest first")
     for column in ("run", "command", "exit", "rows / codes"):
         runs.add_column(column, justify="right" if column == "exit" else "left")
@@ -340,6 +342,15 @@ def print_report(report: Report, console: Console) -> None:
         "orphaned_run_id",
         console,
     )
+    print_duplicates(report.duplicates, console)
+
+
+def print_duplicates(duplicates: pl.DataFrame, console: Console) -> None:
+    """The tags on more than one code of their door, with what is wrong and the fix."""
+    if not duplicates.is_empty():
+        fix = duplicates["fix"][0]
+        title = f"{duplicates.height} tags on more than one code of their door ({fix})"
+        _print_codes(duplicates, title, "problem", console)
 
 
 def _print_report_doors(report: Report, console: Console) -> None:
@@ -393,13 +404,13 @@ def _print_codes(codes: pl.DataFrame, title: str, why: str, console: Console) ->
         table.add_column(column)
     for row in codes.head(DOOR_TABLE_ROWS).iter_rows(named=True):
         table.add_row(
-            escape(row["reservation_id"]),
+            escape(row["reservation_id"] or ""),
             _door_label(row),
             row["starts_at"],
             row["ends_at"],
-            row["state"],
+            row["state"] or "",
             row["code_status"] or "",
-            row[why],
+            escape(row[why] or ""),
         )
     if codes.height > DOOR_TABLE_ROWS:
         table.caption = f"and {codes.height - DOOR_TABLE_ROWS} more: use --format csv or json"

@@ -1,17 +1,23 @@
 """Status: keeping the ledger's codes current with Seam, and saying which need a person.
 
 A created code is refreshed until it is final: its window has ended, or it is ``set`` with its
-PIN and carries no error. Refreshing asks ``/access_codes/list`` by ``access_code_ids``, a batch
-of ``REFRESH_BATCH`` codes at a time whatever their doors (never one ``get`` per code, nor one
-list per door), or first from Seam's events since the last full refresh when that is cheaper
-(``catchup``), and records the code's status (``unset`` → ``setting`` → ``set``),
-its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it. Each status change is an
-event in the ledger.
+PIN and carries no error and nothing flagged on it. Refreshing asks ``/access_codes/list`` by
+``access_code_ids``, a batch of ``REFRESH_BATCH`` codes at a time whatever their doors (never
+one ``get`` per code, nor one list per door), or first from Seam's events since the last full
+refresh when that is cheaper (``catchup``), and records the code's status (``unset`` →
+``setting`` → ``set``), its PIN once assigned, and Seam's ``errors`` and ``warnings`` on it.
+Each status change is an event in the ledger.
+
+Status also looks at the doors where a late create may have left a duplicate (and, once, at
+the doors of a ledger an earlier version made; one list each, ``apply.duplicates``), and says
+every duplicate the ledger knows whose window is open.
 
 A code needs attention (``needs_attention``, the reason first):
     seam_error        Seam reports an error on it (e.g. failed_to_set_on_device)
     not_set_in_time   still not ``set`` ``attention_after`` (default 1 hour) after starts_at
     missing_on_seam   Seam doesn't have it any more
+    pin_unexpected    Seam gave it something that isn't a PIN (not recorded); and, until
+    pin_changed       Seam itself gives a PIN, what an event said of its PIN
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table
+from pipeline.ledger.events import PIN_CHANGED, PIN_UNEXPECTED, unexpected_pin
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
@@ -40,11 +48,13 @@ LIST_LAG_GRACE = dt.timedelta(minutes=10)
 
 @dataclass(frozen=True)
 class StatusResult:
-    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``)."""
+    """The codes that were refreshed (STATUS_COLUMNS plus ``previous_status``), and the
+    duplicates whose window is open (``apply.duplicates.DUPLICATE_SCHEMA``)."""
 
     codes: pl.DataFrame
     requests: int = 0  # requests sent to Seam for this refresh
     from_events: int = 0  # codes settled by Seam's events (not asked for by id)
+    duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
 
     @property
     def changed(self) -> int:
@@ -58,8 +68,8 @@ class StatusResult:
 
     @property
     def exit_code(self) -> int:
-        """1 when any code needs attention, else 0."""
-        return 1 if self.needing_attention.height else 0
+        """1 when any code needs attention or is on its door more than once, else 0."""
+        return 1 if self.needing_attention.height or self.duplicates.height else 0
 
 
 async def refresh_statuses(
@@ -142,7 +152,10 @@ def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
     if _instant(code["ends_at"]) <= now:
         return True  # the window is over: nothing more can happen to it
     has_errors = code["code_errors"] not in (None, "[]")
-    return code["code_status"] == "set" and code["code"] is not None and not has_errors
+    # A code flagged (a webhook's other PIN, a removal) is asked about until Seam settles it.
+    is_flagged = code["needs_attention"] is not None
+    is_set = code["code_status"] == "set" and code["code"] is not None
+    return is_set and not has_errors and not is_flagged
 
 
 def _settle(code: dict[str, Any], pin: str) -> dict[str, Any]:
@@ -164,9 +177,17 @@ def _refresh(
     now: dt.datetime,
     attention_after: dt.timedelta,
 ) -> dict[str, Any]:
-    """The code's row after Seam's answer (``seen`` is None when Seam doesn't list it)."""
+    """The code's row after Seam's answer (``seen`` is None when Seam doesn't list it).
+
+    A PIN in dispute (an event's other PIN, ``pin_changed``, or a value that wasn't a PIN,
+    ``pin_unexpected``) is settled only by Seam's own PIN, which wins; while Seam has none, the
+    code keeps needing attention (``pins`` doesn't hand it out). A value in Seam's answer that
+    isn't a PIN is never recorded: the code needs attention."""
     row = {column: code.get(column) for column in STATUS_COLUMNS}
     row["previous_status"] = code["code_status"]
+    row["reported_code"] = code.get("reported_code")
+    attention = code["needs_attention"] or ""
+    dispute = attention if attention.startswith((PIN_CHANGED, PIN_UNEXPECTED)) else None
     if seen is None:
         created_at = code.get("created_at")
         if created_at is None or now - _instant(created_at) >= LIST_LAG_GRACE:
@@ -190,4 +211,12 @@ def _refresh(
             f"not_set_in_time: still {seen.status} {now - _instant(code['starts_at'])}"
             " after starts_at"
         )
+    if seen.pin_unexpected:
+        row["needs_attention"] = unexpected_pin(
+            f"Seam's answer of {now.isoformat(timespec='seconds')}"
+        )
+    elif seen.code is not None:
+        row["reported_code"] = None  # Seam's own PIN: the dispute, if any, is settled
+    elif dispute is not None:
+        row["needs_attention"] = dispute  # Seam has no PIN yet: nothing settles it
     return row

@@ -1,6 +1,9 @@
 """The report: what the runs did and what needs a person, from the ledger alone (no Seam call).
 
 Sections (one table each; ``--format csv|parquet`` writes one file per section):
+    needs_a_person  every reservation a person has to act on, with the guest, the window,
+               the reason and the fix (``report.people``); the report exits 1 while there is
+               one
     runs       the latest runs, newest first: command, times, exit code, and rows per outcome
                (``apply``) or codes checked and needing attention (``status``)
     outcomes   per run (those listed, and the doors' run) and door: input rows by outcome and
@@ -13,6 +16,8 @@ Sections (one table each; ``--format csv|parquet`` writes one file per section):
     orphaned   codes whose reservation was absent from an apply run's inputs (and hasn't come
                back since) and whose window hasn't ended: codes can't be deleted, so a person
                decides what to do (the guest or the door may need watching)
+    duplicates tags on more than one code of their door (``duplicate_on_door``) whose window
+               hasn't ended: the reservation, the door, the codes (never a PIN), and the fix
 
 Apply runs leave their per-door summary in the ledger (``run_summary``, ``record_apply``) and
 mark the orphans; the report reads what they left.
@@ -28,15 +33,17 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
+from pipeline.apply.duplicates import duplicate_table
 from pipeline.apply.run import OUTCOMES
 from pipeline.budget.limits import BudgetCheck, iso_instant
 from pipeline.errors import UsageError
 from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
 from pipeline.plan.reasons import EXCLUDED
+from pipeline.report.people import NEEDS_A_PERSON_SCHEMA, needs_a_person
 
 CODE_STATUSES = ("set", "setting", "unset")
-SECTIONS = ("runs", "outcomes", "doors", "attention", "orphaned")
+SECTIONS = ("needs_a_person", "runs", "outcomes", "doors", "attention", "orphaned", "duplicates")
 DEFAULT_RUNS = 20
 RUN_COUNTS = (*OUTCOMES, "checked", "needs_attention")
 
@@ -100,9 +107,13 @@ class RunSummary:
     doors: list[tuple[Any, ...]]
     budgets: list[tuple[Any, ...]]
     reservation_ids: list[str]
-    # (reservation_id, idempotency_tag) of the run's rows that have a tag, excluded ones aside:
-    # the codes each reservation is meant to have now.
-    current_tags: list[tuple[str, str]] = field(default_factory=list)
+    # (reservation_id, device_id, idempotency_tag) of the run's rows that have a tag, excluded
+    # ones aside: the codes each reservation is meant to have on each door now.
+    current_tags: list[tuple[str, str, str]] = field(default_factory=list)
+    # (reservation_id, device_id) of the run's rows on a door of the workspace, and the
+    # reservations with an input row on no known door (it may be any of theirs).
+    stays: list[tuple[str, str]] = field(default_factory=list)
+    unsure: list[str] = field(default_factory=list)
 
 
 def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) -> RunSummary:
@@ -156,21 +167,25 @@ def run_summary(results: pl.DataFrame, check: BudgetCheck, doors: pl.DataFrame) 
             after.alias("after"),
         )
     )
+    # An excluded row (a cancelled booking) is a reservation the property no longer has: its
+    # code, if one was made, is orphaned like that of a row no longer exported.
+    kept = results.filter(pl.col("reason").fill_null("") != EXCLUDED).drop_nulls("reservation_id")
+    on_doors = kept.join(names.select("device_id"), on="device_id", how="semi")
+    # Rows [doors.also] made are the config's, not the input's: one whose door matches
+    # nothing leaves no doubt about the reservation's other doors.
+    elsewhere = kept.filter(pl.col("also_for").is_null()).join(
+        names.select("device_id"), on="device_id", how="anti"
+    )
     return RunSummary(
         doors=per_door.sort("device_id", "door_name", "outcome", "reason", nulls_last=True).rows(),
         budgets=budgets.rows(),
-        # An excluded row (a cancelled booking) is a reservation the property no longer has:
-        # its code, if one was made, is orphaned like that of a row no longer exported.
-        current_tags=results.filter(
-            pl.col("idempotency_tag").is_not_null() & (pl.col("reason").fill_null("") != EXCLUDED)
-        )
-        .select("reservation_id", "idempotency_tag")
+        current_tags=kept.filter(pl.col("idempotency_tag").is_not_null())
+        .select("reservation_id", "device_id", "idempotency_tag")
         .unique()
         .rows(),
-        reservation_ids=results.filter(pl.col("reason").fill_null("") != EXCLUDED)["reservation_id"]
-        .drop_nulls()
-        .unique()
-        .to_list(),
+        reservation_ids=kept["reservation_id"].unique().to_list(),
+        stays=on_doors.select("reservation_id", "device_id").unique().rows(),
+        unsure=elsewhere["reservation_id"].unique().to_list(),
     )
 
 
@@ -185,14 +200,21 @@ class Report:
     orphaned: pl.DataFrame
     run_id: str | None
     generated_at: dt.datetime
+    duplicates: pl.DataFrame = field(default_factory=lambda: duplicate_table([]))
+    needs_a_person: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=NEEDS_A_PERSON_SCHEMA)
+    )
 
     def sections(self) -> dict[str, pl.DataFrame]:
         return {name: getattr(self, name) for name in SECTIONS}
 
     @property
     def exit_code(self) -> int:
-        """1 when a code needs attention or is orphaned (a person has work), else 0."""
-        return 1 if self.attention.height or self.orphaned.height else 0
+        """1 while a reservation needs a person (``needs_a_person``: rejected, failed, outcome
+        unknown, needing attention, duplicated, orphaned, superseded but still valid), or a
+        code needs attention, is orphaned or is on its door more than once; else 0."""
+        work = self.attention.height or self.orphaned.height or self.duplicates.height
+        return 1 if work or self.needs_a_person.height else 0
 
     def to_json(self) -> str:
         document: dict[str, Any] = {
@@ -210,12 +232,24 @@ async def make_report(
     latest ``runs`` runs). Raises UsageError when ``run_id`` isn't an apply run with its
     per-door summary."""
     rows = await ledger.report_rows(run_id=run_id, runs=runs, code_statuses=CODE_STATUSES)
-    return await anyio.to_thread.run_sync(lambda: build_report(rows, now=now, run_id=run_id))
+    duplicates = await ledger.duplicate_rows(now=now)
+    people = (await ledger.rows_without_code(), await ledger.codes_needing_a_person())
+    return await anyio.to_thread.run_sync(
+        lambda: build_report(rows, now=now, run_id=run_id, duplicates=duplicates, people=people)
+    )
 
 
-def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = None) -> Report:
+def build_report(
+    rows: ReportRows,
+    *,
+    now: dt.datetime,
+    run_id: str | None = None,
+    duplicates: list[dict[str, Any]] | None = None,
+    people: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], []),
+) -> Report:
     """Build the report's tables from the ledger's rows (``run_id``: the apply run asked for,
-    checked; None for the latest)."""
+    checked; None for the latest; ``duplicates``: the ledger's ``duplicate_rows``; ``people``:
+    its ``rows_without_code`` and ``codes_needing_a_person``)."""
     now = now.astimezone(dt.UTC)
     listed = pl.DataFrame(
         [
@@ -246,6 +280,7 @@ def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = Non
     codes_now = pl.DataFrame(rows.codes_per_door, schema=CODES_NOW_SCHEMA)
     of_run = outcomes.filter(pl.col("run_id") == run_id) if run_id else outcomes.clear()
     doors = _door_table(of_run, budgets, codes_now, orphaned)
+    doubled = duplicate_table(duplicates or [])
     return Report(
         runs=listed,
         outcomes=outcomes,
@@ -254,6 +289,8 @@ def build_report(rows: ReportRows, *, now: dt.datetime, run_id: str | None = Non
         orphaned=orphaned,
         run_id=run_id,
         generated_at=now,
+        duplicates=doubled,
+        needs_a_person=needs_a_person(*people, doubled, now=now),
     )
 
 

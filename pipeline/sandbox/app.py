@@ -33,6 +33,7 @@ from pipeline.sandbox.handlers import (
     answer_late,
     catch_up,
     create_code,
+    get_workspace,
     rate_limited,
 )
 from pipeline.sandbox.state import WORKSPACE_ID, Faults, SandboxState
@@ -132,7 +133,7 @@ def _answer(
     request_id: str,
 ) -> Response:
     try:
-        _authenticate(request, faults.revoked_keys)
+        workspace_id = _authenticate(request, faults.revoked_keys)
         if handler is None:
             raise SeamFailure(404, "not_found", f"no endpoint {request.url.path}")
         if request.method != "POST":
@@ -144,6 +145,8 @@ def _answer(
         if handler is create_code and faults.late and state.rng.random() < faults.late:
             raise answer_late(state, faults, body)
         result = handler(state, faults, body)
+        if handler is get_workspace:
+            result["workspace"]["workspace_id"] = workspace_id
     except SeamFailure as failure:
         return _error(failure)
     if handler is create_code and faults.drop_after and state.rng.random() < faults.drop_after:
@@ -164,17 +167,23 @@ def _error(failure: SeamFailure) -> JSONResponse:
     )
 
 
-def _authenticate(request: Request, revoked: set[str]) -> None:
+def _authenticate(request: Request, revoked: set[str]) -> str:
+    """The workspace the request acts in (the sandbox's own for an API key; for a personal
+    access token, the one its ``seam-workspace`` header names), or a 401."""
     header = request.headers.get("authorization", "")
     token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     if token in revoked:
         raise SeamFailure(401, "unauthorized", "Unauthorized: this API key has been revoked")
     if not token.startswith("seam_"):
         raise SeamFailure(401, "unauthorized", "Unauthorized: send Authorization: Bearer seam_...")
-    if token.startswith("seam_at") and not request.headers.get("seam-workspace"):
-        raise SeamFailure(
-            401, "unauthorized", "a personal access token needs the seam-workspace header"
-        )
+    if token.startswith("seam_at"):
+        workspace_id = request.headers.get("seam-workspace")
+        if not workspace_id:
+            raise SeamFailure(
+                401, "unauthorized", "a personal access token needs the seam-workspace header"
+            )
+        return workspace_id
+    return WORKSPACE_ID
 
 
 def _take_global_slot(state: SandboxState) -> None:
@@ -193,7 +202,7 @@ def _json_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise SeamFailure(400, "invalid_input", "the request body is not JSON") from exc
     if not isinstance(body, dict):
         raise SeamFailure(400, "invalid_input", "the request body must be a JSON object")

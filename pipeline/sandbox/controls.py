@@ -181,6 +181,25 @@ def control_routes(
                 )
         return JSONResponse({"codes": len(state.codes)})
 
+    async def duplicate(request: Request) -> Response:
+        """A second code like an existing one (same door, name and window; its own id and
+        PIN), as a backend that carried a create out twice would leave: a duplicate made on
+        purpose, for the pipeline to find and say."""
+        body = await _body(request)
+        original = state.codes.get(str(body.get("access_code_id")))
+        if original is None:
+            raise HTTPException(404, "no such access_code_id")
+        now = state.clock.now()
+        copy = replace(
+            original,
+            access_code_id=state.new_id(),
+            pin=state.new_pin(original.device_id, original.slot.prefix),
+            created_at=now,
+            created_monotonic=state.clock.monotonic(),
+        )
+        state.add_code(copy)
+        return JSONResponse({"access_code": copy.public(now, WORKSPACE_ID), "pin": copy.pin})
+
     return {
         "stats": stats,
         "codes": codes,
@@ -188,4 +207,5 @@ def control_routes(
         "clock": clock,
         "configure": configure,
         "seed_codes": seed_codes,
+        "duplicate": duplicate,
     }

@@ -315,6 +315,19 @@ def _get_attempt(state: SandboxState, faults: Faults, body: dict[str, Any]) -> d
     return {"action_attempt": _attempt(attempt_id, "success", {"access_code": code})}
 
 
+def get_workspace(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
+    """The workspace the key belongs to (the app puts in a personal access token's own)."""
+    return {
+        "workspace": {
+            "workspace_id": WORKSPACE_ID,
+            "name": "Oracode sandbox",
+            "company_name": "Oracode sandbox",
+            "is_sandbox": True,
+            "connect_partner_name": None,
+        }
+    }
+
+
 def _list_events(state: SandboxState, faults: Faults, body: dict[str, Any]) -> dict[str, Any]:
     """Events by ``occurred_at`` (ascending; Seam doesn't document an order), no cursor and no
     ``pagination``: a client pages by moving ``since`` to the last ``occurred_at`` it saw."""
@@ -334,4 +347,5 @@ HANDLERS: dict[str, Handler] = {
     "/access_codes/list": _list_codes,
     "/action_attempts/get": _get_attempt,
     "/events/list": _list_events,
+    "/workspaces/get": get_workspace,
 }

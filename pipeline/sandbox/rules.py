@@ -129,8 +129,10 @@ def match_slot(
     """The user level this window fits, and the window the lock will really use.
 
     The window must match an eligible level's check-in and check-out times on its dates,
-    within ``rounding`` (1 hour by default, 1 day with ``max_time_rounding: 1d``); the closest
-    level wins. Raises RuleViolation naming the door's levels when none fits.
+    within ``rounding`` (1 hour by default, 1 day with ``max_time_rounding: 1d``), measured at
+    each end between instants, as Seam rounds booking instants to a slot's (exactly the
+    rounding is within: Seam's error is for rounding that *exceeds* it); the level whose
+    farther end is closest wins. Raises RuleViolation naming the door's levels when none fits.
     """
     best: Match | None = None
     for slot in slots:
@@ -151,9 +153,12 @@ def match_slot(
             f"{s.name} {s.check_in:%H:%M}-{s.check_out:%H:%M}" for s in slots if s.is_eligible
         )
         allowed = "1 day" if rounding >= dt.timedelta(days=1) else "1 hour"
+        # Seam's words when a booking is more than the allowed rounding from every time slot
+        # (its Oracode guide: "No time slots found"); the rest says which, for a person.
         raise RuleViolation(
-            f"the window {starts_at.isoformat()} - {ends_at.isoformat()} does not match any "
-            f"user level of this device within {allowed} (levels: {levels or 'none'})"
+            f"No time slots found: the window {starts_at.isoformat()} - {ends_at.isoformat()}"
+            f" does not match any user level of this device within {allowed} (levels:"
+            f" {levels or 'none'})"
         )
     return best
 

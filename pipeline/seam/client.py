@@ -1,7 +1,8 @@
 """The Seam API client: the one module that sends HTTP (what the answers mean is ``answers``).
 
 Every call is ``POST <path>`` with a JSON body. Reads (``list``, ``get``) are retried on 429,
-5xx and connection errors, honouring ``Retry-After`` up to ``MAX_WAIT_SECONDS``; errors become
+5xx and connection errors, honouring ``Retry-After`` up to ``MAX_WAIT_SECONDS`` (and, in an
+apply run, up to what is left before it gives up); errors become
 ``SeamError`` carrying Seam's error type and message, the HTTP status and the
 ``seam-request-id``.
 
@@ -28,18 +29,22 @@ import stamina
 from pydantic import ValidationError
 
 from pipeline import __version__
+from pipeline.endpoints import check_endpoint
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.answers import (
     MAX_WAIT_SECONDS,
+    READ_WAIT_MAX,
     CreatedCode,
     Exchange,
     PageCursors,
+    Patience,
     RetryableRead,
     clamp_wait,
     parse_response,
+    read_retry_wait,
 )
 from pipeline.seam.models import AccessCode, Device
-from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, check_endpoint, first_problem
+from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
 
 # Names other modules import from here (the answers' types live in ``answers``).
 __all__ = [
@@ -63,6 +68,7 @@ READS = {
     "/devices/list": "the doors could not be listed",
     "/access_codes/list": "the doors' codes could not be listed",
     "/events/list": "Seam's events could not be listed",
+    "/workspaces/get": "the API key's workspace could not be asked for",
 }
 # A request's answer must be complete within this (``--request-timeout``), not merely keep
 # trickling: a body sent one byte every 20 s never trips a per-read timeout.
@@ -79,18 +85,6 @@ def talking_to(endpoint: httpx.URL) -> str:
     return f"talking to {endpoint} (not Seam's production endpoint)"
 
 
-def _backoff(exc: Exception) -> bool | float:
-    """stamina hook: retry retryable reads, waiting ``Retry-After`` seconds when Seam sent it.
-
-    stamina does not cap a wait the hook returns by its ``wait_max``, so the wait is clamped
-    here: ``Retry-After: 86400`` must not stop a read for a day.
-    """
-    if isinstance(exc, RetryableRead):
-        wait = clamp_wait(exc.retry_after, what="Seam's Retry-After on a read")
-        return wait if wait is not None else True
-    return False
-
-
 class SeamClient:
     """An async Seam API client over one keep-alive ``httpx`` connection pool.
 
@@ -99,7 +93,10 @@ class SeamClient:
     request's CPU. ``transport`` lets tests drive an in-process server (``httpx.ASGITransport``).
 
     ``timeout`` bounds each connect, write and read; ``request_timeout`` bounds a whole request
-    (waiting for a connection, sending, and reading the answer to its last byte). Raises
+    (waiting for a connection, sending, and reading the answer to its last byte);
+    ``patience`` (an apply run's) counts a read that keeps failing as no progress, bounds
+    each wait before a read's next attempt by what is left before the run gives up, and
+    stops the read (RunStopped) rather than send it again once nothing is left. Raises
     ConfigError for credentials that can't make a request (a malformed key, an endpoint that
     holds a user name or password).
     """
@@ -115,6 +112,7 @@ class SeamClient:
         max_connections: int = 8,
         pace: Callable[[], Awaitable[None]] | None = None,
         observe: Callable[[Exchange], None] | None = None,
+        patience: Patience | None = None,
     ) -> None:
         self._headers = {
             **credentials.auth_headers(),
@@ -137,7 +135,13 @@ class SeamClient:
         self._read_attempts = read_attempts
         self._pace = pace
         self._observe = observe
+        self._patience = patience
         self.requests = 0  # requests sent (each read attempt counts)
+
+    @property
+    def endpoint(self) -> str:
+        """Where the requests go (``SEAM_ENDPOINT``'s URL; never holds credentials)."""
+        return str(self._endpoint)
 
     async def __aenter__(self) -> Self:
         if self._says_where:
@@ -159,13 +163,23 @@ class SeamClient:
         were made (the run stops on it: exit 3).
         """
         attempts = 0
+        patience = self._patience
+
+        def retry_on(exc: Exception) -> bool | float:
+            return read_retry_wait(exc, attempt=attempts, patience=patience)
+
         try:
             async for attempt in stamina.retry_context(
-                on=_backoff, attempts=self._read_attempts, wait_max=60.0
+                on=retry_on, attempts=self._read_attempts, wait_max=READ_WAIT_MAX
             ):
                 with attempt:
                     attempts += 1
-                    return await self._send_read(path, body)
+                    if attempts > 1 and patience is not None:
+                        patience.check_before_send()
+                    answer = await self._send_read(path, body)
+                    if patience is not None:
+                        patience.read_answered()
+                    return answer
         except RetryableRead as exc:
             error = exc.error
             raise type(error)(
@@ -195,7 +209,7 @@ class SeamClient:
             return await self.post(path, body)
         except SeamError as exc:
             if isinstance(exc, SeamUnavailableError) or exc.status in RETRYABLE_STATUS:
-                raise RetryableRead(exc, exc.retry_after) from exc
+                raise RetryableRead(exc, exc.retry_after, path) from exc
             raise
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +252,7 @@ class SeamClient:
                 raise SeamUnavailableError(
                     f"no answer from {url}: {type(exc).__name__}", error_type="connection_error"
                 ) from exc
-            payload = parse_response(response, path=path)
+            payload = parse_response(response, path=path, endpoint=str(self._endpoint))
         except SeamError as exc:
             self._record(path, body, started, exc.status, exc.request_id, exc)
             raise
@@ -321,6 +335,21 @@ class SeamClient:
                 request_id=request_id,
             ) from exc
         return CreatedCode(access_code=code, request_id=request_id)
+
+    async def workspace_id(self) -> str:
+        """The Seam workspace the key acts in (``/workspaces/get``). Raises SeamError, and
+        SeamUnavailableError for an answer that names none."""
+        answer = await self.read("/workspaces/get", {})
+        workspace = answer.get("workspace")
+        workspace_id = workspace.get("workspace_id") if isinstance(workspace, dict) else None
+        if not isinstance(workspace_id, str) or not workspace_id.strip():
+            raise SeamUnavailableError(
+                "/workspaces/get answered 200 without a workspace_id",
+                error_type="malformed_answer",
+                status=200,
+                hint="rerun later; if it happens again, pass this line on to Seam support",
+            )
+        return workspace_id
 
     async def list_access_codes(
         self, device_id: str, *, search: str | None = None

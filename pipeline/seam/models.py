@@ -6,7 +6,15 @@ Seam payload still parses; fields we rely on are typed, the rest pass through un
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+# A PIN as a lock takes it: digits only (Oracode's are six; other locks' four to ten). Anything
+# else in a PIN's place (a formula, a word) is never recorded, nor handed to a guest.
+_PIN = re.compile(r"[0-9]{4,10}")
+PIN_RULE = "4 to 10 digits"
 
 
 class SeamModel(BaseModel):
@@ -89,11 +97,20 @@ class AccessCodeOracodeMetadata(SeamModel):
     site_name: str | None = None
 
 
+def is_pin(value: object) -> bool:
+    """Whether ``value`` is a PIN a lock takes (``PIN_RULE``)."""
+    return isinstance(value, str) and _PIN.fullmatch(value) is not None
+
+
 class AccessCode(SeamModel):
+    """A Seam access code. ``code`` is its PIN, only ever one that ``is_pin``: another value
+    in its place is dropped (never kept, never shown) and ``pin_unexpected`` says so."""
+
     access_code_id: str
     device_id: str
     name: str | None = None
-    code: str | None = None
+    code: str | None = Field(default=None, repr=False)
+    pin_unexpected: bool = False
     status: str
     type: str | None = None
     starts_at: str | None = None
@@ -104,6 +121,13 @@ class AccessCode(SeamModel):
     errors: list[CodeIssue] = Field(default_factory=list)
     warnings: list[CodeIssue] = Field(default_factory=list)
     dormakaba_oracode_metadata: AccessCodeOracodeMetadata | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_a_pin(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("code") is not None and not is_pin(data["code"]):
+            data = {**data, "code": None, "pin_unexpected": True}
+        return data
 
 
 class Pagination(SeamModel):

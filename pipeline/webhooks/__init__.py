@@ -5,8 +5,10 @@ Takes the deliveries Seam (through Svix) posts to the receiver, on any path; giv
 its PIN, what needs a person) and keeps every event once (``seam_events``). ``verify`` checks
 a delivery's signature with Svix's verifier, ``events`` says what each event type changes,
 ``app`` is the receiver (its answers, the ledger writes off the event loop), ``server`` serves
-it with uvicorn. The rules that keep a late, repeated or replayed event from moving a code
-back are the ledger's (``pipeline.ledger.events``).
+it with uvicorn, and ``guard`` is its defence facing the internet (a deadline per request, a
+cap on connections, one line a minute when out of file descriptors). The rules that keep a
+late, repeated or replayed event from moving a code back, and an event for another door or
+without a real time from moving it at all, are the ledger's (``pipeline.ledger.events``).
 """
 
 from pipeline.webhooks.app import WebhookReceiver, create_app

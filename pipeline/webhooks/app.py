@@ -34,6 +34,7 @@ from pipeline.ledger.events import EventOutcome, SeamEvent
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import Ledger
 from pipeline.webhooks.events import read_event
+from pipeline.webhooks.guard import OncePerMinute
 from pipeline.webhooks.verify import Refused, Verifier
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ class WebhookReceiver:
         self._answer_within = answer_within
         self._ledger: Ledger | None = None
         self._tasks: TaskGroup | None = None
+        # Anyone can post: deliveries not signed with the secret are said once a minute,
+        # counted, never a line each (a flood of them would fill the disk with lines).
+        self._unsigned = OncePerMinute(
+            "refused webhook deliveries not signed with the webhook's secret (answered 401)",
+            logger=log,
+        )
 
     @asynccontextmanager
     async def accepting(self) -> AsyncIterator[None]:
@@ -80,15 +87,17 @@ class WebhookReceiver:
 
     async def receive(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON answer for one delivery (see the module's table). Never
-        raises for what a delivery holds; logs one line per delivery, never its PIN."""
+        raises for what a delivery holds; logs one line per delivery, never its PIN, but for
+        those not signed with the secret: one line a minute, counting them."""
         try:
             delivery = self._verifier.verify(body, headers)
             event = read_event(delivery.event)
         except Refused as refused:
-            log.warning(
-                "refused a webhook delivery",
-                extra={"status": refused.status, "reason": refused.reason[:200]},
-            )
+            said = {"status": refused.status, "reason": refused.reason[:200]}
+            if refused.status == 401:
+                self._unsigned.note(reason=said["reason"])
+            else:
+                log.warning("refused a webhook delivery", extra=said)
             return refused.status, {"ok": False, "error": refused.reason[:200]}
         where = {
             "delivery_id": delivery.delivery_id[:100],

@@ -2,11 +2,14 @@
 
 uvicorn serves on the caller's event loop (``serve``), with the app's lifespan opening the
 ledger and waiting, on the way out, for the ledger writes under way (SIGINT and SIGTERM stop
-it gracefully). Its log lines go where the pipeline's go (``configure_logging``).
+it gracefully). Its log lines go where the pipeline's go (``configure_logging``). Its HTTP
+protocol is ``guard``'s: a deadline for each request, a cap on connections, and one line a
+minute, not a traceback per accept, when the process runs out of file descriptors.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import socket
 from collections.abc import AsyncIterator
@@ -16,7 +19,9 @@ import anyio
 import uvicorn
 
 from pipeline.errors import UsageError
+from pipeline.webhooks import guard
 from pipeline.webhooks.app import WebhookReceiver, create_app
+from pipeline.webhooks.guard import GuardedH11Protocol, quiet_out_of_descriptors
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8788
@@ -49,12 +54,20 @@ def _server(receiver: WebhookReceiver) -> uvicorn.Server:
         log_config=None,  # the pipeline's logging, as configured by the command
         access_log=False,  # a line per delivery comes from the receiver itself
         lifespan="on",
+        http=GuardedH11Protocol,
+        # The cap is the protocol's, at the connection (refused ones are never counted here);
+        # uvicorn's own, one above it, only backs it up for requests still being handled
+        # after their connection went.
+        limit_concurrency=guard.MAX_CONNECTIONS + 1,
+        # A connection kept alive after an answer, with nothing more sent, is closed.
+        timeout_keep_alive=5,
     )
     return uvicorn.Server(config)
 
 
 async def serve(receiver: WebhookReceiver, listening: socket.socket) -> None:
     """Serve ``receiver`` on ``listening`` until SIGINT or SIGTERM (uvicorn's graceful stop)."""
+    quiet_out_of_descriptors(asyncio.get_running_loop())
     await _server(receiver).serve(sockets=[listening])
 
 
@@ -63,6 +76,9 @@ async def serving(receiver: WebhookReceiver, listening: socket.socket) -> AsyncI
     """Serve ``receiver`` on ``listening`` in the background for the block (tests); yields its
     URL once it answers, and stops it gracefully at the end of the block."""
     server = _server(receiver)
+    loop = asyncio.get_running_loop()
+    handler = loop.get_exception_handler()
+    quiet_out_of_descriptors(loop)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(functools.partial(server.serve, sockets=[listening]))
         with anyio.fail_after(10):
@@ -72,3 +88,4 @@ async def serving(receiver: WebhookReceiver, listening: socket.socket) -> AsyncI
             yield address(listening)
         finally:
             server.should_exit = True
+    loop.set_exception_handler(handler)

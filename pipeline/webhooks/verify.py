@@ -69,6 +69,10 @@ class Verifier:
             event = json.loads(body)
         except ValueError as exc:
             raise Refused(400, f"signed, but the body isn't JSON: {exc}") from exc
+        except RecursionError as exc:
+            # Arrays or objects nested deeper than Python's parser goes: no Seam event is.
+            too_deep = "signed, but its JSON is nested too deep to be a Seam event"
+            raise Refused(400, too_deep) from exc
         if not isinstance(event, dict):
             raise Refused(400, "signed, but the body isn't a JSON object")
         return Delivery(_signed_id(lowered), event)

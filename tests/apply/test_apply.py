@@ -50,7 +50,12 @@ async def test_sample_creates_each_planned_code_with_its_planned_window(tmp_path
     run = start_sandbox(json.loads(SANDBOX_DEVICES.read_text()), tmp_path, monkeypatch)
     applied = await run.apply(SAMPLE, config_path=SAMPLE_CONFIG)
     results = applied.result.results
-    assert results.height == pl.read_csv(SAMPLE).height
+    # A row per input row, and one per [doors.also] code the sample's Harbor View stays need.
+    assert results.filter(pl.col("also_for").is_null()).height == pl.read_csv(SAMPLE).height
+    assert (
+        results.filter(pl.col("also_for").is_not_null())["door_name"].to_list()
+        == ["Harbor Lobby"] * 5
+    )
     assert set(results["outcome"]) == {"created", "rejected", "skipped"}
     assert applied.exit_code == 1  # the sample has rows meant to be rejected
     created = results.filter(pl.col("outcome") == "created")

@@ -7,8 +7,9 @@ import sqlite3
 import polars as pl
 import pytest
 
+from pipeline.cli.parser import build_parser
 from pipeline.settings import BudgetOptions
-from tests.apply_helpers import one_door_sandbox
+from tests.apply_helpers import one_door_sandbox, orphaned_reservations
 
 pytestmark = pytest.mark.virtual_time
 
@@ -40,7 +41,7 @@ async def test_a_moved_stay_is_changed_after_creation_and_makes_no_code(tmp_path
         "changed_after_creation",
     )
     assert old_code in outcomes["MOVE"]["message"]
-    assert "--reissue-changed" in outcomes["MOVE"]["message"]
+    assert outcomes["MOVE"]["message"].endswith("codes can't be deleted, so no new code was made")
     assert run.creates() == creates
     assert again.exit_code == 1
 
@@ -65,6 +66,38 @@ async def test_reissue_changed_makes_the_new_code_and_links_it(tmp_path, monkeyp
     again = await run.apply(stays(door, moved=True))
     assert set(again.result.results["outcome"]) == {"already_created"}
     assert run.creates() == creates + 1
+
+
+@pytest.mark.anyio
+async def test_the_config_reissues_changed_stays_and_the_command_line_says_no_for_one_run(
+    tmp_path, monkeypatch
+):
+    """[changes] reissue_changed = true does what --reissue-changed does; reissue_changed=False
+    (--no-reissue-changed) keeps one run from it."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=53)
+    config = tmp_path / "pipeline.toml"
+    config.write_text("[changes]\nreissue_changed = true\n")
+    await run.apply(stays(door), config_path=config)
+    creates = run.creates()
+    held = await run.apply(stays(door, moved=True), config_path=config, reissue_changed=False)
+    row = held.result.results.filter(pl.col("reservation_id") == "MOVE").row(0, named=True)
+    assert (row["outcome"], row["reason"], run.creates()) == (
+        "rejected",
+        "changed_after_creation",
+        creates,
+    )
+    moved = await run.apply(stays(door, moved=True), config_path=config)
+    row = moved.result.results.filter(pl.col("reservation_id") == "MOVE").row(0, named=True)
+    assert (row["outcome"], run.creates()) == ("created", creates + 1)
+
+
+@pytest.mark.parametrize(
+    ("words", "given"),
+    [([], None), (["--reissue-changed"], True), (["--no-reissue-changed"], False)],
+)
+def test_the_command_line_gives_yes_no_or_the_config_s_word(words, given):
+    """apply's --reissue-changed / --no-reissue-changed; neither leaves it to the config."""
+    assert build_parser().parse_args(["apply", "x.csv", *words]).reissue_changed is given
 
 
 @pytest.mark.anyio
@@ -104,8 +137,4 @@ async def test_a_cancelled_stay_with_a_code_is_orphaned_the_same_night(tmp_path,
     assert outcomes["KEEP"]["outcome"] == "already_created"
     assert run.creates() == creates
     assert again.newly_orphaned == 1
-    with sqlite3.connect(run.ledger) as db:
-        orphaned = db.execute(
-            "SELECT reservation_id FROM codes WHERE orphaned_run_id IS NOT NULL"
-        ).fetchall()
-    assert orphaned == [("MOVE",)]
+    assert orphaned_reservations(run.ledger) == ["MOVE"]

@@ -152,6 +152,30 @@ class SeedAfterFirstList(httpx.AsyncBaseTransport):
 
 
 @pytest.mark.anyio
+async def test_a_full_door_is_named_with_its_site_and_its_id_after(tmp_path, monkeypatch, caplog):
+    """Seam's no-space answer: the error line and the rows' message name the door and its
+    site as a person knows them, with the device_id after."""
+    payload, (full,) = doors_with_limits(1)
+    run = start_sandbox(payload, tmp_path, monkeypatch, door_rate=(1, 1.0))
+    with caplog.at_level("ERROR", logger="pipeline.apply.creator"):
+        applied = await run.apply(
+            make_stays([(full, 3)]),
+            ApplySettings(door_rate=Rate(1, 1.0)),
+            budget=BudgetOptions(per_door=20),
+        )
+    row = applied.result.results.row(0, named=True)
+    door = f"{row['door_name']} at {row['site_name']} ({full})"
+    assert [record.getMessage() for record in caplog.records] == [
+        f"door {door} is full: its remaining creates are not sent"
+    ]
+    refused = sorted(budget_rows(applied.result.results, full)["message"], key=len)
+    assert refused[0].startswith(
+        f"Seam has no space for more codes on door {door}: Seam error {NO_SPACE}: "
+    )
+    assert refused[1] == f"not sent: {refused[0]}"
+
+
+@pytest.mark.anyio
 async def test_a_stale_door_is_counted_again_just_before_its_first_create(tmp_path, monkeypatch):
     """Codes made by someone else after a door's look are seen before its first create when the
     look has gone stale: the rows that no longer fit are withdrawn, and Seam never refuses one."""
@@ -288,10 +312,15 @@ def test_plan_counts_codes_from_a_saved_list_and_flags_a_door_near_full(tmp_path
     )
     printed = " ".join(capsys.readouterr().out.split())
     assert code == 1  # the sample's own rejections
-    assert "will be at 90 % or more of their budget after this run: Room 102" in printed
+    # The sample's Harbor View stays also need the lobby ([doors.also]): 4 codes on a budget of 3.
+    assert "will be at 90 % or more of their budget after this run: Harbor Lobby, Room 102" in (
+        printed
+    )
     assert "not counted" not in printed
     plan = pl.read_csv(out)
-    assert plan.filter(pl.col("reason") == "budget_exhausted").height == 0
+    assert plan.filter(pl.col("reason") == "budget_exhausted")["door_name"].to_list() == [
+        "Harbor Lobby"
+    ]
     assert plan.filter(pl.col("device_id") == room_102)["outcome"].to_list() == [
         "planned",
         "rejected",

@@ -38,9 +38,10 @@ WARNINGS = [
     " doors)",
     '[user_levels.sites] "Harbour View" matches no site; did you mean "Harbor View"? (see'
     " oracode-provision doors)",
+    # Room 101 has a default of its own, which wins over its site's.
     '[user_levels.sites] "Harbor View" = "Guest 3:30pm-10:30" is not a user level of 4 of its 4'
-    ' doors (Room 101, Room 102, Room 103, Room 104); did you mean "Guest 3:30pm-10:30am"? (see'
-    " oracode-provision doors)",
+    ' doors (Harbor Lobby, Room 102, Room 103, Room 104); did you mean "Guest 3:30pm-10:30am"?'
+    " (see oracode-provision doors)",
 ]
 
 
@@ -86,8 +87,9 @@ def test_plan_warns_once_at_start_not_per_row(tmp_path, capsys):
     [
         (
             'endpont = "https://example.com"',
-            "unknown key endpont at the top level (known: input, doors, columns, user_levels,"
-            " budgets, name_template, endpoint) (did you mean endpoint?)",
+            "unknown key endpont at the top level (known: input, doors, plan, columns, sources,"
+            " user_levels, budgets, pins, changes, nightly, name_template, endpoint) (did you"
+            " mean endpoint?)",
         ),
         (
             "[budgets]\nper_dor = 3",
@@ -96,12 +98,12 @@ def test_plan_warns_once_at_start_not_per_row(tmp_path, capsys):
         ),
         (
             '[doors.alias]\n"Unit 101" = "Room 101"',
-            "unknown key alias in [doors] (known: aliases) (did you mean aliases?)",
+            "unknown key alias in [doors] (known: aliases, also) (did you mean aliases?)",
         ),
         (
             '[input]\nlocale = "de"',
             "unknown key locale in [input] (known: encoding,"
-            " date_format, time_format, sheet, skip)",
+            " date_format, time_format, sheet, header_row, skip)",
         ),
     ],
 )
@@ -113,3 +115,26 @@ def test_unknown_keys_are_named_with_the_known_ones(tmp_path, toml, message):
         load_config(path)
     assert raised.value.exit_code == 2
     assert raised.value.one_line() == f"config file {path}: {message}"
+
+
+def test_doors_also_names_that_match_nothing_are_warned_at_start(sandbox_catalog):
+    """A [doors.also] key that is no door, alias, device_id or site, and a listed door that is
+    no door or alias, are one warning each; names that match say nothing."""
+    config = Config.model_validate(
+        {
+            "doors": {
+                "aliases": {"Lobby": "Harbor Lobby"},
+                "also": {
+                    "Harbour View": ["Harbor Lobby"],
+                    "Harbor View": ["Lobby", "Pool"],
+                    "room 101": ["harbor lobby"],
+                },
+            }
+        }
+    )
+    assert check_config(config, sandbox_catalog) == [
+        '[doors.also] "Harbour View" matches no door, alias, device_id or site; did you mean'
+        ' "Harbor View"? (see oracode-provision doors)',
+        '[doors.also] "Harbor View" lists "Pool", which matches no door name, alias or'
+        " device_id (see oracode-provision doors)",
+    ]

@@ -16,14 +16,15 @@ from tests.paths import SANDBOX_DEVICES
 
 DEVICES = ["doors", "--devices", str(SANDBOX_DEVICES)]
 HAUPTEINGANG_ID = "5a8950cc-5c88-56a3-b8a7-1cb17456c161"
-HAUPTEINGANG = f"Alpenhof,Haupteingang,{HAUPTEINGANG_ID},Europe/Berlin,false"
+HAUPTEINGANG = f'"Alpenhof","Haupteingang","{HAUPTEINGANG_ID}","Europe/Berlin","false"'
+# Text cells quoted, numbers (the prefix) and empty cells as they are (``pipeline.csvfiles``).
 CSV_HEAD = [
-    "site_name,door_name,device_id,zone,can_program_offline,"
-    "user_level,prefix,check_in,check_out,flags",
-    f"{HAUPTEINGANG},Gast 15-11 Uhr,1,15:00,11:00,",
-    f"{HAUPTEINGANG},Tagesgast 24h,3,12:00,12:00,24h",
-    f"{HAUPTEINGANG},Zwei Wochen,4,15:00,11:00,biweekly",
-    f"{HAUPTEINGANG},Reinigung einmalig,8,09:00,12:00,one-shot",
+    '"site_name","door_name","device_id","zone","can_program_offline",'
+    '"user_level","prefix","check_in","check_out","flags"',
+    f'{HAUPTEINGANG},"Gast 15-11 Uhr",1,"15:00","11:00",',
+    f'{HAUPTEINGANG},"Tagesgast 24h",3,"12:00","12:00","24h"',
+    f'{HAUPTEINGANG},"Zwei Wochen",4,"15:00","11:00","biweekly"',
+    f'{HAUPTEINGANG},"Reinigung einmalig",8,"09:00","12:00","one-shot"',
 ]
 
 
@@ -43,10 +44,10 @@ def test_csv_lists_each_door_and_level_on_a_line(capsys):
     assert main([*DEVICES, "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[:5] == CSV_HEAD
-    assert len(lines) == 1 + 56
+    assert len(lines) == 1 + 59
     assert (
-        "Harbor View,Room 101,2d02807a-3db5-53f8-b233-df6e7c9a4048,America/Los_Angeles,true,"
-        "Owner Master,9,00:00,00:00,master"
+        '"Harbor View","Room 101","2d02807a-3db5-53f8-b233-df6e7c9a4048","America/Los_Angeles",'
+        '"true","Owner Master",9,"00:00","00:00","master"'
     ) in lines
 
 
@@ -54,8 +55,8 @@ def test_json_lists_each_door_with_its_levels(capsys):
     """--format json prints the doors, each with its user levels and their flags as a list."""
     assert main([*DEVICES, "--format", "json"]) == 0
     doors = json.loads(capsys.readouterr().out)
-    assert len(doors) == 12
-    assert doors[10] == {
+    assert len(doors) == 13
+    assert doors[11] == {
         "site_name": "Lakeside Lodge",
         "door_name": "Room 101",
         "device_id": "9c276189-cef4-5ad0-8507-1f18214bd00f",
@@ -76,7 +77,7 @@ def test_table_shows_a_door_per_row_with_its_levels():
     stream = io.StringIO()
     print_doors(listing, "table", Console(file=stream, width=150, highlight=False))
     lines = stream.getvalue().splitlines()
-    assert lines[0].strip() == "12 dormakaba Oracode doors"
+    assert lines[0].strip() == "13 dormakaba Oracode doors"
     cells = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines[4:8]]
     assert cells == [
         [
@@ -94,11 +95,13 @@ def test_table_shows_a_door_per_row_with_its_levels():
 
 
 def test_out_writes_the_file_and_says_so(tmp_path, capsys):
-    """--out writes the csv to the file (the same text as printed) and one line saying where."""
+    """--out writes the csv to the file (the same text as printed, after Excel's UTF-8 mark)
+    and one line saying where."""
     out = tmp_path / "doors.csv"
     assert main([*DEVICES, "--format", "csv", "--out", str(out)]) == 0
-    assert capsys.readouterr().out == f"wrote 12 doors to {out}\n"
-    assert out.read_text().splitlines()[:5] == CSV_HEAD
+    assert capsys.readouterr().out == f"wrote 13 doors to {out}\n"
+    assert out.read_text(encoding="utf-8").startswith("\ufeff")
+    assert out.read_text(encoding="utf-8-sig").splitlines()[:5] == CSV_HEAD
 
 
 def test_out_needs_a_file_format(tmp_path, capsys):

@@ -50,7 +50,7 @@ def test_time_of_day_forms(text, time, zone):
 def test_prefix_spellings_and_sandbox_file():
     """All three prefix spellings are read; non-Oracode devices are left out."""
     catalog = read_device_file(SANDBOX_DEVICES)
-    assert catalog.doors.height == 12
+    assert catalog.doors.height == 13
     assert catalog.levels["level_prefix"].null_count() == 0
     assert set(catalog.doors["door_zone"]) == {
         "America/Los_Angeles",
@@ -146,6 +146,20 @@ def test_bad_config_files(tmp_path, text, message):
         load_config(path)
 
 
+def test_a_columns_value_typo_suggests_the_column(tmp_path):
+    """A [columns] value that is no pipeline column names them all and the closest one."""
+    path = tmp_path / "c.toml"
+    path.write_text("[columns]\nGast = 'guest_nmae'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert raised.value.one_line() == (
+        f"config file {path}: columns: 'Gast' maps to 'guest_nmae', which is not one of"
+        " ['reservation_id', 'device_id', 'door_name', 'site_name', 'check_in', 'check_out',"
+        " 'guest_name', 'user_level', 'check_in_date', 'check_in_time', 'check_out_date',"
+        " 'check_out_time'] (did you mean 'guest_name'?)"
+    )
+
+
 # The config's [budgets], then the command line's options → the budgets in force.
 OPTION_CASES = [
     ({}, BudgetOptions(), {"per_door": None, "mode": "lifetime", "on_exceeded": "reject-rows"}),
@@ -196,7 +210,7 @@ def test_devices_are_fetched_over_every_page(monkeypatch):
 
     ids = anyio.run(fetch)
     statuses = {status for (path, status) in state.requests if path == "/devices/list"}
-    assert len(ids) == len(set(ids)) == 12
+    assert len(ids) == len(set(ids)) == 13
     assert statuses == {200, 503}
     assert state.requests[("/devices/list", 200)] == 3
 
@@ -233,3 +247,18 @@ def test_plan_fetches_devices_from_a_real_sandbox(tmp_path, monkeypatch):
     assert code == 1  # Room 101 at Harbor View has two guest levels: ambiguous without a default
     assert "ambiguous_user_level" in out.read_text()
     assert "Guest 3:30pm-10:30am" in out.read_text()
+
+
+def test_a_slot_tolerance_over_an_hour_stops_plan_at_start(tmp_path, capsys):
+    """[plan] slot_tolerance_minutes = 90: plan exits 2 with one line, before any row is read."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text("[plan]\nslot_tolerance_minutes = 90\n")
+    source = tmp_path / "r.csv"
+    source.write_text(GOOD_CSV)
+    code = main(["plan", str(source), "--config", str(config), "--devices", str(SANDBOX_DEVICES)])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: config file {config}: plan.slot_tolerance_minutes: 90 is over 60: Seam rounds a"
+        " booking to a user level by at most one hour and refuses creates that need more; give 0"
+        " to 60\n"
+    )

@@ -250,3 +250,40 @@ def test_a_run_whose_lock_connection_dies_stops_and_the_rerun_finishes(
     assert len(made) < 120
     assert len(on_doors) == 120
     assert set(on_doors.values()) == {1}
+
+
+@pytest.mark.parametrize("form", ["driver URL", "libpq string"])
+def test_a_driver_url_or_a_libpq_string_is_the_postgresql_ledger(
+    tmp_path, postgres_server, postgres_url, form
+):
+    """ORACODE_LEDGER as SQLAlchemy writes the URL (postgresql+psycopg://) or as libpq's
+    key=value string, with the password in it: apply keeps its ledger in PostgreSQL (no
+    folder named after the text), and neither its output nor its files show the password."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    payload = make_devices(2, seed=4)
+    state, server = served(payload, Faults())
+    source = stays_file(tmp_path, payload, 3)
+    if form == "driver URL":
+        given = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    else:
+        given = make_conninfo(**conninfo_to_dict(postgres_url))
+    assert postgres_server.password in given
+    with server as url:
+        done = subprocess.run(
+            apply_command(source, tmp_path / "results.csv"),
+            cwd=tmp_path,
+            env=on_postgres(url, given),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert postgres_server.password not in done.stdout + done.stderr
+    shown = next(line for line in done.stdout.splitlines() if line.startswith("ledger:"))
+    assert "***" in shown
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["results.csv", "stays.csv"]
+    assert query(PostgresLedger(postgres_url), "SELECT COUNT(*) FROM codes") == [(6,)]
+    for path in tmp_path.iterdir():
+        assert postgres_server.password.encode() not in path.read_bytes()
+    assert set(tags_on_doors(state).values()) == {1}

@@ -193,7 +193,8 @@ def test_the_quick_start_runs_against_the_sandbox(tmp_path):
                 assert "Error 1" in done.stderr
             else:
                 assert done.returncode == 1, done.stderr
-                assert "wrote 24 rows to outputs/plan-" in done.stdout
+                # The sample's 26 rows, and 5 on the lobby its config's [doors.also] adds.
+                assert "wrote 31 rows to outputs/plan-" in done.stdout
     finally:
         os.killpg(sandbox.pid, signal.SIGTERM)
         sandbox.wait(timeout=10)

@@ -89,10 +89,10 @@ def test_cli_serves_and_stops_cleanly_on_ctrl_c():
     finally:
         process.kill()
     assert answer.status_code == 200
-    assert len(answer.json()["devices"]) == 13
+    assert len(answer.json()["devices"]) == 14
     assert process.returncode == 0
     assert "Traceback" not in err
-    assert "12 Oracode doors" in out
+    assert "13 Oracode doors" in out
 
 
 def test_cli_late_and_list_lag_flags_reach_the_server():

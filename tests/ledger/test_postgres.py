@@ -4,6 +4,7 @@ what the user must fix, 3 for a server out of reach or lost), and none shows the
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -162,9 +163,7 @@ def test_scrub_masks_the_password_however_it_is_written(monkeypatch):
     monkeypatch.setenv("PGPASSWORD", "env-secret")
     ledger = parse_ledger("postgresql://app:p%40ss@db/ledger?password=q%2Bw")
     text = "p%40ss p@ss q%2Bw q+w env-secret postgresql://app:p%40ss@db/ledger?password=q%2Bw"
-    assert scrub(ledger, text) == (
-        "*** *** *** *** *** postgresql://app:***@db/ledger?password=***"
-    )
+    assert scrub(ledger, text) == ("*** *** *** *** *** postgresql://app:***@db/ledger")
 
 
 @pytest.mark.parametrize(
@@ -271,5 +270,85 @@ async def test_a_role_without_create_uses_a_ledger_another_role_made(postgres_se
         run_id = await ledger.start_run("apply", [])
         await ledger.register(run_id, [planned("t1")])
         assert await ledger.mark_sending("t1", run_id)
+    finally:
+        await ledger.close()
+
+
+def new_role(owner_url: str, *, grant: str) -> tuple[str, str]:
+    """A login role of its own (no CREATE on the schema), given ``grant`` on the tables as
+    the owner; its name and password."""
+    role = f"writer_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(owner_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'writer-pw'")
+        admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        admin.execute(grant.format(role=role))
+        admin.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    return role, "writer-pw"
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_role_that_cannot_see_every_table_still_opens_an_up_to_date_ledger(
+    postgres_server,
+):
+    """A role granted rows of every table but one (the catalog, not its privileges, says what
+    exists) opens a ledger another role made: nothing is created again, nothing refused."""
+    from pipeline.ledger.store import Ledger
+
+    owner_url = postgres_server.new_database()
+    database = owner_url.rsplit("/", 1)[1]
+    await (await Ledger.open(parse_ledger(owner_url))).close()
+    role, password = new_role(
+        owner_url,
+        grant="GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};"
+        " REVOKE ALL ON known_trouble FROM {role}",
+    )
+    server = f"{postgres_server.host}:{postgres_server.port}"
+    ledger = await Ledger.open(parse_ledger(f"postgresql://{role}:{password}@{server}/{database}"))
+    try:
+        assert await ledger.start_run("status", [])
+    finally:
+        await ledger.close()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_an_older_ledger_a_role_cannot_upgrade_says_who_can_and_the_grants(
+    postgres_server,
+):
+    """A ledger of an earlier version (no door_looks table, no reported_code column) opened
+    by a role without CREATE: exit 2, one line naming what it needs, the owner's role to open
+    it with, and the GRANT; once the owner has opened it and granted, the role opens it."""
+    from pipeline.ledger.store import Ledger
+
+    owner_url = postgres_server.new_database()
+    database = owner_url.rsplit("/", 1)[1]
+    await (await Ledger.open(parse_ledger(owner_url))).close()
+    with psycopg.connect(owner_url, autocommit=True) as admin:
+        admin.execute("DROP TABLE door_looks; ALTER TABLE codes DROP COLUMN reported_code")
+    role, password = new_role(
+        owner_url,
+        grant="GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+    )
+    server = f"{postgres_server.host}:{postgres_server.port}"
+    url = f"postgresql://{role}:{password}@{server}/{database}"
+    with pytest.raises(UsageError) as refused:
+        await Ledger.open(parse_ledger(url))
+    assert refused.value.exit_code == 2
+    assert refused.value.one_line() == (
+        f"ledger postgresql://{role}:***@{server}/{database} was made by an earlier version,"
+        f" and role {role} can't bring it up to date: it needs table door_looks, column"
+        " codes.reported_code (permission denied for schema public) (open it once with the"
+        " role that owns its tables (e.g. oracode-provision report --ledger <the owner's"
+        " URL>); then, as the owner: GRANT SELECT, INSERT, UPDATE, DELETE ON door_looks TO"
+        f" {role})"
+    )
+    await (await Ledger.open(parse_ledger(owner_url))).close()
+    with psycopg.connect(owner_url, autocommit=True) as admin:
+        admin.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON door_looks TO {role}")
+    ledger = await Ledger.open(parse_ledger(url))
+    try:
+        ledger.note_door_looks(["door-1"])
+        await ledger.commit()
     finally:
         await ledger.close()

@@ -29,11 +29,11 @@ async def made(ledger: Ledger, tags: list[str]) -> str:
 
 async def test_created_codes_are_the_created_ones_with_an_id_and_their_status_columns(ledger):
     """created_codes gives the created codes (with ``tags`` only those) as STATUS_COLUMNS,
-    created_at and withdrawn (None for a code still current); sending and pending ones are left
-    out."""
+    reported_code, created_at and withdrawn (None for a code still current); sending and
+    pending ones are left out."""
     await made(ledger, ["t1", "t2", "t3"])
     [code] = await ledger.created_codes()
-    assert tuple(code) == (*STATUS_COLUMNS, "created_at", "withdrawn")
+    assert tuple(code) == (*STATUS_COLUMNS, "reported_code", "created_at", "withdrawn")
     assert code["withdrawn"] is None
     assert (code["idempotency_tag"], code["access_code_id"], code["code_status"]) == (
         "t1",
@@ -212,3 +212,82 @@ async def test_a_move_out_of_sending_names_its_attempt_and_never_puts_back_a_lat
     ledger.mark_failed("t1", run_id, "invalid_input", "refused", "req-9", attempt=2)
     await ledger.commit()
     assert [tuple(row) for row in rows(ledger, select)] == [("failed", 2)]
+
+
+async def test_codes_are_orphaned_per_reservation_and_door(ledger):
+    """With the run's stays (reservation, door) given: a code whose reservation is in the input
+    but not on its door any more is orphaned, unless the reservation has a row on no known door
+    or the code was made for [doors.also] (noted once instead); a stay back on its door is no
+    longer orphaned."""
+    run_id = await ledger.start_run("apply", [])
+    codes = [
+        {**planned("moved"), "reservation_id": "R1", "device_id": "room-1"},
+        {**planned("kept"), "reservation_id": "R1", "device_id": "room-2"},
+        {**planned("typo"), "reservation_id": "R2", "device_id": "room-1"},
+        {**planned("lobby"), "reservation_id": "R1", "device_id": "lobby", "also_for": "room-1"},
+    ]
+    for code in codes:
+        code["ends_at"] = "2027-01-03T11:00:00Z"
+    await ledger.register(run_id, codes)
+    for code in codes:
+        await ledger.mark_sending(code["idempotency_tag"], run_id)
+        ledger.mark_created(code["idempotency_tag"], run_id, access_code(), "req", how="created")
+    await ledger.commit()
+    summary = {"now": NOW, "stays": [("R1", "room-2")], "unsure": ["R2"]}
+    first = await ledger.record_apply(run_id, [], [], ["R1", "R2"], **summary)
+    second = await ledger.record_apply(run_id, [], [], ["R1", "R2"], **summary)
+    assert (first.orphaned, first.no_longer_asked) == (1, {"Room 101": 1})
+    assert (second.orphaned, second.no_longer_asked) == (0, {})
+    orphaned = "SELECT idempotency_tag FROM codes WHERE orphaned_run_id IS NOT NULL"
+    assert rows(ledger, orphaned) == [("moved",)]
+    stays = [("R1", "room-1"), ("R1", "room-2"), ("R1", "lobby"), ("R2", "room-1")]
+    back = {"now": NOW, "stays": stays}
+    await ledger.record_apply(run_id, [], [], ["R1", "R2"], **back)
+    assert rows(ledger, orphaned) == []
+    assert rows(ledger, "SELECT COUNT(*) FROM codes WHERE also_dropped_run_id IS NOT NULL") == [
+        (0,)
+    ]
+
+
+async def test_the_rows_without_a_code_are_the_latest_runs_and_the_codes_a_person_must_act_on(
+    ledger,
+):
+    """Each run's rows without a code replace the last run's, in the input's order; the codes
+    needing a person are the sending one, the one needing attention, the orphaned and the
+    superseded ones, each with its guest, the superseded one naming the code that replaced it,
+    on either database."""
+    run_id = await made(ledger, ["t1", "t2", "t3", "t4", "t5"])
+    row = {"outcome": "rejected", "reason": "unknown_device", "source_file": "x.csv"}
+    await ledger.record_without_code(run_id, [row | {"reservation_id": "old", "source_line": 2}])
+    later = [
+        row | {"reservation_id": "B", "source_line": 3, "guest_name": "Bo"},
+        row | {"reservation_id": "A", "source_line": 2, "check_in": "2027-03-01"},
+    ]
+    await ledger.record_without_code(run_id, later)
+    without = await ledger.rows_without_code()
+    assert [(r["reservation_id"], r["guest_name"], r["run_id"]) for r in without] == [
+        ("A", None, run_id),
+        ("B", "Bo", run_id),
+    ]
+    await ledger.mark_sending("t3", run_id)
+    await ledger.mark_sending("t4", run_id)
+    ledger.mark_created("t3", run_id, access_code("ac-3"), None, how="created")
+    ledger.mark_created("t4", run_id, access_code("ac-4"), None, how="created")
+    await ledger.commit()
+    await ledger.record_guests([("t3", "Cy")])
+    await ledger.record_replacements({"t4": "t3"})
+    for tag, column in (("t1", "needs_attention"), ("t3", "superseded_run_id")):
+        await ledger.write(
+            lambda db, tag=tag, column=column: db.execute(
+                f"UPDATE codes SET {column} = 'x' WHERE idempotency_tag = ?", (tag,)
+            )
+        )
+    await ledger.write(
+        lambda db: db.execute("UPDATE codes SET orphaned_run_id = 'r' WHERE idempotency_tag = 't4'")
+    )
+    found = {row["idempotency_tag"]: row for row in await ledger.codes_needing_a_person()}
+    assert sorted(found) == ["t1", "t2", "t3", "t4"]  # t5 is pending: nothing to act on
+    assert found["t2"]["state"] == "sending"
+    assert (found["t3"]["guest_name"], found["t3"]["replaced_by"]) == ("Cy", "ac-4")
+    assert found["t3"]["replaced_by_ends_at"] == "2026-12-03T11:00:00Z"
+    assert found["t4"]["orphaned_run_id"] == "r"

@@ -199,6 +199,17 @@ def test_name_template_always_carries_the_tag(sandbox_catalog):
     assert result["name"] == f"· R1 · {result['idempotency_tag']}"
 
 
+def test_a_control_character_in_any_field_never_reaches_the_code_name(sandbox_catalog):
+    """A tab or a line break in a reservation id (the read stage already cleans guest names)
+    becomes a space in the code name: ``R1 X Ana [tag]``."""
+    (result,) = plan(
+        sandbox_catalog,
+        {"reservation_id": "R1\tX", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
+        | {"guest_name": "Ana\n"},
+    )
+    assert result["name"] == f"R1 X Ana [{result['idempotency_tag']}]"
+
+
 def test_name_template_without_tag_is_refused():
     """A template that would lose the tag can't be configured."""
     with pytest.raises(ValueError, match="tag"):
@@ -306,5 +317,5 @@ def test_a_device_listed_twice_counts_once(sandbox_catalog):
     rows = plan(
         catalog, {"reservation_id": "R1", **HV, **STAY, "door_name": "Room 101", "user_level": "1"}
     )
-    assert catalog.doors.height == 12
+    assert catalog.doors.height == 13
     assert [r["outcome"] for r in rows] == ["planned"]

@@ -8,16 +8,16 @@ import polars as pl
 import pytest
 
 from pipeline.errors import InputFileError
+from pipeline.input_settings import INPUT_SECTION, InputConfig
 from pipeline.plan.stays import parse_stays
 from pipeline.read.dates import normalise_stays
-from pipeline.settings import InputConfig
 
 
 def read(columns: dict[str, list[str | None]], **settings: str) -> pl.DataFrame:
     frame = pl.DataFrame(columns, schema=dict.fromkeys(columns, pl.String)).with_columns(
         source_line=pl.int_range(pl.len(), dtype=pl.Int64) + 2
     )
-    return normalise_stays(frame, InputConfig.model_validate(settings), "export.csv")
+    return normalise_stays(frame, InputConfig.model_validate(settings), "export.csv", INPUT_SECTION)
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import polars as pl
@@ -34,17 +34,29 @@ def read_warnings() -> Iterator[list[str]]:
 
 @pytest.fixture
 def plan_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    """``plan_file(source, config_text)``: plan one export against the sample doors; returns
-    the exit code, the plan (None when none was written) and stderr's ``error:`` lines."""
+    """``plan_file(source, config_text)``: plan one export (or several, in one run) against the
+    sample doors; returns the exit code, the plan (None when none was written) and stderr's
+    ``error:`` lines."""
 
-    def run(source: Path, config: str | None = None) -> tuple[int, pl.DataFrame | None, list[str]]:
+    def run(
+        source: Path | Sequence[Path], config: str | None = None
+    ) -> tuple[int, pl.DataFrame | None, list[str]]:
         out = tmp_path / "plan.csv"
         extra = []
         if config is not None:
             (tmp_path / "pipeline.toml").write_text(config, encoding="utf-8")
             extra = ["--config", str(tmp_path / "pipeline.toml")]
+        sources = [source] if isinstance(source, Path) else source
         code = main(
-            ["plan", str(source), "--devices", str(SANDBOX_DEVICES), "--out", str(out), *extra]
+            [
+                "plan",
+                *(str(path) for path in sources),
+                "--devices",
+                str(SANDBOX_DEVICES),
+                "--out",
+                str(out),
+                *extra,
+            ]
         )
         errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
         return code, (pl.read_csv(out, infer_schema=False) if out.exists() else None), errors

@@ -49,8 +49,14 @@ def test_a_text_cell_in_a_workbook_date_column_keeps_the_dates_dates(tmp_path, p
 @pytest.mark.parametrize(
     ("setting", "problem"),
     [
-        ('date_format = "%m/%d/%Y %H:%M"', "holds %H, which belongs in [input] time_format"),
-        ('time_format = "%d %H:%M"', "holds %d, which belongs in [input] date_format"),
+        (
+            'date_format = "%m/%d/%Y %H:%M"',
+            "[input] date_format '%m/%d/%Y %H:%M' holds %H, which belongs in time_format",
+        ),
+        (
+            'time_format = "%d %H:%M"',
+            "[input] time_format '%d %H:%M' holds %d, which belongs in date_format",
+        ),
         ('time_format = "%H:%M %z"', "holds an offset (%z)"),
         ('date_format = "DD.MM.YYYY"', "has no strftime directive"),
     ],
@@ -68,7 +74,8 @@ def test_formats_that_would_read_wrong_are_refused_at_start(tmp_path, setting, p
 
 def test_a_mostly_utf8_file_with_a_stray_byte_is_read_as_utf8(tmp_path, plan_file, read_warnings):
     """One stray cp1252 byte in a UTF-8 export: the file is still read as UTF-8 (names intact,
-    a cancelled booking's "Annulé" still excluded), and the stray byte's line is named."""
+    a cancelled booking's "Annulé" still excluded), the stray byte's line is named, and its row
+    alone is rejected (no code is named after "Ren�")."""
     source = tmp_path / "mixed.csv"
     source.write_bytes(
         (
@@ -87,8 +94,8 @@ def test_a_mostly_utf8_file_with_a_stray_byte_is_read_as_utf8(tmp_path, plan_fil
         " named below); if names look wrong, set [input] encoding"
     )
     assert "line(s) 4 hold a replacement character" in read_warnings[1]
-    assert "an [input.skip] value among them may not match" in read_warnings[1]
-    assert code in (0, 1)
+    assert (rows["R3"]["outcome"], rows["R3"]["reason"]) == ("rejected", "invalid_row")
+    assert code == 1
 
 
 def test_an_alias_that_is_a_doors_own_name_is_warned(sandbox_catalog):

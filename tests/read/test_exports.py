@@ -147,26 +147,6 @@ def test_european_cp1252_export_with_umlauts(tmp_path, plan_file, read_warnings)
     ]
 
 
-def test_a_wrong_encoding_warns_about_replacement_characters(tmp_path, plan_file, read_warnings):
-    """A configured encoding that doesn't fit gives U+FFFD in names: a warning names the lines."""
-    source = tmp_path / "buchungen.csv"
-    source.write_bytes(
-        "reservation_id;site_name;door_name;check_in;check_out;guest_name\n"
-        "B1;Harbor View;Room 101;2027-03-25;2027-03-28;Ann\n"
-        "B2;Harbor View;Room 102;2027-03-25;2027-03-28;Jürgen Müller\n".encode("cp1252")
-    )
-    config = (
-        '[input]\nencoding = "utf-8"\n[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
-    )
-    code, plan, _ = plan_file(source, config)
-    assert code == 0
-    assert plan["name"][1].startswith("B2 J\N{REPLACEMENT CHARACTER}rgen M")
-    assert read_warnings == [
-        f"{source}: line(s) 3 hold a replacement character (\N{REPLACEMENT CHARACTER}): bytes"
-        " the encoding can't read; set [input] encoding to the file's encoding"
-    ]
-
-
 def test_utf16_unicode_text_export(tmp_path, plan_file, read_warnings):
     """Excel's "Unicode text" (UTF-16 with a BOM, tab-separated) reads like any CSV."""
     source = tmp_path / "export.txt"
@@ -181,6 +161,26 @@ def test_utf16_unicode_text_export(tmp_path, plan_file, read_warnings):
     assert windows(plan) == [("U1", "2027-03-25T15:30:00-07:00", "2027-03-28T10:30:00-07:00", None)]
     assert plan["name"][0].startswith("U1 Zoë Ångström [opl-")
     assert read_warnings == []
+
+
+@pytest.mark.parametrize(("codec", "endian"), [("utf-16-le", "little"), ("utf-16-be", "big")])
+def test_utf16_without_a_bom_is_read_with_a_warning(
+    tmp_path, plan_file, read_warnings, codec, endian
+):
+    """UTF-16 without its byte-order mark: read as UTF-16 (its headers never carry NULs into a
+    message), and one warning line says how to set it."""
+    source = tmp_path / "export.csv"
+    source.write_bytes(
+        "reservation_id,site_name,door_name,check_in,check_out,guest_name\r\n"
+        "U1,Harbor View,Room 101,2027-03-25T15:30,2027-03-28T10:30,Zoë Ångström\r\n".encode(codec)
+    )
+    code, plan, _ = plan_file(source)
+    assert code == 0
+    assert plan["name"][0].startswith("U1 Zoë Ångström [opl-")
+    assert read_warnings == [
+        f"{source} has no byte-order mark but is UTF-16 {endian}-endian (every other byte is"
+        f' NUL): read as such; set [input] encoding = "{codec}" to say so'
+    ]
 
 
 def test_xlsx_with_typed_cells_and_a_chosen_sheet(tmp_path, plan_file, read_warnings):

@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.read.files import read_reservations
+from pipeline.settings import Config
 from tests.paths import ROOT, SANDBOX_DEVICES
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,user_level"
@@ -211,3 +213,21 @@ def test_config_column_names_match_any_case(tmp_path):
     code, out = run_plan(tmp_path, "pms.csv", content, "--config", str(config))
     assert code == 0
     assert pl.read_csv(out)["reservation_id"].to_list() == ["R1"]
+
+
+def test_control_characters_in_a_guest_name_never_reach_a_code_name(tmp_path):
+    """A NUL, a line break and a tab in a guest's name each become a space, folded: the code
+    name is ``R1 Ana Ruiz Jr [tag]``, and the guest's name read is ``Ana Ruiz Jr``."""
+    content = (
+        b"reservation_id,site_name,door_name,check_in,check_out,user_level,guest_name\n"
+        b'R1,Harbor View,Room 101,2027-03-12,2027-03-16,1,"Ana\x00Ruiz\r\n\tJr\x07"\n'
+    )
+    source = tmp_path / "names.csv"
+    source.write_bytes(content)
+    read = read_reservations([source], Config())
+    assert read["guest_name"].to_list() == ["Ana Ruiz Jr"]
+    code, out = run_plan(tmp_path, "names.csv", content)
+    planned = pl.read_csv(out)
+    assert code == 0
+    tag = planned["idempotency_tag"][0]
+    assert planned["name"].to_list() == [f"R1 Ana Ruiz Jr [{tag}]"]

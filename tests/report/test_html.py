@@ -19,7 +19,7 @@ from pipeline.cli import main
 from pipeline.commands import export_report, report_files
 from pipeline.ledger.store import Ledger
 from pipeline.report import page_data
-from pipeline.report.fixes import FIXES
+from pipeline.report.fixes import FIXES, fix_for
 from pipeline.report.page_data import NEEDS_A_PERSON, READY, WAITING, PageData
 from tests.generate_ledger import fill_ledger
 from tests.report.page_helpers import BUDGET, MARKUP_DOOR, TroubledLedger, troubled_ledger
@@ -65,7 +65,7 @@ async def test_needs_a_person_lists_attention_orphans_and_the_runs_rejections_wi
     assert doors == [stuck, stuck, working, working, full]
     fixes = person["fix"].to_list()
     assert fixes[0] == fixes[1] == FIXES["seam_error"]
-    assert fixes[2] == FIXES["orphaned"]
+    assert fixes[2] == fix_for("orphaned")
     assert fixes[4] == FIXES["budget_exhausted"]
     assert (
         person.filter(pl.col("problem") == "orphaned")["check_in"]

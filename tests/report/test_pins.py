@@ -16,7 +16,12 @@ from pipeline.commands import export_pins
 from pipeline.report.pins import PIN_COLUMNS, guest_from_name
 from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.generate import make_devices
-from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
+from tests.report.helpers import (
+    latest_start,
+    move_sandbox_clock_to,
+    refresh,
+    stays_with_guests,
+)
 
 pytestmark = pytest.mark.virtual_time
 
@@ -27,16 +32,7 @@ TONIGHT = {
 }
 
 
-def stays(door: str, reservations: dict[str, tuple[str, str, str]]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "reservation_id": list(reservations),
-            "device_id": [door] * len(reservations),
-            "check_in": [stay[0] for stay in reservations.values()],
-            "check_out": [stay[1] for stay in reservations.values()],
-            "guest_name": [stay[2] for stay in reservations.values()],
-        }
-    )
+stays = stays_with_guests
 
 
 @pytest.mark.anyio
@@ -65,6 +61,28 @@ async def test_pins_never_lists_a_cancelled_stays_code_nor_a_replaced_one(tmp_pa
     for row in pins.iter_rows(named=True):
         assert f"{row['check_in']} {row['check_out']}" == windows[row["access_code_id"]]
         assert row["check_in"][-6] in "+-"  # the lock's offset
+
+
+@pytest.mark.anyio
+async def test_apply_records_each_codes_guest_whatever_the_name_template(tmp_path, monkeypatch):
+    """The ledger's guests table holds each code's guest as the export gave it, so pins names
+    the guests even when the code names don't carry them (a template without {guest_name})."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=75)
+    config = tmp_path / "pipeline.toml"
+    config.write_text('name_template = "{reservation_id} [{tag}]"\n')
+    await run.apply(stays(door, TONIGHT), config_path=config)
+    with sqlite3.connect(run.ledger) as db:
+        recorded = db.execute(
+            "SELECT c.reservation_id, g.guest_name FROM guests g JOIN codes c"
+            " USING (idempotency_tag) ORDER BY c.reservation_id"
+        ).fetchall()
+    assert recorded == [
+        ("CANCEL", "Grace Hopper"),
+        ("KEEP", "Ada Lovelace"),
+        ("MOVE", "Alan Turing"),
+    ]
+    pins = (await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv")).pins
+    assert pins["guest_name"].to_list() == ["Ada Lovelace", "Alan Turing", "Grace Hopper"]
 
 
 @pytest.mark.anyio
@@ -171,13 +189,24 @@ def test_a_guest_name_is_read_from_a_default_template_code_name(name, guest):
 @pytest.mark.anyio
 async def test_a_moved_stay_without_reissue_lists_no_stale_pin(tmp_path, monkeypatch):
     """MOVE moves without --reissue-changed: its new row is rejected and its old code (the old
-    window) is superseded, so pins lists no PIN for it until the stay is back or reissued."""
+    window) is superseded, so pins lists no PIN for it, only why and the fix, until the stay
+    is back or reissued."""
     run, door = one_door_sandbox(tmp_path, monkeypatch, seed=72)
     await run.apply(stays(door, TONIGHT))
     moved = {**TONIGHT, "MOVE": ("2027-03-20", "2027-03-22", "Alan Turing")}
     await run.apply(stays(door, moved))
     pins = (await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv")).pins
-    assert pins["reservation_id"].to_list() == ["KEEP", "CANCEL"]
+    assert pins["reservation_id"].to_list() == ["KEEP", "CANCEL", "MOVE"]
+    move = pins.row(2, named=True)
+    assert (move["code"], move["access_code_id"], move["ready"]) == (None, None, False)
+    assert move["why_not_ready"].startswith(
+        "rejected: changed_after_creation: reservation MOVE already has code "
+    )
+    assert move["why_not_ready"].endswith(
+        "; codes can't be deleted, so no new code was made; fix: the stay changed after its"
+        " code was made: set [changes] reissue_changed = true in the config (or rerun apply"
+        " with --reissue-changed) to make the new code, then send it to the guest"
+    )
     await run.apply(stays(door, TONIGHT))  # the stay is back as it was: its code is current
     back = (await export_pins(ledger_path=run.ledger, out=tmp_path / "back.csv")).pins
     assert back["reservation_id"].to_list() == ["KEEP", "MOVE", "CANCEL"]

@@ -8,13 +8,18 @@ import os
 import sqlite3
 import stat
 
+import httpx
 import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.commands import export_pins
+from pipeline.ledger.store import Ledger
+from pipeline.webhooks.events import read_event
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices
 from tests.report.helpers import earliest_start, latest_start, move_sandbox_clock_to, refresh
+from tests.webhooks.helpers import event
 
 pytestmark = pytest.mark.virtual_time
 
@@ -126,3 +131,147 @@ def test_status_without_a_ledger_exits_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"error: ledger {tmp_path / 'none.sqlite'} does not exist (check --ledger)"]
+
+
+@pytest.mark.anyio
+async def test_a_pin_a_webhook_disputed_is_settled_by_status_asking_seam(tmp_path, monkeypatch):
+    """A set code whose webhook event gave another PIN needs attention (pin_changed), so status
+    asks Seam for it although it is set: Seam's PIN stays, the other is forgotten, and the code
+    needs nothing more."""
+    payload = make_devices(1, seed=33)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload, per_door=1))
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    await refresh(run, start)
+    [code] = run.state.codes.values()
+    ledger = await Ledger.open(run.ledger)
+    try:
+        forged = event(
+            "set_on_device", code.access_code_id, device_id=code.device_id, code="999999"
+        )
+        assert (await ledger.record_seam_event(read_event(forged))).outcome == "applied"
+    finally:
+        await ledger.close()
+    with sqlite3.connect(run.ledger) as db:
+        flagged = db.execute("SELECT code, reported_code, needs_attention FROM codes").fetchone()
+    assert flagged[:2] == (code.pin, "999999")
+    assert flagged[2].startswith("pin_changed: ")
+    settled = await refresh(run, start + dt.timedelta(minutes=1))
+    assert settled.result.codes["access_code_id"].to_list() == [code.access_code_id]
+    assert settled.exit_code == 0
+    with sqlite3.connect(run.ledger) as db:
+        after = db.execute("SELECT code, reported_code, needs_attention FROM codes").fetchone()
+    assert after == (code.pin, None, None)
+
+
+async def record_events(run, *events: dict) -> list[str]:
+    """Record signed events in the run's ledger, as the receiver would; their outcomes."""
+    ledger = await Ledger.open(run.ledger)
+    try:
+        return [(await ledger.record_seam_event(read_event(sent))).outcome for sent in events]
+    finally:
+        await ledger.close()
+
+
+def code_row(run) -> tuple:
+    with sqlite3.connect(run.ledger) as db:
+        return db.execute("SELECT code, reported_code, needs_attention FROM codes").fetchone()
+
+
+@pytest.mark.anyio
+async def test_a_pin_dispute_stays_while_seam_has_no_pin(tmp_path, monkeypatch):
+    """Before its window Seam lists the code without a PIN; events gave it 111111, then
+    222222 (pin_changed). status asking Seam then settles nothing: the attention and both PINs
+    stay, and pins doesn't hand the row out; once Seam has a PIN, Seam's wins."""
+    payload = make_devices(1, seed=34)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload, per_door=1))
+    [code] = run.state.codes.values()
+
+    def set_with(pin: str, hour: int) -> dict:
+        at = f"2026-12-07T1{hour}:00:00Z"
+        return event("set_on_device", code.access_code_id, device_id=code.device_id, code=pin,
+                     occurred_at=at)  # fmt: skip
+
+    assert await record_events(run, set_with("111111", 0), set_with("222222", 1)) == [
+        "applied",
+        "applied",
+    ]
+    disputed = code_row(run)
+    assert disputed[:2] == ("111111", "222222")
+    assert disputed[2].startswith("pin_changed: ")
+    now = dt.datetime.now(dt.UTC)
+    status = await refresh(run, now)
+    assert status.exit_code == 1
+    assert code_row(run) == disputed
+    pins = await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv", now=now)
+    [row] = pins.pins.to_dicts()
+    assert row["ready"] is False
+    assert row["why_not_ready"].startswith("needs_attention: pin_changed: ")
+    assert "(recorded PIN 111111, the event's PIN 222222)" in row["why_not_ready"]
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    settled = await refresh(run, start)
+    assert settled.exit_code == 0
+    assert code_row(run) == (code.pin, None, None)
+
+
+class PinReplaced(httpx.AsyncBaseTransport):
+    """Gives every code in Seam's lists the PIN ``pin`` (whatever Seam said)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, pin: str) -> None:
+        self.inner, self.pin = inner, pin
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        answer = await self.inner.handle_async_request(request)
+        if request.url.path != "/access_codes/list":
+            return answer
+        body = json.loads(await answer.aread())
+        for listed in body.get("access_codes", []):
+            listed["code"] = self.pin
+        return httpx.Response(answer.status_code, headers={"seam-request-id": "r"}, json=body)
+
+
+@pytest.mark.anyio
+async def test_a_value_that_is_not_a_pin_is_never_recorded(tmp_path, monkeypatch, caplog):
+    """A first PIN from an event that is a formula, and a PIN in Seam's own answer that is
+    one, are never recorded nor logged: the code needs attention (pin_unexpected, naming the
+    event or the answer) and pins doesn't hand it out; a PIN from Seam settles it."""
+    formula = '=HYPERLINK("http://x")'
+    payload = make_devices(1, seed=35)
+    run = start_sandbox(payload, tmp_path, monkeypatch)
+    await run.apply(stays(payload, per_door=1))
+    [code] = run.state.codes.values()
+    sent = event("set_on_device", code.access_code_id, device_id=code.device_id, code=formula)
+    assert await record_events(run, sent) == ["applied"]
+    assert code_row(run) == (
+        None,
+        None,
+        f"pin_unexpected: Seam's event {sent['event_id']} gives this code a PIN that isn't 4 to"
+        " 10 digits: it is not recorded, nor handed out, until Seam gives one that is (status"
+        " asks)",
+    )
+    start = latest_start(run) + dt.timedelta(minutes=5)
+    move_sandbox_clock_to(run, start)
+    inner = run.transport
+    run.transport = PinReplaced(inner, "12ab34")
+    status = await refresh(run, start)
+    assert status.exit_code == 1
+    assert code_row(run) == (
+        None,
+        None,
+        f"pin_unexpected: Seam's answer of {start.isoformat(timespec='seconds')} gives this code"
+        " a PIN that isn't 4 to 10 digits: it is not recorded, nor handed out, until Seam gives"
+        " one that is (status asks)",
+    )
+    pins = await export_pins(ledger_path=run.ledger, out=tmp_path / "pins.csv", now=start)
+    assert pins.pins["ready"].to_list() == [False]
+    assert formula not in (tmp_path / "pins.csv").read_text()
+    assert not [
+        r for r in caplog.records if formula in r.getMessage() or "12ab34" in str(r.__dict__)
+    ]
+    run.transport = inner
+    settled = await refresh(run, start + dt.timedelta(minutes=1))
+    assert settled.exit_code == 0
+    assert code_row(run) == (code.pin, None, None)

@@ -17,6 +17,8 @@ from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
 pytestmark = pytest.mark.virtual_time
 
 DOORS = 1_000
+# Each status run asks once which workspace its key is for (checked against the ledger).
+WORKSPACE = "/workspaces/get"
 
 
 def one_stay_per_door(payload: dict) -> pl.DataFrame:
@@ -40,22 +42,28 @@ def requests_by_path(state, before) -> dict[str, int]:
 async def test_status_on_1000_doors_asks_by_id_then_catches_up_from_events(tmp_path, monkeypatch):
     """1,000 doors with a code each: the first status asks for the codes by id, 100 a request
     (10 requests, none per door); once every code is set, the next status takes 500 PINs from
-    one /events/list page and asks for the other 500 by id (6 requests), all set with PINs."""
+    one /events/list page and asks for the other 500 by id (6 requests), all set with PINs.
+    Each status also asks once which workspace the key is for, and counts it; no door is
+    listed for duplicates, however long ago apply looked at it (two months here)."""
     payload = make_devices(DOORS, seed=35)
     run = start_sandbox(payload, tmp_path, monkeypatch)
     run.transport = httpx.ASGITransport(app=create_app(run.state), raise_app_exceptions=False)
     await run.apply(one_stay_per_door(payload))
     before = run.state.requests.copy()
     first = await refresh(run, dt.datetime.now(dt.UTC))
-    assert requests_by_path(run.state, before) == {"/access_codes/list": 10}
-    assert first.result.requests == 10
+    assert requests_by_path(run.state, before) == {"/access_codes/list": 10, WORKSPACE: 1}
+    assert first.result.requests == 11
     assert first.result.codes.height == DOORS
 
     start = latest_start(run) + dt.timedelta(minutes=5)
     move_sandbox_clock_to(run, start)
     before = run.state.requests.copy()
     caught_up = await refresh(run, start)
-    assert requests_by_path(run.state, before) == {"/access_codes/list": 5, "/events/list": 1}
+    assert requests_by_path(run.state, before) == {
+        "/access_codes/list": 5,
+        "/events/list": 1,
+        WORKSPACE: 1,
+    }
     assert caught_up.result.from_events == 500
     codes = caught_up.result.codes
     assert codes.height == DOORS
@@ -77,7 +85,11 @@ async def test_without_events_since_status_asks_by_id_and_spends_one_event_reque
     await refresh(run, now)
     before = run.state.requests.copy()
     again = await refresh(run, now + dt.timedelta(minutes=1))
-    assert requests_by_path(run.state, before) == {"/access_codes/list": 3, "/events/list": 1}
+    assert requests_by_path(run.state, before) == {
+        "/access_codes/list": 3,
+        "/events/list": 1,
+        WORKSPACE: 1,
+    }
     assert again.result.from_events == 0
 
 

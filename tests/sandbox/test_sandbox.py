@@ -59,10 +59,10 @@ async def test_devices_list_filters_and_pages():
         by_types = (
             await client.post("/devices/list", json={"device_types": ["august_lock"]})
         ).json()["devices"]
-    assert len(everything) == 13
-    assert len(seen) == len(set(seen)) == 12
+    assert len(everything) == 14
+    assert len(seen) == len(set(seen)) == 13
     assert sorted(d["device_id"] for d in by_ids) == sorted(two)
-    assert len(by_maker) == 12
+    assert len(by_maker) == 13
     assert [d["display_name"] for d in by_types] == ["Front Gate"]
 
 
@@ -263,6 +263,41 @@ async def test_rounding_is_recorded_and_applied():
         codes = (await client.get("/_sandbox/codes")).json()["codes"]
     assert response.json()["access_code"]["starts_at"] == "2027-03-12T23:30:00.000Z"
     assert codes[0]["rounded_by_s"] == 3600
+
+
+@pytest.mark.parametrize(
+    ("starts_at", "ends_at", "status", "rounded_by_s"),
+    [
+        # Seam's own example on a 4pm-10am slot is 3:45 PM -> 10:15 AM; Lakeside's levels are
+        # 4pm-11am and 6pm-12pm: 15 and 45 minutes off the first.
+        ("2027-02-10T15:45:00-05:00", "2027-02-14T10:15:00-05:00", 200, 2700),
+        ("2027-02-10T15:00:00-05:00", "2027-02-14T11:00:00-05:00", 200, 3600),
+        ("2027-02-10T14:59:00-05:00", "2027-02-14T11:00:00-05:00", 400, None),
+        ("2027-02-10T16:00:00-05:00", "2027-02-14T12:01:00-05:00", 400, None),
+    ],
+)
+async def test_booking_times_are_rounded_within_an_hour_as_seam_does(
+    starts_at, ends_at, status, rounded_by_s
+):
+    """A booking within an hour (60 minutes itself included) of a slot at both ends gets the
+    slot's exact window, the rounding recorded; beyond it, a 400 "No time slots found"."""
+    async with sandbox() as (state, client):
+        device_id = door(state, "Lakeside Lodge", "Cabin 1")
+        response = await client.post(
+            "/access_codes/create", json=create_body(device_id, starts_at, ends_at)
+        )
+        codes = (await client.get("/_sandbox/codes")).json()["codes"]
+    assert response.status_code == status, response.text
+    if status == 400:
+        assert response.json()["error"]["message"].startswith("No time slots found: the window")
+        assert codes == []
+        return
+    code = response.json()["access_code"]
+    assert (code["starts_at"], code["ends_at"]) == (
+        "2027-02-10T21:00:00.000Z",
+        "2027-02-14T16:00:00.000Z",
+    )
+    assert codes[0]["rounded_by_s"] == rounded_by_s
 
 
 async def create_many(

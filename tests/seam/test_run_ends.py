@@ -292,6 +292,59 @@ def test_a_malformed_api_key_is_refused_at_start(tmp_path, monkeypatch, capsys, 
     assert requests == 0
 
 
+# A 401 as Seam gives it, and as a server that isn't Seam's API gives it (no error body).
+SEAMS_401 = {"error": {"type": "unauthorized", "message": "Unauthorized"}}
+KEY_HINT = "check SEAM_API_KEY (or SEAM_PERSONAL_ACCESS_TOKEN and SEAM_WORKSPACE_ID)"
+
+
+def not_seam_hint(url: str) -> str:
+    return (
+        "an answer 401 without Seam's error body may not come from Seam's API: check"
+        f" SEAM_ENDPOINT (now {url}), then SEAM_API_KEY"
+    )
+
+
+@pytest.mark.parametrize("body", [SEAMS_401, {}], ids=["seams", "not-seams"])
+def test_plan_with_a_refused_key_says_what_to_check(tmp_path, monkeypatch, capsys, body):
+    """plan answered 401: exit 3 and one line saying to check SEAM_API_KEY, as apply's does;
+    without Seam's error body, to check SEAM_ENDPOINT first."""
+    with seam_server(lambda path, request: (401, {}, body)) as url:
+        use_seam(monkeypatch, url)
+        code, lines = plan_cli(tmp_path, capsys)
+    assert code == 3
+    if body:
+        assert lines == [
+            "error: Seam error unauthorized: Unauthorized [HTTP 401, seam-request-id req-1]"
+            f" ({KEY_HINT})"
+        ]
+    else:
+        assert lines == [
+            "error: Seam error http_401: HTTP 401 without a Seam error body"
+            f" [HTTP 401, seam-request-id req-1] ({not_seam_hint(url)})"
+        ]
+
+
+@pytest.mark.parametrize("body", [SEAMS_401, {}], ids=["seams", "not-seams"])
+def test_apply_with_a_refused_key_says_what_to_check(tmp_path, monkeypatch, capsys, body):
+    """apply answered 401 at its first request: exit 3 and one line; without Seam's error body
+    it says to check SEAM_ENDPOINT before the key."""
+    with seam_server(lambda path, request: (401, {}, body)) as url:
+        use_seam(monkeypatch, url)
+        ledger, results = str(tmp_path / "l.sqlite"), str(tmp_path / "r.csv")
+        code = main(["apply", str(SAMPLE), "--ledger", ledger, "--results", results])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    error = (
+        "Seam error unauthorized: Unauthorized"
+        if body
+        else ("Seam error http_401: HTTP 401 without a Seam error body")
+    )
+    hint = KEY_HINT if body else not_seam_hint(url)
+    assert lines[1:] == [
+        f"error: Seam refused the API key: {error} [HTTP 401, seam-request-id req-1] ({hint})"
+    ]
+
+
 def test_an_endpoint_with_credentials_is_refused_without_showing_them(
     tmp_path, monkeypatch, capsys
 ):

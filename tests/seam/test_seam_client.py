@@ -13,6 +13,7 @@ from anyio.abc import SocketStream
 from pipeline import __version__
 from pipeline.errors import SeamError, SeamUnavailableError
 from pipeline.seam.client import SeamClient
+from pipeline.seam.models import AccessCode
 from pipeline.settings import SeamCredentials
 from tests.servers import Handler, server
 
@@ -114,3 +115,29 @@ async def test_a_refusal_carries_seams_error_and_request_id():
         "ends_at is before starts_at",
         "req-9",
     )
+
+
+@pytest.mark.parametrize(
+    ("code", "kept"),
+    [
+        ("130411", "130411"),
+        ("1234", "1234"),
+        ("1234567890", "1234567890"),
+        (None, None),
+        ("123", None),
+        ("12345678901", None),
+        ("12ab34", None),
+        ('=HYPERLINK("http://x")', None),
+        (" 130411", None),
+        ("١٢٣٤٥٦", None),  # digits, but not the lock's
+    ],
+)
+def test_an_access_code_keeps_only_a_pin(code, kept):
+    """A code's PIN is 4 to 10 ASCII digits; anything else in its place is dropped (never
+    kept, nor in a repr) and said by ``pin_unexpected``."""
+    parsed = AccessCode.model_validate(
+        {"access_code_id": "ac-1", "device_id": "d-1", "status": "set", "code": code}
+    )
+    assert parsed.code == kept
+    assert parsed.pin_unexpected == (code is not None and kept is None)
+    assert str(code) not in repr(parsed) or code is None

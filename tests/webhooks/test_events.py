@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+
 import anyio
 import pytest
 
-from pipeline.ledger.events import DUPLICATE, SeamEvent
+from pipeline.ledger.events import DUPLICATE
 from pipeline.ledger.store import Ledger
 from pipeline.webhooks.events import read_event
 from pipeline.webhooks.verify import Refused
-from tests.ledger.helpers import holding_ledger, query
+from tests.ledger.helpers import dict_rows, holding_ledger, query
 from tests.webhooks.helpers import PIN, code_rows, event, event_rows
 
 pytestmark = pytest.mark.anyio
@@ -88,19 +91,96 @@ async def test_an_older_set_still_moves_a_code_on_and_fills_its_pin(ledger_path)
     assert codes["ac-2"]["needs_attention"] is None
 
 
-async def test_an_event_without_a_time_goes_by_the_status_order_alone(ledger_path):
-    """An event carrying no time is never older: the status order alone decides."""
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        (
+            {"device_id": "device-2"},
+            "the event names device_id 'device-2', not its code's door device-1",
+        ),
+        ({"device_id": None}, "the event names no device_id, not its code's door device-1"),
+        ({"occurred_at": "garbage"}, "its occurred_at 'garbage' is not an instant"),
+        ({"occurred_at": None}, "its occurred_at 'None' is not an instant"),
+        ({"occurred_at": "2026-12-01T12:00:00"}, "its occurred_at '2026-12-01T12:00:00' is not"),
+        (
+            {"occurred_at": "9999-12-31T00:00:00Z"},
+            "its occurred_at '9999-12-31T00:00:00Z' is more than 5 minutes ahead of this host's"
+            " clock: it hasn't happened yet",
+        ),
+    ],
+)
+async def test_an_event_for_another_door_or_without_a_real_time_changes_nothing(
+    ledger_path, fields, why
+):
+    """A signed set_on_device whose device_id isn't its code's door, or whose occurred_at isn't
+    an instant (garbage, missing, without its offset) or is more than 5 minutes ahead of this
+    host's clock, is kept as not_applied with why, and neither the code's status nor its PIN
+    moves."""
+    sent = read_event(event("set_on_device", code="111111") | fields)
     ledger = await Ledger.open(ledger_path)
     try:
-        for status in ("set", "unset"):
-            change = SeamEvent(
-                f"evt_{status}", "access_code.x", access_code_id="ac-1", status=status
-            )
-            await ledger.record_seam_event(change)
+        recorded = await ledger.record_seam_event(sent, delivery_id="msg_1")
     finally:
         await ledger.close()
-    assert code_rows(ledger_path)["ac-1"]["code_status"] == "set"
-    assert [row["outcome"] for row in event_rows(ledger_path)] == ["applied", "superseded"]
+    assert (recorded.outcome, recorded.changed) == ("not_applied", ())
+    codes = code_rows(ledger_path)
+    assert (codes["ac-1"]["code_status"], codes["ac-1"]["code"]) == ("unset", None)
+    [kept] = event_rows(ledger_path)
+    assert kept["outcome"] == "not_applied"
+    assert json.loads(kept["detail"])[0]["not_applied"].startswith(why)
+
+
+async def test_an_event_a_few_minutes_ahead_of_this_clock_is_applied(ledger_path):
+    """Clocks differ: a set_on_device 4 minutes ahead of this host's clock is applied; one 6
+    minutes ahead is not."""
+    now = dt.datetime.now(dt.UTC)
+    ledger = await Ledger.open(ledger_path)
+    try:
+        outcomes = [
+            await ledger.record_seam_event(
+                read_event(event("set_on_device", code=PIN, occurred_at=(now + ahead).isoformat())),
+                delivery_id=f"msg_{n}",
+            )
+            for n, ahead in enumerate((dt.timedelta(minutes=6), dt.timedelta(minutes=4)))
+        ]
+    finally:
+        await ledger.close()
+    assert [outcome.outcome for outcome in outcomes] == ["not_applied", "applied"]
+    assert (
+        code_rows(ledger_path)["ac-1"]["code_status"],
+        code_rows(ledger_path)["ac-1"]["code"],
+    ) == ("set", PIN)
+
+
+async def test_another_pin_for_a_code_is_never_swapped_in(ledger_path):
+    """The code's PIN is 130411; signed events giving 111111, then 222222, keep 130411: the
+    code needs attention (pin_changed), the latest other PIN is kept beside it, no log of the
+    ledger holds either; status, asking Seam, settles it."""
+    ledger = await Ledger.open(ledger_path)
+    try:
+        first = await ledger.record_seam_event(read_event(event("set_on_device", code="130411")))
+        outcomes = [
+            await ledger.record_seam_event(
+                read_event(event("set_on_device", code=pin, occurred_at=f"2026-12-01T1{n}:00:00Z"))
+            )
+            for n, pin in ((3, "111111"), (4, "222222"))
+        ]
+    finally:
+        await ledger.close()
+    assert first.outcome == "applied"
+    assert [outcome.outcome for outcome in outcomes] == ["applied", "applied"]
+    [row] = dict_rows(
+        ledger_path,
+        "SELECT code, reported_code, needs_attention FROM codes WHERE access_code_id = 'ac-1'",
+    )
+    assert (row["code"], row["reported_code"]) == ("130411", "222222")
+    assert row["needs_attention"].startswith(
+        "pin_changed: Seam's event of 2026-12-01T14:00:00Z gives this code another PIN than the"
+        " one recorded, which stays until status asks Seam"
+    )
+    details = " ".join(str(row["detail"]) for row in event_rows(ledger_path))
+    assert "111111" not in details
+    assert "222222" not in details
 
 
 async def test_a_delivery_waits_for_another_writer_and_finds_the_event_it_recorded(ledger_path):

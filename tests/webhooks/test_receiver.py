@@ -12,7 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from pipeline.ledger.lock import run_lock
-from pipeline.webhooks import Verifier, WebhookReceiver, create_app
+from pipeline.webhooks import Verifier, WebhookReceiver, create_app, guard
 from tests.ledger.helpers import holding_ledger
 from tests.webhooks.helpers import (
     OTHER_SECRET,
@@ -22,6 +22,7 @@ from tests.webhooks.helpers import (
     delivery,
     event,
     event_rows,
+    sign,
 )
 
 pytestmark = pytest.mark.anyio
@@ -89,6 +90,28 @@ async def test_a_forged_or_stale_delivery_is_refused_and_changes_nothing(
     assert event_rows(ledger_path) == []
 
 
+@pytest.mark.parametrize("ledger_location", ["sqlite"], indirect=True)
+async def test_unsigned_deliveries_are_said_once_a_minute_with_their_count(
+    client, monkeypatch, caplog
+):
+    """Anyone can post: 50 forged deliveries within a minute are one warning line, and the
+    next one after the minute a second line counting the 49 it didn't say, and itself."""
+    clock = [1000.0]
+    monkeypatch.setattr(guard.time, "monotonic", lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="pipeline.webhooks"):
+        for _ in range(50):
+            body, headers = delivery(event("set_on_device", code=PIN), secret=OTHER_SECRET)
+            assert (await post(client, body, headers)).status_code == 401
+            clock[0] += 0.5
+        clock[0] += guard.SAY_EVERY
+        assert (
+            await post(client, *delivery(event("created"), secret=OTHER_SECRET))
+        ).status_code == 401
+    lines = [(r.getMessage(), r.__dict__.get("times")) for r in caplog.records]
+    said = "refused webhook deliveries not signed with the webhook's secret (answered 401)"
+    assert lines == [(said, 1), (said, 50)]
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -128,6 +151,18 @@ async def test_a_signed_body_that_is_not_an_event_is_400(client, ledger_path):
     body, headers = delivery({"hello": "world"})
     assert (await post(client, body, headers)).status_code == 400
     assert event_rows(ledger_path) == []
+
+
+async def test_a_signed_body_nested_too_deep_is_400_not_a_server_error(client, ledger_path, caplog):
+    """A signed body of 200,000 nested brackets: 400 with one line, no traceback, nothing kept."""
+    body = b"[" * 200_000 + b"]" * 200_000
+    _, headers = delivery({})
+    headers["svix-signature"] = sign(body, headers["svix-id"], int(headers["svix-timestamp"]))
+    response = await post(client, body, headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == "signed, but its JSON is nested too deep to be a Seam event"
+    assert event_rows(ledger_path) == []
+    assert not any(record.exc_info for record in caplog.records)
 
 
 async def test_a_replayed_delivery_answers_200_and_changes_nothing_twice(client, ledger_path):
