@@ -1,12 +1,15 @@
-"""What the HTML report reads from the ledger besides the report's rows: each run's requests,
-the guests of given codes, and the hand-off rows of a range of check-in dates."""
+"""What the HTML report reads from the ledger besides the report's rows: each run's requests and
+the hand-off rows of a range of check-in dates, all from one snapshot of the ledger; the index
+those rows' status changes are read through."""
 
 from __future__ import annotations
 
 import pytest
 
+from pipeline.ledger.location import PostgresLedger
+from pipeline.ledger.store import Ledger
 from pipeline.seam.answers import Exchange
-from tests.ledger.helpers import planned
+from tests.ledger.helpers import planned, query
 
 pytestmark = pytest.mark.anyio
 
@@ -52,3 +55,38 @@ async def test_pin_rows_keep_to_the_check_in_dates_asked_for(ledger):
     kept = await ledger.pin_rows(("2026-12-02", "2026-12-04"))
     assert [row["idempotency_tag"] for row in kept] == ["t2", "t3"]
     assert len(await ledger.pin_rows()) == 4
+
+
+async def test_reads_within_a_snapshot_see_the_ledger_as_at_the_first(ledger):
+    """A code another connection registers while a snapshot is open is not among the
+    snapshot's rows, however often it reads; once the snapshot ends, it is."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1")])
+    other = await Ledger.open(ledger.path)
+    try:
+        async with ledger.snapshot():
+            assert [row["idempotency_tag"] for row in await ledger.pin_rows()] == ["t1"]
+            await other.register(run_id, [planned("t2")])
+            assert [row["idempotency_tag"] for row in await ledger.pin_rows()] == ["t1"]
+            assert await ledger.requests_per_run([run_id]) == {}
+        assert len(await ledger.pin_rows()) == 2
+    finally:
+        await other.close()
+
+
+def _indexes(ledger: Ledger) -> set[str]:
+    if isinstance(ledger.path, PostgresLedger):
+        sql = "SELECT indexname FROM pg_indexes WHERE tablename = 'events'"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+    return {name for (name,) in query(ledger.path, sql)}
+
+
+async def test_status_events_are_indexed_by_tag_in_new_and_older_ledgers(ledger):
+    """A new ledger has the index of status events by tag; a ledger made before it gets it
+    when opened."""
+    assert "events_status_by_tag" in _indexes(ledger)
+    query(ledger.path, "DROP INDEX events_status_by_tag")
+    assert "events_status_by_tag" not in _indexes(ledger)
+    await (await Ledger.open(ledger.path)).close()
+    assert "events_status_by_tag" in _indexes(ledger)
