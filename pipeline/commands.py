@@ -44,6 +44,7 @@ from pipeline.options import (
     check_request_timeout,
     check_runs,
     check_settings,
+    parse_instant,
 )
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import check_inputs, read_reservations
@@ -60,7 +61,7 @@ from pipeline.report.files import (
 from pipeline.report.html import export_html
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
-from pipeline.report.pins import check_pins_out, hand_off, parse_changed_since, write_pins
+from pipeline.report.pins import check_pins_out, hand_off, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -448,19 +449,21 @@ async def export_report(
     out: Path | None = None,
     run_id: str | None = None,
     runs: int = DEFAULT_RUNS,
-    now: dt.datetime | None = None,
+    as_of: str | dt.datetime | None = None,
 ) -> ReportRun:
-    """The report (``report_files``) in ``fmt``: ``csv`` and ``parquet`` write a folder with
-    one file per section (``out``, default ``outputs/report-<UTC time>/``), ``json`` with
-    ``out`` one file, ``html`` one page (``out``, default ``outputs/report-<UTC time>.html``);
-    all mode 0600.
+    """The report (``report_files``) as of ``as_of`` (an instant with its offset; default:
+    now) in ``fmt``: ``csv`` and ``parquet`` write a folder with one file per section (``out``,
+    default ``outputs/report-<UTC time>/``), ``json`` with ``out`` one file, ``html`` one page
+    (``out``, default ``outputs/report-<UTC time>.html``); all mode 0600.
 
-    Raises UsageError (exit 2), before the ledger is read, for a format or ``out`` that can't
-    be used or written (and as ``report_files`` does).
+    Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or ``as_of``
+    that can't be used or written (and as ``report_files`` does).
     """
+    if isinstance(as_of, str):
+        as_of = parse_instant(as_of, "--as-of")
     check_runs(runs)
     await anyio.to_thread.run_sync(check_report_out, out, fmt)
-    report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=now)
+    report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=as_of)
     if fmt == "table" or (fmt == "json" and out is None):
         return ReportRun(report)
     if fmt == "html":
@@ -542,7 +545,7 @@ async def export_pins(
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
-        changed_since = parse_changed_since(changed_since)
+        changed_since = parse_instant(changed_since, "--changed-since")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)

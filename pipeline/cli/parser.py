@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--run", help="the apply run for the per-door section (default: the latest)"
     )
     report.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="the report as of this instant, e.g. 2027-03-08T09:00:00Z: which stays have"
+        " ended, the next 14 days' check-ins (default: now)",
+    )
+    report.add_argument(
         "--runs",
         type=int,
         default=defaults.DEFAULT_RUNS,

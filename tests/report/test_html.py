@@ -132,7 +132,7 @@ async def test_the_page_is_one_file_that_fetches_and_runs_nothing_and_holds_no_p
     none of the ledger's PINs."""
     troubled = await troubled_ledger(tmp_path, monkeypatch)
     out = tmp_path / "page" / "report.html"
-    run = await export_report(ledger_path=troubled.ledger, fmt="html", out=out, now=troubled.now)
+    run = await export_report(ledger_path=troubled.ledger, fmt="html", out=out, as_of=troubled.now)
     assert run.written == (out,)
     assert sorted(path.name for path in out.parent.iterdir()) == ["report.html"]
     page = out.read_text()
@@ -154,7 +154,7 @@ async def test_the_page_for_ten_thousand_codes_is_under_5_mb_without_a_pin(tmp_p
     now = dt.datetime(2027, 3, 1, 3, tzinfo=dt.UTC)
     pins = await fill_ledger(tmp_path / "ledger.sqlite", codes=10_000, doors=500, now=now)
     out = tmp_path / "report.html"
-    await export_report(ledger_path=tmp_path / "ledger.sqlite", fmt="html", out=out, now=now)
+    await export_report(ledger_path=tmp_path / "ledger.sqlite", fmt="html", out=out, as_of=now)
     assert len(pins) > 5_000
     assert out.stat().st_size < 5 * 1024 * 1024
     assert not pins & numbers_in(out.read_text())

@@ -34,7 +34,9 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         with pytest.MonkeyPatch.context() as monkeypatch:
             troubled = await troubled_ledger(folder, monkeypatch)
             out = folder / "site" / "report.html"
-            await export_report(ledger_path=troubled.ledger, fmt="html", out=out, now=troubled.now)
+            await export_report(
+                ledger_path=troubled.ledger, fmt="html", out=out, as_of=troubled.now
+            )
             return out
 
     return anyio.run(make)
