@@ -1,9 +1,11 @@
 """What the HTML report reads besides the report's rows: the requests each run sent to Seam (its
 ``request`` events, one per exchange, as the client logged them) and what names the guests of
-given codes. Never a PIN."""
+given codes (never a PIN); and every PIN the ledger holds, for the page to keep out of the text it
+shows."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any
 
@@ -41,5 +43,23 @@ class Overview(GroupCommits):
             )
             names = [description[0] for description in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor]
+
+        return await self.read(query)
+
+    async def held_pins(self) -> frozenset[str]:
+        """Every PIN the ledger holds: its codes', another PIN an event reported for one, and
+        those of the codes found carrying a tag twice (``duplicates``)."""
+
+        def query(db: Db) -> frozenset[str]:
+            pins = {
+                str(pin)
+                for (pin,) in db.execute(
+                    "SELECT code FROM codes WHERE code IS NOT NULL"
+                    " UNION SELECT reported_code FROM codes WHERE reported_code IS NOT NULL"
+                )
+            }
+            for (listed,) in db.execute("SELECT codes FROM duplicates"):
+                pins.update(str(code["code"]) for code in json.loads(listed) if code.get("code"))
+            return frozenset(pins)
 
         return await self.read(query)

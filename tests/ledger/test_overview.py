@@ -9,9 +9,14 @@ import pytest
 from pipeline.ledger.location import PostgresLedger
 from pipeline.ledger.store import Ledger
 from pipeline.seam.answers import Exchange
+from pipeline.seam.models import AccessCode
 from tests.ledger.helpers import planned, query
 
 pytestmark = pytest.mark.anyio
+
+
+def code(code_id: str, pin: str | None) -> AccessCode:
+    return AccessCode(access_code_id=code_id, device_id="device-1", code=pin, status="set")
 
 
 def exchange(path: str = "/access_codes/create") -> Exchange:
@@ -41,6 +46,19 @@ async def test_guest_rows_give_the_recorded_name_and_the_code_name(ledger):
     assert set(rows) == {"t1", "t2"}
     assert (rows["t1"]["guest_name"], rows["t1"]["name"]) == ("Ada Lovelace", "Guest t1")
     assert (rows["t2"]["guest_name"], rows["t2"]["reservation_id"]) == (None, "res-t2")
+
+
+async def test_held_pins_are_every_pin_the_ledger_holds(ledger):
+    """The codes' PINs, another PIN an event reported for a code, and the PINs of the codes
+    found carrying a tag twice; a code without a PIN adds none."""
+    run_id = await ledger.start_run("apply", [])
+    await ledger.register(run_id, [planned("t1"), planned("t2"), planned("t3")])
+    for tag, pin in (("t1", "111111"), ("t2", None)):
+        ledger.mark_created(tag, run_id, code(f"ac-{tag}", pin), "req", how="created")
+    ledger.note_duplicates(run_id, {"t3": [code(f"ac-3{n}", f"33333{n}") for n in (1, 2)]})
+    await ledger.commit()
+    query(ledger.path, "UPDATE codes SET reported_code = '222222' WHERE idempotency_tag = 't1'")
+    assert await ledger.held_pins() == {"111111", "222222", "333331", "333332"}
 
 
 async def test_pin_rows_keep_to_the_check_in_dates_asked_for(ledger):
