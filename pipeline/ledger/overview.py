@@ -1,13 +1,11 @@
 """What the HTML report reads besides the report's rows: the requests each run sent to Seam (its
-``request`` events, one per exchange, as the client logged them) and what names the guests of
-given codes (never a PIN); and every PIN the ledger holds, for the page to keep out of the text it
-shows."""
+``request`` events, one per exchange, as the client logged them), and every PIN the ledger
+holds, for the page to keep out of the text it shows."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from typing import Any
 
 from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
@@ -15,7 +13,7 @@ from pipeline.ledger.dialects import Db
 
 
 class Overview(GroupCommits):
-    """Reads for the HTML report's run history and its list of what needs a person."""
+    """Reads for the HTML report's run history and for what its page must never show."""
 
     async def requests_per_run(self, run_ids: Collection[str]) -> dict[str, int]:
         """The requests each of ``run_ids`` sent to Seam (a run that sent none is left out)."""
@@ -27,22 +25,6 @@ class Overview(GroupCommits):
                 " WHERE kind = 'request' GROUP BY run_id"
             )
             return {str(run_id): int(count) for run_id, count in cursor}
-
-        return await self.read(query)
-
-    async def guest_rows(self, tags: Collection[str]) -> list[dict[str, Any]]:
-        """For each of the codes ``tags``: ``idempotency_tag, reservation_id, name`` (the code's
-        name) and ``guest_name`` (as apply recorded it; None when it didn't)."""
-
-        def query(db: Db) -> list[dict[str, Any]]:
-            keys = fill_keys(db, "idempotency_tag", tags)
-            cursor = db.execute(
-                "SELECT c.idempotency_tag, c.reservation_id, c.name, g.guest_name"
-                f" FROM codes c JOIN {keys} k ON k.idempotency_tag = c.idempotency_tag"
-                " LEFT JOIN guests g ON g.idempotency_tag = c.idempotency_tag"
-            )
-            names = [description[0] for description in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor]
 
         return await self.read(query)
 

@@ -1,11 +1,12 @@
 """``report --format html``: one self-contained page to look at and forward, from the ledger.
 
-The page (``templates/report.html.j2``, Jinja2 with autoescape) holds what needs a person with
-the fix, the doors near their budget, and four charts (``charts``) each with its data as a
-table: codes per door against its budget, PIN readiness of the coming stays, the apply run's
-rejections by reason, and the apply runs' history. It fetches nothing: its styles are inline,
-its charts inline SVG, no script at all, and its Content-Security-Policy forbids any fetch.
-It never holds a PIN (the hand-off rows lose theirs as they are read: ``page_data``).
+The page (``templates/report.html.j2``, Jinja2 with autoescape) holds who needs a person with
+the fix (the report's own ``needs_a_person``), the doors near their budget, and four charts
+(``charts``) each with its data as a table: codes per door against its budget, PIN readiness
+of the coming stays, the apply run's rejections by reason, and the apply runs' history. It
+fetches nothing: its styles are inline, its charts inline SVG, no script at all, and its
+Content-Security-Policy forbids any fetch. It never holds a PIN (``page_data``), and says
+nothing of where the ledger is: it is made to be forwarded.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ import polars as pl
 
 from pipeline.budget.limits import NEAR_FULL
 from pipeline.errors import UsageError
-from pipeline.ledger.location import LedgerLocation
-from pipeline.ledger.store import Ledger
 from pipeline.report import page_data
 from pipeline.report.files import default_output_path, write_private_text
 from pipeline.report.page_data import PageData
-from pipeline.report.summary import Report
+from pipeline.report.page_text import BIDI_CONTROLS, number
+from pipeline.report.people import NOBODY
 
 if TYPE_CHECKING:
     import jinja2
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # Doors drawn in the budget chart (the fullest), and lines a table lists before "and N more".
 CHARTED_DOORS = 30
 LISTED_ROWS = 1_000
+STAMP = "%Y-%m-%d %H:%M UTC"
 
 
 @functools.cache
@@ -55,7 +56,8 @@ def _templates() -> jinja2.Environment:
 @dataclass(frozen=True)
 class Table:
     """A table of the page: its caption, column headers (the first column heads each row),
-    which columns hold numbers, its rows as text, and how many more it left out."""
+    which columns hold numbers, its rows as text, and how many more it left out. Every cell
+    that isn't a number is isolated (``<bdi>``): a name's direction controls stay in it."""
 
     caption: str
     columns: Sequence[str]
@@ -64,21 +66,23 @@ class Table:
     more: int = 0
 
 
-async def export_html(
-    report: Report, *, ledger_path: LedgerLocation, out: Path | None = None
-) -> Path:
-    """Write the page for ``report`` (made from ``ledger_path``) to ``out`` (default
-    ``outputs/report-<UTC time>.html``), atomically; returns its path. Raises UsageError
-    (exit 2) when it can't be written."""
-    out = out or default_output_path("report", now=report.generated_at).with_suffix(".html")
-    async with anyio.create_task_group() as tasks:
-        # The chart libraries load and start (a second or so) while the ledger is read.
-        tasks.start_soon(anyio.to_thread.run_sync, _start_charts)
-        ledger = await Ledger.open(ledger_path)
-        try:
-            data = await page_data.gather_page_data(ledger, report)
-        finally:
-            await ledger.close()
+async def start_charts() -> None:
+    """Load the chart libraries and start vl-convert's engine (a second or so), in a worker
+    thread: a caller may do it while it reads the ledger."""
+
+    def start() -> None:
+        from pipeline.report import charts
+
+        charts.start_engine()
+
+    await anyio.to_thread.run_sync(start)
+
+
+async def write_page(data: PageData, out: Path | None = None) -> Path:
+    """Write the page of ``data`` to ``out`` (default ``outputs/report-<UTC time>.html``, the
+    time it is made), atomically, mode 0600; returns its path. Raises UsageError (exit 2) when
+    it can't be written."""
+    out = out or default_output_path("report", now=data.made_at).with_suffix(".html")
 
     def render_and_write() -> Path:
         page = render_page(data)
@@ -92,46 +96,39 @@ async def export_html(
     return await anyio.to_thread.run_sync(render_and_write)
 
 
-def _start_charts() -> None:
-    from pipeline.report import charts
-
-    charts.start_engine()
-
-
 def render_page(data: PageData) -> str:
     """The page's HTML (blocking: Polars and the charts' rendering)."""
     from pipeline.report import charts
 
     report = data.report
-    person = page_data.needs_a_person(data)
-    doors = page_data.door_budgets(report)
+    doors = page_data.door_budgets(report.doors)
     readiness = page_data.pin_readiness(data)
     rejections = page_data.rejections(report)
     history = page_data.run_history(data)
     near_full = doors.filter("near_full")
     figures = [
-        (
-            charts.budget_figure(doors, limit=CHARTED_DOORS),
-            _budget_table(doors.head(CHARTED_DOORS)),
-        ),
+        (charts.budget_figure(doors, limit=CHARTED_DOORS), _budget_table(doors, CHARTED_DOORS)),
         (charts.readiness_figure(readiness), _readiness_table(readiness)),
         (charts.rejections_figure(rejections, report.run_id), _rejections_table(rejections)),
         (charts.history_figure(history), _history_table(history)),
     ]
+    made = data.made_at.astimezone(dt.UTC)
+    as_of = data.as_of.astimezone(dt.UTC)
+    near = f"{NEAR_FULL:.0%}"
     return (
         _templates()
         .get_template("report.html.j2")
         .render(
-            generated_at=report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
-            ledger=data.ledger,
+            as_of=as_of.strftime(STAMP),
+            made=made.strftime(STAMP) if abs(made - as_of) >= dt.timedelta(minutes=1) else None,
             run_id=report.run_id,
-            person=_person_table(person),
-            person_count=int(person["rows"].sum()),
-            near_full=_budget_table(
-                near_full, caption=f"Doors at {NEAR_FULL:.0%} or more of their budget"
-            ),
-            near_full_share=f"{NEAR_FULL:.0%}",
-            doors_budgeted=doors.height,
+            person=_person_table(report.needs_a_person),
+            people=number(page_data.reservations_needing_a_person(report.needs_a_person)),
+            nobody=NOBODY,
+            near_full=_budget_table(near_full, caption=f"Doors at {near} or more of their budget"),
+            near_full_count=number(near_full.height),
+            near_full_share=near,
+            doors_budgeted=number(doors.height),
             figures=figures,
         )
     )
@@ -150,10 +147,9 @@ def _table(
         [_text(row[name]) for name in columns]
         for row in frame.head(limit).select(list(columns)).iter_rows(named=True)
     ]
-    headers = list(columns.values())
     return Table(
         caption,
-        headers,
+        list(columns.values()),
         rows,
         frozenset(columns[name] for name in numeric),
         max(frame.height - limit, 0),
@@ -163,8 +159,12 @@ def _table(
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return number(value)
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:,.2f}"
     if isinstance(value, dt.date):
         return value.strftime("%a %Y-%m-%d")
     return str(value)
@@ -172,45 +172,51 @@ def _text(value: Any) -> str:
 
 def _local(column: str) -> pl.Expr:
     """A lock-local instant as written (``2027-03-01T15:00:00+01:00``) → ``2027-03-01 15:00
-    +01:00``: the guest's clock, with the offset that says which."""
-    return pl.concat_str(
+    +01:00``: the guest's clock, with the offset that says which; a booking's own times
+    (a row without a code) as the export gave them."""
+    is_instant = pl.col(column).str.contains(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
+    written = pl.concat_str(
         pl.col(column).str.slice(0, 10),
         pl.col(column).str.slice(11, 5),
         pl.col(column).str.extract(r"(Z|[+-]\d\d:\d\d)$"),
         separator=" ",
         ignore_nulls=True,
     )
+    return pl.when(is_instant).then(written).otherwise(pl.col(column))
 
 
 def _person_table(person: pl.DataFrame) -> Table:
+    """The report's ``needs_a_person``, a line per reservation, door and problem."""
+    place = pl.format("(no id: {} line {})", "source_file", "source_line")
     shown = person.with_columns(
-        door=page_data.door_label().fill_null(""),
-        reservation=pl.when(pl.col("reservation_id").is_not_null())
-        .then(pl.col("reservation_id"))
-        .otherwise(
-            pl.format(
-                "{} row{}",
-                "rows",
-                pl.when(pl.col("rows") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
-            )
-        ),
+        page_data.door_label(),
+        reservation=pl.coalesce("reservation_id", place, pl.lit("(no id)")),
+        problem=pl.col("problem").str.replace_all("_", " "),
+        # Texts made of names and numbers: a name's direction control would reorder the rest.
+        **{
+            name: pl.col(name).str.replace_all(BIDI_CONTROLS.pattern, "")
+            for name in ("reason", "message")
+        },
         check_in=_local("check_in"),
         check_out=_local("check_out"),
-    ).with_columns(pl.col("door").replace("", "(no door)"))
+    )
     columns = {
         "reservation": "Reservation",
-        "problem": "Problem",
-        "door": "Door",
         "guest_name": "Guest",
+        "door": "Door",
         "check_in": "Check-in",
         "check_out": "Check-out",
+        "problem": "Problem",
         "reason": "Reason",
+        "message": "What is wrong",
         "fix": "What to do",
     }
     return _table("Reservations that need a person", shown, columns)
 
 
-def _budget_table(doors: pl.DataFrame, caption: str = "The doors the chart shows") -> Table:
+def _budget_table(
+    doors: pl.DataFrame, limit: int = LISTED_ROWS, caption: str = "The doors the chart shows"
+) -> Table:
     columns = {
         "door": "Door",
         "budget": "Budget",
@@ -218,22 +224,24 @@ def _budget_table(doors: pl.DataFrame, caption: str = "The doors the chart shows
         "used": "Used before the run",
         "made": "Made by the run",
         "after": "Used after the run",
-        "left": "Left",
+        "room": "Room for the next runs",
+        "over": "Over the budget",
         "share": "Share used",
     }
     shown = doors.with_columns(
-        share=pl.format("{} %", (pl.col("share") * 100).round(0).cast(pl.Int64))
+        share=pl.format("{} %", (pl.col("usage") * 100).round(0).cast(pl.Int64))
     )
-    return _table(caption, shown, columns, numeric=[c for c in columns if c != "door"])
+    numeric = [name for name in columns if name != "door"]
+    return _table(caption, shown, columns, numeric=numeric, limit=limit)
 
 
 def _readiness_table(readiness: pl.DataFrame) -> Table:
-    wide = readiness.pivot(on="readiness", index="date", values="codes").sort("date")
+    wide = readiness.pivot(on="readiness", index="date", values="stays").sort("date")
     columns = {
         "date": "Check-in date",
-        **{state: state.capitalize() for state in page_data.READINESS},
+        **{state: state[0].upper() + state[1:] for state in page_data.READINESS},
     }
-    return _table("Codes per check-in date", wide, columns, numeric=page_data.READINESS)
+    return _table("Stays per check-in date", wide, columns, numeric=page_data.READINESS)
 
 
 def _rejections_table(rejections: pl.DataFrame) -> Table:
@@ -251,6 +259,5 @@ def _history_table(history: pl.DataFrame) -> Table:
         "per_new_code": "Requests per new code",
         "seconds": "Run time (s)",
     }
-    return _table(
-        "The apply runs", shown, columns, numeric=["created", "requests", "per_new_code", "seconds"]
-    )
+    numeric = ["created", "requests", "per_new_code", "seconds"]
+    return _table("The apply runs", shown, columns, numeric=numeric)

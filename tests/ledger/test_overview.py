@@ -37,17 +37,6 @@ async def test_requests_per_run_counts_the_requests_each_run_logged(ledger):
     assert await ledger.requests_per_run([second]) == {second: 1}
 
 
-async def test_guest_rows_give_the_recorded_name_and_the_code_name(ledger):
-    """Each code asked for, with its code name and the guest apply recorded (None without)."""
-    run_id = await ledger.start_run("apply", [])
-    await ledger.register(run_id, [planned("t1"), planned("t2"), planned("t3")])
-    await ledger.record_guests([("t1", "Ada Lovelace")])
-    rows = {row["idempotency_tag"]: row for row in await ledger.guest_rows(["t1", "t2"])}
-    assert set(rows) == {"t1", "t2"}
-    assert (rows["t1"]["guest_name"], rows["t1"]["name"]) == ("Ada Lovelace", "Guest t1")
-    assert (rows["t2"]["guest_name"], rows["t2"]["reservation_id"]) == (None, "res-t2")
-
-
 async def test_held_pins_are_every_pin_the_ledger_holds(ledger):
     """The codes' PINs, another PIN an event reported for a code, and the PINs of the codes
     found carrying a tag twice; a code without a PIN adds none."""

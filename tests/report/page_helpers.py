@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import polars as pl
@@ -19,6 +20,10 @@ from tests.report.helpers import move_sandbox_clock_to, refresh
 
 # A door name with markup: the page must show it as text.
 MARKUP_DOOR = '<script>alert("door")</script> Suite A&B'
+# A door name of 400 characters without a space: the page must stay as wide as the window.
+LONG_DOOR = "Ferienwohnung" * 30 + "NordOstSud"
+# A door name with a right-to-left override: it must not reorder the page's numbers.
+BIDI_DOOR = "Suite \u202e12 Nord"
 # Every door takes at most this many codes (the full door gets budget_exhausted rows).
 BUDGET = 3
 # The check-ins: a stuck door's (its codes need attention once their window starts), a
@@ -70,7 +75,8 @@ async def troubled_ledger(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Trou
     invalid_row rejections, codes set with their PIN and codes still waiting for one."""
     payload = make_devices(3, seed=66)
     stuck, working, full = (device["device_id"] for device in payload["devices"])
-    payload["devices"][1]["properties"]["dormakaba_oracode_metadata"]["door_name"] = MARKUP_DOOR
+    for device, name in zip(payload["devices"], (LONG_DOOR, MARKUP_DOOR, BIDI_DOOR), strict=True):
+        device["properties"]["dormakaba_oracode_metadata"]["door_name"] = name
     payload["sandbox"] = {"stuck_devices": [stuck]}
     run = start_sandbox(payload, folder, monkeypatch)
     bad = pl.DataFrame(
@@ -95,3 +101,47 @@ async def troubled_ledger(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Trou
     return TroubledLedger(
         run, {"stuck": stuck, "working": working, "full": full}, (first, second), now
     )
+
+
+class _Tables(HTMLParser):
+    """The page's tables by caption: each a list of rows (header row first), each a list of
+    cell texts."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: dict[str, list[list[str]]] = {}
+        self._rows: list[list[str]] | None = None
+        self._caption: list[str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._rows = []
+        elif tag == "caption":
+            self._caption = []
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag in ("th", "td"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "caption" and self._caption is not None and self._rows is not None:
+            self.tables["".join(self._caption)] = self._rows
+            self._caption = None
+        elif tag in ("th", "td") and self._cell is not None and self._rows:
+            self._rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._rows = None
+
+    def handle_data(self, data: str) -> None:
+        for part in (self._caption, self._cell):
+            if part is not None:
+                part.append(data)
+
+
+def page_tables(page: str) -> dict[str, list[list[str]]]:
+    """The tables of ``page`` by caption (the first table of a caption), header row first."""
+    parser = _Tables()
+    parser.feed(page)
+    return parser.tables

@@ -79,8 +79,8 @@ def test_the_page_opens_without_an_error_and_draws_every_chart(opened):
 
 
 def test_the_needs_a_person_table_lists_its_rows_with_headers(opened):
-    """The table named by its caption, a header per column, one row per line to act on
-    (codes needing attention, the orphan, the rejections), the door's markup as text."""
+    """The table named by its caption, a header per column, one row per reservation, door
+    and problem (the rejected rows with their guest), the door's markup as text."""
     page, _ = opened
     assert page.get_by_role("heading", level=1).inner_text() == "Door codes report"
     assert page.get_by_role("heading", name="Needs a person", level=2).count() == 1
@@ -88,18 +88,19 @@ def test_the_needs_a_person_table_lists_its_rows_with_headers(opened):
     headers = table.get_by_role("columnheader").all_inner_texts()
     assert headers == [
         "Reservation",
-        "Problem",
-        "Door",
         "Guest",
+        "Door",
         "Check-in",
         "Check-out",
+        "Problem",
         "Reason",
+        "What is wrong",
         "What to do",
     ]
     rows = table.locator("tbody tr")
-    assert rows.count() == 5
+    assert rows.count() == 6
     first = rows.locator("th[scope=row]").all_inner_texts()
-    assert first == ["S1", "S2", "CANCEL", "1 row", "2 rows"]
+    assert first == ["F3", "F4", "BAD", "S1", "S2", "CANCEL"]
     assert page.locator("script").count() == 0
     assert table.get_by_text(MARKUP_DOOR).count() >= 1
 
