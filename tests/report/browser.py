@@ -1,6 +1,6 @@
-"""Debian's Chromium, headless, driven by Playwright through its path (``make chromium``
-installs it; Playwright's own browser builds are never used), with a fresh profile; and a
-loopback HTTP server for a folder."""
+"""A headless Chromium (``chromium_path``: ``$CHROMIUM``, else Debian's, which ``make chromium``
+installs; Playwright's own browser builds are never used), driven by Playwright through its
+path with a fresh profile; and a loopback HTTP server for a folder."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.report.chromium import VARIABLE, chromium_path
+
 # Nothing of the browser's own goes out (updates, sync, field trials), no first-run screens.
 FLAGS = (
     "--disable-gpu",
@@ -30,14 +31,18 @@ FLAGS = (
 @contextmanager
 def chromium_page(profile: Path, *, width: int = 1200, height: int = 900) -> Iterator[Page]:
     """A page of a headless Chromium whose profile is the fresh folder ``profile``."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}: run `make chromium` (make test runs it)")
+    chromium = chromium_path()
+    if not chromium.exists():
+        pytest.fail(
+            f"no Chromium at {chromium}: run `make chromium` (make test runs it), or set"
+            f" {VARIABLE} to another Chromium's path"
+        )
     # Chromium's sandbox can't start as root.
     flags = [*FLAGS, *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             profile,
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             headless=True,
             args=flags,
             viewport={"width": width, "height": height},
