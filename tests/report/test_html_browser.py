@@ -1,5 +1,6 @@
-"""The HTML report in a real headless Chromium: no console error, every chart drawn, the
-tables and headings a screen reader needs, and not one request beyond the page itself."""
+"""The HTML report in a real headless Chromium: no console error, every chart drawn where an eye
+can see it, the page as wide as the window whatever a name's length, the tables and headings a
+screen reader needs, and not one request beyond the page itself."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from playwright.sync_api import Page, Request, Route
 
 from pipeline.commands import export_report
 from tests.report.browser import chromium_page, serving
-from tests.report.page_helpers import MARKUP_DOOR, troubled_ledger
+from tests.report.page_helpers import LONG_DOOR, MARKUP_DOOR, troubled_ledger
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +57,50 @@ def opened(page_file: Path, tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
         yield page, errors
 
 
+# Per shape of a chart's marks: its box, whether its fill or its outline is painted in a
+# colour that shows on the page (not none, not transparent, not the page's white), and the
+# opacity it is drawn with (its own and every parent's, 0 when any is hidden).
+MARK_PAINT = """svg => [...svg.querySelectorAll('g.role-mark')]
+  .flatMap(group => [...group.querySelectorAll('path, rect, line, circle, polygon, polyline')])
+  .map(shape => {
+    const box = shape.getBBox();
+    const style = getComputedStyle(shape);
+    let opacity = 1;
+    for (let node = shape; node instanceof Element; node = node.parentElement) {
+      const own = getComputedStyle(node);
+      if (own.display === 'none' || own.visibility === 'hidden') opacity = 0;
+      opacity *= parseFloat(own.opacity);
+    }
+    const shows = (colour, alpha) => colour !== 'none' && colour !== 'transparent'
+      && !/^rgba\\(.*,\\s*0\\)$/.test(colour) && colour !== 'rgb(255, 255, 255)'
+      && parseFloat(alpha) > 0;
+    return {
+      width: box.width, height: box.height, opacity,
+      fill: shows(style.fill, style.fillOpacity),
+      stroke: shows(style.stroke, style.strokeOpacity) && parseFloat(style.strokeWidth) > 0,
+    };
+  })"""
+
+
+def visible_marks(page: Page, key: str) -> list[dict[str, Any]]:
+    """The marks of chart ``key`` an eye can see: drawn with some opacity, and filled with an
+    area, or outlined with a length."""
+    shapes: list[dict[str, Any]] = page.locator(f"svg#{key}-chart").evaluate(MARK_PAINT)
+    return [
+        shape
+        for shape in shapes
+        if shape["opacity"] > 0
+        and (
+            (shape["fill"] and shape["width"] > 0 and shape["height"] > 0)
+            or (shape["stroke"] and (shape["width"] > 0 or shape["height"] > 0))
+        )
+    ]
+
+
 def test_the_page_opens_without_an_error_and_draws_every_chart(opened):
     """No console error; each chart an SVG image of sensible size named by its title, whose
-    marks (bars, lines) have an area to see."""
+    marks (bars, lines) an eye can see: an area or a length, a paint that shows on the page,
+    and an opacity above 0."""
     page, errors = opened
     assert errors == []
     charts = page.locator("figure svg[role=img]")
@@ -70,12 +112,26 @@ def test_the_page_opens_without_an_error_and_draws_every_chart(opened):
         assert box["width"] > 300
         assert box["height"] > 80
         assert page.get_by_role("img", name=title).count() == 1
-        marks: list[dict[str, Any]] = chart.evaluate(
-            "svg => [...svg.querySelectorAll('g.role-mark')].map(g => g.getBBox())"
-            ".map(b => ({width: b.width, height: b.height}))"
-        )
-        assert marks
-        assert any(mark["width"] > 0 and mark["height"] > 0 for mark in marks)
+        assert visible_marks(page, key), key
+
+
+# Per table: how much wider it is than the box that holds it (0: it fits, nothing to scroll).
+TABLE_OVERFLOW = "boxes => boxes.map(box => box.scrollWidth - box.clientWidth)"
+
+
+@pytest.mark.parametrize("width", [1200, 800])
+def test_the_page_is_no_wider_than_the_window_whatever_a_name(page_file, tmp_path, width):
+    """A door name of 400 characters without a space wraps within its cell: at 1200 pixels
+    every table fits its box, and at 800 too the page is as wide as the window (a table too
+    wide for a narrow one scrolls in its own box)."""
+    with chromium_page(tmp_path / "profile", width=width) as page:
+        page.goto(page_file.as_uri(), wait_until="load")
+        assert page.get_by_text(LONG_DOOR, exact=False).count() >= 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        if width == 1200:
+            overflow = page.locator("div.table").evaluate_all(TABLE_OVERFLOW)
+            assert len(overflow) == 6  # needs a person, near budget, a table per chart
+            assert max(overflow) <= 0
 
 
 def test_the_needs_a_person_table_lists_its_rows_with_headers(opened):
