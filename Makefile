@@ -2,7 +2,8 @@
 # themselves (sandbox, plan, apply, status, report, pins), which run .venv/bin/oracode-provision.
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
-# spread the tests over one worker per core (pytest-xdist); both first run `make postgres`, which
+# spread the tests over two workers per core (pytest-xdist: many tests wait on a subprocess or a
+# server, so one per core leaves the cores half idle); both first run `make postgres`, which
 # installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
 # throwaway server of their own); it says nothing when the server is already there. make test
 # also runs `make chromium` (the browser the HTML report's tests open, at CHROMIUM), likewise.
@@ -26,11 +27,13 @@ lint: install
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
+
 test: postgres chromium lint
-	$(BIN)/pytest --numprocesses=auto
+	$(BIN)/pytest --numprocesses=$(TEST_WORKERS)
 
 test-fast: postgres install
-	$(BIN)/pytest --numprocesses=auto -m 'not slow' --hypothesis-profile=fast
+	$(BIN)/pytest --numprocesses=$(TEST_WORKERS) -m 'not slow' --hypothesis-profile=fast
 
 # The server binaries (initdb, pg_ctl) looked for where tests/postgres.py looks: the Debian
 # package's /usr/lib/postgresql/<major>/bin, pg_config --bindir, PATH. When none is there,

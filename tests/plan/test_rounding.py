@@ -130,7 +130,7 @@ def stays(draw: st.DrawFn) -> dict[str, str | None]:
     }
 
 
-@property_settings(300)
+@property_settings(150)
 @given(
     st.lists(stays(), min_size=1, max_size=10),
     st.one_of(st.just(60), st.integers(0, 60)),
