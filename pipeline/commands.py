@@ -487,12 +487,19 @@ async def export_report(
     check_runs(runs)
     await anyio.to_thread.run_sync(check_report_out, out, fmt)
     if fmt == "html":
+        failed: list[PipelineError] = []  # the read's own error, raised as itself (not a group)
         async with anyio.create_task_group() as tasks:
             # The chart libraries load and start (a second or so) while the ledger is read.
             tasks.start_soon(start_charts)
-            report, page = await _read_report(
-                ledger_path, run_id=run_id, runs=runs, now=now, page_made_at=made_at
-            )
+            try:
+                report, page = await _read_report(
+                    ledger_path, run_id=run_id, runs=runs, now=now, page_made_at=made_at
+                )
+            except PipelineError as exc:
+                tasks.cancel_scope.cancel()
+                failed.append(exc)
+        if failed:
+            raise failed[0]
         return ReportRun(report, (await write_page(cast(PageData, page), out),))
     report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=now)
     if fmt == "table" or (fmt == "json" and out is None):
