@@ -5,7 +5,8 @@
 # spread the tests over two workers per core (pytest-xdist: many tests wait on a subprocess or a
 # server, so one per core leaves the cores half idle); both first run `make postgres`, which
 # installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
-# throwaway server of their own); it says nothing when the server is already there.
+# throwaway server of their own); it says nothing when the server is already there. make test
+# also runs `make chromium` (the browser the HTML report's tests open, at CHROMIUM), likewise.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -28,7 +29,7 @@ lint: install
 
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
-test: postgres lint
+test: postgres chromium lint
 	$(BIN)/pytest --numprocesses=$(TEST_WORKERS)
 
 test-fast: postgres install
@@ -51,6 +52,32 @@ postgres:
 	echo "make postgres: no initdb found; installing the PostgreSQL server with apt-get"; \
 	$$sudo apt-get update -qq && \
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+
+# The headless browser the HTML report's tests and `make report-screenshot` drive (through
+# Playwright's Python package, at its path: never a browser build of Playwright's own):
+# CHROMIUM from the environment or make's command line (make test CHROMIUM=/opt/chromium/chrome),
+# else Debian's /usr/bin/chromium, as tests/report/chromium.py says, the one place that does
+# (the tests import it). When Debian's is missing, make chromium installs its package through
+# apt-get, as root or with sudo; another path that is missing is for its owner to fill.
+ifndef CHROMIUM
+CHROMIUM := $(shell $(PYTHON) tests/report/chromium.py)
+endif
+export CHROMIUM
+.PHONY: chromium
+chromium:
+	@if test -x "$(CHROMIUM)"; then exit 0; fi; \
+	if [ "$(CHROMIUM)" != "$$(env -u CHROMIUM $(PYTHON) tests/report/chromium.py)" ]; then \
+		echo "make chromium: no Chromium at CHROMIUM=$(CHROMIUM): install one there, or unset CHROMIUM for Debian's" >&2; \
+		exit 1; fi; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "make chromium: no $(CHROMIUM), and installing Chromium needs root or sudo" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || { \
+		echo "make chromium: no $(CHROMIUM) and no apt-get: install Chromium, and set CHROMIUM to its path" >&2; \
+		exit 1; }; \
+	echo "make chromium: no $(CHROMIUM) found; installing Chromium with apt-get"; \
+	$$sudo apt-get update -qq && \
+	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 # The demo: a sandbox on a free port (with some lost answers, to show they are found again),
 # apply on the sample, then the sandbox is stopped whatever happened.
@@ -103,10 +130,29 @@ nightly: install
 pins: install
 	$(BIN)/oracode-provision pins $(if $(OUT),--out $(OUT)) $(ARGS)
 
-# What the runs did and what needs a person: make report [LEDGER=...] [FORMAT=table|csv|parquet|json]
+# What the runs did and what needs a person: make report [LEDGER=...]
+# [FORMAT=table|csv|parquet|json|html] (html: the page, outputs/report-<UTC time>.html)
 FORMAT ?= table
 report: install
 	$(BIN)/oracode-provision report --format $(FORMAT)
+
+# The README's picture of the HTML report, docs/images/report.png: make demo's ledger through
+# report --format html as of REPORT_DAY (the sample's stays check in around then: its next 14
+# days hold some of them), then headless Chromium's screenshot of the page's top.
+REPORT_DAY ?= 2027-03-08T09:00:00+00:00
+SCREENSHOT := docs/images/report.png
+.PHONY: report-screenshot
+report-screenshot: demo chromium
+	@$(BIN)/oracode-provision report --ledger $(DEMO_LEDGER) --format html \
+		--out outputs/demo-report.html --as-of '$(REPORT_DAY)'; \
+	test $$? -le 1 || exit 1; \
+	profile=$$(mktemp -d); trap 'rm -rf "$$profile"' EXIT; \
+	mkdir -p $(dir $(SCREENSHOT)); \
+	"$(CHROMIUM)" --headless $$([ "$$(id -u)" -eq 0 ] && echo --no-sandbox) --disable-gpu \
+		--disable-quic --no-first-run --disable-background-networking --disable-component-update \
+		--disable-sync --user-data-dir="$$profile" --hide-scrollbars --window-size=1200,2300 \
+		--screenshot=$(SCREENSHOT) "file://$(CURDIR)/outputs/demo-report.html" 2>/dev/null; \
+	test -s $(SCREENSHOT) && echo "wrote $(SCREENSHOT) (the page: outputs/demo-report.html)"
 
 # The commands as the README shows them, without .venv/bin on PATH; further options in ARGS:
 # make sandbox [PORT=8787] [ARGS="--latency-ms 20-80 ..."]

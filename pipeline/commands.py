@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import cast
 
 import anyio
 import anyio.to_thread
@@ -44,6 +45,7 @@ from pipeline.options import (
     check_request_timeout,
     check_runs,
     check_settings,
+    parse_instant,
 )
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import check_inputs, read_reservations
@@ -57,9 +59,11 @@ from pipeline.report.files import (
     write_report,
     write_table,
 )
+from pipeline.report.html import start_charts, write_page
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.output import ApplyProgress
-from pipeline.report.pins import check_pins_out, hand_off, parse_changed_since, write_pins
+from pipeline.report.page_data import PageData, gather_page_data
+from pipeline.report.pins import check_pins_out, hand_off, write_pins
 from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
@@ -397,17 +401,36 @@ async def report_files(
     runs: int = DEFAULT_RUNS,
     now: dt.datetime | None = None,
 ) -> Report:
-    """The report from the ledger alone (no key needed, no lock taken: a run may be going on).
+    """The report from the ledger alone (no key needed, no lock taken: a run may be going on),
+    as of ``now`` (default: now).
 
     Raises UsageError (exit 2) for ``runs`` under 1, a missing ledger or an unknown ``run_id``,
     LedgerError (exit 3) when a PostgreSQL ledger's server can't be reached.
     """
-    check_runs(runs)
     now = now or dt.datetime.now(dt.UTC)
+    report, _ = await _read_report(ledger_path, run_id=run_id, runs=runs, now=now)
+    return report
+
+
+async def _read_report(
+    ledger_path: LedgerLocation,
+    *,
+    run_id: str | None,
+    runs: int,
+    now: dt.datetime,
+    page_made_at: dt.datetime | None = None,
+) -> tuple[Report, PageData | None]:
+    """The report, and with ``page_made_at`` what its HTML page needs too, from one snapshot
+    of the ledger (the ledger opened once)."""
+    check_runs(runs)
     await _require_ledger(ledger_path, "report")
     ledger = await Ledger.open(ledger_path)
     try:
-        return await make_report(ledger, now=now, run_id=run_id, runs=runs)
+        async with ledger.snapshot():
+            report = await make_report(ledger, now=now, run_id=run_id, runs=runs)
+            if page_made_at is None:
+                return report, None
+            return report, await gather_page_data(ledger, report, made_at=page_made_at)
     finally:
         await ledger.close()
 
@@ -447,17 +470,37 @@ async def export_report(
     out: Path | None = None,
     run_id: str | None = None,
     runs: int = DEFAULT_RUNS,
-    now: dt.datetime | None = None,
+    as_of: str | dt.datetime | None = None,
 ) -> ReportRun:
-    """The report (``report_files``) in ``fmt``: ``csv`` and ``parquet`` write a folder with
-    one file per section (``out``, default ``outputs/report-<UTC time>/``), ``json`` with
-    ``out`` one file; all mode 0600.
+    """The report (``report_files``) as of ``as_of`` (an instant with its offset; default:
+    now) in ``fmt``: ``csv`` and ``parquet`` write a folder with one file per section (``out``,
+    default ``outputs/report-<UTC time>/``), ``json`` with ``out`` one file, ``html`` one page
+    (``out``, default ``outputs/report-<UTC time>.html``); all mode 0600.
 
-    Raises UsageError (exit 2), before the ledger is read, for a format or ``out`` that can't
-    be used or written (and as ``report_files`` does).
+    Raises UsageError (exit 2), before the ledger is read, for a format, ``out`` or ``as_of``
+    that can't be used or written (and as ``report_files`` does).
     """
+    made_at = dt.datetime.now(dt.UTC)
+    if isinstance(as_of, str):
+        as_of = parse_instant(as_of, "--as-of")
+    now = (as_of or made_at).astimezone(dt.UTC)
     check_runs(runs)
     await anyio.to_thread.run_sync(check_report_out, out, fmt)
+    if fmt == "html":
+        failed: list[PipelineError] = []  # the read's own error, raised as itself (not a group)
+        async with anyio.create_task_group() as tasks:
+            # The chart libraries load and start (a second or so) while the ledger is read.
+            tasks.start_soon(start_charts)
+            try:
+                report, page = await _read_report(
+                    ledger_path, run_id=run_id, runs=runs, now=now, page_made_at=made_at
+                )
+            except PipelineError as exc:
+                tasks.cancel_scope.cancel()
+                failed.append(exc)
+        if failed:
+            raise failed[0]
+        return ReportRun(report, (await write_page(cast(PageData, page), out),))
     report = await report_files(ledger_path=ledger_path, run_id=run_id, runs=runs, now=now)
     if fmt == "table" or (fmt == "json" and out is None):
         return ReportRun(report)
@@ -538,7 +581,7 @@ async def export_pins(
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
-        changed_since = parse_changed_since(changed_since)
+        changed_since = parse_instant(changed_since, "--changed-since")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)

@@ -9,6 +9,7 @@ night's UTC time (``nightly-20270301T030000Z-...``), created with mode 0600:
     -status.log       status's summary and its JSON log lines
     -status.parquet   status's refreshed codes (PINs)
     -report.json      the report (``REPORT_FORMS``: the report's forms written each night)
+    -report.html      the report as a page to look at and forward (``report.html``)
 A night's files go once their time in the name is more than ``keep_days`` days before the
 night's own (the name, not the file's modification time: a copy or a restore keeps them).
 
@@ -44,7 +45,7 @@ from pipeline.seam.client import Transport
 from pipeline.settings import load_config
 
 # The report's forms the job writes each night: the file's ending and ``report --format``.
-REPORT_FORMS = (("report.json", "json"),)
+REPORT_FORMS = (("report.json", "json"), ("report.html", "html"))
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # A night's file: its name starts with the night's UTC time.
 NIGHT_FILE = re.compile(r"^nightly-(\d{8}T\d{6}Z)-")
@@ -159,7 +160,9 @@ async def run_nightly(
                 print_status_summary(checked.result, console)
     for ending, fmt in REPORT_FORMS:
         try:
-            await commands.export_report(ledger_path=ledger_path, fmt=fmt, out=run.path(ending))
+            await commands.export_report(
+                ledger_path=ledger_path, fmt=fmt, out=run.path(ending), as_of=now
+            )
         except PipelineError as exc:
             run.errors[f"report ({fmt})"] = exc.one_line()
     try:

@@ -54,6 +54,7 @@ __all__ = [
     "check_settings",
     "ledger_default_text",
     "ledger_location",
+    "parse_instant",
 ]
 
 # ``status --attention-after`` is given in minutes.
@@ -95,6 +96,22 @@ def check_runs(runs: int) -> int:
     if runs < 1:
         raise UsageError("--runs must be at least 1")
     return runs
+
+
+def parse_instant(text: str, option: str) -> dt.datetime:
+    """An instant with its offset (``2027-02-01T03:00:00Z``, ``...+01:00``), as ``pins
+    --changed-since`` and ``report --as-of`` take it; UsageError (exit 2) naming ``option``
+    for anything else (a time without an offset would be the machine's zone's)."""
+    try:
+        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise UsageError(
+            f"{option} {text!r} is not an instant with its offset",
+            hint="e.g. 2027-02-01T03:00:00Z or 2027-02-01T04:00:00+01:00",
+        )
+    return instant
 
 
 def check_settings(settings: ApplySettings) -> ApplySettings:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import stat
 import subprocess
 
@@ -62,8 +63,8 @@ def stays(door: str) -> pl.DataFrame:
 @pytest.mark.anyio
 async def test_the_job_writes_its_files_private_in_the_configured_folder(tmp_path, monkeypatch):
     """[nightly] out_dir and keep_days: apply's and status's logs and results, the report as
-    JSON, all 0600 and named after the night; the summary's exit code; an older night's files
-    removed."""
+    JSON and as the HTML page beside it, all 0600 and named after the night; the summary's exit
+    code; an older night's files removed."""
     run, door = one_door_sandbox(tmp_path, monkeypatch, seed=93)
     source = tmp_path / "tonight.csv"
     stays(door).write_csv(source)
@@ -77,13 +78,19 @@ async def test_the_job_writes_its_files_private_in_the_configured_folder(tmp_pat
         [source], config_path=config, ledger_path=run.ledger, transport=run.transport, now=now
     )
     prefix = f"nightly-{now:%Y%m%dT%H%M%SZ}"
-    endings = ("apply.log", "report.json", "results.parquet", "status.log", "status.parquet")
+    endings = (
+        *("apply.log", "report.html", "report.json", "results.parquet"),
+        *("status.log", "status.parquet"),
+    )
     assert sorted(path.name for path in nights.iterdir()) == [f"{prefix}-{e}" for e in endings]
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in nights.iterdir())
     assert (done.apply_exit, done.status_exit, done.exit_code) == (1, 0, 1)
     assert [path.name for path in done.removed] == ["nightly-20261101T030000Z-apply.log"]
     report = json.loads((nights / f"{prefix}-report.json").read_text())
     assert [row["reservation_id"] for row in report["needs_a_person"]] == ["LOST"]
+    page = (nights / f"{prefix}-report.html").read_text()
+    assert f"As of {now:%Y-%m-%d %H:%M} UTC" in page
+    assert re.search(r"<th scope=\"row\"><bdi>LOST</bdi></th>\s*<td><bdi>Lin Lost</bdi>", page)
     assert "creates sent in" in (nights / f"{prefix}-apply.log").read_text()
     lines = done.lines()
     assert lines[0] == (

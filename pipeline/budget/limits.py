@@ -142,6 +142,23 @@ def unmatched_budget_names(doors: pl.DataFrame, budgets: BudgetConfig) -> list[s
     ]
 
 
+def budget_usage(budget: str = "budget", after: str = "after") -> pl.Expr:
+    """A door's share of its budget used after a run: ``after / budget``; a budget of 0 is
+    full (1.0), none is null. The run's summary and the report both read it from here."""
+    return (
+        pl.when(pl.col(budget) > 0)
+        .then(pl.col(after) / pl.col(budget))
+        .when(pl.col(budget) == 0)
+        .then(pl.lit(1.0))
+    )
+
+
+def is_near_full(usage: str = "usage") -> pl.Expr:
+    """Whether a door's ``usage`` (``budget_usage``) is ``NEAR_FULL`` or more; never for a
+    door without a budget."""
+    return (pl.col(usage) >= NEAR_FULL).fill_null(False)
+
+
 def iso_instant(column: str) -> pl.Expr:
     """An ISO 8601 instant with ``Z`` or an offset, as UTC (null when absent or unreadable)."""
     return (
@@ -325,14 +342,8 @@ def _door_table(
             .otherwise(pl.coalesce("after", "used"))
             .alias("after")
         )
-        .with_columns(
-            remaining=budget - pl.col("after"),
-            usage=pl.when(budget > 0)
-            .then(pl.col("after") / budget)
-            .when(budget == 0)
-            .then(pl.lit(1.0)),
-        )
-        .with_columns(near_full=(pl.col("usage") >= NEAR_FULL).fill_null(False))
+        .with_columns(remaining=budget - pl.col("after"), usage=budget_usage())
+        .with_columns(near_full=is_near_full())
         .select(
             "device_id",
             "door_name",

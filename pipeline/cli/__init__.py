@@ -162,6 +162,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
             out=args.out,
             run_id=args.run,
             runs=args.runs,
+            as_of=args.as_of,
         )
     )
     if run.written:

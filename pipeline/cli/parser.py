@@ -117,11 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--out",
         type=Path,
-        help="json: the file (default: standard output); csv, parquet: a folder for one file"
-        " per section (default: outputs/report-<UTC time>/)",
+        help="json: the file (default: standard output); html: the page (default:"
+        " outputs/report-<UTC time>.html); csv, parquet: a folder for one file per section"
+        " (default: outputs/report-<UTC time>/)",
     )
     report.add_argument(
         "--run", help="the apply run for the per-door section (default: the latest)"
+    )
+    report.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="the report as of this instant, e.g. 2027-03-08T09:00:00Z: which stays have"
+        " ended, the next 14 days' check-ins (default: now)",
     )
     report.add_argument(
         "--runs",

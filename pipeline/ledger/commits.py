@@ -113,6 +113,25 @@ class GroupCommits:
         except DATABASE_ERRORS as exc:
             raise write_failure(self.path, exc) from exc
 
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        """Reads within the block see the ledger as it was at the first of them, whatever a
+        run commits meanwhile: one read transaction (SQLite's WAL keeps a reader's snapshot
+        until it ends; PostgreSQL's repeatable read). For readers that must agree with each
+        other (the report and its page); no write may be made within it."""
+        await self.commit()
+        begin = (
+            "BEGIN ISOLATION LEVEL REPEATABLE READ" if self._db.dialect == "postgresql" else "BEGIN"
+        )
+        await self._run(lambda: self._db.execute(begin))
+        try:
+            yield
+        finally:
+            # Nothing was written but the temporary tables of its reads: nothing to keep, and a
+            # connection that can't even end it has failed a read already (raised as that).
+            with anyio.CancelScope(shield=True), contextlib.suppress(*DATABASE_ERRORS):
+                await self._run(lambda: self._db.execute("ROLLBACK"))
+
     async def _run(self, function: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(function, limiter=self._thread)
 

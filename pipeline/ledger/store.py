@@ -36,8 +36,8 @@ answer is committed looks for the code on its door before sending anything for i
 The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
 adds), ``commits`` (the thread and group commits), ``codes`` (the codes and their states),
 ``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for the
-report), ``events`` (Seam's events and what they change), ``failures`` (the errors a failing
-file becomes).
+report), ``events`` (Seam's events and what they change), ``overview`` (what the HTML report
+reads besides), ``failures`` (the errors a failing file becomes).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
 from pipeline.ledger.location import LedgerLocation
+from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
 from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
@@ -88,7 +89,7 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode):
+class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode, Overview):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
     ``await Ledger.open(location)`` and close it when done."""
 

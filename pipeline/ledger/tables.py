@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS events (
     seam_request_id TEXT,
     detail TEXT
 );
+-- Each code's last status change (the hand-off, the HTML report) is read from the status events
+-- by tag: without this index a PostgreSQL server without statistics yet joins them to the codes
+-- row by row, quadratic in a big ledger.
+CREATE INDEX IF NOT EXISTS events_status_by_tag ON events (idempotency_tag, at)
+    WHERE kind = 'status';
 CREATE TABLE IF NOT EXISTS run_doors (
     run_id TEXT NOT NULL REFERENCES runs (run_id),
     device_id TEXT,

@@ -87,16 +87,20 @@ class WithoutCode(GroupCommits):
         else its tag) and window (``replaced_by_starts_at``, ``replaced_by_ends_at``)."""
         columns = ", ".join(f"c.{name}" for name in PERSON_CODE_COLUMNS)
         may_exist = f"c.{MAY_EXIST_SQL}"  # "c.state IN (...)"
-        newer = "SELECT {} FROM codes n WHERE n.replaces_tag = c.idempotency_tag"
+        # The codes that replace others, grouped once (a subquery per row would read the whole
+        # table per row: replaces_tag has no index).
+        newer = (
+            "SELECT replaces_tag, MIN(coalesce(access_code_id, idempotency_tag)) AS replaced_by,"
+            " MIN(starts_at) AS replaced_by_starts_at, MIN(ends_at) AS replaced_by_ends_at"
+            " FROM codes WHERE replaces_tag IS NOT NULL GROUP BY replaces_tag"
+        )
 
         def query(db: Db) -> list[dict[str, Any]]:
             cursor = db.execute(
                 f"SELECT {columns}, g.guest_name,"
-                f" ({newer.format('MIN(coalesce(n.access_code_id, n.idempotency_tag))')})"
-                " AS replaced_by,"
-                f" ({newer.format('MIN(n.starts_at)')}) AS replaced_by_starts_at,"
-                f" ({newer.format('MIN(n.ends_at)')}) AS replaced_by_ends_at"
+                " n.replaced_by, n.replaced_by_starts_at, n.replaced_by_ends_at"
                 " FROM codes c LEFT JOIN guests g USING (idempotency_tag)"
+                f" LEFT JOIN ({newer}) n ON n.replaces_tag = c.idempotency_tag"
                 " WHERE c.state = 'sending'"
                 " OR (c.state = 'created' AND c.needs_attention IS NOT NULL)"
                 f" OR ((c.orphaned_run_id IS NOT NULL OR c.superseded_run_id IS NOT NULL)"

@@ -4,6 +4,7 @@ Takes the plan and apply results and the ledger; gives the status refresh of the
 (``status``), the report of runs, doors and codes needing attention (``summary``) with who needs
 a person and the fix (``people``, ``fixes``), the guest → PIN hand-off (``pins``), the nightly
 summary (``nightly``), the files (``files``: tables and the report, mode 0600, written
-atomically) and what the terminal shows (``output``, ``people_output``, ``sending``: summaries,
-progress, log lines).
+atomically), the report as one HTML page with charts (``html``: its data from ``page_data``,
+its charts from ``charts``) and what the terminal shows (``output``, ``people_output``,
+``sending``: summaries, progress, log lines).
 """

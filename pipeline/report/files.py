@@ -121,17 +121,19 @@ def write_private(path: Path, write: Callable[[BinaryIO], None]) -> Path:
     return path
 
 
-REPORT_FORMATS = ("table", "csv", "parquet", "json")
+REPORT_FORMATS = ("table", "csv", "parquet", "json", "html")
+# The formats written as one file (the others: a folder of files, one per section).
+REPORT_FILE_FORMATS = ("json", "html")
 
 
 def check_report_out(out: Path | None, fmt: str) -> None:
     """Refuse, before the ledger is read (UsageError, exit 2), a format we don't write or an
-    ``out`` it can't use or write (with no ``out``, csv and parquet need ``outputs/``)."""
+    ``out`` it can't use or write (with no ``out``, csv, parquet and html need ``outputs/``)."""
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"--format {fmt} is not one of {', '.join(REPORT_FORMATS)}")
     if out is not None:
         check_report_path(out, fmt)
-    elif fmt in ("csv", "parquet"):
+    elif fmt in ("csv", "parquet", "html"):
         check_output_folder(default_output_path("report", now=dt.datetime.now(dt.UTC)).parent)
 
 
@@ -139,16 +141,16 @@ def check_report_path(out: Path, fmt: str) -> None:
     """Refuse an ``--out`` the format can't use, or that can't be written, before the ledger
     is read (UsageError, exit 2)."""
     if fmt == "table":
-        raise UsageError("--out needs --format csv, parquet or json")
-    if fmt == "json" and out.is_dir():
-        raise UsageError(f"--out {out} is a folder", hint="--format json writes one file")
-    if fmt != "json" and out.exists() and not out.is_dir():
+        raise UsageError("--out needs --format csv, parquet, json or html")
+    if fmt in REPORT_FILE_FORMATS and out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint=f"--format {fmt} writes one file")
+    if fmt not in REPORT_FILE_FORMATS and out.exists() and not out.is_dir():
         raise UsageError(
             f"--out {out} is a file",
             hint=f"--format {fmt} writes a folder of files, one per section",
         )
     # The report's own folder is made only when there is a report to put in it.
-    check_output_folder(out if fmt != "json" and out.is_dir() else out.parent)
+    check_output_folder(out if fmt not in REPORT_FILE_FORMATS and out.is_dir() else out.parent)
 
 
 def write_report(report: Report, fmt: str, out: Path | None = None) -> list[Path]:

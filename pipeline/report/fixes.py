@@ -78,6 +78,13 @@ FIXES = {
     " on the door before sending again",
     reasons.NOT_ATTEMPTED: "the run stopped before this code: " + RERUN,
     reasons.DOOR_NOT_LOOKED_AT: "the door couldn't be looked at: " + RERUN,
+    # Creates left to send again (a code ``pending`` with the reason it went back).
+    reasons.CONNECT_FAILED: "Seam couldn't be reached from this machine (nothing was sent):"
+    " check the network and SEAM_ENDPOINT, then " + RERUN,
+    reasons.RATE_LIMITED: "Seam asked to slow down before this code was made (the run paces"
+    " itself within Seam's limits): " + RERUN,
+    reasons.NOT_FOUND: "the code wasn't on its door after its answer was lost, so it is sent"
+    " again: " + RERUN,
 }
 
 

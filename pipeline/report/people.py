@@ -28,6 +28,8 @@ from pipeline.plan.reasons import OUTCOME_UNKNOWN
 from pipeline.report.fixes import ORPHANED, SUPERSEDED, fix_for
 from pipeline.report.pins import guest_from_name, stay_has_ended
 
+# What the report says when the list is empty, in every form it takes.
+NOBODY = "Nobody needs a person: every guest of the latest input has a working code"
 REJECTED, FAILED = "rejected", "failed"
 NEEDS_ATTENTION, DUPLICATED = "needs_attention", "duplicated"
 PROBLEMS = (REJECTED, FAILED, OUTCOME_UNKNOWN, NEEDS_ATTENTION, DUPLICATED, ORPHANED, SUPERSEDED)

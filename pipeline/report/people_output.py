@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline.report.people import NOBODY
+
 # Lines shown before "and N more".
 SHOWN = 50
 
@@ -16,7 +18,7 @@ def print_needs_a_person(people: pl.DataFrame, console: Console) -> None:
     """The ``needs_a_person`` section: one row per reservation, door and problem, with the
     guest, the window, why and the fix; or one line saying nobody does."""
     if people.is_empty():
-        console.print("Nobody needs a person: every guest of the latest input has a working code")
+        console.print(NOBODY)
         return
     table = Table(title=f"Who needs a person ({people.height}): what is wrong, and what to do")
     for column in ("problem", "reservation", "guest", "door", "window", "why", "fix"):

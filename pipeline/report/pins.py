@@ -318,21 +318,6 @@ def write_pins(table: pl.DataFrame, fmt: str, out: Path | None, *, now: dt.datet
         raise UsageError(f"the pins can't be written to {out}: {exc.strerror or exc}") from exc
 
 
-def parse_changed_since(text: str) -> dt.datetime:
-    """``--changed-since``: an instant with its offset (``2027-02-01T03:00:00Z``, ``...+01:00``);
-    UsageError (exit 2) for anything else."""
-    try:
-        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise UsageError(
-            f"--changed-since {text!r} is not an instant with its offset",
-            hint="e.g. 2027-02-01T03:00:00Z or 2027-02-01T04:00:00+01:00",
-        )
-    return instant
-
-
 def _instant(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 

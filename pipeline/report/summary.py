@@ -10,7 +10,8 @@ Sections (one table each; ``--format csv|parquet`` writes one file per section):
                reason
     doors      per door, for one apply run (the latest by default): its rows by outcome, the
                rejected and failed ones by reason, the door's budget (used before the run,
-               after it, left, room for a next run), and the door's codes in the ledger now by
+               after it, left, room for a next run, the share used and whether that is near
+               full: ``budget.limits``' own), and the door's codes in the ledger now by
                status, with how many need attention or are orphaned
     attention  codes a person should look at, with ``status``'s reason
     orphaned   codes whose reservation was absent from an apply run's inputs (and hasn't come
@@ -35,7 +36,7 @@ import polars as pl
 
 from pipeline.apply.duplicates import duplicate_table
 from pipeline.apply.run import OUTCOMES
-from pipeline.budget.limits import BudgetCheck, iso_instant
+from pipeline.budget.limits import BudgetCheck, budget_usage, is_near_full, iso_instant
 from pipeline.errors import UsageError
 from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
@@ -340,7 +341,9 @@ def _door_table(
             pl.col(*counts, "orphaned").fill_null(0),
             left=pl.col("budget") - pl.col("after"),
             room=(pl.col("budget") - pl.col("reserve") - pl.col("after")).clip(lower_bound=0),
+            usage=budget_usage(),
         )
+        .with_columns(near_full=is_near_full())
         .select(
             *door,
             "matched",
@@ -353,6 +356,8 @@ def _door_table(
             "after",
             "left",
             "room",
+            "usage",
+            "near_full",
             *CODE_STATUSES,
             "other_status",
             "outcome_unknown",

@@ -123,7 +123,7 @@ async def test_a_late_duplicate_is_said_by_status_report_pins_and_the_summary(
     [line] = duplicate_lines(caplog)
     assert f"{len(doubled)} of our tags" in line
 
-    report = await export_report(ledger_path=run.ledger, fmt="json", now=start)
+    report = await export_report(ledger_path=run.ledger, fmt="json", as_of=start)
     assert report.exit_code == 1
     section = json.loads(report.report.to_json())["duplicates"]
     assert {row["idempotency_tag"] for row in section} == doubled
@@ -133,7 +133,7 @@ async def test_a_late_duplicate_is_said_by_status_report_pins_and_the_summary(
     pins_of = {code.access_code_id: code.pin for code in run.state.codes.values()}
     assert not any(pin in json.dumps(section) for pin in pins_of.values())
     folder = tmp_path / "report"
-    written = await export_report(ledger_path=run.ledger, fmt="csv", out=folder, now=start)
+    written = await export_report(ledger_path=run.ledger, fmt="csv", out=folder, as_of=start)
     assert pl.read_csv(folder / "duplicates.csv").height == len(doubled)
     assert written.exit_code == 1
 

@@ -197,4 +197,4 @@ def test_five_nights_every_guest_accounted_for(tmp_path):
     ]
     assert rejected["report_exit"] == 1
     nights = sorted(path.name for path in (tmp_path / "nights").iterdir())
-    assert len(nights) == 5 * 5  # each night's logs, results, status and report
+    assert len(nights) == 5 * 6  # each night's logs, results, status and report (JSON, page)
