@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import xxhash
 
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
+from pipeline.common.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
 
 _STAY = re.compile(
     r"^(\d{4}-\d{2}-\d{2})"

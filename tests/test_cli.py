@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import options
 from pipeline.apply.run import ApplySettings
 from pipeline.cli import main
 from pipeline.cli.parser import build_parser
-from pipeline.commands import apply_files, export_report, plan_files
-from pipeline.errors import UsageError
-from pipeline.settings import parse_rate
+from pipeline.commands import apply_files, export_report, options, plan_files
+from pipeline.common.errors import UsageError
+from pipeline.common.settings import parse_rate
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.cli.parser import build_parser
+from pipeline.commands.options import DEFAULT_LEDGER
 from pipeline.ledger.location import PostgresLedger
-from pipeline.options import DEFAULT_LEDGER
 from tests.paths import ROOT
 from tests.postgres import free_port
 from tests.webhooks.helpers import SECRET as WEBHOOK_SECRET

@@ -13,7 +13,7 @@ from pipeline.catalog.doors import read_device_file
 from pipeline.catalog.listing import list_door_levels
 from pipeline.cli import main
 from pipeline.commands import export_report
-from pipeline.csvfiles import csv_text, write_csv
+from pipeline.common.csvfiles import csv_text, write_csv
 from tests.apply_helpers import start_sandbox
 from tests.paths import SANDBOX_DEVICES
 

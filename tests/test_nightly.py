@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.nightly import remove_old_nights, run_nightly
+from pipeline.cli.nightly import remove_old_nights, run_nightly
 from tests.apply_helpers import one_door_sandbox
 from tests.paths import ROOT
 

@@ -19,7 +19,7 @@ from typing import Literal
 import anyio
 from aiolimiter import AsyncLimiter
 
-from pipeline.settings import SEAM_DOOR_LIMIT, parse_rate
+from pipeline.common.settings import SEAM_DOOR_LIMIT, parse_rate
 
 # The server counts a request when it arrives; pacing slightly under the configured global rate
 # keeps the jitter between sending and arriving from ever pushing one over.

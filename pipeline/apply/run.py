@@ -28,17 +28,15 @@ import polars as pl
 
 from pipeline.apply.creator import CodeCreator, create_body, door_label
 from pipeline.apply.duplicates import describe, say_duplicates
-from pipeline.apply.looking import DoorLook
 from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
-from pipeline.errors import RunStopped, SeamError
-from pipeline.interrupts import Interrupt, send_until_interrupted
-from pipeline.ledger.location import LedgerLocation
-from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
-from pipeline.plan.reasons import (
+from pipeline.catalog.looking import DoorLook
+from pipeline.common.errors import RunStopped, SeamError
+from pipeline.common.interrupts import Interrupt, send_until_interrupted
+from pipeline.common.reasons import (
     ADOPTED,
     BUDGET_EXHAUSTED,
     DUPLICATE_ON_DOOR,
@@ -46,8 +44,10 @@ from pipeline.plan.reasons import (
     NOT_ATTEMPTED,
     OUTCOME_UNKNOWN,
 )
+from pipeline.common.settings import SeamCredentials
+from pipeline.ledger.location import LedgerLocation
+from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
-from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog, name_key
-from pipeline.settings import Config
+from pipeline.common.settings import Config
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
-from pipeline.errors import DeviceDataError
+from pipeline.common.errors import DeviceDataError
+from pipeline.common.settings import first_problem
 from pipeline.seam.models import Device
-from pipeline.settings import first_problem
 
 ORACODE_DEVICE_TYPE = "dormakaba_oracode_door"
 

@@ -1,7 +1,7 @@
 """The ``oracode-provision`` command line: a thin layer over ``pipeline.commands``.
 
 Each command parses its options, makes one call to ``pipeline.commands`` and prints what it
-returned; the defaults and checks are the library's (``pipeline.options``).
+returned; the defaults and checks are the library's (``pipeline.commands.options``).
 
 Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
 2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
@@ -25,12 +25,8 @@ import anyio
 from rich.console import Console
 
 from pipeline import commands
-from pipeline import options as defaults
-from pipeline.cli.parser import build_parser
-from pipeline.errors import PipelineError
-from pipeline.interrupts import run_with_signals
-from pipeline.nightly import run_nightly
-from pipeline.report.output import (
+from pipeline.cli.nightly import run_nightly
+from pipeline.cli.output import (
     ApplyProgress,
     configure_logging,
     print_apply_summary,
@@ -39,7 +35,11 @@ from pipeline.report.output import (
     print_report,
     print_status_summary,
 )
-from pipeline.settings import BudgetOptions
+from pipeline.cli.parser import build_parser
+from pipeline.commands import options as defaults
+from pipeline.common.errors import PipelineError
+from pipeline.common.interrupts import run_with_signals
+from pipeline.common.settings import BudgetOptions
 
 
 def _budget_options(args: argparse.Namespace) -> BudgetOptions:

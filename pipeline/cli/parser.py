@@ -1,14 +1,14 @@
 """The command line's commands and options (argparse). Every default shown in ``--help`` is
-the library's (``pipeline.options``); the values are checked there, not here."""
+the library's (``pipeline.commands.options``); the values are checked there, not here."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline import options as defaults
 from pipeline.catalog.listing import DOOR_FORMATS
-from pipeline.job_settings import NightlyConfig
+from pipeline.commands import options as defaults
+from pipeline.common.job_settings import NightlyConfig
 from pipeline.ledger.location import parse_ledger
 from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
 from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
@@ -353,7 +353,7 @@ def add_config_option(command: argparse.ArgumentParser) -> None:
 
 
 def add_ledger_option(command: argparse.ArgumentParser) -> None:
-    # None: the library's default (pipeline.options.ledger_location), which reads the
+    # None: the library's default (pipeline.commands.options.ledger_location), which reads the
     # environment; argparse formats help with %, which a URL may hold.
     default = defaults.ledger_default_text().replace("%", "%%")
     command.add_argument(

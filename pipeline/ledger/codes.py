@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import RunStopped
+from pipeline.common.errors import RunStopped
 from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.dialects import Cursor, Db
 from pipeline.ledger.events import unexpected_pin

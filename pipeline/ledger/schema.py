@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg.errors
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.ledger import postgres
 from pipeline.ledger.dialects import Db, PostgresDb, SqliteDb
 from pipeline.ledger.failures import damaged

@@ -11,7 +11,7 @@ import string
 import polars as pl
 from polars_hash import NonCryptographicHashingNameSpace
 
-from pipeline.plan.reasons import text
+from pipeline.common.reasons import text
 
 TAG_PREFIX = "opl-"
 # A tag as it appears inside a code's name (the prefix and 20 decimal digits).

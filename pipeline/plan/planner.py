@@ -20,10 +20,7 @@ import polars as pl
 
 from pipeline.catalog.checks import SEE_DOORS, did_you_mean
 from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key, name_key_expr
-from pipeline.plan.duplicates import check_duplicates, settle_same_door
-from pipeline.plan.levels import select_user_levels
-from pipeline.plan.naming import name_codes
-from pipeline.plan.reasons import (
+from pipeline.common.reasons import (
     AMBIGUOUS_DEVICE,
     BIWEEKLY_NEEDS_14_DAYS,
     BLANK_ROW,
@@ -40,13 +37,16 @@ from pipeline.plan.reasons import (
     reject,
     text,
 )
+from pipeline.common.settings import CANONICAL_COLUMNS, Config
+from pipeline.plan.duplicates import check_duplicates, settle_same_door
+from pipeline.plan.levels import select_user_levels
+from pipeline.plan.naming import name_codes
 from pipeline.plan.rounding import BIWEEKLY_DAYS
 from pipeline.plan.stay_doors import ALSO_FOR, plan_stay_doors, stay_door_targets
 from pipeline.plan.stays import STAY_FORMATS, parse_stays, to_lock_local
 from pipeline.plan.windows import compute_windows
 from pipeline.read.exclusions import EXCLUDED_COLUMN
 from pipeline.read.unreadable import UNREADABLE_COLUMN
-from pipeline.settings import CANONICAL_COLUMNS, Config
 
 PLAN_COLUMNS = (
     "reservation_id",

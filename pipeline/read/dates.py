@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.errors import InputFileError
-from pipeline.input_settings import InputConfig
+from pipeline.common.errors import InputFileError
+from pipeline.common.input_settings import InputConfig
+from pipeline.common.settings import SPLIT_COLUMNS
 from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
-from pipeline.settings import SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, BinaryIO
 import polars as pl
 
 from pipeline.catalog.listing import DOOR_FORMATS, doors_json
-from pipeline.csvfiles import write_csv
-from pipeline.errors import UsageError
+from pipeline.common.csvfiles import write_csv
+from pipeline.common.errors import UsageError
 
 if TYPE_CHECKING:  # the report's sections come from the pins table too, which writes here
     from pipeline.report.summary import Report

@@ -27,8 +27,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.apply.duplicates import describe, duplicate_table
+from pipeline.common.reasons import IN_THE_PAST
 from pipeline.ledger.store import Ledger
-from pipeline.plan.reasons import IN_THE_PAST
 from pipeline.report.fixes import SUPERSEDED
 from pipeline.report.people import needs_a_person
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.plan.reasons import OUTCOME_UNKNOWN
+from pipeline.common.reasons import OUTCOME_UNKNOWN
 from pipeline.report.fixes import ORPHANED, SUPERSEDED, fix_for
 from pipeline.report.pins import guest_from_name, stay_has_ended
 

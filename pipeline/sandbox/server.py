@@ -13,10 +13,10 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from pipeline.common.settings import SEAM_DOOR_LIMIT
 from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.state import Faults, SandboxState
 from pipeline.sandbox.webhooks import WebhookSender, WebhookSettings
-from pipeline.settings import SEAM_DOOR_LIMIT
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
 
@@ -37,7 +37,7 @@ def build_sandbox(
     webhooks: WebhookSettings | None = None,
 ) -> tuple[SandboxState, Starlette]:
     """Load the device file and build the state and its app. ``door_rate`` is creates per
-    door as ``pipeline.settings.parse_rate`` reads ``--door-rate`` (None: no limit);
+    door as ``pipeline.common.settings.parse_rate`` reads ``--door-rate`` (None: no limit);
     ``webhooks`` where the events are posted (default: nowhere)."""
     payload = json.loads(devices.read_text(encoding="utf-8"))
     state = SandboxState.from_payload(

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipeline.errors import PipelineError
+from pipeline.common.errors import PipelineError
 from pipeline.ledger.events import EventOutcome, SeamEvent
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import Ledger

@@ -22,7 +22,7 @@ from pipeline.apply.pacing import (
     backoff,
 )
 from pipeline.apply.scheduler import PREPARE_LEAD, DoorScheduler, Job, Outcome
-from pipeline.errors import RunStopped, UsageError
+from pipeline.common.errors import RunStopped, UsageError
 from tests.virtual_time import virtual_backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]

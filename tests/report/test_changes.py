@@ -7,7 +7,7 @@ import io
 import polars as pl
 from rich.console import Console
 
-from pipeline.report.changes import print_plan_changes
+from pipeline.cli.changes import print_plan_changes
 
 
 def printed(rows: list[dict[str, str | None]]) -> list[str]:

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from pipeline.apply.pacing import Rate
-from pipeline.report.output import ApplyProgress, paced_seconds
+from pipeline.cli.output import ApplyProgress, paced_seconds
 
 PER_MINUTE = Rate(10, 60.0)
 

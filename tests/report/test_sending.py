@@ -6,7 +6,7 @@ import polars as pl
 
 from pipeline.apply.run import ApplyResult
 from pipeline.apply.scheduler import SchedulerStats
-from pipeline.report.sending import sending_line
+from pipeline.cli.sending import sending_line
 
 
 def result(outcomes: list[str], stats: SchedulerStats, requests: int) -> ApplyResult:

@@ -8,8 +8,8 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.report.catchup import event_page_budget
 from pipeline.sandbox import create_app
+from pipeline.status.catchup import event_page_budget
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices
 from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh

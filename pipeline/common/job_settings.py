@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
 
 # ``Fri 26 Mar 2027 15:00``: a check-in as a message to a guest writes it.
 TIME_FORMAT = "%a %d %b %Y %H:%M"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
 
 
 def _redacted(url: str) -> str:

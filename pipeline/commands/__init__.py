@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import anyio
 import anyio.to_thread
@@ -32,13 +32,7 @@ from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_d
 from pipeline.catalog.checks import check_config
 from pipeline.catalog.listing import list_door_levels
 from pipeline.catalog.sources import list_catalog, load_catalog
-from pipeline.errors import PipelineError, SeamError, UsageError
-from pipeline.interrupts import Interrupt, until_interrupted
-from pipeline.ledger.location import LedgerLocation, PostgresLedger
-from pipeline.ledger.lock import run_lock
-from pipeline.ledger.postgres import holds_ledger
-from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
-from pipeline.options import (
+from pipeline.commands.options import (
     WAIT_FOR_LOCK,
     ApplyOptions,
     SandboxOptions,
@@ -47,6 +41,19 @@ from pipeline.options import (
     check_settings,
     parse_instant,
 )
+from pipeline.common.errors import PipelineError, SeamError, UsageError
+from pipeline.common.interrupts import Interrupt, until_interrupted
+from pipeline.common.settings import (
+    BudgetOptions,
+    load_config,
+    load_credentials,
+    load_webhook_secret,
+    parse_rate,
+)
+from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.lock import run_lock
+from pipeline.ledger.postgres import holds_ledger
+from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import check_inputs, read_reservations
 from pipeline.report.files import (
@@ -61,20 +68,12 @@ from pipeline.report.files import (
 )
 from pipeline.report.html import start_charts, write_page
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
-from pipeline.report.output import ApplyProgress
 from pipeline.report.page_data import PageData, gather_page_data
 from pipeline.report.pins import check_pins_out, hand_off, write_pins
-from pipeline.report.status import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.report.summary import DEFAULT_RUNS, Report, RunSummary, make_report, run_summary
 from pipeline.sandbox import build_sandbox, serve
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
-from pipeline.settings import (
-    BudgetOptions,
-    load_config,
-    load_credentials,
-    load_webhook_secret,
-    parse_rate,
-)
+from pipeline.status.refresh import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.webhooks import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -84,6 +83,9 @@ from pipeline.webhooks import (
     bind,
 )
 from pipeline.webhooks import serve as serve_receiver
+
+if TYPE_CHECKING:
+    from pipeline.cli.output import ApplyProgress
 
 
 @dataclass(frozen=True)

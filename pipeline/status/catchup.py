@@ -21,7 +21,7 @@ import logging
 import math
 from collections.abc import Collection
 
-from pipeline.errors import SeamError
+from pipeline.common.errors import SeamError
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import is_pin
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
-from pipeline.errors import SeamError
+from pipeline.common.errors import SeamError
 from pipeline.plan.naming import TAG_PATTERN
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode

@@ -29,16 +29,16 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.endpoints import check_endpoint
-from pipeline.errors import ConfigError, UsageError
-from pipeline.input_settings import (
+from pipeline.common.endpoints import check_endpoint
+from pipeline.common.errors import ConfigError, UsageError
+from pipeline.common.input_settings import (
     InputConfig,
     SourceConfig,
     columns_section,
     read_settings_problem,
     source_section,
 )
-from pipeline.job_settings import ChangesConfig, NightlyConfig, PinsConfig
+from pipeline.common.job_settings import ChangesConfig, NightlyConfig, PinsConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
 

@@ -30,14 +30,14 @@ from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
 from pipeline.catalog.listing import doors_csv, doors_json
-from pipeline.errors import Interrupted
+from pipeline.cli.changes import print_plan_changes
+from pipeline.cli.people_output import print_needs_a_person
+from pipeline.cli.sending import sending_line
+from pipeline.common.errors import Interrupted
+from pipeline.common.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
 from pipeline.ledger.location import LedgerLocation
-from pipeline.plan.reasons import NOT_ATTEMPTED, OUTCOME_UNKNOWN
-from pipeline.report.changes import print_plan_changes
-from pipeline.report.people_output import print_needs_a_person
-from pipeline.report.sending import sending_line
-from pipeline.report.status import StatusResult
 from pipeline.report.summary import RUN_COUNTS, Report
+from pipeline.status.refresh import StatusResult
 
 if TYPE_CHECKING:
     from pipeline.apply.pacing import Rate

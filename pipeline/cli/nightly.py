@@ -32,17 +32,17 @@ import anyio.to_thread
 from rich.console import Console
 
 from pipeline import commands
-from pipeline.errors import PipelineError
-from pipeline.interrupts import Interrupt
-from pipeline.job_settings import nightly_settings
+from pipeline.cli.output import configure_logging, print_apply_summary, print_status_summary
+from pipeline.commands.options import WAIT_FOR_LOCK
+from pipeline.common.errors import PipelineError
+from pipeline.common.interrupts import Interrupt
+from pipeline.common.job_settings import nightly_settings
+from pipeline.common.settings import load_config
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import DEFAULT_LEDGER
-from pipeline.options import WAIT_FOR_LOCK
 from pipeline.report.files import check_output_folder
 from pipeline.report.nightly import NightlySummary
-from pipeline.report.output import configure_logging, print_apply_summary, print_status_summary
 from pipeline.seam.client import Transport
-from pipeline.settings import load_config
 
 # The report's forms the job writes each night: the file's ending and ``report --format``.
 REPORT_FORMS = (("report.json", "json"), ("report.html", "html"))

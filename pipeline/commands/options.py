@@ -15,7 +15,14 @@ from typing import get_args
 from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
+from pipeline.common.settings import (
+    SEAM_DOOR_LIMIT,
+    BudgetMode,
+    OnBudgetExceeded,
+    parse_rate,
+    rate_text,
+)
 from pipeline.ledger.location import (
     LEDGER_ENV,
     LedgerLocation,
@@ -25,17 +32,10 @@ from pipeline.ledger.location import (
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
 from pipeline.report.pins import PIN_FORMATS
-from pipeline.report.status import ATTENTION_AFTER
 from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, WebhookSettingError, WebhookSettings
 from pipeline.sandbox.server import DEFAULT_DEVICES, parse_latency
-from pipeline.settings import (
-    SEAM_DOOR_LIMIT,
-    BudgetMode,
-    OnBudgetExceeded,
-    parse_rate,
-    rate_text,
-)
+from pipeline.status.refresh import ATTENTION_AFTER
 
 __all__ = [
     "ATTENTION_AFTER_MINUTES",

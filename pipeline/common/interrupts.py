@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import anyio
 
-from pipeline.errors import Interrupted
+from pipeline.common.errors import Interrupted
 
 # How long requests in flight may take to finish once the run is asked to stop.
 GRACE_SECONDS = 10.0

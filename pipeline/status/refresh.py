@@ -34,9 +34,9 @@ import polars as pl
 from pipeline.apply.duplicates import duplicate_table
 from pipeline.ledger.events import PIN_CHANGED, PIN_UNEXPECTED, unexpected_pin
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
-from pipeline.report.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
+from pipeline.status.catchup import REFRESH_BATCH, event_page_budget, pins_from_events
 
 __all__ = ["ATTENTION_AFTER", "REFRESH_BATCH", "StatusResult", "refresh_statuses"]
 
