@@ -4,7 +4,6 @@ one line with exit 2."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,8 @@ from pipeline.cli.parser import build_parser
 from pipeline.commands import apply_files, export_report, options, plan_files
 from pipeline.common.errors import UsageError
 from pipeline.common.settings import parse_rate
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"
 RATE_HINT = "(write e.g. 10/60s, or off)"
 
