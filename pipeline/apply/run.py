@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -60,6 +61,17 @@ NOT_ATTEMPTED_MESSAGE = "the run stopped before this code was created; rerun to 
 FOUND_ON_DOOR_MESSAGE = "found on the door (a code there carries its tag): not created again"
 # Seam's answers wait at most this long (seconds) for a commit; most go in with the next create's.
 ANSWERS_COMMITTED_WITHIN = 0.25
+
+
+class Progress(Protocol):
+    """What a run says as it goes, for a progress display: the codes to create, each create's
+    event (``apply_plan``'s ``on_progress``) and the doors' pace (``on_doors``)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, event: str) -> None: ...
+
+    def pace_doors(self, creates_per_door: Mapping[str, int], rate: Rate | None) -> None: ...
 
 
 @dataclass(frozen=True)

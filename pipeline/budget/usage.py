@@ -31,8 +31,8 @@ from pipeline.catalog.doors import DeviceCatalog
 from pipeline.catalog.looking import DoorLook, find_tags, list_door_codes, look_at_doors
 from pipeline.common.reasons import BUDGET_EXHAUSTED
 from pipeline.common.settings import BudgetConfig
+from pipeline.common.tags import TAG_PATTERN
 from pipeline.ledger.store import Ledger
-from pipeline.plan.naming import TAG_PATTERN
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 

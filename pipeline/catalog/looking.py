@@ -17,7 +17,7 @@ import anyio
 import anyio.abc
 
 from pipeline.common.errors import SeamError
-from pipeline.plan.naming import TAG_PATTERN
+from pipeline.common.tags import TAG_PATTERN
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 

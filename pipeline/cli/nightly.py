@@ -37,10 +37,10 @@ from pipeline.commands.options import WAIT_FOR_LOCK
 from pipeline.common.errors import PipelineError
 from pipeline.common.interrupts import Interrupt
 from pipeline.common.job_settings import nightly_settings
+from pipeline.common.outputs import check_output_folder
 from pipeline.common.settings import load_config
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import DEFAULT_LEDGER
-from pipeline.report.files import check_output_folder
 from pipeline.report.nightly import NightlySummary
 from pipeline.seam.client import Transport
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import anyio
 import anyio.to_thread
@@ -22,6 +22,7 @@ from pipeline.apply.run import (
     ApplyResult,
     ApplySession,
     ApplySettings,
+    Progress,
     apply_plan,
     apply_session,
     doors_with_work,
@@ -43,6 +44,12 @@ from pipeline.commands.options import (
 )
 from pipeline.common.errors import PipelineError, SeamError, UsageError
 from pipeline.common.interrupts import Interrupt, until_interrupted
+from pipeline.common.outputs import (
+    check_output_path,
+    default_output_path,
+    write_private_text,
+    write_table,
+)
 from pipeline.common.settings import (
     BudgetOptions,
     load_config,
@@ -56,16 +63,7 @@ from pipeline.ledger.postgres import holds_ledger
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import check_inputs, read_reservations
-from pipeline.report.files import (
-    check_doors_out,
-    check_output_path,
-    check_report_out,
-    default_output_path,
-    write_doors,
-    write_private_text,
-    write_report,
-    write_table,
-)
+from pipeline.report.files import check_doors_out, check_report_out, write_doors, write_report
 from pipeline.report.html import start_charts, write_page
 from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
 from pipeline.report.page_data import PageData, gather_page_data
@@ -83,9 +81,6 @@ from pipeline.webhooks import (
     bind,
 )
 from pipeline.webhooks import serve as serve_receiver
-
-if TYPE_CHECKING:
-    from pipeline.cli.output import ApplyProgress
 
 
 @dataclass(frozen=True)
@@ -176,7 +171,7 @@ async def apply_files(
     wait_for_lock: float = WAIT_FOR_LOCK,
     reissue_changed: bool | None = None,
     transport: Transport | None = None,
-    progress: ApplyProgress | None = None,
+    progress: Progress | None = None,
     now: dt.datetime | None = None,
     interrupt: Interrupt | None = None,
 ) -> ApplyRun:

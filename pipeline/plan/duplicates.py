@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.doors import name_key_expr
+from pipeline.common.names import name_key_expr
 from pipeline.common.reasons import (
     DUPLICATE_RESERVATION,
     DUPLICATE_RESERVATION_CONFLICT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.checks import SEE_DOORS, did_you_mean
-from pipeline.catalog.doors import name_key_expr
+from pipeline.catalog.checks import SEE_DOORS
+from pipeline.common.names import did_you_mean, name_key_expr
 from pipeline.common.reasons import (
     AMBIGUOUS_USER_LEVEL,
     MASTER_USER_LEVEL_UNSUPPORTED,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.names import name_key, name_key_expr
 from pipeline.common.reasons import is_open
 from pipeline.common.settings import Config
 from pipeline.plan.level_rejections import level_lists, reject_level_choices

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.catalog.checks import SEE_DOORS, did_you_mean
-from pipeline.catalog.doors import DeviceCatalog, known_zones, name_key, name_key_expr
+from pipeline.catalog.checks import SEE_DOORS
+from pipeline.catalog.doors import DeviceCatalog, known_zones
+from pipeline.common.names import did_you_mean, name_key, name_key_expr
 from pipeline.common.reasons import (
     AMBIGUOUS_DEVICE,
     BIWEEKLY_NEEDS_14_DAYS,

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.catalog.doors import DeviceCatalog, name_key
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.names import name_key
 from pipeline.common.settings import Config
 from pipeline.plan.stays import parse_stays
 

@@ -25,7 +25,7 @@ import polars as pl
 from pipeline.common.errors import InputFileError
 from pipeline.common.input_settings import InputConfig
 from pipeline.common.settings import SPLIT_COLUMNS
-from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
+from pipeline.common.stays import FIRST_YEAR, LAST_YEAR
 
 log = logging.getLogger(__name__)
 

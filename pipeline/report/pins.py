@@ -45,10 +45,10 @@ from pipeline.apply.duplicates import describe
 from pipeline.common.csvfiles import write_csv
 from pipeline.common.errors import UsageError
 from pipeline.common.job_settings import PinsConfig
+from pipeline.common.outputs import check_output_folder, default_output_path, write_private
 from pipeline.common.reasons import DUPLICATE_ON_DOOR, IN_THE_PAST, OUTCOME_UNKNOWN
 from pipeline.ledger.events import PIN_CHANGED
 from pipeline.ledger.store import Ledger
-from pipeline.report.files import check_output_folder, default_output_path, write_private
 from pipeline.report.fixes import fix_for
 
 PIN_FORMATS = ("csv", "parquet", "json")
