@@ -29,7 +29,7 @@ import polars as pl
 
 from pipeline.apply.creator import CodeCreator, create_body, door_label
 from pipeline.apply.duplicates import describe, say_duplicates
-from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
+from pipeline.apply.pacing import GlobalPace
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
@@ -37,6 +37,7 @@ from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
 from pipeline.catalog.looking import DoorLook
 from pipeline.common.errors import RunStopped, SeamError
 from pipeline.common.interrupts import Interrupt, send_until_interrupted
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate
 from pipeline.common.reasons import (
     ADOPTED,
     BUDGET_EXHAUSTED,

@@ -40,8 +40,8 @@ from pipeline.report.summary import RUN_COUNTS, Report
 from pipeline.status.refresh import StatusResult
 
 if TYPE_CHECKING:
-    from pipeline.apply.pacing import Rate
     from pipeline.apply.run import ApplyResult
+    from pipeline.common.rates import Rate
 
 
 def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:

@@ -50,12 +50,12 @@ from pipeline.common.outputs import (
     write_private_text,
     write_table,
 )
+from pipeline.common.rates import parse_rate
 from pipeline.common.settings import (
     BudgetOptions,
     load_config,
     load_credentials,
     load_webhook_secret,
-    parse_rate,
 )
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.lock import run_lock

@@ -12,17 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import get_args
 
-from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.common.errors import UsageError
-from pipeline.common.settings import (
-    SEAM_DOOR_LIMIT,
-    BudgetMode,
-    OnBudgetExceeded,
-    parse_rate,
-    rate_text,
-)
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate, rate_text
+from pipeline.common.settings import BudgetMode, OnBudgetExceeded
 from pipeline.ledger.location import (
     LEDGER_ENV,
     LedgerLocation,
@@ -127,7 +121,6 @@ def check_settings(settings: ApplySettings) -> ApplySettings:
 
 
 _APPLY = ApplySettings()
-_RATE = None if _APPLY.door_rate is None else (_APPLY.door_rate.count, _APPLY.door_rate.period)
 
 
 @dataclass(frozen=True)
@@ -135,7 +128,7 @@ class ApplyOptions:
     """How an apply run sends (``--door-rate`` as ``COUNT/SECONDS`` or ``off``, the others in
     seconds); the defaults are ``ApplySettings``'s."""
 
-    door_rate: str = rate_text(_RATE)
+    door_rate: str = rate_text(_APPLY.door_rate)
     global_rate: float | None = _APPLY.global_rate
     concurrency: int = _APPLY.concurrency
     give_up_after: float = _APPLY.policy.give_up_after
@@ -145,7 +138,7 @@ class ApplyOptions:
     def settings(self) -> ApplySettings:
         """The checked ``ApplySettings``; raises UsageError (exit 2) naming a bad option (the
         options in the order the command line lists them: the door rate first)."""
-        rate = parse_rate(self.door_rate)
+        rate = Rate.parse(self.door_rate)
         settings = check_settings(
             replace(
                 _APPLY,
@@ -157,7 +150,7 @@ class ApplyOptions:
                 request_timeout=self.request_timeout,
             )
         )
-        return replace(settings, door_rate=None if rate is None else Rate(*rate))
+        return replace(settings, door_rate=rate)
 
 
 _FAULTS = Faults()
@@ -172,7 +165,7 @@ class SandboxOptions:
     host: str = "127.0.0.1"
     port: int = 8787
     devices: Path = DEFAULT_DEVICES
-    door_rate: str = rate_text(SEAM_DOOR_LIMIT)
+    door_rate: str = rate_text(SEAM_DOOR_RATE)
     global_rate: float | None = None
     latency_ms: str = "0"
     fail_before: float = _FAULTS.fail_before

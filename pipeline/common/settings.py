@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import re
 import string
 import tomllib
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.common.endpoints import check_endpoint
-from pipeline.common.errors import ConfigError, UsageError
+from pipeline.common.errors import ConfigError
 from pipeline.common.input_settings import (
     InputConfig,
     SourceConfig,
@@ -66,11 +65,6 @@ NAME_FIELDS = frozenset(
 )
 DEFAULT_NAME_TEMPLATE = "{reservation_id} {guest_name} [{tag}]"
 
-# Seam's documented limit: 10 access-code creations per minute per device (API notes).
-SEAM_DOOR_LIMIT = (10, 60.0)
-# The words of ``--door-rate`` for "no configured limit" (apply learns it from 429s).
-RATE_OFF = frozenset({"off", "none", "unknown"})
-
 
 def first_problem(exc: ValidationError) -> str:
     """``where: what`` for the first error pydantic found, for a one-line message."""
@@ -78,25 +72,6 @@ def first_problem(exc: ValidationError) -> str:
     # A validator's own message says what is wrong; pydantic's prefix adds nothing to it.
     what = first["msg"].removeprefix("Value error, ")
     return f"{'.'.join(str(part) for part in first['loc'])}: {what}"
-
-
-def parse_rate(text: str) -> tuple[int, float] | None:
-    """``--door-rate`` for apply and the sandbox alike: ``COUNT/SECONDS`` (``10/60s``; the
-    ``s`` optional, spaces allowed) is ``(10, 60.0)``; ``off`` is None (no limit configured).
-
-    Raises UsageError (exit 2) for anything else, a count under 1 or a period of 0 included.
-    """
-    if text.strip().lower() in RATE_OFF:
-        return None
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?\s*", text, re.IGNORECASE)
-    if not match or int(match[1]) < 1 or float(match[2]) <= 0:
-        raise UsageError(f"rate {text!r} is not COUNT/SECONDS", hint="write e.g. 10/60s, or off")
-    return int(match[1]), float(match[2])
-
-
-def rate_text(rate: tuple[int, float] | None) -> str:
-    """The ``--door-rate`` text of ``rate``, as ``parse_rate`` reads it (``10/60s``, ``off``)."""
-    return "off" if rate is None else f"{rate[0]}/{rate[1]:g}s"
 
 
 class SeamCredentials(BaseSettings):

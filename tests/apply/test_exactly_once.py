@@ -18,11 +18,11 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.apply.scheduler import PREPARE_LEAD
 from pipeline.common.interrupts import Interrupt
+from pipeline.common.rates import Rate
 from pipeline.common.settings import BudgetOptions
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates

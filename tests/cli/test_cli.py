@@ -12,7 +12,7 @@ from pipeline.cli import main
 from pipeline.cli.parser import build_parser
 from pipeline.commands import apply_files, export_report, options, plan_files
 from pipeline.common.errors import UsageError
-from pipeline.common.settings import parse_rate
+from pipeline.common.rates import parse_rate
 from tests.paths import ROOT
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

@@ -8,8 +8,8 @@ import re
 import pytest
 from rich.console import Console
 
-from pipeline.apply.pacing import Rate
 from pipeline.cli.output import ApplyProgress, paced_seconds
+from pipeline.common.rates import Rate
 
 PER_MINUTE = Rate(10, 60.0)
 
