@@ -40,7 +40,7 @@ from pipeline.commands.options import (
     check_request_timeout,
     check_runs,
     check_settings,
-    parse_instant,
+    instant_option,
 )
 from pipeline.common.errors import PipelineError, SeamError, UsageError
 from pipeline.common.interrupts import Interrupt, until_interrupted
@@ -479,7 +479,7 @@ async def export_report(
     """
     made_at = dt.datetime.now(dt.UTC)
     if isinstance(as_of, str):
-        as_of = parse_instant(as_of, "--as-of")
+        as_of = instant_option(as_of, "--as-of")
     now = (as_of or made_at).astimezone(dt.UTC)
     check_runs(runs)
     await anyio.to_thread.run_sync(check_report_out, out, fmt)
@@ -578,7 +578,7 @@ async def export_pins(
     now = now or dt.datetime.now(dt.UTC)
     out, chosen = await anyio.to_thread.run_sync(check_pins_out, out, fmt)
     if isinstance(changed_since, str):
-        changed_since = parse_instant(changed_since, "--changed-since")
+        changed_since = instant_option(changed_since, "--changed-since")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     await _require_ledger(ledger_path, "pins")
     ledger = await Ledger.open(ledger_path)

@@ -15,6 +15,7 @@ from typing import get_args
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.common.errors import UsageError
+from pipeline.common.instants import as_instant
 from pipeline.common.rates import SEAM_DOOR_RATE, Rate, rate_text
 from pipeline.common.settings import BudgetMode, OnBudgetExceeded
 from pipeline.ledger.location import (
@@ -46,9 +47,9 @@ __all__ = [
     "check_request_timeout",
     "check_runs",
     "check_settings",
+    "instant_option",
     "ledger_default_text",
     "ledger_location",
-    "parse_instant",
 ]
 
 # ``status --attention-after`` is given in minutes.
@@ -92,15 +93,12 @@ def check_runs(runs: int) -> int:
     return runs
 
 
-def parse_instant(text: str, option: str) -> dt.datetime:
+def instant_option(text: str, option: str) -> dt.datetime:
     """An instant with its offset (``2027-02-01T03:00:00Z``, ``...+01:00``), as ``pins
     --changed-since`` and ``report --as-of`` take it; UsageError (exit 2) naming ``option``
     for anything else (a time without an offset would be the machine's zone's)."""
-    try:
-        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
+    instant = as_instant(text)
+    if instant is None:
         raise UsageError(
             f"{option} {text!r} is not an instant with its offset",
             hint="e.g. 2027-02-01T03:00:00Z or 2027-02-01T04:00:00+01:00",

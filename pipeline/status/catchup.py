@@ -22,6 +22,7 @@ import math
 from collections.abc import Collection
 
 from pipeline.common.errors import SeamError
+from pipeline.common.instants import parse_instant
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import is_pin
 
@@ -51,7 +52,7 @@ async def pins_from_events(
     """``access_code_id → PIN`` of the ``wanted`` codes that Seam set on their doors since
     ``known_until`` (less ``CURSOR_OVERLAP``), in at most ``budget`` requests. A failing
     ``/events/list`` is logged and gives what was found so far (the rest is asked by id)."""
-    since = _instant(known_until) - CURSOR_OVERLAP
+    since = parse_instant(known_until) - CURSOR_OVERLAP
     seen: set[str] = set()
     pins: dict[str, str] = {}
     for _ in range(budget):
@@ -80,14 +81,10 @@ async def pins_from_events(
         # that very instant beyond the page, or a newest-first answer, only leave codes to be
         # asked for by id. An event that comes twice is skipped by its id.
         newest = max(
-            (_instant(str(event["occurred_at"])) for event in new if event.get("occurred_at")),
+            (parse_instant(str(event["occurred_at"])) for event in new if event.get("occurred_at")),
             default=None,
         )
         if newest is None:
             break
         since = newest
     return pins
-
-
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

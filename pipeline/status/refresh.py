@@ -32,6 +32,7 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.apply.duplicates import duplicate_table
+from pipeline.common.instants import parse_instant
 from pipeline.ledger.events import PIN_CHANGED, PIN_UNEXPECTED, unexpected_pin
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.seam.client import SeamClient
@@ -144,12 +145,8 @@ async def refresh_statuses(
     )
 
 
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _is_final(code: dict[str, Any], now: dt.datetime) -> bool:
-    if _instant(code["ends_at"]) <= now:
+    if parse_instant(code["ends_at"]) <= now:
         return True  # the window is over: nothing more can happen to it
     has_errors = code["code_errors"] not in (None, "[]")
     # A code flagged (a webhook's other PIN, a removal) is asked about until Seam settles it.
@@ -190,7 +187,7 @@ def _refresh(
     dispute = attention if attention.startswith((PIN_CHANGED, PIN_UNEXPECTED)) else None
     if seen is None:
         created_at = code.get("created_at")
-        if created_at is None or now - _instant(created_at) >= LIST_LAG_GRACE:
+        if created_at is None or now - parse_instant(created_at) >= LIST_LAG_GRACE:
             row["needs_attention"] = "missing_on_seam: Seam doesn't list this code any more"
         return row
     errors = [{"error_code": e.code, "message": e.message} for e in seen.errors]
@@ -206,9 +203,9 @@ def _refresh(
         row["needs_attention"] = "seam_error: " + "; ".join(
             f"{e['error_code']}: {e['message']}" for e in errors
         )
-    elif seen.status != "set" and now >= _instant(code["starts_at"]) + attention_after:
+    elif seen.status != "set" and now >= parse_instant(code["starts_at"]) + attention_after:
         row["needs_attention"] = (
-            f"not_set_in_time: still {seen.status} {now - _instant(code['starts_at'])}"
+            f"not_set_in_time: still {seen.status} {now - parse_instant(code['starts_at'])}"
             " after starts_at"
         )
     if seen.pin_unexpected:
