@@ -34,7 +34,11 @@ from pipeline.catalog.checks import check_config
 from pipeline.catalog.listing import list_door_levels
 from pipeline.catalog.sources import list_catalog, load_catalog
 from pipeline.commands.options import (
+    DOORS_FORMAT,
+    REPORT_FORMAT,
     WAIT_FOR_LOCK,
+    WEBHOOK_HOST,
+    WEBHOOK_PORT,
     ApplyOptions,
     SandboxOptions,
     check_request_timeout,
@@ -73,8 +77,6 @@ from pipeline.sandbox import build_sandbox, serve
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
 from pipeline.status.refresh import ATTENTION_AFTER, StatusResult, refresh_statuses
 from pipeline.webhooks import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
     Verifier,
     WebhookReceiver,
     address,
@@ -463,7 +465,7 @@ class ReportRun:
 async def export_report(
     *,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
-    fmt: str = "table",
+    fmt: str = REPORT_FORMAT,
     out: Path | None = None,
     run_id: str | None = None,
     runs: int = DEFAULT_RUNS,
@@ -521,7 +523,7 @@ async def list_doors(
     *,
     config_path: Path | None = None,
     devices: Path | None = None,
-    fmt: str = "table",
+    fmt: str = DOORS_FORMAT,
     out: Path | None = None,
     transport: Transport | None = None,
 ) -> DoorsRun:
@@ -646,8 +648,8 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
 
 async def serve_webhooks(
     *,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
+    host: str = WEBHOOK_HOST,
+    port: int = WEBHOOK_PORT,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
     on_ready: Callable[[str], None],
 ) -> None:

@@ -1,6 +1,8 @@
 """The commands' options in the units the command line gives them (seconds, minutes,
 ``COUNT/SECONDS`` text), each default taken from the code that uses it and each check made
-here, once. ``pipeline.commands`` takes them; the CLI only parses, calls and prints.
+here, once. ``pipeline.commands`` takes them and the parser shows them (``--help``); the CLI
+only parses, calls and prints. Adding an option: its default and check here, its line in
+``cli.parser``, and the code that uses it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from typing import get_args
 
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
+from pipeline.catalog.listing import DOOR_FORMATS
 from pipeline.common.errors import UsageError
 from pipeline.common.instants import as_instant
+from pipeline.common.job_settings import NightlyConfig
 from pipeline.common.rates import SEAM_DOOR_RATE, Rate, rate_text
-from pipeline.common.settings import BudgetMode, OnBudgetExceeded
+from pipeline.common.settings import BudgetConfig, BudgetMode, OnBudgetExceeded
 from pipeline.ledger.location import (
     LEDGER_ENV,
     LedgerLocation,
@@ -30,18 +34,31 @@ from pipeline.report.pins import PIN_FORMATS
 from pipeline.report.summary import DEFAULT_RUNS
 from pipeline.sandbox import Faults, WebhookSettingError, WebhookSettings
 from pipeline.sandbox.server import DEFAULT_DEVICES, parse_latency
+from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT
 from pipeline.status.refresh import ATTENTION_AFTER
+from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
+from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
 __all__ = [
+    "ATTENTION_AFTER",
     "ATTENTION_AFTER_MINUTES",
+    "BUDGET",
     "BUDGET_MODES",
     "DEFAULT_LEDGER",
+    "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_RUNS",
+    "DOORS_FORMAT",
+    "DOOR_FORMATS",
+    "LOG_FORMAT",
     "LOG_FORMATS",
+    "NIGHTLY",
     "ON_BUDGET_EXCEEDED",
     "PIN_FORMATS",
+    "REPORT_FORMAT",
     "REPORT_FORMATS",
     "WAIT_FOR_LOCK",
+    "WEBHOOK_HOST",
+    "WEBHOOK_PORT",
     "ApplyOptions",
     "SandboxOptions",
     "check_request_timeout",
@@ -56,9 +73,17 @@ __all__ = [
 ATTENTION_AFTER_MINUTES = ATTENTION_AFTER / dt.timedelta(minutes=1)
 # How long apply waits for another run's lock on the same ledger (seconds): not at all.
 WAIT_FOR_LOCK = 0.0
+# The budget options lie over the config's [budgets], whose own defaults hold without either.
+BUDGET = BudgetConfig()
 BUDGET_MODES: tuple[str, ...] = get_args(BudgetMode)
 ON_BUDGET_EXCEEDED: tuple[str, ...] = get_args(OnBudgetExceeded)
+# The nightly job's options lie over the config's [nightly], likewise.
+NIGHTLY = NightlyConfig()
 LOG_FORMATS = ("text", "json")
+LOG_FORMAT = LOG_FORMATS[0]
+# report and doors print a table on the terminal unless a file format is asked for.
+REPORT_FORMAT = "table"
+DOORS_FORMAT = "table"
 
 
 def ledger_location(given: LedgerLocation | None = None) -> LedgerLocation:
