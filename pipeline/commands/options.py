@@ -22,12 +22,7 @@ from pipeline.common.instants import as_instant
 from pipeline.common.job_settings import NightlyConfig
 from pipeline.common.rates import SEAM_DOOR_RATE, Rate, rate_text
 from pipeline.common.settings import BudgetConfig, BudgetMode, OnBudgetExceeded
-from pipeline.ledger.location import (
-    LEDGER_ENV,
-    LedgerLocation,
-    ledger_from_environment,
-    shown,
-)
+from pipeline.ledger.location import LEDGER_ENV, LedgerLocation, ledger_from_environment, shown
 from pipeline.ledger.store import DEFAULT_LEDGER
 from pipeline.report.files import REPORT_FORMATS
 from pipeline.report.pins import PIN_FORMATS
