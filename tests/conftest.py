@@ -9,7 +9,7 @@ import stamina
 
 import tests.properties  # noqa: F401  (registers Hypothesis's fast profile before it is loaded)
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
-from pipeline.cli.output import LIBRARY_LOGGERS
+from pipeline.cli.logs import LIBRARY_LOGGERS
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from tests.clock import session_clock
 from tests.paths import SANDBOX_DEVICES

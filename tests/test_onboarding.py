@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from pipeline.cli import main
-from pipeline.cli.output import configure_logging
+from pipeline.cli.logs import configure_logging
 from pipeline.cli.parser import build_parser
 from pipeline.common.errors import SeamUnavailableError
 from pipeline.common.settings import SeamCredentials

@@ -27,10 +27,9 @@ import anyio
 from rich.console import Console
 
 from pipeline import commands
+from pipeline.cli.logs import configure_logging
 from pipeline.cli.nightly import run_nightly
 from pipeline.cli.output import (
-    ApplyProgress,
-    configure_logging,
     print_apply_summary,
     print_doors,
     print_plan_summary,
@@ -38,6 +37,7 @@ from pipeline.cli.output import (
     print_status_summary,
 )
 from pipeline.cli.parser import build_parser
+from pipeline.cli.progress import ApplyProgress
 from pipeline.commands import options as defaults
 from pipeline.common.errors import PipelineError
 from pipeline.common.interrupts import run_with_signals

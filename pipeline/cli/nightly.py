@@ -32,7 +32,8 @@ import anyio.to_thread
 from rich.console import Console
 
 from pipeline import commands
-from pipeline.cli.output import configure_logging, print_apply_summary, print_status_summary
+from pipeline.cli.logs import configure_logging
+from pipeline.cli.output import print_apply_summary, print_status_summary
 from pipeline.commands.options import WAIT_FOR_LOCK
 from pipeline.common.errors import PipelineError
 from pipeline.common.interrupts import Interrupt

@@ -1,32 +1,18 @@
 """Printing on the terminal: run summaries of plan, apply, status and report and the doors
-list (rich tables), apply's progress bar, and the log lines (text or JSON). Writing the files
-is ``pipeline.report.files``."""
+list (rich tables). apply's progress bar is ``progress``, the log lines ``logs``; writing the
+files is ``pipeline.report.files``."""
 
 from __future__ import annotations
 
-import json
-import logging
-import math
 import signal
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-from rich.text import Text
 
 from pipeline.budget.limits import BudgetCheck
 from pipeline.catalog.listing import doors_csv, doors_json
@@ -41,7 +27,6 @@ from pipeline.status.refresh import StatusResult
 
 if TYPE_CHECKING:
     from pipeline.apply.run import ApplyResult
-    from pipeline.common.rates import Rate
 
 
 def print_outcomes(frame: pl.DataFrame, title: str, console: Console) -> None:
@@ -228,86 +213,6 @@ def print_status_summary(result: StatusResult, console: Console) -> None:
     console.print(listing)
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        elapsed = task.elapsed or 0.0
-        rate = task.completed / elapsed if elapsed > 0 else 0.0
-        return Text(f"{rate:.1f} codes/s  429s: {task.fields.get('rate_limited', 0)}")
-
-
-class _PacedTimeRemainingColumn(TimeRemainingColumn):
-    """The ETA, never earlier than the busiest door's rate limit allows: codes done so far
-    say nothing of a door's next window (ten creates in a second, then a 60 s wait)."""
-
-    def render(self, task: Task) -> Text:
-        paced_until = task.fields.get("paced_until")
-        if paced_until is not None and not task.finished:
-            left = paced_until - task.get_time()
-            if left > (task.time_remaining or 0.0):
-                minutes, seconds = divmod(math.ceil(left), 60)
-                hours, minutes = divmod(minutes, 60)
-                return Text(f"{hours}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
-        return super().render(task)
-
-
-def paced_seconds(creates_per_door: Mapping[str, int], rate: Rate | None) -> float:
-    """The least time the doors' creates take under ``rate`` (a door sends ``rate.count``
-    creates per ``rate.period``): the busiest door's full windows after its first; 0 without
-    a known rate."""
-    if rate is None or not creates_per_door:
-        return 0.0
-    busiest = max(creates_per_door.values())
-    return max(0, (busiest - 1) // rate.count) * rate.period
-
-
-class ApplyProgress:
-    """Codes done/total, rate, 429s and ETA on stderr, drawn only when stderr is a terminal.
-    The ETA counts the time doors must wait on their rate limit (``pace_doors``)."""
-
-    def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("creating codes"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            _PacedTimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,
-            transient=False,
-        )
-        self._task = self._progress.add_task("codes", total=None, rate_limited=0, start=False)
-        self._rate_limited = 0
-
-    def __enter__(self) -> ApplyProgress:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.stop()
-
-    def start(self, total: int) -> None:
-        self._progress.update(self._task, total=total)
-        self._progress.start_task(self._task)
-
-    def pace_doors(self, creates_per_door: Mapping[str, int], rate: Rate | None) -> None:
-        """The creates each door has to send and the door rate: the ETA is never shorter than
-        the busiest door's wait for its windows (``paced_seconds``) from now."""
-        paced = paced_seconds(creates_per_door, rate)
-        self._progress.update(self._task, paced_until=self._progress.get_time() + paced)
-
-    def refresh(self) -> None:
-        """Draw the bar now (it otherwise redraws on its own beat)."""
-        self._progress.refresh()
-
-    def advance(self, event: str) -> None:
-        """``created``/``failed`` finish a code; ``rate_limited``/``unknown`` don't."""
-        if event == "rate_limited":
-            self._rate_limited += 1
-            self._progress.update(self._task, rate_limited=self._rate_limited)
-        elif event in {"created", "failed"}:
-            self._progress.advance(self._task)
-
-
 def print_report(report: Report, console: Console) -> None:
     """Who needs a person, the runs, the doors' run by outcome and reason and per door, then
     the codes that need a person."""
@@ -456,53 +361,3 @@ def print_doors(listing: pl.DataFrame, fmt: str, console: Console) -> None:
         # Piped into a file or a pager, the table isn't squeezed into 80 columns.
         console = Console(file=console.file, width=max(console.width, DOORS_WIDTH), highlight=False)
     console.print(table)
-
-
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and the record's extra fields."""
-
-    STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in self.STANDARD})
-        return json.dumps(entry, default=str)
-
-
-class TextLogFormatter(logging.Formatter):
-    """``LEVEL message key=value ...``: the extra fields after the message."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        extra = " ".join(
-            f"{k}={v}" for k, v in record.__dict__.items() if k not in JsonLogFormatter.STANDARD
-        )
-        return f"{record.levelname.lower()}: {record.getMessage()} {extra}".rstrip()
-
-
-# The libraries whose log lines only ``--verbose`` shows: stamina's ``retry_scheduled`` on
-# every read retry (the pipeline says itself when a read gives up), httpx's and httpcore's
-# request and connection events, uvicorn's server lines.
-LIBRARY_LOGGERS = ("stamina", "httpx", "httpcore", "uvicorn")
-
-
-def configure_logging(log_format: str, *, verbose: bool = False) -> None:
-    """The pipeline's info, warning and error lines to stderr, as text or JSON lines.
-
-    The libraries' lines (``LIBRARY_LOGGERS``) go the same way, all of them with ``verbose``;
-    without it only their errors, so that a retried read doesn't print stamina's warning.
-    """
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLogFormatter() if log_format == "json" else TextLogFormatter())
-    levels = {"pipeline": logging.INFO} | {
-        name: logging.DEBUG if verbose else logging.ERROR for name in LIBRARY_LOGGERS
-    }
-    for name, level in levels.items():
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level)
-        logger.propagate = False

@@ -18,7 +18,7 @@ from rich.console import Console
 
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.cli.output import ApplyProgress
+from pipeline.cli.progress import ApplyProgress
 from pipeline.common.errors import RunStopped
 from pipeline.common.rates import Rate
 from pipeline.sandbox import Faults

@@ -8,7 +8,7 @@ import re
 import pytest
 from rich.console import Console
 
-from pipeline.cli.output import ApplyProgress, paced_seconds
+from pipeline.cli.progress import ApplyProgress, paced_seconds
 from pipeline.common.rates import Rate
 
 PER_MINUTE = Rate(10, 60.0)
