@@ -4,8 +4,9 @@ Takes the rows ``read`` gave and the ``catalog``'s doors and user levels; gives 
 input row, each followed by its stay's rows on the doors ``[doors.also]`` adds
 (``planner.PLAN_COLUMNS``): door, user level, lock-local window, idempotency tag and name,
 outcome ``planned``, ``rejected`` or ``skipped``. Which module decides what:
-    planner           the order of the steps, the door, the rules, the outcome (each reason
+    planner           the order of the steps, the rules, the outcome (each reason
                       from ``common.reasons``)
+    doors             which door a row is for (device_id, names, ``[doors.aliases]``)
     duplicates        a reservation's rows on one door: copies and conflicts
     naming            each row's idempotency tag (``common.tags``), and the code name
     stays             how check_in/check_out text is read (dates, times, offsets)
