@@ -47,6 +47,7 @@ from pipeline.common.reasons import (
     OUTCOME_UNKNOWN,
 )
 from pipeline.common.settings import SeamCredentials
+from pipeline.ledger.columns import RESULT_COLUMNS
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
@@ -297,7 +298,7 @@ async def apply_plan(
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
         await ledger.code_table(tags),
-        schema=LEDGER_SCHEMA,
+        schema=CODE_TABLE_SCHEMA,
     )
     ours = set(tags) | creator.duplicates.keys()
     duplicates = [
@@ -325,17 +326,9 @@ async def apply_plan(
     )
 
 
-LEDGER_SCHEMA = {
-    "idempotency_tag": pl.String,
-    "state": pl.String,
-    "reason": pl.String,
-    "message": pl.String,
-    "access_code_id": pl.String,
-    "code": pl.String,
-    "code_status": pl.String,
-    "attempts": pl.Int64,
-    "seam_request_id": pl.String,
-    "last_run_id": pl.String,
+# The ledger's code rows (``RESULT_COLUMNS``) as a table: every column text but the count.
+CODE_TABLE_SCHEMA = {
+    column: pl.Int64 if column == "attempts" else pl.String for column in RESULT_COLUMNS
 }
 
 

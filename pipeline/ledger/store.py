@@ -47,19 +47,19 @@ from typing import Self
 
 import anyio.to_thread
 
-from pipeline.ledger.codes import (
+from pipeline.ledger.codes import Codes
+from pipeline.ledger.columns import (
     CODE_COLUMNS,
     LEDGER_CODE_COLUMNS,
     RESULT_COLUMNS,
     STAY_COLUMNS,
-    Codes,
     LedgerCode,
-    fill_keys,
 )
 from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
+from pipeline.ledger.keys import fill_keys
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
