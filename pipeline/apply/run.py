@@ -144,8 +144,7 @@ async def apply_session(
     exchange goes to the ledger's event log, whose failing reads are no progress and whose
     waits (a read's ``Retry-After``, its backoff) never outlast what is left before the run
     gives up; closes both on the way out."""
-    ledger = await Ledger.open(ledger_path)
-    try:
+    async with await Ledger.open(ledger_path) as ledger:
         run_id = await ledger.start_run(command, inputs)
         pace = GlobalPace(settings.global_rate)
         progress = ProgressWatch(settings.policy.give_up_after)
@@ -159,8 +158,6 @@ async def apply_session(
             patience=progress,
         ) as client:
             yield ApplySession(client, pace, ledger, run_id, progress)
-    finally:
-        await ledger.close()
 
 
 async def doors_with_work(

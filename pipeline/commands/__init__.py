@@ -83,15 +83,11 @@ async def _read_report(
     of the ledger (the ledger opened once)."""
     check_runs(runs)
     await require_ledger(ledger_path, "report")
-    ledger = await Ledger.open(ledger_path)
-    try:
-        async with ledger.snapshot():
-            report = await make_report(ledger, now=now, run_id=run_id, runs=runs)
-            if page_made_at is None:
-                return report, None
-            return report, await gather_page_data(ledger, report, made_at=page_made_at)
-    finally:
-        await ledger.close()
+    async with await Ledger.open(ledger_path) as ledger, ledger.snapshot():
+        report = await make_report(ledger, now=now, run_id=run_id, runs=runs)
+        if page_made_at is None:
+            return report, None
+        return report, await gather_page_data(ledger, report, made_at=page_made_at)
 
 
 @dataclass(frozen=True)

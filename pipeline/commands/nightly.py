@@ -33,10 +33,7 @@ async def summarise_night(
     now = now or dt.datetime.now(dt.UTC)
     await require_ledger(ledger_path, "nightly-summary")
     table = await anyio.to_thread.run_sync(read_results, results)
-    ledger = await Ledger.open(ledger_path)
-    try:
+    async with await Ledger.open(ledger_path) as ledger:
         return await nightly_summary(
             ledger, table, now=now, apply_exit=apply_exit, status_exit=status_exit
         )
-    finally:
-        await ledger.close()

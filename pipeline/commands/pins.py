@@ -57,12 +57,9 @@ async def export_pins(
         changed_since = instant_option(changed_since, "--changed-since")
     config = await anyio.to_thread.run_sync(load_config, config_path)
     await require_ledger(ledger_path, "pins")
-    ledger = await Ledger.open(ledger_path)
-    try:
+    async with await Ledger.open(ledger_path) as ledger:
         table = await hand_off(
             ledger, now=now, ready_only=ready_only, changed_since=changed_since, formats=config.pins
         )
-    finally:
-        await ledger.close()
     written = await anyio.to_thread.run_sync(lambda: write_pins(table, chosen, out, now=now))
     return PinsRun(table, written)

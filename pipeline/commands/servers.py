@@ -58,8 +58,8 @@ async def serve_webhooks(
     """
     verifier = Verifier(load_webhook_secret())
     await require_ledger(ledger_path, "webhooks")
-    ledger = await Ledger.open(ledger_path)  # a damaged ledger is one line, not a server error
-    await ledger.close()
+    async with await Ledger.open(ledger_path):  # a damaged ledger is one line, not a server error
+        pass
     listening = bind(host, port)
     with listening:
         on_ready(address(listening))

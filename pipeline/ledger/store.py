@@ -91,7 +91,8 @@ DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode, Overview):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
-    ``await Ledger.open(location)`` and close it when done."""
+    ``async with await Ledger.open(location) as ledger:``, which closes it on the way out
+    (its queued changes committed first, also when the block is cancelled)."""
 
     @classmethod
     async def open(cls, path: LedgerLocation = DEFAULT_LEDGER) -> Self:
@@ -106,3 +107,9 @@ class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, Wit
         except (OSError, *DATABASE_ERRORS) as exc:
             raise open_failure(path, exc) from exc
         return cls(connection, path)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
