@@ -110,7 +110,7 @@ class SeamCredentials(BaseSettings):
         )
 
 
-class WebhookSettings(BaseSettings):
+class ReceiverSecret(BaseSettings):
     """The secret Seam signs its webhook deliveries with (``whsec_`` and base64, as Seam's
     webhook page shows it)."""
 
@@ -128,7 +128,7 @@ def load_webhook_secret() -> SecretStr:
     Raises ConfigError (exit 2) when it is missing or malformed; the message says what is
     wrong, never the value.
     """
-    secret = WebhookSettings().webhook_secret
+    secret = ReceiverSecret().webhook_secret
     if secret is None or not secret.get_secret_value():
         raise ConfigError(
             "no SEAM_WEBHOOK_SECRET: the receiver checks every delivery's signature with it",
