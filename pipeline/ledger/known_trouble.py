@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
+from pipeline.ledger.connect import MAY_EXIST_SQL, timestamp
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
 
 class KnownTrouble(GroupCommits):

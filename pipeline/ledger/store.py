@@ -57,6 +57,7 @@ from pipeline.ledger.columns import (
     STAY_COLUMNS,
     LedgerCode,
 )
+from pipeline.ledger.connect import MAY_EXIST, SENDABLE, connect
 from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
@@ -67,7 +68,6 @@ from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
 from pipeline.ledger.status_cursor import StatusCursor
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
 from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
