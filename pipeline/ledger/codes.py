@@ -15,10 +15,10 @@ from typing import Any
 from pipeline.common.errors import RunStopped
 from pipeline.ledger.columns import CODE_COLUMNS, LEDGER_CODE_COLUMNS, RESULT_COLUMNS, LedgerCode
 from pipeline.ledger.commits import GroupCommits, Queued
-from pipeline.ledger.connect import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.ledger.dialects import Cursor, Db
 from pipeline.ledger.events import unexpected_pin
 from pipeline.ledger.keys import fill_keys
+from pipeline.ledger.states import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
 

@@ -1,4 +1,4 @@
-"""The states of a code, and what opening a ledger checks and adds.
+"""Connecting to a ledger, and what opening it checks and adds.
 
 A ledger made by an earlier version is brought up to date when it is opened (the tables and
 indexes of ``tables.SCHEMA`` it lacks, ``ADDED_COLUMNS``): on PostgreSQL only what the catalog
@@ -11,7 +11,6 @@ refused before anything is written to it.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import os
 import re
@@ -27,14 +26,6 @@ from pipeline.ledger.failures import damaged
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
 
-# States from which a create may be sent: the compare-and-set into ``sending`` starts from these.
-SENDABLE = ("pending", "failed")
-# States in which a code may exist on its door: ``created`` (Seam said so) and ``sending`` (its
-# create left, the answer is unknown). Such codes count on their doors' budgets, can become
-# orphans, and make a moved reservation's row wait for a person; ``MAY_EXIST_SQL`` says it in SQL.
-MAY_EXIST = ("created", "sending")
-MAY_EXIST_SQL = f"state IN ({', '.join(repr(state) for state in MAY_EXIST)})"
-
 # Held while a PostgreSQL ledger's tables are checked and created (a transaction's advisory lock).
 SCHEMA_LOCK_KEY = 0x6F72_6163_6F64_6531  # "oracode1"
 # What an instant in ``codes`` looks like (``2027-03-12T15:00:00-08:00``): a window end that
@@ -46,11 +37,6 @@ _NOT_AN_INSTANT = {
     " OR julianday({column}) IS NULL",
     "postgresql": "{column} !~ '^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}'",
 }
-
-
-def timestamp() -> str:
-    """The current time as the ledger records it (UTC, to the millisecond)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
 def connect(location: LedgerLocation) -> Db:

@@ -32,8 +32,8 @@ from typing import Any
 
 from pipeline.common.instants import as_instant
 from pipeline.ledger.commits import GroupCommits
-from pipeline.ledger.connect import timestamp
 from pipeline.ledger.dialects import Db
+from pipeline.ledger.states import timestamp
 from pipeline.seam.models import PIN_RULE, is_pin
 
 # The order a code's status goes in; an event never moves a code down it. A status outside it

@@ -1,6 +1,6 @@
 """What the nightly summary already said, so that the next one says only what is new.
 
-Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones included)
+Tables (in ``tables.SCHEMA``, created when a ledger is opened, older ones included)
     known_trouble  what the last nightly summary reported (rejected rows, failed creates,
                    codes needing attention, orphaned codes)
 """
@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
-from pipeline.ledger.connect import MAY_EXIST_SQL, timestamp
 from pipeline.ledger.dialects import Db
+from pipeline.ledger.states import MAY_EXIST_SQL, timestamp
 
 
 class KnownTrouble(GroupCommits):

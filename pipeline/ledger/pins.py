@@ -1,6 +1,6 @@
 """Getting PINs to guests: what the ledger keeps for the hand-off.
 
-Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones included)
+Tables (in ``tables.SCHEMA``, created when a ledger is opened, older ones included)
     guests         the guest name of each planned code, as apply read it (code names carry it
                    only through a configurable template)
 """

@@ -1,6 +1,6 @@
 """How far ``status`` has caught up: the ledger's status cursor.
 
-Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones included)
+Tables (in ``tables.SCHEMA``, created when a ledger is opened, older ones included)
     status_cursor  one row: the instant up to which every unfinished code's status is known,
                    so that ``status`` may catch up from Seam's events since then
 """

@@ -33,13 +33,14 @@ with the next commit (the next ``sending``, any read, ``commit_every``'s beat, `
 then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
 answer is committed looks for the code on its door before sending anything for it again.
 
-The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
+The parts: ``tables`` (the tables' SQL), ``connect`` (opening: checks, what a new version
 adds), ``commits`` (the thread and group commits), ``columns`` (what is kept of a code),
-``keys`` (joins on many keys), ``codes`` (the codes and their states), ``statuses`` (Seam's
-status of created codes), ``runs`` (runs and what they leave for the report), ``pins`` (guests
-for the hand-off), ``status_cursor`` (how far ``status`` caught up), ``known_trouble`` (what the
-nightly summary said), ``events`` (Seam's events and what they change), ``overview`` (what the
-HTML report reads besides), ``failures`` (the errors a failing file becomes).
+``keys`` (joins on many keys), ``states`` (a code's states), ``codes`` (moving codes through
+them), ``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for
+the report), ``pins`` (guests for the hand-off), ``status_cursor`` (how far ``status`` caught
+up), ``known_trouble`` (what the nightly summary said), ``events`` (Seam's events and what they
+change), ``overview`` (what the HTML report reads besides), ``failures`` (the errors a failing
+file becomes).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from pipeline.ledger.columns import (
     STAY_COLUMNS,
     LedgerCode,
 )
-from pipeline.ledger.connect import MAY_EXIST, SENDABLE, connect
+from pipeline.ledger.connect import connect
 from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
@@ -68,6 +69,7 @@ from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
+from pipeline.ledger.states import MAY_EXIST, SENDABLE
 from pipeline.ledger.status_cursor import StatusCursor
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
 from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pipeline.common.errors import UsageError
 from pipeline.ledger.commits import GroupCommits
-from pipeline.ledger.connect import timestamp
 from pipeline.ledger.dialects import Db
+from pipeline.ledger.states import timestamp
 
 
 class Workspace(GroupCommits):
