@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.common.columns import CANONICAL_COLUMNS, SPLIT_COLUMNS
 from pipeline.common.endpoints import check_endpoint
 from pipeline.common.errors import ConfigError
 from pipeline.common.input_settings import (
@@ -40,24 +41,6 @@ from pipeline.common.input_settings import (
 from pipeline.common.job_settings import ChangesConfig, NightlyConfig, PinsConfig
 
 DEFAULT_ENDPOINT = "https://connect.getseam.com"
-
-CANONICAL_COLUMNS = (
-    "reservation_id",
-    "device_id",
-    "door_name",
-    "site_name",
-    "check_in",
-    "check_out",
-    "guest_name",
-    "user_level",
-)
-
-# Split columns: a stay's date and its time of day, as many property systems export them; the
-# read stage combines each pair into check_in / check_out.
-SPLIT_COLUMNS = ("check_in_date", "check_in_time", "check_out_date", "check_out_time")
-
-# What makes two rows with the same reservation_id the same reservation: all but the id.
-CONTENT_COLUMNS = CANONICAL_COLUMNS[1:]
 
 # Fields a code name template may use; `tag` is mandatory because apply finds codes by it.
 NAME_FIELDS = frozenset(

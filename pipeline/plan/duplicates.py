@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.common.columns import CONTENT_COLUMNS
 from pipeline.common.names import name_key_expr
 from pipeline.common.reasons import (
     DUPLICATE_RESERVATION,
@@ -13,7 +14,6 @@ from pipeline.common.reasons import (
     reject,
     text,
 )
-from pipeline.common.settings import CONTENT_COLUMNS
 
 
 def check_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:

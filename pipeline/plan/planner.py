@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.columns import CANONICAL_COLUMNS
 from pipeline.common.reasons import (
     BIWEEKLY_NEEDS_14_DAYS,
     BLANK_ROW,
@@ -30,7 +31,7 @@ from pipeline.common.reasons import (
     reject,
     text,
 )
-from pipeline.common.settings import CANONICAL_COLUMNS, Config
+from pipeline.common.settings import Config
 from pipeline.plan.doors import resolve_doors
 from pipeline.plan.duplicates import check_duplicates, settle_same_door
 from pipeline.plan.levels import select_user_levels

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline.common.columns import SPLIT_COLUMNS
 from pipeline.common.errors import InputFileError
 from pipeline.common.input_settings import InputConfig
-from pipeline.common.settings import SPLIT_COLUMNS
 from pipeline.common.stays import FIRST_YEAR, LAST_YEAR
 
 log = logging.getLogger(__name__)

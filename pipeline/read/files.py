@@ -21,8 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.common.columns import CANONICAL_COLUMNS
 from pipeline.common.errors import InputFileError
-from pipeline.common.settings import CANONICAL_COLUMNS, Config
+from pipeline.common.settings import Config
 from pipeline.read.dates import normalise_stays
 from pipeline.read.encodings import DecodedExport, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns

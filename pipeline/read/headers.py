@@ -8,9 +8,9 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from pipeline.common.columns import CANONICAL_COLUMNS, SPLIT_COLUMNS
 from pipeline.common.errors import InputFileError
 from pipeline.common.names import did_you_mean, name_key
-from pipeline.common.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS
 
 log = logging.getLogger(__name__)
 

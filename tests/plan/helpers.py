@@ -8,7 +8,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.common.settings import CANONICAL_COLUMNS, Config
+from pipeline.common.columns import CANONICAL_COLUMNS
+from pipeline.common.settings import Config
 from pipeline.plan.planner import plan_reservations
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
