@@ -161,13 +161,20 @@ async def apply_session(
 
 
 async def doors_with_work(
-    ledger: Ledger, planned: Mapping[str, str], *, now: dt.datetime | None = None
+    ledger: Ledger, plan: pl.DataFrame, *, now: dt.datetime | None = None
 ) -> set[str]:
-    """The doors this run must look at: those with a planned code (``planned``: tag →
-    device_id) the ledger doesn't have as ``created``, those with a code an earlier run
+    """The doors this run must look at: those with a planned code of ``plan`` the ledger
+    doesn't have as ``created``, those with a code an earlier run
     left ``sending``, and those where a late create may have left a duplicate
     (``Ledger.doubtful_doors``). Says once when the ledger holds no code at all (a new or lost
     ledger): every door is then looked at, which only costs requests."""
+    planned = await anyio.to_thread.run_sync(
+        lambda: dict(
+            plan.filter(pl.col("outcome") == "planned")
+            .select("idempotency_tag", "device_id")
+            .iter_rows()
+        )
+    )
     states = await ledger.states(list(planned))
     if not await ledger.has_codes():
         log.warning(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
-import polars as pl
 
 from pipeline.apply.handoff import record_handoff
 from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
@@ -128,14 +127,7 @@ async def apply_files(
                 if reissue_changed is None:  # the command line's word wins for one run
                     reissue_changed = config.changes.reissue_changed
                 reruns = await check_reruns(plan, session.ledger, reissue=reissue_changed)
-                planned = await anyio.to_thread.run_sync(
-                    lambda: dict(
-                        reruns.plan.filter(pl.col("outcome") == "planned")
-                        .select("idempotency_tag", "device_id")
-                        .iter_rows()
-                    )
-                )
-                work = await doors_with_work(session.ledger, planned, now=now)
+                work = await doors_with_work(session.ledger, reruns.plan, now=now)
                 look = await look_at_budgeted_doors(session.client, catalog, config.budgets, work)
                 check = await count_budgets(
                     reruns.plan,
