@@ -71,6 +71,21 @@ LEAKING_VARIABLES = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def a_session_apart_from_the_machine(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """What the per-test fixtures below do, for the whole session too: a module's or a
+    session's fixture (made before any test's own) sees no developer's setting either, and
+    keeps its workspace locks out of the machine's run directory, which other checkouts'
+    tests on this machine share."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in LEAKING_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("ORACODE_RUN_DIR", str(tmp_path_factory.mktemp("session-run")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def nothing_from_the_developer_s_shell(monkeypatch: pytest.MonkeyPatch) -> None:
     """A developer's ORACODE_LEDGER, Seam or PostgreSQL settings, terminal or proxy never

@@ -168,12 +168,25 @@ def quiet_out_of_descriptors(loop: asyncio.AbstractEventLoop) -> None:
         exc = context.get("exception")
         if isinstance(exc, OSError) and exc.errno in _OUT_OF_DESCRIPTORS:
             _no_descriptors.note(error=exc.strerror, open_file_limit=open_file_limit())
+        elif _a_retry_after_close(context):
+            pass  # the server stopped while it waited to accept again: nothing left to serve
         elif previous is not None:
             previous(loop, context)
         else:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handle)
+
+
+def _a_retry_after_close(context: dict[str, Any]) -> bool:
+    """Whether ``context`` is asyncio's accept retry meeting a closed listening socket: out of
+    descriptors, asyncio stops accepting and starts again a second later, whether or not the
+    server closed in that second (then the socket's descriptor is -1, and the retry raises
+    ValueError)."""
+    callback = getattr(context.get("handle"), "_callback", None)
+    return isinstance(context.get("exception"), ValueError) and (
+        getattr(callback, "__name__", None) == "_start_serving"
+    )
 
 
 def open_file_limit() -> int:

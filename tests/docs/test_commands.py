@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -133,30 +134,54 @@ def test_postgres_lines_run_as_written(block: Block, own_postgres_server, tmp_pa
         assert done.returncode == 0, f"{block.where}: {line}: {done.stderr}"
 
 
-def sandbox_lines() -> list[object]:
-    found = {c.where: c for c in all_commands(Check.MAKE) + all_commands(Check.CLI)}
-    return named([c for c in found.values() if c.runs_against_the_sandbox])
+def sandbox_blocks() -> list[object]:
+    found = {
+        c.block: None
+        for c in all_commands(Check.MAKE) + all_commands(Check.CLI)
+        if c.runs_against_the_sandbox
+    }
+    return [pytest.param(block, id=block.where) for block in found]
+
+
+@pytest.fixture(scope="module")
+def sandbox_url() -> Iterator[str]:
+    """One sandbox on a free port for every block of the module (each block empties it)."""
+    _, app = build_sandbox(SANDBOX_DEVICES)
+    with serve_in_thread(app) as url:
+        yield url
+
+
+def empty(sandbox_url: str) -> None:
+    """The sandbox as it starts: no codes, no rate windows, no events."""
+    request = urllib.request.Request(f"{sandbox_url}/_sandbox/reset", data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 200
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", sandbox_lines())
-def test_every_line_against_the_sandbox_runs(command: Command, tmp_path):
-    """A line that sets ``SEAM_ENDPOINT=http://127.0.0.1:8787`` runs as written (its port a
-    free one) from a checkout's layout, against a fresh sandbox: it says it talks to the
-    sandbox and ends as a finished run does (exit 0 or 1; under make, 0 or make's 2 for the
-    command's 1)."""
+@pytest.mark.parametrize("block", sandbox_blocks())
+def test_every_block_against_the_sandbox_runs(block: Block, sandbox_url: str, tmp_path):
+    """A block's lines that set ``SEAM_ENDPOINT=http://127.0.0.1:8787`` run as written (the
+    port the sandbox's), in the block's order, from one checkout's layout, against the
+    sandbox emptied first: each says it talks to the sandbox and ends as a finished run does
+    (exit 0 or 1; under make, 0 or make's 2 for the command's 1)."""
+    empty(sandbox_url)
     checkout = fresh_checkout(tmp_path)
-    _, app = build_sandbox(SANDBOX_DEVICES)
-    with serve_in_thread(app) as url:
+    runnable = (Check.MAKE, Check.CLI)
+    found = [c for c in commands(block) if c.runs_against_the_sandbox and c.check in runnable]
+    programs = {c.line: c.program for c in found}
+    assert programs
+    for line, program in programs.items():
         done = subprocess.run(
-            ["bash", "-c", command.line.replace("http://127.0.0.1:8787", url)],
+            ["bash", "-c", line.replace("http://127.0.0.1:8787", sandbox_url)],
             cwd=checkout,
             capture_output=True,
             text=True,
             timeout=120,
         )
-    assert f"info: talking to {url} (not Seam's production" in done.stderr, done.stderr
-    if command.program == "make":
-        assert done.returncode == 0 or (done.returncode == 2 and "Error 1" in done.stderr)
-    else:
-        assert done.returncode in (0, 1), done.stderr
+        said = f"info: talking to {sandbox_url} (not Seam's production"
+        assert said in done.stderr, f"{block.where}: {line}: {done.stderr}"
+        if program == "make":
+            assert done.returncode == 0 or (done.returncode == 2 and "Error 1" in done.stderr)
+        else:
+            assert done.returncode in (0, 1), f"{block.where}: {line}: {done.stderr}"

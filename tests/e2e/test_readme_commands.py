@@ -1,6 +1,7 @@
-"""The README's commands work as written: every ``oracode-provision`` line parses (a synopsis
-names only options its command has), every make target it names exists, and the quick start's
-commands against the sandbox run from a fresh checkout's layout."""
+"""The README's commands work as written, with those it moved into the guide (the commands'
+synopses and make targets, the sandbox's page): every ``oracode-provision`` line parses (a
+synopsis names only options its command has), every make target they name exists, and the
+quick start's commands against the sandbox run from a fresh checkout's layout."""
 
 from __future__ import annotations
 
@@ -21,15 +22,22 @@ import pytest
 from pipeline.cli.parser import build_parser
 from tests.paths import ROOT
 
-README = (ROOT / "README.md").read_text()
+# The README, and the pages of the guide that hold what it held before it became a landing
+# page: the commands' synopses and make targets, the sandbox's synopsis and its plan line.
+PAGES = [
+    ROOT / "README.md",
+    ROOT / "docs/operators/commands.md",
+    ROOT / "docs/developers/sandbox.md",
+]
+TEXT = "\n".join(page.read_text() for page in PAGES)
 ASSIGNMENT = re.compile(r"^[A-Z_]+=\S*$")
 
 
 def code_blocks() -> list[list[str]]:
-    """The lines of the README's shell and plain code blocks (not its TOML ones)."""
+    """The lines of the pages' shell and plain code blocks (not their TOML ones)."""
     blocks: list[list[str]] = []
     fence: str | None = None  # the opening fence of the block we are in
-    for line in README.splitlines():
+    for line in TEXT.splitlines():
         if line.startswith("```"):
             if fence is None:
                 fence = line
@@ -44,7 +52,7 @@ def code_blocks() -> list[list[str]]:
 
 
 def code_lines() -> list[str]:
-    """The lines of the README's code blocks, a line indented under another joined to it, and
+    """The lines of the pages' code blocks, a line indented under another joined to it, and
     comments dropped."""
     lines: list[str] = []
     for block in code_blocks():
@@ -58,7 +66,7 @@ def code_lines() -> list[str]:
 
 
 def commands(program: str) -> list[list[str]]:
-    """The README's command lines that run ``program``: its arguments, after any VAR=value."""
+    """The pages' command lines that run ``program``: its arguments, after any VAR=value."""
     found = []
     for line in code_lines():
         words = line.split()
@@ -75,7 +83,7 @@ def subcommand(name: str) -> argparse.ArgumentParser:
 
 
 def test_the_readme_quotes_commands():
-    """The extraction finds the README's synopses and its concrete command lines."""
+    """The extraction finds the synopses and the concrete command lines."""
     assert {words[0] for words in commands("oracode-provision")} >= {
         "plan",
         "apply",
@@ -102,10 +110,10 @@ def test_every_quoted_command_line_parses(words):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "target",
-    sorted({*re.findall(r"`make ([a-z][a-z-]*)", README)} | {w[0] for w in commands("make")}),
+    sorted({*re.findall(r"`make ([a-z][a-z-]*)", TEXT)} | {w[0] for w in commands("make")}),
 )
 def test_every_make_target_named_exists(target):
-    """``make -n TARGET`` knows every target the README names."""
+    """``make -n TARGET`` knows every target the pages name."""
     done = subprocess.run(
         ["make", "-n", target, "INPUT=x.csv"], cwd=ROOT, capture_output=True, text=True
     )
@@ -160,7 +168,7 @@ def start_make_sandbox(checkout: Path, env: dict[str, str]) -> tuple[int, subpro
 
 @pytest.mark.slow
 def test_the_quick_start_runs_against_the_sandbox(tmp_path):
-    """``make sandbox`` in the background, then the README's plan and apply lines as written
+    """``make sandbox`` in the background, then the quick start's plan and apply lines as written
     (on a free port): the sample's rejected rows make each exit 1, which make reports."""
     checkout = fresh_checkout(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEAM_")}

@@ -503,7 +503,7 @@ def test_a_tolerance_seam_would_refuse_is_refused_at_start(tmp_path, value, prob
 
 
 def test_the_readmes_worked_example(sandbox_catalog):
-    """README, "Rounding to a user level": Cabin 1's bookings as the example tells them."""
+    """The guide's "Rounding to a user level": Cabin 1's bookings as its example tells them."""
     cabin = {"reservation_id": "R1", "site_name": "Lakeside Lodge", "door_name": "Cabin 1"}
     rounded, in_utc, tied, beyond = plan(
         sandbox_catalog,

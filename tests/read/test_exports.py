@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 import xlsxwriter
 
-from tests.paths import ROOT
+from tests.paths import EXPORTS_PAGE
 from tests.read.ods import write_ods
 
 # The sample doors' "Guest 3:30pm-10:30am" level at Harbor View (America/Los_Angeles).
@@ -304,20 +304,20 @@ def test_a_columns_key_no_header_matches_is_said_once_with_a_suggestion(
     ]
 
 
-def readme_pms_example() -> tuple[str, str]:
-    """The export and the config of the README's "Exports from your PMS", as written there."""
-    section = (ROOT / "README.md").read_text().split("## Exports from your PMS", 1)[1]
+def pms_example() -> tuple[str, str]:
+    """The export and the config of the guide's "Exports from your PMS", as written there."""
+    section = EXPORTS_PAGE.read_text().split("## Exports from your PMS", 1)[1]
     blocks = section.split("```")
-    export = next(block for block in blocks[1::2] if block.startswith("\nBuchung;"))
+    export = next(block for block in blocks[1::2] if block.startswith("text\nBuchung;"))
     config = next(block for block in blocks[1::2] if block.startswith("toml\n"))
-    return export.lstrip("\n"), config.removeprefix("toml\n")
+    return export.removeprefix("text\n"), config.removeprefix("toml\n")
 
 
-def test_the_readmes_pms_example_plans_as_it_says(tmp_path, plan_file):
-    """The README's worked PMS example, as a cp1252 file: the live booking is planned on the
+def test_the_guides_pms_example_plans_as_it_says(tmp_path, plan_file):
+    """The guide's worked PMS example, as a cp1252 file: the live booking is planned on the
     aliased door with each end's own offset and the guest's umlauts intact; the cancelled one is
     excluded."""
-    export, config = readme_pms_example()
+    export, config = pms_example()
     source = tmp_path / "reservations.csv"
     source.write_bytes(export.encode("cp1252"))
     code, plan, _ = plan_file(source, config)

@@ -1,5 +1,5 @@
 """[sources.NAME]: one night's files from several property systems, each read its own way,
-with no warning about another system's settings; the README's two-system example as written."""
+with no warning about another system's settings; the guide's two-system example as written."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from pipeline.cli import main
 from pipeline.common.errors import ConfigError
 from pipeline.common.settings import load_config
-from tests.paths import ROOT
-from tests.read.test_exports import readme_pms_example
+from tests.paths import EXPORTS_PAGE, ROOT
+from tests.read.test_exports import pms_example
 
 # The rooms from a German PMS (cp1252, ';', day-first dates, split times, "storniert"), the
 # cabins from a channel manager (UTF-8, ',', US dates, "Cancelled").
@@ -227,24 +227,24 @@ def test_a_source_that_cant_be_right_is_refused_at_start(tmp_path, toml, message
     assert refused.value.one_line() == f"config file {path}: {message}"
 
 
-def readme_two_systems() -> tuple[str, str, list[str]]:
-    """The channel export, the config and the plan command of the README's "Several systems
+def two_systems_example() -> tuple[str, str, list[str]]:
+    """The channel export, the config and the plan command of the guide's "Several systems
     in one night", as written there."""
-    section = (ROOT / "README.md").read_text().split("### Several systems in one night", 1)[1]
+    section = EXPORTS_PAGE.read_text().split("### Several systems in one night", 1)[1]
     blocks = section.split("\n## ", 1)[0].split("```")[1::2]
-    export = next(block for block in blocks if block.startswith("\nBooking ID,"))
+    export = next(block for block in blocks if block.startswith("text\nBooking ID,"))
     config = next(block for block in blocks if block.startswith("toml\n"))
     command = next(block for block in blocks if block.startswith("sh\n"))
     words = shlex.split(command.removeprefix("sh\n"))
-    return export.lstrip("\n"), config.removeprefix("toml\n"), words
+    return export.removeprefix("text\n"), config.removeprefix("toml\n"), words
 
 
-def test_the_readmes_two_systems_example_plans_as_it_says(tmp_path, monkeypatch, read_warnings):
-    """The README's PMS and channel-manager exports with its hotel.toml, planned by its command
+def test_the_guides_two_systems_example_plans_as_it_says(tmp_path, monkeypatch, read_warnings):
+    """The guide's PMS and channel-manager exports with its hotel.toml, planned by its command
     as written: each booking on its door with its window and name, both cancellations
     excluded by their own source's values, and no warning about either system's settings."""
-    pms_export, _ = readme_pms_example()
-    channel_export, config, words = readme_two_systems()
+    pms_export, _ = pms_example()
+    channel_export, config, words = two_systems_example()
     (tmp_path / "inputs").symlink_to(ROOT / "inputs")
     (tmp_path / "pms-2027-03-24.csv").write_bytes(pms_export.encode("cp1252"))
     (tmp_path / "channel-2027-03-24.csv").write_text(channel_export, encoding="utf-8")
