@@ -26,6 +26,7 @@ lint: install
 	$(BIN)/ruff check pipeline tests bench
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 

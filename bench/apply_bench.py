@@ -33,15 +33,15 @@ from aiolimiter import AsyncLimiter
 
 from bench.sandbox_bench import KEY, sandbox_process
 from pipeline.apply.creator import create_body
-from pipeline.apply.pacing import Rate
 from pipeline.apply.run import ApplySettings, apply_plan, apply_session
 from pipeline.catalog.doors import DeviceCatalog
 from pipeline.commands import apply_files
+from pipeline.common.rates import Rate
+from pipeline.common.settings import BudgetOptions, Config, SeamCredentials
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 from pipeline.ledger.store import Ledger
 from pipeline.plan.planner import plan_reservations
 from pipeline.seam.client import SeamClient
-from pipeline.settings import BudgetOptions, Config, SeamCredentials
 from tests.generate import make_devices, make_stays
 from tests.postgres import running_server
 

@@ -24,10 +24,10 @@ import polars as pl
 
 from pipeline.budget.limits import EXISTING_SCHEMA, check_budgets, door_budgets
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
-from pipeline.input_settings import InputConfig
+from pipeline.common.input_settings import InputConfig
+from pipeline.common.settings import BudgetConfig, Config
 from pipeline.plan.planner import plan_reservations
 from pipeline.read.files import read_reservations
-from pipeline.settings import BudgetConfig, Config
 from tests.generate import make_devices, make_reservations
 from tests.rowwise import plan_rowwise
 

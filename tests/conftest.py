@@ -9,8 +9,8 @@ import stamina
 
 import tests.properties  # noqa: F401  (registers Hypothesis's fast profile before it is loaded)
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.cli.logs import LIBRARY_LOGGERS
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
-from pipeline.report.output import LIBRARY_LOGGERS
 from tests.clock import session_clock
 from tests.paths import SANDBOX_DEVICES
 from tests.virtual_time import VIRTUAL_BACKEND

@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import xxhash
 
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.settings import CANONICAL_COLUMNS, CONTENT_COLUMNS, Config
+from pipeline.common.columns import CANONICAL_COLUMNS, CONTENT_COLUMNS
+from pipeline.common.settings import Config
 
 _STAY = re.compile(
     r"^(\d{4}-\d{2}-\d{2})"

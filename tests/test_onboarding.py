@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from pipeline.cli import main
+from pipeline.cli.logs import configure_logging
 from pipeline.cli.parser import build_parser
-from pipeline.errors import SeamUnavailableError
-from pipeline.report.output import configure_logging
+from pipeline.common.errors import SeamUnavailableError
+from pipeline.common.settings import SeamCredentials
 from pipeline.seam.client import SeamClient, talking_to
-from pipeline.settings import SeamCredentials
 from tests.paths import ROOT
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

@@ -2,9 +2,9 @@
 
 Takes the plan (after the budget), a Seam client and the ledger; gives one result row per plan
 row (``created``, ``already_created``, ``rejected``, ``failed``, ``skipped``) and the ledger's
-record of every request. Which module decides what:
+record of every request. What is on a door is looked at by ``catalog.looking``. Which module
+decides what:
     run        the run: what is sent, in which order, and each row's result
-    looking    which codes exist on a door (one list per door, tags found in names)
     settling   what a look, verify or check job finds: adopt, send again, or withdraw
     creator    sending a create and what its answer means for the code
     policy     how long an unknown outcome settles, and when the run gives up

@@ -50,10 +50,10 @@ from pipeline.apply.policy import (
 from pipeline.apply.scheduler import Job, Outcome
 from pipeline.apply.settling import LOOK_SOON, CodeSettler, SendContext
 from pipeline.budget.usage import BudgetGuard
-from pipeline.errors import RunStopped, SeamError, SeamUnavailableError
+from pipeline.common.errors import RunStopped, SeamError, SeamUnavailableError
+from pipeline.common.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
 from pipeline.ledger.commits import Queued
 from pipeline.ledger.store import Ledger, LedgerCode
-from pipeline.plan.reasons import BUDGET_EXHAUSTED, CONNECT_FAILED, CREATED, RATE_LIMITED
 from pipeline.seam.client import MAX_WAIT_SECONDS, SeamClient, clamp_wait
 from pipeline.seam.models import AccessCode
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.apply.looking import TAG_IN_NAME, look_at_doors
-from pipeline.errors import SeamError
+from pipeline.catalog.looking import TAG_IN_NAME, look_at_doors
+from pipeline.common.errors import SeamError
+from pipeline.common.reasons import DUPLICATE_ON_DOOR
 from pipeline.ledger.store import Ledger
-from pipeline.plan.reasons import DUPLICATE_ON_DOOR
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 

@@ -19,7 +19,7 @@ from typing import Literal
 import anyio
 from aiolimiter import AsyncLimiter
 
-from pipeline.settings import SEAM_DOOR_LIMIT, parse_rate
+from pipeline.common.rates import Rate
 
 # The server counts a request when it arrives; pacing slightly under the configured global rate
 # keeps the jitter between sending and arriving from ever pushing one over.
@@ -34,25 +34,6 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 # Which limit a 429 names: the door's or the global one.
 Scope = Literal["door", "global"]
-
-
-@dataclass(frozen=True)
-class Rate:
-    """``count`` events per ``period`` seconds."""
-
-    count: int
-    period: float
-
-    @classmethod
-    def parse(cls, text: str) -> Rate | None:
-        """``10/60s`` → Rate(10, 60.0); ``off`` → None (unknown: learnt from 429s). The one
-        ``--door-rate`` syntax, shared with the sandbox (``settings.parse_rate``)."""
-        parsed = parse_rate(text)
-        return None if parsed is None else cls(*parsed)
-
-
-# Seam's documented limit: 10 access-code creations per minute per device (API notes).
-SEAM_DOOR_RATE = Rate(*SEAM_DOOR_LIMIT)
 
 
 def backoff(consecutive: int) -> float:

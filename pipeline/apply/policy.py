@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 
 from pipeline.apply.pacing import backoff
-from pipeline.errors import RunStopped, SeamError
+from pipeline.common.errors import RunStopped, SeamError
 from pipeline.seam.answers import KEY_HINT
 from pipeline.seam.answers import KEY_REFUSED_STATUS as KEY_REFUSED_STATUS
 

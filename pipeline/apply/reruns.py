@@ -22,8 +22,8 @@ from typing import Any
 import anyio.to_thread
 import polars as pl
 
+from pipeline.common.reasons import CHANGED_AFTER_CREATION
 from pipeline.ledger.store import Ledger
-from pipeline.plan.reasons import CHANGED_AFTER_CREATION
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -28,17 +29,16 @@ import polars as pl
 
 from pipeline.apply.creator import CodeCreator, create_body, door_label
 from pipeline.apply.duplicates import describe, say_duplicates
-from pipeline.apply.looking import DoorLook
-from pipeline.apply.pacing import SEAM_DOOR_RATE, GlobalPace, Rate
+from pipeline.apply.pacing import GlobalPace
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.scheduler import DoorScheduler, Job, SchedulerStats
 from pipeline.budget.limits import ALLOCATION_ORDER
 from pipeline.budget.usage import RECOUNT_AFTER, BudgetGuard
-from pipeline.errors import RunStopped, SeamError
-from pipeline.interrupts import Interrupt, send_until_interrupted
-from pipeline.ledger.location import LedgerLocation
-from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
-from pipeline.plan.reasons import (
+from pipeline.catalog.looking import DoorLook
+from pipeline.common.errors import RunStopped, SeamError
+from pipeline.common.interrupts import Interrupt, send_until_interrupted
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate
+from pipeline.common.reasons import (
     ADOPTED,
     BUDGET_EXHAUSTED,
     DUPLICATE_ON_DOOR,
@@ -46,8 +46,11 @@ from pipeline.plan.reasons import (
     NOT_ATTEMPTED,
     OUTCOME_UNKNOWN,
 )
+from pipeline.common.settings import SeamCredentials
+from pipeline.ledger.columns import RESULT_COLUMNS
+from pipeline.ledger.location import LedgerLocation
+from pipeline.ledger.store import SENDABLE, Ledger, LedgerCode
 from pipeline.seam.client import DEFAULT_REQUEST_TIMEOUT, SeamClient, Transport
-from pipeline.settings import SeamCredentials
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,17 @@ NOT_ATTEMPTED_MESSAGE = "the run stopped before this code was created; rerun to 
 FOUND_ON_DOOR_MESSAGE = "found on the door (a code there carries its tag): not created again"
 # Seam's answers wait at most this long (seconds) for a commit; most go in with the next create's.
 ANSWERS_COMMITTED_WITHIN = 0.25
+
+
+class Progress(Protocol):
+    """What a run says as it goes, for a progress display: the codes to create, each create's
+    event (``apply_plan``'s ``on_progress``) and the doors' pace (``on_doors``)."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, event: str) -> None: ...
+
+    def pace_doors(self, creates_per_door: Mapping[str, int], rate: Rate | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -130,8 +144,7 @@ async def apply_session(
     exchange goes to the ledger's event log, whose failing reads are no progress and whose
     waits (a read's ``Retry-After``, its backoff) never outlast what is left before the run
     gives up; closes both on the way out."""
-    ledger = await Ledger.open(ledger_path)
-    try:
+    async with await Ledger.open(ledger_path) as ledger:
         run_id = await ledger.start_run(command, inputs)
         pace = GlobalPace(settings.global_rate)
         progress = ProgressWatch(settings.policy.give_up_after)
@@ -145,18 +158,23 @@ async def apply_session(
             patience=progress,
         ) as client:
             yield ApplySession(client, pace, ledger, run_id, progress)
-    finally:
-        await ledger.close()
 
 
 async def doors_with_work(
-    ledger: Ledger, planned: Mapping[str, str], *, now: dt.datetime | None = None
+    ledger: Ledger, plan: pl.DataFrame, *, now: dt.datetime | None = None
 ) -> set[str]:
-    """The doors this run must look at: those with a planned code (``planned``: tag →
-    device_id) the ledger doesn't have as ``created``, those with a code an earlier run
+    """The doors this run must look at: those with a planned code of ``plan`` the ledger
+    doesn't have as ``created``, those with a code an earlier run
     left ``sending``, and those where a late create may have left a duplicate
     (``Ledger.doubtful_doors``). Says once when the ledger holds no code at all (a new or lost
     ledger): every door is then looked at, which only costs requests."""
+    planned = await anyio.to_thread.run_sync(
+        lambda: dict(
+            plan.filter(pl.col("outcome") == "planned")
+            .select("idempotency_tag", "device_id")
+            .iter_rows()
+        )
+    )
     states = await ledger.states(list(planned))
     if not await ledger.has_codes():
         log.warning(
@@ -284,7 +302,7 @@ async def apply_plan(
             log.warning("could not refresh the codes' statuses", extra={"error": exc.one_line()})
     codes = pl.DataFrame(
         await ledger.code_table(tags),
-        schema=LEDGER_SCHEMA,
+        schema=CODE_TABLE_SCHEMA,
     )
     ours = set(tags) | creator.duplicates.keys()
     duplicates = [
@@ -312,17 +330,9 @@ async def apply_plan(
     )
 
 
-LEDGER_SCHEMA = {
-    "idempotency_tag": pl.String,
-    "state": pl.String,
-    "reason": pl.String,
-    "message": pl.String,
-    "access_code_id": pl.String,
-    "code": pl.String,
-    "code_status": pl.String,
-    "attempts": pl.Int64,
-    "seam_request_id": pl.String,
-    "last_run_id": pl.String,
+# The ledger's code rows (``RESULT_COLUMNS``) as a table: every column text but the count.
+CODE_TABLE_SCHEMA = {
+    column: pl.Int64 if column == "attempts" else pl.String for column in RESULT_COLUMNS
 }
 
 

@@ -22,15 +22,8 @@ from typing import Literal
 import anyio
 import anyio.abc
 
-from pipeline.apply.pacing import (
-    SEAM_DOOR_RATE,
-    DoorPace,
-    GlobalPace,
-    LearntRate,
-    Rate,
-    Scope,
-    backoff,
-)
+from pipeline.apply.pacing import DoorPace, GlobalPace, LearntRate, Scope, backoff
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate
 
 # Jobs while which their door sends nothing else: what they find decides what it sends.
 BLOCKING = frozenset({"look", "check"})

@@ -28,7 +28,6 @@ from typing import Any
 import anyio
 
 from pipeline.apply.duplicates import duplicated_tags
-from pipeline.apply.looking import find_tags
 from pipeline.apply.policy import (
     KEY_REFUSED_STATUS,
     SENT_AT_SLACK,
@@ -38,15 +37,16 @@ from pipeline.apply.policy import (
 )
 from pipeline.apply.scheduler import Job, Outcome
 from pipeline.budget.usage import BudgetGuard, Recount
-from pipeline.errors import SeamError, SeamUnavailableError
-from pipeline.ledger.store import Ledger, LedgerCode
-from pipeline.plan.reasons import (
+from pipeline.catalog.looking import find_tags
+from pipeline.common.errors import SeamError, SeamUnavailableError
+from pipeline.common.reasons import (
     ADOPTED,
     BUDGET_EXHAUSTED,
     DOOR_NOT_LOOKED_AT,
     FOUND_ON_DOOR,
     NOT_FOUND,
 )
+from pipeline.ledger.store import Ledger, LedgerCode
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
 

@@ -39,10 +39,10 @@ import anyio.to_thread
 
 from pipeline.apply.policy import KEY_REFUSED_STATUS
 from pipeline.apply.run import ApplySession
-from pipeline.errors import RunLocked, RunStopped, SeamError, UsageError
+from pipeline.common.errors import RunLocked, RunStopped, SeamError, UsageError
+from pipeline.common.reasons import CONNECT_FAILED
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.lock import POLL_SECONDS, describe_holder, flock_holder_pid, try_flock
-from pipeline.plan.reasons import CONNECT_FAILED
 
 log = logging.getLogger(__name__)
 # Where the workspace locks are kept, when set (an absolute path, the same for every run).

@@ -36,12 +36,12 @@ from pipeline.budget.allocation import (
     peak_valid,
     skip_whole_doors,
 )
-from pipeline.catalog.checks import did_you_mean
-from pipeline.catalog.doors import name_key, read_saved_answer
-from pipeline.errors import ConfigError, DeviceDataError, UsageError
-from pipeline.plan.reasons import BUDGET_EXHAUSTED
+from pipeline.catalog.doors import read_saved_answer
+from pipeline.common.errors import ConfigError, DeviceDataError, UsageError
+from pipeline.common.names import did_you_mean, name_key
+from pipeline.common.reasons import BUDGET_EXHAUSTED
+from pipeline.common.settings import BudgetConfig
 from pipeline.seam.models import AccessCode
-from pipeline.settings import BudgetConfig
 
 # A door at or above this share of its budget after the run is flagged in the summary.
 NEAR_FULL = 0.9

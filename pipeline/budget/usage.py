@@ -19,7 +19,6 @@ import anyio
 import anyio.to_thread
 import polars as pl
 
-from pipeline.apply.looking import DoorLook, find_tags, list_door_codes, look_at_doors
 from pipeline.budget.limits import (
     CHECKED_COLUMNS,
     BudgetCheck,
@@ -29,12 +28,13 @@ from pipeline.budget.limits import (
     unmatched_budget_names,
 )
 from pipeline.catalog.doors import DeviceCatalog
+from pipeline.catalog.looking import DoorLook, find_tags, list_door_codes, look_at_doors
+from pipeline.common.reasons import BUDGET_EXHAUSTED
+from pipeline.common.settings import BudgetConfig
+from pipeline.common.tags import TAG_PATTERN
 from pipeline.ledger.store import Ledger
-from pipeline.plan.naming import TAG_PATTERN
-from pipeline.plan.reasons import BUDGET_EXHAUSTED
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
-from pipeline.settings import BudgetConfig
 
 RECHECK_COLUMNS = (*CHECKED_COLUMNS, "outcome", "reason", "message")
 # A door's look counts its budget for this long (seconds). Our own runs can't use a door's

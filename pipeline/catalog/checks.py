@@ -8,56 +8,21 @@ says it once, at the start of ``plan`` and ``apply``, as one warning line per se
 
 from __future__ import annotations
 
-import difflib
 import logging
-from collections.abc import Iterable
 
 import polars as pl
 
-from pipeline.catalog.doors import DeviceCatalog, name_key
-from pipeline.settings import Config
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.names import did_you_mean, name_key
+from pipeline.common.settings import Config
 
 log = logging.getLogger(__name__)
 
 # Where an operator finds every door, site and user level, for messages.
 DOORS_COMMAND = "oracode-provision doors"
 SEE_DOORS = f"(see {DOORS_COMMAND})"
-# difflib's own default: "Room 1O1" finds "Room 101", "Unit 101" doesn't find it.
-CLOSENESS = 0.6
-SUGGESTIONS = 3
-# How much less close than the closest a suggestion may be.
-NEAR = 0.1
 # Doors named in one line at most; the rest are counted.
 LISTED_DOORS = 5
-
-
-def closest_names(value: str, choices: Iterable[str | None]) -> list[str]:
-    """Up to three of ``choices`` closest to ``value``, compared as names are matched (case-
-    and space-insensitive), closest first, each as written in the catalog. Only those about as
-    close as the closest are kept: "Room 1O1" suggests "Room 101", not every room."""
-    by_key: dict[str, str] = {}
-    for choice in choices:
-        key = name_key(choice)
-        if key is not None and choice is not None:
-            by_key.setdefault(key, choice)
-    wanted = name_key(value) or ""
-    close = difflib.get_close_matches(wanted, by_key, n=SUGGESTIONS, cutoff=CLOSENESS)
-    scores = [difflib.SequenceMatcher(None, wanted, key).ratio() for key in close]
-    return [
-        by_key[key] for key, score in zip(close, scores, strict=True) if score >= scores[0] - NEAR
-    ]
-
-
-def did_you_mean(
-    value: str, choices: Iterable[str | None], what: str = "", form: str = "; {}"
-) -> str:
-    """``did you mean "A" or "B"?`` for the closest ``choices`` (``what`` before each, e.g.
-    ``site``), put into ``form`` (default ``; {}``); "" when none is close."""
-    names = [f'{what} "{name}"'.lstrip() for name in closest_names(value, choices)]
-    if not names:
-        return ""
-    listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
-    return form.format(f"did you mean {listed}?")
 
 
 def check_config(config: Config, catalog: DeviceCatalog) -> list[str]:

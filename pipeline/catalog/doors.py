@@ -19,9 +19,10 @@ from typing import Any
 import polars as pl
 from pydantic import ValidationError
 
-from pipeline.errors import DeviceDataError
+from pipeline.common.errors import DeviceDataError
+from pipeline.common.names import name_key
+from pipeline.common.settings import first_problem
 from pipeline.seam.models import Device
-from pipeline.settings import first_problem
 
 ORACODE_DEVICE_TYPE = "dormakaba_oracode_door"
 
@@ -206,20 +207,6 @@ def _tabulate_device(device: Device) -> tuple[dict[str, Any], list[dict[str, Any
         for slot, check_in, check_out, zone in parsed
     ]
     return door, levels
-
-
-def name_key(text: str | None) -> str | None:
-    """The case- and space-insensitive key names are matched by (doors, sites, levels, headers).
-
-    Keep in step with ``name_key_expr``: ``str.lower``, not ``casefold``, because Polars'
-    ``to_lowercase`` keeps "ß" as it is.
-    """
-    return " ".join(text.split()).lower() if text else None
-
-
-def name_key_expr(expr: pl.Expr) -> pl.Expr:
-    """``name_key`` for a column of names."""
-    return expr.str.replace_all(r"\s+", " ").str.strip_chars().str.to_lowercase()
 
 
 def known_zones(frame: pl.DataFrame, column: str) -> list[str]:

@@ -10,7 +10,7 @@ import json
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.csvfiles import csv_text
+from pipeline.common.csvfiles import csv_text
 
 DOOR_FORMATS = ("table", "csv", "json")
 # The words for a user level's flags, in this order, as every format writes them.

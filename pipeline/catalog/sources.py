@@ -9,8 +9,8 @@ import anyio
 import anyio.to_thread
 
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.common.settings import Config, load_credentials
 from pipeline.seam.client import SeamClient, Transport
-from pipeline.settings import Config, load_credentials
 
 
 async def list_catalog(client: SeamClient) -> DeviceCatalog:

@@ -1,7 +1,7 @@
 """The ``oracode-provision`` command line: a thin layer over ``pipeline.commands``.
 
 Each command parses its options, makes one call to ``pipeline.commands`` and prints what it
-returned; the defaults and checks are the library's (``pipeline.options``).
+returned; the defaults and checks are the library's (``pipeline.commands.options``).
 
 Exit codes: 0 all rows done (planned/created/skipped), 1 some rows rejected or failed,
 2 unusable input or config, 3 the run had to stop (Seam refused the key or was unreachable,
@@ -14,32 +14,45 @@ status's code from 2 up.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import functools
 import io
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 from rich.console import Console
 
 from pipeline import commands
-from pipeline import options as defaults
-from pipeline.cli.parser import build_parser
-from pipeline.errors import PipelineError
-from pipeline.interrupts import run_with_signals
-from pipeline.nightly import run_nightly
-from pipeline.report.output import (
-    ApplyProgress,
-    configure_logging,
+from pipeline.cli.logs import configure_logging
+from pipeline.cli.nightly import run_nightly
+from pipeline.cli.output import (
     print_apply_summary,
     print_doors,
     print_plan_summary,
     print_report,
     print_status_summary,
 )
-from pipeline.settings import BudgetOptions
+from pipeline.cli.parser import build_parser
+from pipeline.cli.progress import ApplyProgress
+from pipeline.commands import options as defaults
+from pipeline.common.errors import PipelineError
+from pipeline.common.interrupts import run_with_signals
+from pipeline.common.settings import BudgetOptions
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
+
+
+def _options(kind: type[OptionsT], args: argparse.Namespace) -> OptionsT:
+    """``kind`` (``ApplyOptions``, ``SandboxOptions``) from the parsed options of the same
+    names: a new option is a field there and a line in the parser, not a copy here."""
+    return kind(**{option.name: getattr(args, option.name) for option in dataclasses.fields(kind)})
 
 
 def _budget_options(args: argparse.Namespace) -> BudgetOptions:
@@ -49,23 +62,7 @@ def _budget_options(args: argparse.Namespace) -> BudgetOptions:
 
 
 def _sandbox(args: argparse.Namespace, console: Console) -> int:
-    options = defaults.SandboxOptions(
-        host=args.host,
-        port=args.port,
-        devices=args.devices,
-        door_rate=args.door_rate,
-        global_rate=args.global_rate,
-        latency_ms=args.latency_ms,
-        fail_before=args.fail_before,
-        drop_after=args.drop_after,
-        late=args.late,
-        late_after=args.late_after,
-        list_lag=args.list_lag,
-        seed=args.seed,
-        webhook_url=args.webhook_url,
-        webhook_secret=args.webhook_secret,
-        webhook_retry_scale=args.webhook_retry_scale,
-    )
+    options = _options(defaults.SandboxOptions, args)
 
     def ready(doors: int) -> None:
         hooks = f"; webhooks to {args.webhook_url}" if args.webhook_url else ""
@@ -99,14 +96,7 @@ def _plan(args: argparse.Namespace, console: Console) -> int:
 
 def _apply(args: argparse.Namespace, console: Console) -> int:
     configure_logging(args.log_format, verbose=args.verbose)
-    options = defaults.ApplyOptions(
-        door_rate=args.door_rate,
-        global_rate=args.global_rate,
-        concurrency=args.concurrency,
-        give_up_after=args.give_up_after,
-        settle_after=args.settle_after,
-        request_timeout=args.request_timeout,
-    )
+    options = _options(defaults.ApplyOptions, args)
     options.settings()  # a bad option is one line before anything is drawn or opened
     with ApplyProgress(Console(stderr=True)) as progress:
         run = anyio.run(

@@ -1,17 +1,13 @@
 """The command line's commands and options (argparse). Every default shown in ``--help`` is
-the library's (``pipeline.options``); the values are checked there, not here."""
+the library's (``pipeline.commands.options``); the values are checked there, not here."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pipeline import options as defaults
-from pipeline.catalog.listing import DOOR_FORMATS
-from pipeline.job_settings import NightlyConfig
+from pipeline.commands import options as defaults
 from pipeline.ledger.location import parse_ledger
-from pipeline.webhooks import DEFAULT_HOST as WEBHOOK_HOST
-from pipeline.webhooks import DEFAULT_PORT as WEBHOOK_PORT
 
 APPLY = defaults.ApplyOptions()
 # Every kind of file the read stage takes (``pipeline.read``).
@@ -19,7 +15,8 @@ RESERVATION_FILES = (
     "reservation files: CSV (.csv, .tsv, .txt), Parquet or workbooks (.xlsx, .xls, .ods)"
 )
 SANDBOX = defaults.SandboxOptions()
-NIGHTLY = NightlyConfig()
+NIGHTLY = defaults.NIGHTLY
+BUDGET = defaults.BUDGET
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--format",
         choices=defaults.REPORT_FORMATS,
-        default="table",
+        default=defaults.REPORT_FORMAT,
         help="table on the terminal, or files (default: %(default)s)",
     )
     report.add_argument(
@@ -199,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     doors.add_argument(
         "--format",
-        choices=DOOR_FORMATS,
-        default="table",
+        choices=defaults.DOOR_FORMATS,
+        default=defaults.DOORS_FORMAT,
         help="table on the terminal, csv or json (default: %(default)s)",
     )
     add_config_option(doors)
@@ -305,15 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
         "webhooks",
         help="receive Seam's webhooks (needs SEAM_WEBHOOK_SECRET): codes set, PINs, failures",
     )
-    webhooks.add_argument("--host", default=WEBHOOK_HOST, help="(default: %(default)s)")
+    webhooks.add_argument("--host", default=defaults.WEBHOOK_HOST, help="(default: %(default)s)")
     webhooks.add_argument(
-        "--port", type=int, default=WEBHOOK_PORT, help="(default: %(default)s; 0: a free one)"
+        "--port",
+        type=int,
+        default=defaults.WEBHOOK_PORT,
+        help="(default: %(default)s; 0: a free one)",
     )
     add_ledger_option(webhooks)
     webhooks.add_argument(
         "--log-format",
         choices=defaults.LOG_FORMATS,
-        default=defaults.LOG_FORMATS[0],
+        default=defaults.LOG_FORMAT,
         help="a log line per delivery on standard error (default: %(default)s)",
     )
     return parser
@@ -353,7 +353,7 @@ def add_config_option(command: argparse.ArgumentParser) -> None:
 
 
 def add_ledger_option(command: argparse.ArgumentParser) -> None:
-    # None: the library's default (pipeline.options.ledger_location), which reads the
+    # None: the library's default (pipeline.commands.options.ledger_location), which reads the
     # environment; argparse formats help with %, which a URL may hold.
     default = defaults.ledger_default_text().replace("%", "%%")
     command.add_argument(
@@ -379,13 +379,13 @@ def add_run_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--log-format",
         choices=defaults.LOG_FORMATS,
-        default=defaults.LOG_FORMATS[0],
+        default=defaults.LOG_FORMAT,
         help="log lines on standard error (default: %(default)s)",
     )
     command.add_argument(
         "--request-timeout",
         type=float,
-        default=APPLY.request_timeout,
+        default=defaults.DEFAULT_REQUEST_TIMEOUT,
         metavar="SECONDS",
         help="give up on a Seam request whose whole answer hasn't come in this long"
         " (default: %(default)s)",
@@ -429,17 +429,18 @@ def add_budget_options(command: argparse.ArgumentParser) -> None:
         "--budget-per-door",
         type=int,
         metavar="N",
-        help="codes each door may hold (default: the config's, else Seam's limit per door)",
+        help="codes each door may hold (default: the config's, else "
+        + ("Seam's limit per door)" if BUDGET.per_door is None else f"{BUDGET.per_door})"),
     )
     command.add_argument(
         "--budget-mode",
         choices=defaults.BUDGET_MODES,
         help="count every code ever made (lifetime) or those valid at once (concurrent)"
-        " (default: the config's, else lifetime)",
+        f" (default: the config's, else {BUDGET.mode})",
     )
     command.add_argument(
         "--on-budget-exceeded",
         choices=defaults.ON_BUDGET_EXCEEDED,
         help="rows past a door's budget: reject them, skip the door, or stop (exit 2)"
-        " (default: the config's, else reject-rows)",
+        f" (default: the config's, else {BUDGET.on_exceeded})",
     )

@@ -5,6 +5,6 @@ Takes the planned codes, each create's sending and Seam's answer, every request'
 run's summary and each status check; gives back the codes' states (what may be sent, what may
 already exist on a door), the rows the results file, ``status`` and the report are built from,
 and the run lock. The only code that imports sqlite3 or psycopg or writes SQL (one SQL for
-both, ``dialects``): open it with ``Ledger.open`` (``store``); it does its database work in one
-worker thread, never on the event loop.
+both, ``dialects``): open it with ``async with await Ledger.open(...)`` (``store``), which closes
+it on the way out; it does its database work in one worker thread, never on the event loop.
 """

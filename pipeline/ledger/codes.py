@@ -10,71 +10,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import RunStopped
+from pipeline.common.errors import RunStopped
+from pipeline.ledger.columns import CODE_COLUMNS, LEDGER_CODE_COLUMNS, RESULT_COLUMNS, LedgerCode
 from pipeline.ledger.commits import GroupCommits, Queued
 from pipeline.ledger.dialects import Cursor, Db
 from pipeline.ledger.events import unexpected_pin
-from pipeline.ledger.schema import MAY_EXIST_SQL, SENDABLE, timestamp
+from pipeline.ledger.keys import fill_keys
+from pipeline.ledger.states import MAY_EXIST_SQL, SENDABLE, timestamp
 from pipeline.seam.models import AccessCode
 
 
 class RunLockLost(RunStopped):
     """The run's PostgreSQL lock went with its connection: the run stops as for any stop
     (exit 3): what was done is recorded, prepared codes are put back, results are written."""
-
-
-# What the ledger keeps of a planned row, besides its state.
-CODE_COLUMNS = (
-    "idempotency_tag",
-    "reservation_id",
-    "device_id",
-    "door_name",
-    "site_name",
-    "user_level_name",
-    "starts_at",
-    "ends_at",
-    "max_time_rounding",
-    "name",
-)
-# What a code is for, as a person reads it: the reservation, its door and its window.
-STAY_COLUMNS = ("reservation_id", "device_id", "door_name", "site_name", "starts_at", "ends_at")
-LEDGER_CODE_COLUMNS = (
-    "idempotency_tag",
-    "device_id",
-    "name",
-    "state",
-    "access_code_id",
-    "attempts",
-    "sent_at",
-)
-RESULT_COLUMNS = (
-    "idempotency_tag",
-    "state",
-    "reason",
-    "message",
-    "access_code_id",
-    "code",
-    "code_status",
-    "attempts",
-    "seam_request_id",
-    "last_run_id",
-)
-
-
-@dataclass(frozen=True)
-class LedgerCode:
-    """A ``codes`` row as the apply stage needs it."""
-
-    idempotency_tag: str
-    device_id: str
-    name: str
-    state: str
-    access_code_id: str | None
-    attempts: int
-    sent_at: str | None = None
 
 
 class Codes(GroupCommits):
@@ -433,34 +383,3 @@ def _select_by_tags(db: Db, tags: Iterable[str], columns: Sequence[str]) -> Curs
     """``columns`` of the codes with the given tags (any number of them: a temporary join)."""
     keys = fill_keys(db, "idempotency_tag", tags)
     return db.execute(f"SELECT {', '.join(columns)} FROM codes JOIN {keys} USING (idempotency_tag)")
-
-
-def fill_keys(db: Db, column: str, values: Iterable[str]) -> str:
-    """A temporary table ``keys_<column>`` holding just ``values``, to join ``codes`` with on
-    ``column`` (any number of values, where an ``IN (...)`` list would hit SQLite's limit);
-    returns its name. Outside a transaction (a read) the filling gets one of its own: without
-    it every row would be its own commit, 25 µs each."""
-    table = f"keys_{column}"
-    own = not db.in_transaction
-    if own:
-        db.execute("BEGIN")  # takes no lock on the ledger: only the temporary table is written
-    try:
-        db.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({column} TEXT PRIMARY KEY)")
-        db.execute(f"DELETE FROM {table}")
-        if db.dialect == "postgresql":
-            # One statement for every key, instead of one round trip to the server per key.
-            db.execute(
-                f"INSERT INTO {table} SELECT DISTINCT unnest(?::text[])",
-                (list(values),),
-            )
-        else:
-            db.executemany(
-                f"INSERT INTO {table} VALUES (?) ON CONFLICT DO NOTHING", ((v,) for v in values)
-            )
-    except BaseException:
-        if own:
-            db.execute("ROLLBACK")
-        raise
-    if own:
-        db.execute("COMMIT")
-    return table

@@ -24,7 +24,7 @@ import anyio.to_thread
 from pipeline.ledger.dialects import DATABASE_ERRORS, Db
 from pipeline.ledger.failures import is_disk_failure, write_failure
 from pipeline.ledger.location import LedgerLocation
-from pipeline.ledger.schema import timestamp
+from pipeline.ledger.states import timestamp
 from pipeline.seam.client import Exchange
 
 log = logging.getLogger(__name__)

@@ -21,10 +21,10 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
+from pipeline.ledger.keys import fill_keys
+from pipeline.ledger.states import MAY_EXIST_SQL, timestamp
 from pipeline.seam.models import AccessCode
 
 # What a report row of a duplicate says of it, besides the codes it names.

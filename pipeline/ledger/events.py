@@ -30,9 +30,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.common.instants import as_instant
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import timestamp
+from pipeline.ledger.states import timestamp
 from pipeline.seam.models import PIN_RULE, is_pin
 
 # The order a code's status goes in; an event never moves a code down it. A status outside it
@@ -95,7 +96,7 @@ class SeamEvent:
     @property
     def happened_at(self) -> dt.datetime | None:
         """When it happened by Seam's clock (``occurred_at``, else ``created_at``), or None."""
-        return _instant(self.occurred_at) or _instant(self.created_at)
+        return as_instant(self.occurred_at) or as_instant(self.created_at)
 
     @property
     def says_anything(self) -> bool:
@@ -199,7 +200,7 @@ def _refusal(codes: list[dict[str, Any]], event: SeamEvent) -> str | None:
     if event.device_id not in doors:
         door = "no device_id" if event.device_id is None else f"device_id {event.device_id!r}"
         return f"the event names {door[:120]}, not its code's door {sorted(doors)[0]}"
-    happened = _instant(event.occurred_at)
+    happened = as_instant(event.occurred_at)
     if happened is None:
         return f"its occurred_at {str(event.occurred_at)[:60]!r} is not an instant"
     if happened > dt.datetime.now(dt.UTC) + FUTURE_TOLERANCE:
@@ -225,7 +226,7 @@ def _changes(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
     """What ``event`` says of ``code`` but for a PIN that isn't one (``_update``)."""
     update: dict[str, Any] = {}
     happened = event.happened_at
-    known = [t for t in map(_instant, (code["status_event_at"], code["status_checked_at"])) if t]
+    known = [t for t in map(as_instant, (code["status_event_at"], code["status_checked_at"])) if t]
     is_older = happened is not None and any(happened < t for t in known)
     current = STATUS_RANK.get(code["code_status"], -1)
     pin = event.pin if is_pin(event.pin) else None  # another value is ``_update``'s to say
@@ -257,7 +258,7 @@ def _changes(code: dict[str, Any], event: SeamEvent) -> dict[str, Any]:
             update |= {"needs_attention": None, "code_errors": "[]", "code_warnings": "[]"}
     elif event.attention is not None and (is_older or current >= STATUS_RANK["set"]):
         return _without_unchanged(update, code)  # news of setting it, about a code set since
-    ends = _instant(code["ends_at"])
+    ends = as_instant(code["ends_at"])
     if event.attention is not None and (
         not event.attention_while_open or happened is None or ends is None or happened < ends
     ):
@@ -287,15 +288,3 @@ def _detail(code: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     if "needs_attention" in update:
         detail["needs_attention"] = update["needs_attention"]
     return detail
-
-
-def _instant(text: str | None) -> dt.datetime | None:
-    """An ISO 8601 instant as an aware datetime (``Z`` included); None for none or nonsense
-    (and for a time without its offset, which can't be compared with the others)."""
-    if not text:
-        return None
-    try:
-        instant = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return instant if instant.tzinfo is not None else None

@@ -1,5 +1,5 @@
 """How a failing ledger file is told to the user: sqlite3's and the system's errors, translated
-where they enter our code (see ``pipeline.errors`` for the tree):
+where they enter our code (see ``pipeline.common.errors`` for the tree):
 
     UsageError          it can't be opened (a wrong path, permissions): exit 2
     CorruptLedgerError  the file is damaged or isn't a ledger: exit 2
@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from pipeline.errors import CorruptLedgerError, LedgerError, PipelineError, UsageError
+from pipeline.common.errors import CorruptLedgerError, LedgerError, PipelineError, UsageError
 from pipeline.ledger import postgres
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 

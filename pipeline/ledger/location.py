@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 
 # The schemes libpq takes for a connection URL.
 POSTGRES_SCHEMES = ("postgresql", "postgres")

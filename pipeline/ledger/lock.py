@@ -44,7 +44,7 @@ import anyio
 import anyio.to_thread
 import psycopg
 
-from pipeline.errors import LedgerError, RunLocked, UsageError
+from pipeline.common.errors import LedgerError, RunLocked, UsageError
 from pipeline.ledger import postgres
 from pipeline.ledger.location import LedgerLocation, PostgresLedger
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 
-from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
+from pipeline.ledger.keys import fill_keys
 
 
 class Overview(GroupCommits):

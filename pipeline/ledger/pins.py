@@ -1,23 +1,17 @@
-"""Getting PINs to guests: what the ledger keeps for the hand-off and the quiet nightly job.
+"""Getting PINs to guests: what the ledger keeps for the hand-off.
 
-Tables (in ``schema.SCHEMA``, created when a ledger is opened, older ones included)
+Tables (in ``tables.SCHEMA``, created when a ledger is opened, older ones included)
     guests         the guest name of each planned code, as apply read it (code names carry it
                    only through a configurable template)
-    status_cursor  one row: the instant up to which every unfinished code's status is known,
-                   so that ``status`` may catch up from Seam's events since then
-    known_trouble  what the last nightly summary reported (rejected rows, failed creates,
-                   codes needing attention, orphaned codes), so the next one reports only what
-                   is new
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
 
 # What ``pin_rows`` reads of a code (its last status event's time comes as ``status_changed_at``).
 PIN_SOURCE_COLUMNS = (
@@ -95,77 +89,3 @@ class Pins(GroupCommits):
             return [dict(zip(names, row, strict=True)) for row in cursor]
 
         return await self.read(query)
-
-    async def status_known_until(self) -> str | None:
-        """The instant up to which every unfinished code's status is known (None: never)."""
-
-        def query(db: Db) -> str | None:
-            row = db.execute("SELECT known_until FROM status_cursor").fetchone()
-            return None if row is None else str(row[0])
-
-        return await self.read(query)
-
-    async def set_status_known_until(self, instant: str) -> None:
-        """Record that every unfinished code's status is known as of ``instant``. Committed."""
-
-        def change(db: Db) -> None:
-            db.execute(
-                "INSERT INTO status_cursor (only_row, known_until) VALUES (1, ?)"
-                " ON CONFLICT (only_row) DO UPDATE SET known_until = excluded.known_until",
-                (instant,),
-            )
-
-        await self.write(change)
-
-    async def trouble_now(self) -> dict[str, list[dict[str, Any]]]:
-        """The codes the nightly summary counts, by kind: ``attention`` (created codes that
-        need attention), ``orphaned`` (orphaned codes that may exist) and ``waiting`` (created,
-        not orphaned, no PIN yet); each row ``idempotency_tag, reservation_id, door_name,
-        ends_at, needs_attention, code_status`` (whether a window has ended is the caller's to
-        judge)."""
-        columns = "idempotency_tag, reservation_id, door_name, ends_at, needs_attention"
-
-        def query(db: Db) -> dict[str, list[dict[str, Any]]]:
-            found: dict[str, list[dict[str, Any]]] = {}
-            for kind, where in (
-                ("attention", "state = 'created' AND needs_attention IS NOT NULL"),
-                ("orphaned", f"orphaned_run_id IS NOT NULL AND {MAY_EXIST_SQL}"),
-                (
-                    "waiting",
-                    "state = 'created' AND orphaned_run_id IS NULL AND code IS NULL",
-                ),
-            ):
-                cursor = db.execute(f"SELECT {columns}, code_status FROM codes WHERE {where}")
-                names = [description[0] for description in cursor.description]
-                found[kind] = [dict(zip(names, row, strict=True)) for row in cursor]
-            return found
-
-        return await self.read(query)
-
-    async def note_trouble(
-        self, trouble: Iterable[tuple[str, str]], kinds: Collection[str]
-    ) -> set[tuple[str, str]]:
-        """Record tonight's trouble of ``kinds`` (``(kind, key)`` pairs) as known; returns the
-        pairs that weren't known before. What of those kinds isn't in ``trouble`` any more is
-        forgotten: should it come back, it is new again; other kinds are left as they are (a
-        night without a results file forgets no rejection). Committed when it returns."""
-        tonight = {(kind, key) for kind, key in trouble if kind in kinds}
-        marks = ", ".join("?" * len(kinds))
-
-        def change(db: Db) -> set[tuple[str, str]]:
-            first_seen = {
-                (str(kind), str(key)): str(seen)
-                for kind, key, seen in db.execute(
-                    f"SELECT kind, key, first_seen FROM known_trouble WHERE kind IN ({marks})",
-                    tuple(kinds),
-                )
-            }
-            at = timestamp()
-            db.execute(f"DELETE FROM known_trouble WHERE kind IN ({marks})", tuple(kinds))
-            db.executemany(
-                "INSERT INTO known_trouble (kind, key, first_seen, last_seen) VALUES (?, ?, ?, ?)",
-                [(kind, key, first_seen.get((kind, key), at), at) for kind, key in sorted(tonight)],
-            )
-            return tonight - first_seen.keys()
-
-        return await self.write(change)

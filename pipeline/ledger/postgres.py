@@ -11,7 +11,7 @@ named from ``pg_stat_activity``. The password comes from the URL, ``PGPASSWORD``
 
 No message ever shows the password: the ledger is named by its masked URL, and the driver's own
 words are scrubbed of the password and of the URL (libpq quotes a connection string it can't
-parse). Failures are translated into the pipeline's errors (``pipeline.errors``):
+parse). Failures are translated into the pipeline's errors (``pipeline.common.errors``):
 
     UsageError   exit 2: the URL, the password, the database or the role is wrong
     LedgerError  exit 3: the server can't be reached, or the connection was lost mid-run
@@ -30,7 +30,7 @@ import psycopg
 import psycopg.errors
 from psycopg.conninfo import conninfo_to_dict
 
-from pipeline.errors import LedgerError, PipelineError, UsageError
+from pipeline.common.errors import LedgerError, PipelineError, UsageError
 from pipeline.ledger.location import MASK, PostgresLedger, is_secret
 
 __all__ = [

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.ledger.codes import fill_keys
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
+from pipeline.ledger.keys import fill_keys
+from pipeline.ledger.states import MAY_EXIST_SQL, timestamp
 
 # Runs begun in the same millisecond: SQLite's rowid is the order they were recorded in; the
 # run id (its time and a random part) is PostgreSQL's tie-break.

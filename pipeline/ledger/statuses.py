@@ -6,9 +6,10 @@ import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from pipeline.ledger.codes import STAY_COLUMNS, fill_keys
+from pipeline.ledger.columns import STAY_COLUMNS
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
+from pipeline.ledger.keys import fill_keys
 
 # What ``status`` reads and records of a created code: what it is for, and Seam's last word on it.
 STATUS_COLUMNS = (

@@ -33,11 +33,14 @@ with the next commit (the next ``sending``, any read, ``commit_every``'s beat, `
 then the code is still ``sending`` on disk, which is the safe side: a run that stops before the
 answer is committed looks for the code on its door before sending anything for it again.
 
-The parts: ``tables`` (the tables' SQL), ``schema`` (opening: checks, what a new version
-adds), ``commits`` (the thread and group commits), ``codes`` (the codes and their states),
-``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for the
-report), ``events`` (Seam's events and what they change), ``overview`` (what the HTML report
-reads besides), ``failures`` (the errors a failing file becomes).
+The parts: ``tables`` (the tables' SQL), ``connect`` (opening: checks, what a new version
+adds), ``commits`` (the thread and group commits), ``columns`` (what is kept of a code),
+``keys`` (joins on many keys), ``states`` (a code's states), ``codes`` (moving codes through
+them), ``statuses`` (Seam's status of created codes), ``runs`` (runs and what they leave for
+the report), ``pins`` (guests for the hand-off), ``status_cursor`` (how far ``status`` caught
+up), ``known_trouble`` (what the nightly summary said), ``events`` (Seam's events and what they
+change), ``overview`` (what the HTML report reads besides), ``failures`` (the errors a failing
+file becomes).
 """
 
 from __future__ import annotations
@@ -47,24 +50,27 @@ from typing import Self
 
 import anyio.to_thread
 
-from pipeline.ledger.codes import (
+from pipeline.ledger.codes import Codes
+from pipeline.ledger.columns import (
     CODE_COLUMNS,
     LEDGER_CODE_COLUMNS,
     RESULT_COLUMNS,
     STAY_COLUMNS,
-    Codes,
     LedgerCode,
-    fill_keys,
 )
+from pipeline.ledger.connect import connect
 from pipeline.ledger.dialects import DATABASE_ERRORS
 from pipeline.ledger.duplicates import Duplicates
 from pipeline.ledger.events import SeamEvents
 from pipeline.ledger.failures import open_failure
+from pipeline.ledger.keys import fill_keys
+from pipeline.ledger.known_trouble import KnownTrouble
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.overview import Overview
 from pipeline.ledger.pins import Pins
 from pipeline.ledger.runs import Runs
-from pipeline.ledger.schema import MAY_EXIST, SENDABLE, connect
+from pipeline.ledger.states import MAY_EXIST, SENDABLE
+from pipeline.ledger.status_cursor import StatusCursor
 from pipeline.ledger.statuses import STATUS_COLUMNS, Statuses
 from pipeline.ledger.tables import ADDED_COLUMNS, SCHEMA
 from pipeline.ledger.without_code import WithoutCode
@@ -89,9 +95,22 @@ __all__ = [
 DEFAULT_LEDGER = Path("outputs/ledger.sqlite")
 
 
-class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, WithoutCode, Overview):
+class Ledger(
+    Codes,
+    Statuses,
+    Runs,
+    SeamEvents,
+    Pins,
+    StatusCursor,
+    KnownTrouble,
+    Workspace,
+    Duplicates,
+    WithoutCode,
+    Overview,
+):
     """The ledger, in a SQLite file or a PostgreSQL database; open it with
-    ``await Ledger.open(location)`` and close it when done."""
+    ``async with await Ledger.open(location) as ledger:``, which closes it on the way out
+    (its queued changes committed first, also when the block is cancelled)."""
 
     @classmethod
     async def open(cls, path: LedgerLocation = DEFAULT_LEDGER) -> Self:
@@ -106,3 +125,9 @@ class Ledger(Codes, Statuses, Runs, SeamEvents, Pins, Workspace, Duplicates, Wit
         except (OSError, *DATABASE_ERRORS) as exc:
             raise open_failure(path, exc) from exc
         return cls(connection, path)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,5 +1,5 @@
 """The ledger's tables, as SQL: what a new ledger is made of (``SCHEMA``) and the columns added
-since the first release (``ADDED_COLUMNS``). ``schema`` opens a ledger with them."""
+since the first release (``ADDED_COLUMNS``). ``connect`` opens a ledger with them."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.ledger.codes import STAY_COLUMNS
+from pipeline.ledger.columns import STAY_COLUMNS
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import MAY_EXIST_SQL, timestamp
+from pipeline.ledger.states import MAY_EXIST_SQL, timestamp
 
 # What the ledger keeps of such a row (``without_code``'s columns, but the run and the time).
 WITHOUT_CODE_COLUMNS = (

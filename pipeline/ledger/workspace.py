@@ -8,10 +8,10 @@ code would look missing and every door empty, and a run would create again what 
 
 from __future__ import annotations
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.ledger.commits import GroupCommits
 from pipeline.ledger.dialects import Db
-from pipeline.ledger.schema import timestamp
+from pipeline.ledger.states import timestamp
 
 
 class Workspace(GroupCommits):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.doors import name_key_expr
-from pipeline.plan.reasons import (
+from pipeline.common.columns import CONTENT_COLUMNS
+from pipeline.common.names import name_key_expr
+from pipeline.common.reasons import (
     DUPLICATE_RESERVATION,
     DUPLICATE_RESERVATION_CONFLICT,
     EXCLUDED,
@@ -13,7 +14,6 @@ from pipeline.plan.reasons import (
     reject,
     text,
 )
-from pipeline.settings import CONTENT_COLUMNS
 
 
 def check_duplicates(frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.checks import SEE_DOORS, did_you_mean
-from pipeline.catalog.doors import name_key_expr
-from pipeline.plan.reasons import (
+from pipeline.catalog.checks import SEE_DOORS
+from pipeline.common.names import did_you_mean, name_key_expr
+from pipeline.common.reasons import (
     AMBIGUOUS_USER_LEVEL,
     MASTER_USER_LEVEL_UNSUPPORTED,
     NO_MATCHING_USER_LEVEL,

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.catalog.doors import DeviceCatalog, name_key, name_key_expr
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.names import name_key, name_key_expr
+from pipeline.common.reasons import is_open
+from pipeline.common.settings import Config
 from pipeline.plan.level_rejections import level_lists, reject_level_choices
-from pipeline.plan.reasons import is_open
 from pipeline.plan.rounding import (
     BIWEEKLY_DAYS,
     MEASURED,
@@ -19,7 +21,6 @@ from pipeline.plan.rounding import (
     stay_columns,
     stay_days,
 )
-from pipeline.settings import Config
 
 
 def _default_levels(frame: pl.DataFrame, config: Config) -> pl.DataFrame:

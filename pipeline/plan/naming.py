@@ -11,11 +11,8 @@ import string
 import polars as pl
 from polars_hash import NonCryptographicHashingNameSpace
 
-from pipeline.plan.reasons import text
-
-TAG_PREFIX = "opl-"
-# A tag as it appears inside a code's name (the prefix and 20 decimal digits).
-TAG_PATTERN = rf"{TAG_PREFIX}\d{{20}}"
+from pipeline.common.reasons import text
+from pipeline.common.tags import TAG_PREFIX
 
 
 def name_codes(frame: pl.DataFrame, template: str) -> pl.DataFrame:

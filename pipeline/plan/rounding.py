@@ -25,7 +25,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.catalog.doors import is_known_zone
-from pipeline.plan.reasons import is_open, note, text
+from pipeline.common.reasons import is_open, note, text
 
 SECONDS_PER_DAY = 86_400
 # How a rounded row's message begins (the summaries count those rows by it).

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.catalog.doors import DeviceCatalog, name_key
+from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.names import name_key
+from pipeline.common.settings import Config
 from pipeline.plan.stays import parse_stays
-from pipeline.settings import Config
 
 ALSO_FOR = "also_for"
 # Between the door names of one stay while its rows are gathered (no door name holds it).

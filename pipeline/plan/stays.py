@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.catalog.doors import is_known_zone
+from pipeline.common.stays import FIRST_YEAR, LAST_YEAR
 
 # What may follow the date: a time of day, then an optional offset.
 _TIME_PART = (
@@ -19,9 +20,6 @@ _TIME_PART = (
 # UTC offsets in use run from -12:00 to +14:00.
 MAX_OFFSET_MINUTES = 14 * 60
 STAY_FORMATS = "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (lock-local) or with an offset/Z, year 2000-2099"
-# The zone rules Polars carries stop applying daylight saving time in 2100, and no stay is
-# booked that far ahead (or before 2000): dates outside these years are refused.
-FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def parse_stays(frame: pl.DataFrame, column: str) -> pl.DataFrame:

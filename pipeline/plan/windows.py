@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipeline.catalog.doors import known_zones
-from pipeline.plan.reasons import NONEXISTENT_LOCAL_TIME, UNKNOWN_TIME_ZONE, reject, text
+from pipeline.common.reasons import NONEXISTENT_LOCAL_TIME, UNKNOWN_TIME_ZONE, reject, text
 
 
 def compute_windows(frame: pl.DataFrame, levels: pl.DataFrame) -> pl.DataFrame:

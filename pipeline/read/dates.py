@@ -22,14 +22,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipeline.errors import InputFileError
-from pipeline.input_settings import InputConfig
-from pipeline.plan.stays import FIRST_YEAR, LAST_YEAR
-from pipeline.settings import SPLIT_COLUMNS
+from pipeline.common.columns import SPLIT_COLUMNS
+from pipeline.common.errors import InputFileError
+from pipeline.common.input_settings import InputConfig
+from pipeline.common.stays import FIRST_YEAR, LAST_YEAR
 
 log = logging.getLogger(__name__)
 
-STAY_COLUMNS = ("check_in", "check_out")
+STAY_DATE_COLUMNS = ("check_in", "check_out")
 
 # Candidates when no format is configured, month-first and day-first alike, so that a column
 # holding only days up to 12 is found ambiguous instead of read either way. ``%B`` also reads
@@ -91,12 +91,12 @@ def normalise_stays(
     can be read two ways.
     """
     isos: dict[str, pl.Expr] = {}
-    for column in (*STAY_COLUMNS, *SPLIT_COLUMNS):
+    for column in (*STAY_DATE_COLUMNS, *SPLIT_COLUMNS):
         if column in frame.columns:
             is_time = column.endswith("_time")
             isos[column] = _to_iso(frame, column, settings, source, section, is_time=is_time)
     combined = []
-    for stay in STAY_COLUMNS:
+    for stay in STAY_DATE_COLUMNS:
         date_column = f"{stay}_date" if f"{stay}_date" in isos else stay
         date_iso = isos.get(date_column, pl.lit(None, pl.String))
         date = pl.coalesce(date_iso, pl.col(date_column)) if date_column in isos else date_iso

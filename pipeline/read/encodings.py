@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InputFileError
+from pipeline.common.errors import InputFileError
 from pipeline.read.misencoded import (
     UTF8_SEQUENCE,
     is_utf16_codec,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import polars as pl
 
-from pipeline.catalog.doors import name_key
+from pipeline.common.names import name_key
 
 log = logging.getLogger(__name__)
 

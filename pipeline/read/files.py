@@ -21,7 +21,9 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.errors import InputFileError
+from pipeline.common.columns import CANONICAL_COLUMNS
+from pipeline.common.errors import InputFileError
+from pipeline.common.settings import Config
 from pipeline.read.dates import normalise_stays
 from pipeline.read.encodings import DecodedExport, decode_export
 from pipeline.read.exclusions import EXCLUDED_COLUMN, mark_excluded, skip_columns
@@ -46,7 +48,6 @@ from pipeline.read.unreadable import (
     unreadable_skip,
 )
 from pipeline.read.workbooks import WORKBOOK_EXTENSIONS, read_workbook
-from pipeline.settings import CANONICAL_COLUMNS, Config
 
 log = logging.getLogger(__name__)
 

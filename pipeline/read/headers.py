@@ -8,10 +8,9 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.catalog.checks import did_you_mean
-from pipeline.catalog.doors import name_key
-from pipeline.errors import InputFileError
-from pipeline.settings import CANONICAL_COLUMNS, SPLIT_COLUMNS
+from pipeline.common.columns import CANONICAL_COLUMNS, SPLIT_COLUMNS
+from pipeline.common.errors import InputFileError
+from pipeline.common.names import did_you_mean, name_key
 
 log = logging.getLogger(__name__)
 

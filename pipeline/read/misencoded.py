@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
-from pipeline.errors import InputFileError
+from pipeline.common.errors import InputFileError
 
 # How many of a stretch's byte pairs hold a NUL in one place, and at most in the other, for
 # UTF-16 text: Latin letters are one byte and a NUL; digits, punctuation and spaces too.

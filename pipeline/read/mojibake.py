@@ -22,8 +22,8 @@ from __future__ import annotations
 import polars as pl
 from ftfy.badness import is_bad
 
-from pipeline.errors import InputFileError
-from pipeline.settings import CANONICAL_COLUMNS
+from pipeline.common.columns import CANONICAL_COLUMNS
+from pipeline.common.errors import InputFileError
 
 # The characters cp1252 gives bytes 0x80-0x9F (five of them are unassigned and read as the
 # C1 controls latin-1 gives every one of them), then 0xA0-0xBF, the same in both.

@@ -15,15 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import UsageError
-from pipeline.input_settings import (
+from pipeline.common.errors import UsageError
+from pipeline.common.input_settings import (
     INPUT_SECTION,
     InputConfig,
     columns_section,
     skip_section,
     source_section,
 )
-from pipeline.settings import Config
+from pipeline.common.settings import Config
 
 log = logging.getLogger(__name__)
 

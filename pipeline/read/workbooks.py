@@ -22,7 +22,7 @@ from pathlib import Path
 import fastexcel
 import polars as pl
 
-from pipeline.errors import InputFileError
+from pipeline.common.errors import InputFileError
 from pipeline.read.layout import HEADER_SEARCH_ROWS, find_header_row
 from pipeline.read.sources import FileSettings
 

@@ -12,8 +12,8 @@ it in.
 from __future__ import annotations
 
 from pipeline.apply.duplicates import FIX as DUPLICATE_FIX
+from pipeline.common import reasons
 from pipeline.ledger.events import PIN_CHANGED
-from pipeline.plan import reasons
 
 RERUN = "rerun apply"
 FIX_THE_ROW = "fix the booking in the property system or the export, then rerun apply"

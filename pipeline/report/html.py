@@ -22,9 +22,9 @@ import anyio.to_thread
 import polars as pl
 
 from pipeline.budget.limits import NEAR_FULL
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
+from pipeline.common.outputs import default_output_path, write_private_text
 from pipeline.report import page_data
-from pipeline.report.files import default_output_path, write_private_text
 from pipeline.report.page_data import PageData
 from pipeline.report.page_text import BIDI_CONTROLS, number
 from pipeline.report.people import NOBODY

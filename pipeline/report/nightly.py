@@ -27,8 +27,9 @@ from typing import Any
 import polars as pl
 
 from pipeline.apply.duplicates import describe, duplicate_table
+from pipeline.common.instants import parse_instant
+from pipeline.common.reasons import IN_THE_PAST
 from pipeline.ledger.store import Ledger
-from pipeline.plan.reasons import IN_THE_PAST
 from pipeline.report.fixes import SUPERSEDED
 from pipeline.report.people import needs_a_person
 
@@ -118,7 +119,7 @@ async def nightly_summary(
     now_codes = await ledger.trouble_now()
 
     def open_window(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [row for row in rows if _instant(row["ends_at"]) > now]
+        return [row for row in rows if parse_instant(row["ends_at"]) > now]
 
     attention = now_codes["attention"]
     orphaned = open_window(now_codes["orphaned"])
@@ -226,7 +227,3 @@ def _row_key(row: dict[str, Any]) -> str:
     """A rejected or failed row, the same each night it fails the same way."""
     door = row.get("door_name") or row.get("device_id") or "(no door)"
     return f"{row.get('reservation_id')} on {door}: {row.get('reason')}"
-
-
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -24,7 +24,8 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.plan.reasons import OUTCOME_UNKNOWN
+from pipeline.common.instants import parse_instant
+from pipeline.common.reasons import OUTCOME_UNKNOWN
 from pipeline.report.fixes import ORPHANED, SUPERSEDED, fix_for
 from pipeline.report.pins import guest_from_name, stay_has_ended
 
@@ -72,7 +73,7 @@ def needs_a_person(
         lines.append(_without_code(row))
     guests = {code["idempotency_tag"]: _guest(code) for code in codes}
     for code in codes:
-        if _instant(code["ends_at"]) > now:
+        if parse_instant(code["ends_at"]) > now:
             lines.extend(_code_problems(code))
     for row in duplicates.iter_rows(named=True):
         tag = row["idempotency_tag"]
@@ -177,7 +178,3 @@ def _line(
 
 def _guest(code: dict[str, Any]) -> str | None:
     return code.get("guest_name") or guest_from_name(code)
-
-
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -42,13 +42,14 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from pipeline.apply.duplicates import describe
-from pipeline.csvfiles import write_csv
-from pipeline.errors import UsageError
-from pipeline.job_settings import PinsConfig
+from pipeline.common.csvfiles import write_csv
+from pipeline.common.errors import UsageError
+from pipeline.common.instants import as_instant, parse_instant
+from pipeline.common.job_settings import PinsConfig
+from pipeline.common.outputs import check_output_folder, default_output_path, write_private
+from pipeline.common.reasons import DUPLICATE_ON_DOOR, IN_THE_PAST, OUTCOME_UNKNOWN
 from pipeline.ledger.events import PIN_CHANGED
 from pipeline.ledger.store import Ledger
-from pipeline.plan.reasons import DUPLICATE_ON_DOOR, IN_THE_PAST, OUTCOME_UNKNOWN
-from pipeline.report.files import check_output_folder, default_output_path, write_private
 from pipeline.report.fixes import fix_for
 
 PIN_FORMATS = ("csv", "parquet", "json")
@@ -159,7 +160,7 @@ def _code_row(
     row: dict[str, Any], doubled: dict[str, str], now: dt.datetime
 ) -> dict[str, Any] | None:
     """A code that exists or may exist, as the hand-off lists it (None: its window has ended)."""
-    if _instant(row["ends_at"]) <= now:
+    if parse_instant(row["ends_at"]) <= now:
         return None
     why = why_not_ready(row)
     return {
@@ -175,7 +176,7 @@ def _code_row(
         "why_not_ready": why,
         "access_code_id": row["access_code_id"],
         "changed_at": max(
-            (_instant(at) for at in (row["updated_at"], row["status_changed_at"]) if at),
+            (parse_instant(at) for at in (row["updated_at"], row["status_changed_at"]) if at),
             default=None,
         ),
         "warning": doubled.get(row["idempotency_tag"]),
@@ -208,7 +209,7 @@ def _row_without_code(row: dict[str, Any], now: dt.datetime) -> dict[str, Any] |
         "ready": False,
         "why_not_ready": why,
         "access_code_id": None,
-        "changed_at": _instant(row["recorded_at"]),
+        "changed_at": parse_instant(row["recorded_at"]),
         "warning": None,
     }
 
@@ -217,7 +218,7 @@ def stay_has_ended(row: dict[str, Any], now: dt.datetime) -> bool:
     """Whether a row without a code (``rows_without_code``) is of a stay that has ended: it is
     ``in_the_past``, or its check-out is an instant before ``now`` (a booking on no known door
     may have only its local time, which can't tell)."""
-    ends = _maybe_instant(row["check_out"])
+    ends = as_instant(row["check_out"])
     return row["reason"] == IN_THE_PAST or (ends is not None and ends <= now)
 
 
@@ -316,17 +317,3 @@ def write_pins(table: pl.DataFrame, fmt: str, out: Path | None, *, now: dt.datet
         return write_private(out, write)
     except OSError as exc:
         raise UsageError(f"the pins can't be written to {out}: {exc.strerror or exc}") from exc
-
-
-def _instant(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def _maybe_instant(text: str | None) -> dt.datetime | None:
-    """``text`` as an instant when it is one (with its offset), else None (a local time or a
-    date of a booking whose door or zone isn't known)."""
-    try:
-        instant = dt.datetime.fromisoformat((text or "").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return instant if instant.tzinfo is not None else None

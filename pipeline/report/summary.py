@@ -37,10 +37,10 @@ import polars as pl
 from pipeline.apply.duplicates import duplicate_table
 from pipeline.apply.run import OUTCOMES
 from pipeline.budget.limits import BudgetCheck, budget_usage, is_near_full, iso_instant
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
+from pipeline.common.reasons import EXCLUDED
 from pipeline.ledger.runs import RUN_COLUMNS, ReportRows
 from pipeline.ledger.store import STAY_COLUMNS, Ledger
-from pipeline.plan.reasons import EXCLUDED
 from pipeline.report.people import NEEDS_A_PERSON_SCHEMA, needs_a_person
 
 CODE_STATUSES = ("set", "setting", "unset")

@@ -3,7 +3,7 @@ failure modes the pipeline meets in production, as a real HTTP server (uvicorn) 
 (``httpx.ASGITransport``), with the events of each code's lifecycle (``/events/list``) and
 Svix-signed webhooks for them. It imports nothing from the pipeline's client (it posts its
 webhooks with its own httpx client); its ``--door-rate`` is read as apply reads it
-(``pipeline.settings.parse_rate``).
+(``pipeline.common.rates.Rate.parse``).
 """
 
 from pipeline.sandbox.app import DroppedConnection, create_app

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from pipeline.common.rates import Rate
 from pipeline.sandbox.handlers import catch_up
 from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState
 from pipeline.sandbox.webhooks import WebhookSender, WebhookSettingError, WebhookSettings
@@ -135,7 +136,7 @@ def control_routes(
             faults.revoked_keys.add(str(key))
         if "door_rate" in body:
             rate = body["door_rate"]
-            state.door_rate = None if rate is None else (int(rate[0]), float(rate[1]))
+            state.door_rate = None if rate is None else Rate(int(rate[0]), float(rate[1]))
             state.door_windows = {}
         return JSONResponse(
             {

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.common.instants import as_instant
+
 CREATED = "access_code.created"
 SCHEDULED = "access_code.scheduled_on_device"
 SET = "access_code.set_on_device"
@@ -143,14 +145,8 @@ def read_query(body: dict[str, Any]) -> EventQuery:
 
 
 def _instant(value: Any, name: str) -> dt.datetime:
-    if isinstance(value, str):
-        try:
-            instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            if instant.tzinfo is not None:
-                return instant
+    if (instant := as_instant(value)) is not None:
+        return instant
     raise BadQuery(name, f"{value!r} is not an ISO 8601 instant with an offset (or Z)")
 
 

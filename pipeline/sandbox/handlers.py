@@ -16,9 +16,9 @@ from pipeline.sandbox.rules import (
     ROUNDING,
     RuleViolation,
     check_duration,
+    check_instant,
     check_window,
     match_slot,
-    parse_instant,
 )
 from pipeline.sandbox.state import WORKSPACE_ID, Code, Faults, SandboxState, SlidingWindow
 
@@ -209,8 +209,8 @@ def _create(
         raise _invalid("max_time_rounding", "must be one of 1hour, 1h, 1day, 1d")
     window = None if rate_counted else _door_rate_window(state, device_id, now_mono)
     try:
-        starts_at = parse_instant(body.get("starts_at"), "starts_at")
-        ends_at = parse_instant(body.get("ends_at"), "ends_at")
+        starts_at = check_instant(body.get("starts_at"), "starts_at")
+        ends_at = check_instant(body.get("ends_at"), "ends_at")
         check_window(starts_at, ends_at, now)
         match = match_slot(state.slots[device_id], starts_at, ends_at, ROUNDING[rounding_name])
         # The lock keeps the level's window (in the level's zone): that is what must fit.

@@ -100,7 +100,7 @@ def _clock(text: str) -> tuple[dt.time, str | None]:
     return dt.time(int(hour), int(minute), int(second or 0)), zone
 
 
-def parse_instant(value: Any, field: str) -> dt.datetime:
+def check_instant(value: Any, field: str) -> dt.datetime:
     """An ISO 8601 instant with an offset (or Z); raises RuleViolation."""
     if not isinstance(value, str):
         raise RuleViolation(f"{field} is required for an offline access code")

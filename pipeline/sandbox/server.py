@@ -13,10 +13,10 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate
 from pipeline.sandbox.app import DroppedConnection, create_app
 from pipeline.sandbox.state import Faults, SandboxState
 from pipeline.sandbox.webhooks import WebhookSender, WebhookSettings
-from pipeline.settings import SEAM_DOOR_LIMIT
 
 DEFAULT_DEVICES = Path("inputs/sandbox-devices.json")
 
@@ -30,14 +30,14 @@ def parse_latency(text: str) -> tuple[float, float]:
 def build_sandbox(
     devices: Path = DEFAULT_DEVICES,
     *,
-    door_rate: tuple[int, float] | None = SEAM_DOOR_LIMIT,
+    door_rate: Rate | None = SEAM_DOOR_RATE,
     global_rate: float | None = None,
     faults: Faults | None = None,
     seed: int = 0,
     webhooks: WebhookSettings | None = None,
 ) -> tuple[SandboxState, Starlette]:
     """Load the device file and build the state and its app. ``door_rate`` is creates per
-    door as ``pipeline.settings.parse_rate`` reads ``--door-rate`` (None: no limit);
+    door as ``pipeline.common.rates.Rate.parse`` reads ``--door-rate`` (None: no limit);
     ``webhooks`` where the events are posted (default: nowhere)."""
     payload = json.loads(devices.read_text(encoding="utf-8"))
     state = SandboxState.from_payload(

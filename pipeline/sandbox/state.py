@@ -14,6 +14,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.common.rates import SEAM_DOOR_RATE, Rate
 from pipeline.sandbox.events import CREATED, FAILED_TO_SET, SCHEDULED, SET, EventLog
 from pipeline.sandbox.rules import Slot, read_slots
 
@@ -189,7 +190,7 @@ class SandboxState:
     slots: dict[str, list[Slot]]
     code_limits: dict[str, int]
     stuck_devices: set[str]
-    door_rate: tuple[int, float] | None
+    door_rate: Rate | None
     global_rate: float | None
     seed: int
     clock: SandboxClock = field(default_factory=SandboxClock)
@@ -215,7 +216,7 @@ class SandboxState:
         cls,
         payload: dict[str, Any],
         *,
-        door_rate: tuple[int, float] | None = (10, 60.0),
+        door_rate: Rate | None = SEAM_DOOR_RATE,
         global_rate: float | None = None,
         seed: int = 0,
     ) -> SandboxState:

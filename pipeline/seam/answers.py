@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.common.errors import SeamError, SeamUnavailableError
 from pipeline.seam.models import AccessCode, Pagination
 
 log = logging.getLogger(__name__)

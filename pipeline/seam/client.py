@@ -29,8 +29,9 @@ import stamina
 from pydantic import ValidationError
 
 from pipeline import __version__
-from pipeline.endpoints import check_endpoint
-from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.common.endpoints import check_endpoint
+from pipeline.common.errors import SeamError, SeamUnavailableError
+from pipeline.common.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
 from pipeline.seam.answers import (
     MAX_WAIT_SECONDS,
     READ_WAIT_MAX,
@@ -44,7 +45,6 @@ from pipeline.seam.answers import (
     read_retry_wait,
 )
 from pipeline.seam.models import AccessCode, Device
-from pipeline.settings import DEFAULT_ENDPOINT, SeamCredentials, first_problem
 
 # Names other modules import from here (the answers' types live in ``answers``).
 __all__ = [

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from pipeline.errors import PipelineError
+from pipeline.common.errors import PipelineError
 from pipeline.ledger.events import EventOutcome, SeamEvent
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import Ledger
@@ -73,17 +73,16 @@ class WebhookReceiver:
     async def accepting(self) -> AsyncIterator[None]:
         """Accept deliveries for the block, with the ledger open. Raises as ``Ledger.open``
         does when it can't be opened."""
-        ledger = await Ledger.open(self.ledger_path)
-        try:
-            async with anyio.create_task_group() as tasks:
-                self._ledger, self._tasks = ledger, tasks
-                try:
-                    yield
-                finally:
-                    self._tasks = None
-        finally:
-            self._ledger = None
-            await ledger.close()
+        async with await Ledger.open(self.ledger_path) as ledger:
+            try:
+                async with anyio.create_task_group() as tasks:
+                    self._ledger, self._tasks = ledger, tasks
+                    try:
+                        yield
+                    finally:
+                        self._tasks = None
+            finally:
+                self._ledger = None
 
     async def receive(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
         """The HTTP status and JSON answer for one delivery (see the module's table). Never

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import anyio
 import uvicorn
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.webhooks import guard
 from pipeline.webhooks.app import WebhookReceiver, create_app
 from pipeline.webhooks.guard import GuardedH11Protocol, quiet_out_of_descriptors

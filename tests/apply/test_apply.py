@@ -16,11 +16,11 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
-from pipeline.errors import RunStopped
-from pipeline.report.output import ApplyProgress
+from pipeline.cli.progress import ApplyProgress
+from pipeline.common.errors import RunStopped
+from pipeline.common.rates import Rate
 from pipeline.sandbox import Faults
 from tests.apply_helpers import API_KEY, start_sandbox
 from tests.generate import make_devices, make_stays

@@ -18,14 +18,14 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.apply.pacing import Rate
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.apply.scheduler import PREPARE_LEAD
-from pipeline.interrupts import Interrupt
+from pipeline.common.interrupts import Interrupt
+from pipeline.common.rates import Rate
+from pipeline.common.settings import BudgetOptions
 from pipeline.sandbox import Faults
 from pipeline.sandbox.handlers import carry_out_late_creates
-from pipeline.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
 

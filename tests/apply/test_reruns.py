@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from pipeline.cli.parser import build_parser
-from pipeline.settings import BudgetOptions
+from pipeline.common.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox, orphaned_reservations
 
 pytestmark = pytest.mark.virtual_time

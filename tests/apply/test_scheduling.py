@@ -13,16 +13,10 @@ from collections.abc import Callable
 import anyio
 import pytest
 
-from pipeline.apply.pacing import (
-    GLOBAL_PACE_MARGIN,
-    DoorPace,
-    GlobalPace,
-    LearntRate,
-    Rate,
-    backoff,
-)
+from pipeline.apply.pacing import GLOBAL_PACE_MARGIN, DoorPace, GlobalPace, LearntRate, backoff
 from pipeline.apply.scheduler import PREPARE_LEAD, DoorScheduler, Job, Outcome
-from pipeline.errors import RunStopped, UsageError
+from pipeline.common.errors import RunStopped, UsageError
+from pipeline.common.rates import Rate
 from tests.virtual_time import virtual_backend
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]

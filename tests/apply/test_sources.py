@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.apply.run import ApplySettings
 from pipeline.commands import ApplyRun, apply_files
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from tests.apply_helpers import SandboxRun, orphaned_reservations, start_sandbox
 from tests.generate import make_devices
 

@@ -17,7 +17,7 @@ import stamina
 
 from pipeline.apply.policy import CreatePolicy, ProgressWatch
 from pipeline.apply.run import ApplySettings
-from pipeline.errors import SeamError
+from pipeline.common.errors import SeamError
 from pipeline.seam.answers import RetryableRead, read_retry_wait
 from tests.apply_helpers import start_sandbox
 from tests.generate import make_devices, make_stays

@@ -22,7 +22,7 @@ import pytest
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings
 from pipeline.apply.workspace import lock_file, run_directory, workspace_lock
-from pipeline.errors import RunLocked, RunStopped, UsageError
+from pipeline.common.errors import RunLocked, RunStopped, UsageError
 from pipeline.sandbox import Faults
 from pipeline.sandbox.state import WORKSPACE_ID
 from tests.apply_helpers import SandboxRun, start_sandbox

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.budget.limits import EXISTING_SCHEMA, BudgetCheck, check_budgets
-from pipeline.settings import BudgetConfig
+from pipeline.common.settings import BudgetConfig
 
 BASE = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
 PLAN_SCHEMA = dict.fromkeys(

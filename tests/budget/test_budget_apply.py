@@ -15,11 +15,11 @@ import httpx
 import polars as pl
 import pytest
 
-from pipeline.apply.pacing import Rate
 from pipeline.apply.run import ApplySettings
 from pipeline.cli import main
-from pipeline.errors import UsageError
-from pipeline.settings import BudgetOptions
+from pipeline.common.errors import UsageError
+from pipeline.common.rates import Rate
+from pipeline.common.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices, make_stays
 from tests.paths import ROOT, SANDBOX_DEVICES

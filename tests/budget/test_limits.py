@@ -15,10 +15,11 @@ import pytest
 
 from pipeline.budget.limits import EXISTING_SCHEMA, door_budgets
 from pipeline.budget.usage import existing_codes as existing_codes_of
-from pipeline.catalog.doors import DOOR_SCHEMA, name_key
-from pipeline.errors import ConfigError, UsageError
+from pipeline.catalog.doors import DOOR_SCHEMA
+from pipeline.common.errors import ConfigError, UsageError
+from pipeline.common.names import name_key
+from pipeline.common.settings import BudgetConfig
 from pipeline.seam.models import AccessCode
-from pipeline.settings import BudgetConfig
 from tests.budget.helpers import (
     codes,
     door_row,

@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.catalog.checks import check_config
 from pipeline.cli import main
-from pipeline.errors import ConfigError
-from pipeline.settings import Config, load_config
+from pipeline.common.errors import ConfigError
+from pipeline.common.settings import Config, load_config
 from tests.paths import ROOT, SANDBOX_DEVICES
 
 SAMPLE = ROOT / "inputs" / "reservations-sample.csv"

@@ -11,13 +11,14 @@ from rich.console import Console
 
 from pipeline import commands
 from pipeline.cli import main
-from pipeline.report.output import print_doors
+from pipeline.cli.output import print_doors
 from tests.paths import SANDBOX_DEVICES
 
 DEVICES = ["doors", "--devices", str(SANDBOX_DEVICES)]
 HAUPTEINGANG_ID = "5a8950cc-5c88-56a3-b8a7-1cb17456c161"
 HAUPTEINGANG = f'"Alpenhof","Haupteingang","{HAUPTEINGANG_ID}","Europe/Berlin","false"'
-# Text cells quoted, numbers (the prefix) and empty cells as they are (``pipeline.csvfiles``).
+# Text cells quoted, numbers (the prefix) and empty cells as they are
+# (``pipeline.common.csvfiles``).
 CSV_HEAD = [
     '"site_name","door_name","device_id","zone","can_program_offline",'
     '"user_level","prefix","check_in","check_out","flags"',

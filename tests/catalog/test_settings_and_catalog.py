@@ -11,10 +11,8 @@ import pytest
 
 from pipeline.catalog.doors import DeviceCatalog, parse_time_of_day, read_device_file
 from pipeline.cli import main
-from pipeline.errors import ConfigError, DeviceDataError, SeamUnavailableError
-from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
-from pipeline.seam.client import SeamClient
-from pipeline.settings import (
+from pipeline.common.errors import ConfigError, DeviceDataError, SeamUnavailableError
+from pipeline.common.settings import (
     BudgetConfig,
     BudgetOptions,
     Config,
@@ -22,6 +20,8 @@ from pipeline.settings import (
     load_config,
     load_credentials,
 )
+from pipeline.sandbox import Faults, build_sandbox, serve_in_thread
+from pipeline.seam.client import SeamClient
 from tests.generate import make_door, make_level
 from tests.paths import SANDBOX_DEVICES
 

@@ -19,9 +19,9 @@ import pytest
 
 from pipeline.apply.policy import CreatePolicy
 from pipeline.apply.run import ApplySettings, apply_plan, apply_session
+from pipeline.common.settings import SeamCredentials
 from pipeline.ledger.location import PostgresLedger
 from pipeline.sandbox import Faults
-from pipeline.settings import SeamCredentials
 from tests.apply_helpers import API_KEY
 from tests.generate import make_devices, make_stays
 from tests.ledger.helpers import query

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import LedgerError
+from pipeline.common.errors import LedgerError
 from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults, SandboxState, create_app
 from pipeline.sandbox.server import serve_in_thread

@@ -13,7 +13,7 @@ import sys
 import anyio
 import pytest
 
-from pipeline.errors import LedgerError, UsageError
+from pipeline.common.errors import LedgerError, UsageError
 from pipeline.ledger.dialects import SqliteDb
 from pipeline.ledger.store import RESULT_COLUMNS, Ledger, LedgerCode, fill_keys
 from pipeline.seam.client import Exchange

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.ledger.location import PostgresLedger, ledger_from_environment, parse_ledger
 
 

@@ -17,7 +17,7 @@ import anyio
 import polars as pl
 import pytest
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.ledger.lock import RunLocked, run_lock
 from pipeline.ledger.store import Ledger
 from pipeline.sandbox import Faults

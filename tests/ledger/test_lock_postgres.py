@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import LedgerError, RunLocked, UsageError
+from pipeline.common.errors import LedgerError, RunLocked, UsageError
 from pipeline.ledger.location import PostgresLedger
 from pipeline.ledger.lock import run_lock, unfinished_apply_run
 from pipeline.ledger.postgres import application_name

@@ -11,7 +11,7 @@ import psycopg
 import psycopg.errors
 import pytest
 
-from pipeline.errors import LedgerError, UsageError
+from pipeline.common.errors import LedgerError, UsageError
 from pipeline.ledger.location import parse_ledger
 from pipeline.ledger.postgres import (
     application_name,

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from pipeline.errors import UsageError
+from pipeline.common.errors import UsageError
 from pipeline.ledger.store import STATUS_COLUMNS, Ledger
 from pipeline.report.summary import make_report
 from tests.ledger.helpers import access_code, planned, rows

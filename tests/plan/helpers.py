@@ -8,8 +8,9 @@ from typing import Any
 import polars as pl
 
 from pipeline.catalog.doors import DeviceCatalog
+from pipeline.common.columns import CANONICAL_COLUMNS
+from pipeline.common.settings import Config
 from pipeline.plan.planner import plan_reservations
-from pipeline.settings import CANONICAL_COLUMNS, Config
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 # A site of the sample device file, and a stay there (dates only).

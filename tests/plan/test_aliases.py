@@ -3,7 +3,7 @@ level that matches nothing."""
 
 from __future__ import annotations
 
-from pipeline.settings import Config, DoorsConfig, UserLevelDefaults
+from pipeline.common.settings import Config, DoorsConfig, UserLevelDefaults
 from tests.plan.helpers import HV, STAY, plan
 
 CABIN_1 = "9717fa16-ebda-512b-b038-4e4079b39b52"  # Lakeside Lodge's Cabin 1 in the sample

@@ -3,7 +3,7 @@ when nothing matches."""
 
 from __future__ import annotations
 
-from pipeline.settings import Config, UserLevelDefaults
+from pipeline.common.settings import Config, UserLevelDefaults
 from tests.plan.helpers import HV, STAY, plan
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.common.settings import Config
 from pipeline.plan.planner import plan_reservations
-from pipeline.settings import Config
 from tests.plan.helpers import HV, NOW, STAY, plan, reservations
 
 # Each row: what the input says, then the reason it must get (None: planned).

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.catalog.doors import read_device_file
+from pipeline.common.settings import Config, UserLevelDefaults
 from pipeline.plan.planner import PLAN_COLUMNS, plan_reservations
-from pipeline.settings import Config, UserLevelDefaults
 from tests.paths import SANDBOX_DEVICES
 from tests.plan.helpers import NOW, reservations
 from tests.properties import property_settings

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.catalog.doors import DeviceCatalog
-from pipeline.errors import ConfigError
+from pipeline.common.errors import ConfigError
+from pipeline.common.settings import Config, PlanConfig, UserLevelDefaults, load_config
 from pipeline.plan.planner import plan_reservations
-from pipeline.settings import Config, PlanConfig, UserLevelDefaults, load_config
 from tests.generate import make_door, make_level
 from tests.plan.helpers import NOW, plan, reservations
 from tests.properties import property_settings

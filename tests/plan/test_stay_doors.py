@@ -3,7 +3,7 @@ every stay at a door or site also needs (``[doors.also]``, e.g. a building's ent
 
 from __future__ import annotations
 
-from pipeline.settings import Config, DoorsConfig, UserLevelDefaults
+from pipeline.common.settings import Config, DoorsConfig, UserLevelDefaults
 from tests.plan.helpers import HV, STAY, plan
 
 ROOM = {"reservation_id": "G1", **HV, **STAY, "user_level": "1"}

@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from pipeline.errors import InputFileError
-from pipeline.input_settings import INPUT_SECTION, InputConfig
+from pipeline.common.errors import InputFileError
+from pipeline.common.input_settings import INPUT_SECTION, InputConfig
 from pipeline.plan.stays import parse_stays
 from pipeline.read.dates import normalise_stays
 

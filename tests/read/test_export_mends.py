@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from pipeline.catalog.checks import check_config
-from pipeline.errors import ConfigError
-from pipeline.settings import Config, load_config
+from pipeline.common.errors import ConfigError
+from pipeline.common.settings import Config, load_config
 
 LEVEL = '[user_levels.sites]\n"Harbor View" = "Guest 3:30pm-10:30am"\n'
 HEADER = "reservation_id,site_name,door_name,check_in,check_out"

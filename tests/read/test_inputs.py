@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
+from pipeline.common.settings import Config
 from pipeline.read.files import read_reservations
-from pipeline.settings import Config
 from tests.paths import ROOT, SANDBOX_DEVICES
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,user_level"

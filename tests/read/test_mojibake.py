@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import InputFileError
+from pipeline.common.errors import InputFileError
+from pipeline.common.settings import Config
 from pipeline.read.files import read_reservations
-from pipeline.settings import Config
 from tests.read.xlsx import write_xlsx
 
 HEADER = "reservation_id,site_name,door_name,check_in,check_out,guest_name"

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import ConfigError
-from pipeline.settings import load_config
+from pipeline.common.errors import ConfigError
+from pipeline.common.settings import load_config
 from tests.paths import EXPORTS_PAGE, ROOT
 from tests.read.test_exports import pms_example
 

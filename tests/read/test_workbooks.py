@@ -8,8 +8,8 @@ import datetime as dt
 
 import pytest
 
+from pipeline.common.settings import Config
 from pipeline.read.files import read_reservations
-from pipeline.settings import Config
 from tests.read.ods import write_ods
 from tests.read.xlsx import write_xlsx
 

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from pipeline.commands import ApplyRun
-from pipeline.settings import BudgetOptions
+from pipeline.common.settings import BudgetOptions
 from tests.apply_helpers import SandboxRun, start_sandbox
 from tests.generate import make_devices
 from tests.report.helpers import move_sandbox_clock_to, refresh

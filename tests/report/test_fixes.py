@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.common import reasons
 from pipeline.ledger.events import PIN_CHANGED
-from pipeline.plan import reasons
 from pipeline.report.fixes import FIXES, ORPHANED, SUPERSEDED, fix_for
 
 # Reason codes of rows that went as they should, or were set aside on purpose: no one acts.

@@ -18,12 +18,12 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.commands import export_report, report_files
+from pipeline.common.settings import BudgetOptions
 from pipeline.ledger.store import Ledger
 from pipeline.report import charts, page_data
 from pipeline.report.page_data import NEEDS_A_PERSON, READY, WAITING, PageData, gather_page_data
 from pipeline.report.page_text import BIDI_CONTROLS, PIN_REMOVED
 from pipeline.report.summary import make_report
-from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox
 from tests.generate_ledger import fill_ledger
 from tests.ledger.helpers import query

@@ -14,8 +14,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.commands import report_files
+from pipeline.common.settings import BudgetOptions
 from pipeline.report.summary import SECTIONS
-from pipeline.settings import BudgetOptions
 from tests.apply_helpers import one_door_sandbox, start_sandbox
 from tests.generate import make_devices
 from tests.report.helpers import earliest_start, move_sandbox_clock_to, refresh

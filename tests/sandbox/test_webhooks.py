@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import UsageError
-from pipeline.options import SandboxOptions
+from pipeline.commands.options import SandboxOptions
+from pipeline.common.errors import UsageError
 from pipeline.sandbox import WebhookSender, WebhookSettings
 from pipeline.sandbox.webhooks import RETRY_SCHEDULE, sign, signing_key
 from tests.sandbox.events_helpers import CABIN, create_stay, list_events

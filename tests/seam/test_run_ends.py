@@ -19,11 +19,11 @@ import stamina
 from anyio.abc import SocketStream
 
 from pipeline.cli import main
-from pipeline.errors import ConfigError, SeamUnavailableError
+from pipeline.common.errors import ConfigError, SeamUnavailableError
+from pipeline.common.settings import SeamCredentials
 from pipeline.seam import answers as seam
 from pipeline.seam.answers import MAX_WAIT_SECONDS, clamp_wait
 from pipeline.seam.client import SeamClient
-from pipeline.settings import SeamCredentials
 from tests.paths import ROOT
 from tests.servers import server
 

@@ -11,10 +11,10 @@ import pytest
 from anyio.abc import SocketStream
 
 from pipeline import __version__
-from pipeline.errors import SeamError, SeamUnavailableError
+from pipeline.common.errors import SeamError, SeamUnavailableError
+from pipeline.common.settings import SeamCredentials
 from pipeline.seam.client import SeamClient
 from pipeline.seam.models import AccessCode
-from pipeline.settings import SeamCredentials
 from tests.servers import Handler, server
 
 pytestmark = pytest.mark.anyio
