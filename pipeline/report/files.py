@@ -65,11 +65,28 @@ def check_output_folder(folder: Path) -> None:
     os.unlink(probe)
 
 
+# The endings of a file of each format we write one file of, the first the one to suggest.
+FILE_EXTENSIONS = {"html": (".html", ".htm")}
+
+
 def _check_extension(path: Path) -> None:
     if path.suffix.lower() not in TABLE_EXTENSIONS:
         raise UsageError(
             f"output file {path} has extension {path.suffix!r}",
             hint="use .csv, .parquet or .jsonl",
+        )
+
+
+def check_file_extension(out: Path, fmt: str) -> None:
+    """Refuse (UsageError, exit 2) a file ``out`` whose name says another format than the
+    ``fmt`` it would hold: a file named for one format opens as neither (Excel refuses a CSV
+    named ``.xlsx``)."""
+    wanted = FILE_EXTENSIONS.get(fmt, (f".{fmt}",))
+    if out.suffix.lower() not in wanted:
+        said = f"extension {out.suffix!r}" if out.suffix else "no extension"
+        raise UsageError(
+            f"--out {out} has {said}, but the file would be {fmt}",
+            hint=f"end its name in {wanted[0]}, or choose the format with --format",
         )
 
 
@@ -144,6 +161,8 @@ def check_report_path(out: Path, fmt: str) -> None:
         raise UsageError("--out needs --format csv, parquet, json or html")
     if fmt in REPORT_FILE_FORMATS and out.is_dir():
         raise UsageError(f"--out {out} is a folder", hint=f"--format {fmt} writes one file")
+    if fmt in REPORT_FILE_FORMATS:
+        check_file_extension(out, fmt)
     if fmt not in REPORT_FILE_FORMATS and out.exists() and not out.is_dir():
         raise UsageError(
             f"--out {out} is a file",
