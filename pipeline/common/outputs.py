@@ -60,6 +60,23 @@ def check_output_folder(folder: Path) -> None:
     os.unlink(probe)
 
 
+# The endings of a file of each format we write one file of, the first the one to suggest.
+FILE_EXTENSIONS = {"html": (".html", ".htm")}
+
+
+def check_file_extension(out: Path, fmt: str) -> None:
+    """Refuse (UsageError, exit 2) a file ``out`` whose name says another format than the
+    ``fmt`` it would hold: a file named for one format opens as neither (Excel refuses a CSV
+    named ``.xlsx``)."""
+    wanted = FILE_EXTENSIONS.get(fmt, (f".{fmt}",))
+    if out.suffix.lower() not in wanted:
+        said = f"extension {out.suffix!r}" if out.suffix else "no extension"
+        raise UsageError(
+            f"--out {out} has {said}, but the file would be {fmt}",
+            hint=f"end its name in {wanted[0]}, or choose the format with --format",
+        )
+
+
 def _check_extension(path: Path) -> None:
     if path.suffix.lower() not in TABLE_EXTENSIONS:
         raise UsageError(

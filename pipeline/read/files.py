@@ -95,13 +95,22 @@ def check_input_file(path: Path) -> None:
     it is instead: missing, a directory, a FIFO (never opened: reading one would wait for a
     writer), a symlink loop or a broken symlink, a name that isn't UTF-8."""
     try:
-        mode = path.stat().st_mode
+        stats = path.stat()
     except OSError as exc:
-        raise InputFileError(f"reservation file {path} {_stat_problem(path, exc)}") from exc
+        raise InputFileError(
+            f"reservation file {path} {_stat_problem(path, exc)}",
+            hint="check the path, and that tonight's export was written",
+        ) from exc
+    mode = stats.st_mode
     kind = _not_a_file(mode)
     if kind is not None:
         raise InputFileError(
             f"reservation file {path} is {kind}", hint="give a CSV, Parquet or workbook file"
+        )
+    if stats.st_size == 0:
+        raise InputFileError(
+            f"reservation file {path} is empty",
+            hint="export it again from the property system: it wrote nothing",
         )
     try:
         str(path).encode("utf-8")

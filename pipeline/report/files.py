@@ -14,6 +14,7 @@ from pipeline.catalog.listing import DOOR_FORMATS, doors_json
 from pipeline.common.csvfiles import write_csv
 from pipeline.common.errors import UsageError
 from pipeline.common.outputs import (
+    check_file_extension,
     check_output_folder,
     default_output_path,
     write_private,
@@ -47,6 +48,8 @@ def check_report_path(out: Path, fmt: str) -> None:
         raise UsageError("--out needs --format csv, parquet, json or html")
     if fmt in REPORT_FILE_FORMATS and out.is_dir():
         raise UsageError(f"--out {out} is a folder", hint=f"--format {fmt} writes one file")
+    if fmt in REPORT_FILE_FORMATS:
+        check_file_extension(out, fmt)
     if fmt not in REPORT_FILE_FORMATS and out.exists() and not out.is_dir():
         raise UsageError(
             f"--out {out} is a file",

@@ -24,7 +24,9 @@ check-in), and neither Seam nor ``status`` reports a problem with it; otherwise
 A ``needs_attention: pin_changed`` row names both PINs: the one recorded, and the one a webhook
 event gave since. ``warning`` says what a person should know of a PIN that may be sent:
 ``duplicate_on_door`` when more than one code on the door carries the reservation's tag, with
-each code's PIN (every one opens the door until the window ends).
+each code's PIN (every one opens the door until the window ends); ``other_door_not_ready`` when
+another door of the same stay (a group's other room, the building's entrance) has no ready
+code, naming it and why: send the PINs together, once every door of the stay is ready.
 
 ``check_in`` / ``check_out`` are the code's window on the lock's clock with its offset (for a
 row without a code: its planned window, else the booking's times as the export gave them);
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -46,7 +49,12 @@ from pipeline.common.csvfiles import write_csv
 from pipeline.common.errors import UsageError
 from pipeline.common.instants import as_instant, parse_instant
 from pipeline.common.job_settings import PinsConfig
-from pipeline.common.outputs import check_output_folder, default_output_path, write_private
+from pipeline.common.outputs import (
+    check_file_extension,
+    check_output_folder,
+    default_output_path,
+    write_private,
+)
 from pipeline.common.reasons import DUPLICATE_ON_DOOR, IN_THE_PAST, OUTCOME_UNKNOWN
 from pipeline.ledger.events import PIN_CHANGED
 from pipeline.ledger.store import Ledger
@@ -68,13 +76,17 @@ PIN_COLUMNS = {
     "why_not_ready": pl.String,
     "access_code_id": pl.String,
     "changed_at": pl.String,  # when the PIN or status last changed (UTC)
-    "warning": pl.String,  # duplicate_on_door: other codes of the tag, with their PINs
+    "warning": pl.String,  # duplicate_on_door, other_door_not_ready (see the docstring)
 }
 # Code statuses in which the code opens its door or is due to (Seam sets it before starts_at).
 USABLE_STATUSES = frozenset({"set", "setting", "unset"})
 # States of a code that may exist on its door; a ``pending`` or ``failed`` code of the latest
 # input is listed from the latest run's rows without a code instead (``without_code``).
 MAY_EXIST = ("created", "sending")
+# The warning on a ready row whose stay has another door without a ready code.
+OTHER_DOOR = "other_door_not_ready"
+# The reason at the head of ``why_not_ready``: ``rejected: unknown_device``, ``no_pin_yet``.
+_REASON = re.compile(r"[a-z_]+(?:: [a-z_]+\b(?!'))?")
 
 
 async def hand_off(
@@ -127,10 +139,10 @@ def pin_table(
     listed += [
         _row_without_code(row, now) for row in without or [] if row["idempotency_tag"] not in tags
     ]
+    present = [row for row in listed if row is not None]
+    _warn_of_other_doors(present)
     table = []
-    for row in listed:
-        if row is None:
-            continue
+    for row in present:
         changed_at = row["changed_at"]
         if changed_since is not None and (changed_at is None or changed_at < changed_since):
             continue
@@ -154,6 +166,23 @@ def pin_table(
         )
     )
     return pl.DataFrame(table, schema=PIN_COLUMNS)
+
+
+def _warn_of_other_doors(rows: list[dict[str, Any]]) -> None:
+    """Say on each ready row which other doors of its stay aren't ready (``OTHER_DOOR``): a
+    guest sent a room's PIN alone would stand at the entrance without one, and a hand-off of
+    ready rows only would never show the entrance's row."""
+    not_ready: dict[str, list[str]] = {}
+    for row in rows:
+        if not row["ready"] and row["reservation_id"] is not None:
+            reason = _REASON.match(row["why_not_ready"] or "")
+            said = f"{row['door_name'] or row['site_name'] or 'a door'} ({reason and reason[0]})"
+            not_ready.setdefault(row["reservation_id"], []).append(said)
+    for row in rows:
+        others = not_ready.get(row["reservation_id"]) if row["ready"] else None
+        if others:
+            warning = f"{OTHER_DOOR}: this stay has no ready code on {'; '.join(others)}"
+            row["warning"] = "; ".join(filter(None, (row["warning"], warning)))
 
 
 def _code_row(
@@ -296,6 +325,7 @@ def check_pins_out(out: Path | None, fmt: str | None) -> tuple[Path | None, str]
             )
         if out.is_dir():
             raise UsageError(f"--out {out} is a folder", hint="give the path of a file")
+        check_file_extension(out, chosen)
         check_output_folder(out.parent)
     return out, chosen
 

@@ -70,7 +70,10 @@ def test_a_symlink_loop_as_input_says_so(tmp_path, capsys):
     second.symlink_to(first)
     assert plan(capsys, first, "--out", tmp_path / "plan.csv") == (
         2,
-        [f"error: reservation file {first} is a symlink loop"],
+        [
+            f"error: reservation file {first} is a symlink loop"
+            " (check the path, and that tonight's export was written)"
+        ],
     )
 
 
@@ -82,7 +85,7 @@ def test_a_broken_symlink_as_input_names_its_target(tmp_path, capsys):
         2,
         [
             f"error: reservation file {link} is a symlink to {tmp_path}/gone.csv,"
-            " which does not exist"
+            " which does not exist (check the path, and that tonight's export was written)"
         ],
     )
 

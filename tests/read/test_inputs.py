@@ -66,10 +66,24 @@ def test_unusable_file_exits_2_with_one_line(tmp_path, capsys, name, content, me
 
 
 def test_missing_file_exits_2(tmp_path, capsys):
-    """A path that doesn't exist is named in the error."""
-    code = main(["plan", str(tmp_path / "nope.csv"), "--devices", str(SANDBOX_DEVICES)])
+    """A path that doesn't exist is named in the error, with what to check."""
+    missing = tmp_path / "nope.csv"
+    code = main(["plan", str(missing), "--devices", str(SANDBOX_DEVICES)])
     assert code == 2
-    assert "nope.csv does not exist" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"error: reservation file {missing} does not exist"
+        " (check the path, and that tonight's export was written)\n"
+    )
+
+
+def test_an_empty_file_is_said_with_what_to_do(tmp_path, capsys):
+    """A file of 0 bytes: exit 2, one line saying it is empty and to export it again."""
+    code, _ = run_plan(tmp_path, "tonight.csv", b"")
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: reservation file {tmp_path / 'tonight.csv'} is empty"
+        " (export it again from the property system: it wrote nothing)\n"
+    )
 
 
 @pytest.mark.parametrize(

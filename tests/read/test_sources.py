@@ -131,7 +131,10 @@ def test_a_file_that_does_not_exist_is_said_before_any_source(tmp_path, plan_fil
     missing = tmp_path / "pms-*.csv"
     code, _, errors = plan_file(missing, SOURCES)
     assert code == 2
-    assert errors == [f"error: reservation file {missing} does not exist"]
+    assert errors == [
+        f"error: reservation file {missing} does not exist"
+        " (check the path, and that tonight's export was written)"
+    ]
     assert read_warnings == []
 
 

@@ -3,6 +3,7 @@ what to do; times written for messages; nothing in its CSV runs as a formula."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
@@ -11,10 +12,13 @@ import pytest
 from pipeline.commands import export_pins
 from tests.apply_helpers import start_sandbox
 from tests.paths import SANDBOX_DEVICES
+from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
 
 pytestmark = pytest.mark.virtual_time
 
-ZIMMER_3 = {"site_name": "Alpenhof", "door_name": "Zimmer 3"}
+ZIMMER_3 = {"site_name": "Alpenhof", "door_name": "Zimmer 3"}  # a door the sandbox can't set
+ZIMMER_1 = {"site_name": "Alpenhof", "door_name": "Zimmer 1"}
+ZIMMER_2 = {"site_name": "Alpenhof", "door_name": "Zimmer 2"}
 # Europe changes to summer time on 28 March 2027: each end has its own offset.
 STAY = {"check_in": "2027-03-26T15:00", "check_out": "2027-03-29T11:00"}
 SKIP = '[input.skip]\nStatus = ["Cancelled"]\n'
@@ -126,3 +130,30 @@ async def test_the_pins_csv_holds_no_live_formula_and_opens_in_excel(sandbox):
     assert data.startswith(b"\xef\xbb\xbf")
     assert '"\'=HYPERLINK(""http://evil.example/"",""click"")"' in data.decode("utf-8")
     assert pl.read_csv(out)["guest_name"].to_list() == [f"'{evil}", "Jürgen Müller"]
+
+
+@pytest.mark.anyio
+async def test_a_ready_pin_says_when_another_door_of_its_stay_has_none(sandbox):
+    """A group's two rooms, one on a door that doesn't exist: once the first room's PIN is
+    ready, its row warns that the stay's other door has no ready code and why; a stay whose
+    doors are all ready has no such warning; --ready-only keeps the warning in sight."""
+    run, config = sandbox
+    tonight = export(
+        {"reservation_id": "G-1", **ZIMMER_1, **STAY, "guest_name": "Gruppe Huber"},
+        {"reservation_id": "G-1", **ZIMMER_1, **STAY, "guest_name": "Gruppe Huber"}
+        | {"door_name": "Room 999"},
+        {"reservation_id": "S-1", **ZIMMER_2, **STAY, "guest_name": "Solo Sam"},
+    )
+    await run.apply(tonight, config_path=config)
+    later = latest_start(run) + dt.timedelta(hours=2)
+    move_sandbox_clock_to(run, later)
+    await refresh(run, later)
+    ready = await export_pins(
+        ledger_path=run.ledger, out=run.folder / "ready.csv", ready_only=True, now=later
+    )
+    warnings = dict(ready.pins.select("reservation_id", "warning").rows())
+    assert warnings == {
+        "G-1": "other_door_not_ready: this stay has no ready code on Room 999"
+        " (rejected: unknown_device)",
+        "S-1": None,
+    }

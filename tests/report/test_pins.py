@@ -171,6 +171,43 @@ def test_pins_refuses_a_format_its_file_contradicts_and_a_time_without_offset(tm
 
 
 @pytest.mark.parametrize(
+    ("command", "out", "said"),
+    [
+        (
+            ["pins"],
+            "pins.xlsx",
+            "extension '.xlsx', but the file would be csv (end its name in .csv",
+        ),
+        (
+            ["pins", "--format", "json"],
+            "p.txt",
+            "extension '.txt', but the file would be json (end its name in .json",
+        ),
+        (["pins"], "pins", "no extension, but the file would be csv (end its name in .csv"),
+        (
+            ["report", "--format", "json"],
+            "r.csv",
+            "extension '.csv', but the file would be json (end its name in .json",
+        ),
+        (
+            ["report", "--format", "html"],
+            "r.pdf",
+            "extension '.pdf', but the file would be html (end its name in .html",
+        ),
+    ],
+)
+def test_a_file_named_for_another_format_is_refused(tmp_path, capsys, command, out, said):
+    """pins and report refuse an --out whose extension isn't the file's format (Excel won't
+    open a CSV named .xlsx): exit 2, one line, before the ledger is read (none exists here)."""
+    path = tmp_path / out
+    ledger = str(tmp_path / "none.sqlite")
+    assert main([*command, "--ledger", ledger, "--out", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out {path} has {said}, or choose the format with --format)"]
+    assert not path.exists()
+
+
+@pytest.mark.parametrize(
     ("name", "guest"),
     [
         ("R1 Ada Lovelace [opl-1]", "Ada Lovelace"),
