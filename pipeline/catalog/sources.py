@@ -9,6 +9,7 @@ import anyio
 import anyio.to_thread
 
 from pipeline.catalog.doors import DeviceCatalog, read_device_file
+from pipeline.common.errors import NoApiKey
 from pipeline.common.settings import Config, load_credentials
 from pipeline.seam.client import SeamClient, Transport
 
@@ -34,4 +35,10 @@ async def load_catalog(
     can't be asked."""
     if devices is not None:
         return await anyio.to_thread.run_sync(read_device_file, devices)
-    return await fetch_catalog(config, transport)
+    try:
+        return await fetch_catalog(config, transport)
+    except NoApiKey as exc:
+        # Only the commands that take a catalog (plan, doors) can do without Seam.
+        raise NoApiKey(
+            exc.message, hint=f"{exc.hint}, or pass --devices FILE, a saved list of the doors"
+        ) from None

@@ -3,6 +3,7 @@
     PipelineError                  base; ``exit_code`` is what the CLI exits with
     ├── UsageError                 exit 2: the input or the config can't be used
     │   ├── ConfigError            a settings value or the TOML file is wrong
+    │   │   └── NoApiKey           no Seam credentials for a command that talks to Seam
     │   ├── InputFileError         a reservation file can't be read or lacks a column
     │   ├── DeviceDataError        device data is malformed (names the device)
     │   └── CorruptLedgerError     the ledger file isn't a ledger we can read (names what's wrong)
@@ -45,6 +46,10 @@ class UsageError(PipelineError):
 
 class ConfigError(UsageError):
     """A setting from the environment or the TOML config file is missing or wrong."""
+
+
+class NoApiKey(ConfigError):
+    """No SEAM_API_KEY (nor a personal access token) for a command that talks to Seam."""
 
 
 class InputFileError(UsageError):

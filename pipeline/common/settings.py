@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.common.columns import CANONICAL_COLUMNS, SPLIT_COLUMNS
 from pipeline.common.endpoints import check_endpoint
-from pipeline.common.errors import ConfigError
+from pipeline.common.errors import ConfigError, NoApiKey
 from pipeline.common.input_settings import (
     InputConfig,
     SourceConfig,
@@ -87,9 +87,8 @@ class SeamCredentials(BaseSettings):
                 "Authorization": f"Bearer {token}",
                 "seam-workspace": _header_value(SecretStr(self.workspace_id), "SEAM_WORKSPACE_ID"),
             }
-        raise ConfigError(
-            "no Seam API key: this command talks to the Seam API",
-            hint="set SEAM_API_KEY (or pass --devices FILE to plan offline)",
+        raise NoApiKey(
+            "no Seam API key: this command talks to the Seam API", hint="set SEAM_API_KEY"
         )
 
 

@@ -139,11 +139,34 @@ def test_missing_key_exits_2_before_anything_is_written(tmp_path, monkeypatch, c
     code = main(["apply", str(SAMPLE), "--ledger", str(ledger)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == [
-        "error: no Seam API key: this command talks to the Seam API "
-        "(set SEAM_API_KEY (or pass --devices FILE to plan offline))"
-    ]
+    assert err == ["error: no Seam API key: this command talks to the Seam API (set SEAM_API_KEY)"]
     assert not ledger.exists()
+
+
+DOORS_HINT = "set SEAM_API_KEY, or pass --devices FILE, a saved list of the doors"
+
+
+@pytest.mark.parametrize(
+    ("command", "hint"),
+    [
+        (["plan", str(SAMPLE)], DOORS_HINT),
+        (["doors"], DOORS_HINT),
+        (["apply", str(SAMPLE), "--ledger", "ledger.sqlite"], "set SEAM_API_KEY"),
+        (["nightly", str(SAMPLE), "--ledger", "ledger.sqlite"], "set SEAM_API_KEY"),
+    ],
+)
+def test_a_missing_key_s_line_offers_only_what_the_command_can_do(
+    monkeypatch, capsys, command, hint
+):
+    """Without a key, plan and doors suggest --devices (they take one); the commands that
+    must talk to Seam (apply, nightly) suggest only the key."""
+    for name in list(os.environ):
+        if name.startswith("SEAM_"):
+            monkeypatch.delenv(name)
+    main(command)
+    said = [line for line in capsys.readouterr().err.splitlines() if "no Seam API key" in line]
+    assert said
+    assert all(line.endswith(f"the Seam API ({hint})") for line in said)
 
 
 @pytest.mark.slow
