@@ -11,7 +11,7 @@ import anyio.to_thread
 from pipeline.apply.policy import KEY_REFUSED_STATUS, key_refused
 from pipeline.apply.run import ApplySession
 from pipeline.common.errors import PipelineError, SeamError, UsageError
-from pipeline.ledger.location import LedgerLocation, PostgresLedger
+from pipeline.ledger.location import LEDGER_ENV, LedgerLocation, PostgresLedger
 from pipeline.ledger.postgres import holds_ledger
 
 
@@ -24,10 +24,13 @@ async def require_ledger(ledger: LedgerLocation, command: str) -> None:
         ):
             raise UsageError(
                 f"ledger {ledger} does not exist: its database has no ledger tables",
-                hint="check --ledger or ORACODE_LEDGER; apply creates the ledger",
+                hint=f"check --ledger, else {LEDGER_ENV}; apply creates the ledger",
             )
     elif not await anyio.to_thread.run_sync(ledger.exists):
-        raise UsageError(f"ledger {ledger} does not exist", hint="check --ledger")
+        raise UsageError(
+            f"ledger {ledger} does not exist",
+            hint=f"check --ledger, else {LEDGER_ENV}; apply creates the ledger",
+        )
 
 
 async def stop_run(session: ApplySession, exc: PipelineError) -> PipelineError:

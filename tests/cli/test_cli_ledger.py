@@ -131,7 +131,8 @@ def test_the_ledger_option_wins_over_oracode_ledger(command_env, monkeypatch, ca
     monkeypatch.setenv("ORACODE_LEDGER", "postgresql://app:pw@db:port/ledger")
     assert main(["report", "--ledger", "missing.sqlite"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: ledger missing.sqlite does not exist (check --ledger)"
+        "error: ledger missing.sqlite does not exist"
+        " (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
     ]
 
 
@@ -140,7 +141,8 @@ def test_oracode_ledger_holding_a_file_is_that_file(command_env, monkeypatch, ca
     monkeypatch.setenv("ORACODE_LEDGER", "elsewhere/ledger.sqlite")
     assert main(["pins"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "error: ledger elsewhere/ledger.sqlite does not exist (check --ledger)"
+        "error: ledger elsewhere/ledger.sqlite does not exist"
+        " (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
     ]
 
 
@@ -212,7 +214,7 @@ def test_a_database_without_a_ledger_is_exit_2(command, postgres_url, command_en
     assert main([command, *LEDGER_COMMANDS[command], "--ledger", postgres_url]) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"error: ledger {PostgresLedger(postgres_url)} does not exist: its database has no"
-        " ledger tables (check --ledger or ORACODE_LEDGER; apply creates the ledger)"
+        " ledger tables (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
     )
 
 

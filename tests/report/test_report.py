@@ -220,7 +220,8 @@ def test_report_refuses_what_it_cannot_do(tmp_path, capsys):
     missing = tmp_path / "none.sqlite"
     assert main(["report", "--ledger", str(missing)]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"error: ledger {missing} does not exist (check --ledger)"
+        f"error: ledger {missing} does not exist"
+        " (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
     )
     empty = tmp_path / "empty.sqlite"
     sqlite3.connect(empty).close()

@@ -130,7 +130,10 @@ def test_status_without_a_ledger_exits_2(tmp_path, capsys, monkeypatch):
     code = main(["status", "--ledger", str(tmp_path / "none.sqlite")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == [f"error: ledger {tmp_path / 'none.sqlite'} does not exist (check --ledger)"]
+    assert err == [
+        f"error: ledger {tmp_path / 'none.sqlite'} does not exist"
+        " (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
+    ]
 
 
 @pytest.mark.anyio

@@ -79,7 +79,8 @@ def test_a_ledger_that_does_not_exist_stops_the_command(tmp_path, monkeypatch, c
     missing = tmp_path / "nope.sqlite"
     assert main(["webhooks", "--ledger", str(missing), "--port", "0"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: ledger {missing} does not exist (check --ledger)"
+        f"error: ledger {missing} does not exist"
+        " (check --ledger, else ORACODE_LEDGER; apply creates the ledger)"
     ]
     assert not missing.exists()
 
