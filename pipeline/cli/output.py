@@ -165,8 +165,9 @@ def print_apply_summary(
     console.print(f"ledger:  {ledger} (run {result.run_id})", soft_wrap=True)
     if newly_orphaned:
         console.print(
-            f"{newly_orphaned} code(s) whose reservation is no longer in the input are"
-            f" orphaned: see `oracode-provision report --ledger {ledger}`",
+            f"{newly_orphaned} code(s) whose reservation is no longer in the input on their"
+            f" door are orphaned (each still opens its door until its window ends): see"
+            f" `oracode-provision report --ledger {ledger}`",
             soft_wrap=True,
         )
     if isinstance(result.stopped, Interrupted):
