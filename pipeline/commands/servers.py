@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pipeline.commands.options import WEBHOOK_HOST, WEBHOOK_PORT, SandboxOptions
 from pipeline.commands.runs import require_ledger
 from pipeline.common.errors import UsageError
+from pipeline.common.listening import listen
 from pipeline.common.rates import parse_rate
 from pipeline.common.settings import load_webhook_secret
 from pipeline.ledger.location import LedgerLocation
@@ -36,8 +37,10 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
         )
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"sandbox device file {options.devices} can't be used: {exc}") from exc
-    on_ready(len(state.slots))
-    serve(app, options.host, options.port)
+    listening = listen(options.host, options.port, server="the Seam sandbox")
+    with listening:
+        on_ready(len(state.slots))
+        serve(app, listening)
 
 
 async def serve_webhooks(

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 import anyio
 import uvicorn
 
-from pipeline.common.errors import UsageError
+from pipeline.common.listening import listen
 from pipeline.webhooks import guard
 from pipeline.webhooks.app import WebhookReceiver, create_app
 from pipeline.webhooks.guard import GuardedH11Protocol, quiet_out_of_descriptors
@@ -28,18 +28,9 @@ DEFAULT_PORT = 8788
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host``:``port`` (0: a free port). Raises UsageError (exit 2)
-    when it can't be had (the port is in use, the host isn't this machine's)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    try:
-        return socket.create_server((host, port), family=family)
-    except (OSError, OverflowError) as exc:
-        cause = getattr(exc, "strerror", None) or str(exc)
-        raise UsageError(
-            f"the webhook receiver can't listen on {host}:{port}: {cause}",
-            hint="pick another --port, or stop what listens there; --host must be an address"
-            " of this machine",
-        ) from exc
+    """The receiver's listening socket on ``host``:``port`` (0: a free port), as ``listen``
+    has it (UsageError, exit 2, when it can't be had)."""
+    return listen(host, port, server="the webhook receiver")
 
 
 def address(listening: socket.socket) -> str:

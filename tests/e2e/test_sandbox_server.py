@@ -168,3 +168,20 @@ def test_cli_refuses_a_device_file_it_cannot_use(tmp_path):
     assert result.returncode == 2
     assert "level 'G' has no prefix" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_on_a_port_in_use_says_so_in_one_line_before_any_banner(capsys):
+    """A port another server holds: exit 2, one line naming the sandbox, the address and what
+    to do; no banner saying it serves."""
+    from pipeline.cli import main
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        assert main(["sandbox", "--devices", str(SANDBOX_DEVICES), "--port", str(port)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"error: the Seam sandbox can't listen on 127.0.0.1:{port}: Address already in use"
+        " (pick another --port, or stop what listens there; --host must be an address of this"
+        " machine)\n"
+    )
