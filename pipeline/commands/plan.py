@@ -19,7 +19,7 @@ from pipeline.common.errors import UsageError
 from pipeline.common.outputs import check_output_path, default_output_path, write_table
 from pipeline.common.settings import BudgetOptions, load_config, load_credentials
 from pipeline.plan.planner import plan_reservations
-from pipeline.read.files import read_reservations
+from pipeline.read.files import check_input_file, read_reservations
 from pipeline.seam.client import SeamClient
 
 
@@ -64,8 +64,10 @@ async def plan_files(
     config = (budget or BudgetOptions()).apply(
         await anyio.to_thread.run_sync(load_config, config_path)
     )
-    # Doors first: a missing API key (or an unreachable Seam) stops the run before a large
-    # export is read.
+    # The files' own checks (each there, a file, not empty) cost no request; then the doors:
+    # a missing API key (or an unreachable Seam) stops the run before a large export is read.
+    for path in paths:
+        await anyio.to_thread.run_sync(check_input_file, path)
     catalog = await load_catalog(config, devices)
     await anyio.to_thread.run_sync(check_config, config, catalog)
     reservations = await anyio.to_thread.run_sync(read_reservations, paths, config)

@@ -245,3 +245,18 @@ def test_control_characters_in_a_guest_name_never_reach_a_code_name(tmp_path):
     assert code == 0
     tag = planned["idempotency_tag"][0]
     assert planned["name"].to_list() == [f"R1 Ana Ruiz Jr [{tag}]"]
+
+
+@pytest.mark.parametrize("made", ["folder", "empty"])
+def test_plan_checks_its_files_before_it_asks_seam(tmp_path, capsys, made):
+    """A folder or a 0-byte file given to plan is said before Seam is asked: here there is no
+    API key, and the line is the file's, not the key's."""
+    path = tmp_path / "tonight.csv"
+    if made == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"")
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: reservation file {path} is ")
+    assert "API key" not in err
