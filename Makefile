@@ -81,7 +81,9 @@ chromium:
 	$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 # The demo: a sandbox on a free port (with some lost answers, to show they are found again),
-# apply on the sample, then the sandbox is stopped whatever happened.
+# apply on the sample, then the sandbox is stopped whatever happened. Every sandbox serves one
+# workspace id, so the demo keeps its workspace lock in the checkout's outputs/run: another
+# checkout's demo on this host, against a sandbox of its own, is not "another run".
 DEMO_LEDGER := outputs/demo-ledger.sqlite
 demo: install
 	@rm -f $(DEMO_LEDGER) $(DEMO_LEDGER)-wal $(DEMO_LEDGER)-shm
@@ -93,7 +95,7 @@ demo: install
 		exec("while True:\n try:\n  u.urlopen(url); break\n except OSError:\n  assert time.time() < deadline, \"sandbox did not start\"; time.sleep(0.2)")' \
 		http://127.0.0.1:$$port/_sandbox/stats; \
 	echo "sandbox on http://127.0.0.1:$$port (log: outputs/demo-sandbox.log)"; \
-	SEAM_API_KEY=seam_demo_key SEAM_ENDPOINT=http://127.0.0.1:$$port \
+	SEAM_API_KEY=seam_demo_key SEAM_ENDPOINT=http://127.0.0.1:$$port ORACODE_RUN_DIR=$(CURDIR)/outputs/run \
 		$(BIN)/oracode-provision apply inputs/reservations-sample.csv --config inputs/pipeline.toml \
 		--ledger $(DEMO_LEDGER) --results outputs/demo-results.csv --settle-after 5; \
 	status=$$?; \
