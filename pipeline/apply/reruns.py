@@ -110,6 +110,24 @@ async def link_replacements(ledger: Ledger, replaces: dict[str, str]) -> None:
         await ledger.record_replacements(replaces)
 
 
+# A run that orphans more codes than it keeps, and at least this many, may have read a partial
+# export: said, since orphaned guests drop out of the hand-off.
+MANY_ORPHANS = 5
+
+
+def say_many_orphaned(orphaned: int, kept: int) -> None:
+    """Warn when this run orphaned at least ``MANY_ORPHANS`` codes and more than the ``kept``
+    codes its input still has: a truncated or partial export orphans every stay it leaves out,
+    and the pins file stops listing those guests (their codes still open their doors)."""
+    if orphaned >= MANY_ORPHANS and orphaned > kept:
+        log.warning(
+            f"this run orphaned {orphaned} code(s), more than the {kept} its input still has:"
+            " is tonight's export complete? A partial export orphans every stay it leaves out"
+            " (their codes still open their doors, but pins no longer lists those guests);"
+            " rerun apply with the whole export and they are current again"
+        )
+
+
 def say_no_longer_asked(per_door: Mapping[str, int]) -> None:
     """Say, once (the run that first finds them), which codes ``[doors.also]`` made that the
     config no longer asks for while their reservations are still in the input: they stay

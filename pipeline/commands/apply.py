@@ -12,7 +12,12 @@ import anyio
 import anyio.to_thread
 
 from pipeline.apply.handoff import record_handoff
-from pipeline.apply.reruns import check_reruns, link_replacements, say_no_longer_asked
+from pipeline.apply.reruns import (
+    check_reruns,
+    link_replacements,
+    say_many_orphaned,
+    say_no_longer_asked,
+)
 from pipeline.apply.run import (
     ApplyResult,
     ApplySettings,
@@ -189,6 +194,7 @@ async def apply_files(
             unsure=summary.unsure,
         )
         say_no_longer_asked(recorded.no_longer_asked)
+        say_many_orphaned(recorded.orphaned, len(summary.current_tags))
         await session.ledger.finish_run(session.run_id, result.exit_code, counts)
     return ApplyRun(
         result=result,

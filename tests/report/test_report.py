@@ -299,3 +299,33 @@ def test_a_defect_is_one_line_and_a_saved_traceback(tmp_path, monkeypatch, capsy
     details = saved.read_text()
     assert "Traceback" in details
     assert "boom" in details
+
+
+@pytest.mark.anyio
+async def test_a_run_that_orphans_more_than_it_keeps_asks_if_the_export_is_whole(
+    tmp_path, monkeypatch, caplog
+):
+    """Six stays, then an export with one of them: five orphaned, more than the one kept, so
+    a warning asks whether the export is complete; a night that orphans one of six says
+    nothing of the kind."""
+    run, door = one_door_sandbox(tmp_path, monkeypatch, seed=67)
+    nights = {f"R{n}": (f"2027-03-{10 + 2 * n}", f"2027-03-{11 + 2 * n}") for n in range(6)}
+    await run.apply(stays(door, nights))
+    asked = "is tonight's export complete?"
+    caplog.clear()
+    fewer = {key: value for key, value in nights.items() if key != "R5"}
+    assert (await run.apply(stays(door, fewer))).newly_orphaned == 1
+    assert not [r for r in caplog.records if asked in r.getMessage()]
+    truncated = await run.apply(stays(door, {"R0": nights["R0"]}))
+    assert truncated.newly_orphaned == 4
+    assert not [r for r in caplog.records if asked in r.getMessage()]  # 4: under five
+    await run.apply(stays(door, nights))
+    caplog.clear()
+    assert (await run.apply(stays(door, {"R0": nights["R0"]}))).newly_orphaned == 5
+    said = [r for r in caplog.records if asked in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING"]
+    assert (
+        said[0]
+        .getMessage()
+        .startswith("this run orphaned 5 code(s), more than the 1 its input still has:")
+    )
