@@ -133,7 +133,11 @@ def _status(args: argparse.Namespace, console: Console) -> int:
             config_path=args.config,
             ledger_path=args.ledger,
             out=args.results,
-            attention_after=dt.timedelta(minutes=args.attention_after),
+            attention_after=dt.timedelta(
+                minutes=defaults.check_duration(
+                    args.attention_after, "--attention-after", unit="minutes"
+                )
+            ),
             request_timeout=args.request_timeout,
             interrupt=interrupt,
         ),

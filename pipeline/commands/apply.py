@@ -31,7 +31,12 @@ from pipeline.budget.limits import BudgetCheck
 from pipeline.budget.usage import BudgetGuard, count_budgets, look_at_budgeted_doors
 from pipeline.catalog.checks import check_config
 from pipeline.catalog.sources import list_catalog
-from pipeline.commands.options import WAIT_FOR_LOCK, ApplyOptions, check_settings
+from pipeline.commands.options import (
+    WAIT_FOR_LOCK,
+    ApplyOptions,
+    check_duration,
+    check_settings,
+)
 from pipeline.commands.runs import stop_run
 from pipeline.common.errors import PipelineError
 from pipeline.common.interrupts import Interrupt, until_interrupted
@@ -99,6 +104,7 @@ async def apply_files(
     if isinstance(settings, ApplyOptions):
         settings = settings.settings()
     settings = check_settings(settings or ApplySettings())
+    check_duration(wait_for_lock, "--wait-for-lock")
     now = now or dt.datetime.now(dt.UTC)
     out = out or default_output_path("results", now=now)
     await anyio.to_thread.run_sync(check_output_path, out)

@@ -98,6 +98,20 @@ def ledger_default_text(environ: Mapping[str, str] = os.environ) -> str:
     return f"${LEDGER_ENV} when set{now or ','} else {DEFAULT_LEDGER}"
 
 
+# Past this many seconds (or minutes), a wait or a limit is no limit: about 31 years.
+_LONGEST = 1e9
+
+
+def check_duration(value: float, option: str, *, unit: str = "seconds", zero: bool = True) -> float:
+    """A duration an option takes: a finite number, not negative (positive unless ``zero``),
+    under ``_LONGEST``; else UsageError (exit 2) naming the option (NaN and infinity too,
+    which float() reads from ``nan`` and ``inf``)."""
+    least = "0 or more" if zero else "a positive number of"
+    if not (0 <= value < _LONGEST) or (value == 0 and not zero):
+        raise UsageError(f"{option} must be {least} {unit}", hint="a finite number, not nan")
+    return value
+
+
 def check_request_timeout(seconds: float) -> float:
     """``--request-timeout``: a deadline must be a positive number of seconds (else
     UsageError, exit 2)."""
@@ -130,10 +144,10 @@ def check_settings(settings: ApplySettings) -> ApplySettings:
     """``settings`` when an apply run can go by them; UsageError (exit 2) naming the option."""
     if settings.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
-    if settings.global_rate is not None and settings.global_rate <= 0:
+    if settings.global_rate is not None and not 0 < settings.global_rate < _LONGEST:
         raise UsageError("--global-rate must be positive")
-    if settings.policy.settle_after < 0:
-        raise UsageError("--settle-after must be 0 or more seconds")
+    check_duration(settings.policy.settle_after, "--settle-after")
+    check_duration(settings.policy.give_up_after, "--give-up-after", zero=False)
     check_request_timeout(settings.request_timeout)
     return settings
 

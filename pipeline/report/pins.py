@@ -86,7 +86,8 @@ MAY_EXIST = ("created", "sending")
 # The warning on a ready row whose stay has another door without a ready code.
 OTHER_DOOR = "other_door_not_ready"
 # The reason at the head of ``why_not_ready``: ``rejected: unknown_device``, ``no_pin_yet``.
-_REASON = re.compile(r"[a-z_]+(?:: [a-z_]+\b(?!'))?")
+# Reason codes are snake_case words that a colon, a semicolon or the end follows.
+_REASON = re.compile(r"[a-z0-9_]+(?:: [a-z0-9_]+(?=[:;]|$))?")
 
 
 async def hand_off(
@@ -140,7 +141,7 @@ def pin_table(
         _row_without_code(row, now) for row in without or [] if row["idempotency_tag"] not in tags
     ]
     present = [row for row in listed if row is not None]
-    _warn_of_other_doors(present)
+    warn_of_other_doors(present)
     table = []
     for row in present:
         changed_at = row["changed_at"]
@@ -168,18 +169,20 @@ def pin_table(
     return pl.DataFrame(table, schema=PIN_COLUMNS)
 
 
-def _warn_of_other_doors(rows: list[dict[str, Any]]) -> None:
+def warn_of_other_doors(rows: list[dict[str, Any]]) -> None:
     """Say on each ready row which other doors of its stay aren't ready (``OTHER_DOOR``): a
     guest sent a room's PIN alone would stand at the entrance without one, and a hand-off of
     ready rows only would never show the entrance's row."""
-    not_ready: dict[str, list[str]] = {}
+    not_ready: dict[str, list[tuple[str | None, str]]] = {}
     for row in rows:
         if not row["ready"] and row["reservation_id"] is not None:
             reason = _REASON.match(row["why_not_ready"] or "")
             said = f"{row['door_name'] or row['site_name'] or 'a door'} ({reason and reason[0]})"
-            not_ready.setdefault(row["reservation_id"], []).append(said)
+            not_ready.setdefault(row["reservation_id"], []).append((row["door_name"], said))
     for row in rows:
-        others = not_ready.get(row["reservation_id"]) if row["ready"] else None
+        listed = not_ready.get(row["reservation_id"], []) if row["ready"] else []
+        # Not its own door: a stay's older code there, replaced or not, is another matter.
+        others = [said for door, said in listed if door != row["door_name"]]
         if others:
             warning = f"{OTHER_DOOR}: this stay has no ready code on {'; '.join(others)}"
             row["warning"] = "; ".join(filter(None, (row["warning"], warning)))

@@ -82,7 +82,32 @@ def test_the_cli_defaults_build_the_library_defaults():
     [
         (["apply", "x.csv", "--concurrency", "0"], "--concurrency must be at least 1"),
         (["apply", "x.csv", "--global-rate", "0"], "--global-rate must be positive"),
-        (["apply", "x.csv", "--settle-after", "-1"], "--settle-after must be 0 or more seconds"),
+        (
+            ["apply", "x.csv", "--settle-after", "-1"],
+            "--settle-after must be 0 or more seconds (a finite number, not nan)",
+        ),
+        (
+            ["apply", "x.csv", "--settle-after", "nan"],
+            "--settle-after must be 0 or more seconds (a finite number, not nan)",
+        ),
+        (["apply", "x.csv", "--global-rate", "nan"], "--global-rate must be positive"),
+        (["apply", "x.csv", "--global-rate", "inf"], "--global-rate must be positive"),
+        (
+            ["apply", "x.csv", "--give-up-after", "-1"],
+            "--give-up-after must be a positive number of seconds (a finite number, not nan)",
+        ),
+        (
+            ["apply", "x.csv", "--wait-for-lock", "inf"],
+            "--wait-for-lock must be 0 or more seconds (a finite number, not nan)",
+        ),
+        (
+            ["status", "--attention-after", "nan"],
+            "--attention-after must be 0 or more minutes (a finite number, not nan)",
+        ),
+        (
+            ["status", "--attention-after", "1e300"],
+            "--attention-after must be 0 or more minutes (a finite number, not nan)",
+        ),
         (
             ["apply", "x.csv", "--door-rate", "0/60s"],
             f"rate '0/60s' is not COUNT/SECONDS {RATE_HINT}",

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from pipeline.commands import export_pins
+from pipeline.report.pins import warn_of_other_doors
 from tests.apply_helpers import start_sandbox
 from tests.paths import SANDBOX_DEVICES
 from tests.report.helpers import latest_start, move_sandbox_clock_to, refresh
@@ -157,3 +158,66 @@ async def test_a_ready_pin_says_when_another_door_of_its_stay_has_none(sandbox):
         " (rejected: unknown_device)",
         "S-1": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("why", "said"),
+    [
+        (
+            "rejected: duration_exceeds_31_days: the window ...; fix: split the stay",
+            "rejected: duration_exceeds_31_days",
+        ),
+        ("failed: http_503: Seam answered 503; fix: rerun apply", "failed: http_503"),
+        ("outcome_unknown: the create's answer was lost; the next apply looks", "outcome_unknown"),
+        ("not_created: not sent yet", "not_created"),
+        (
+            "needs_attention: seam_error: failed_to_set_on_device: ...",
+            "needs_attention: seam_error",
+        ),
+        ("no_pin_yet: Seam hasn't assigned the PIN yet", "no_pin_yet"),
+    ],
+)
+def test_the_other_door_s_reason_is_its_code_alone(why, said):
+    """The warning names the other door's reason code (digits and all), never a word of the
+    text after it; a not-ready row on the ready row's own door is not another door."""
+    rows = [
+        {
+            "reservation_id": "G",
+            "door_name": "Room 1",
+            "site_name": "S",
+            "ready": True,
+            "why_not_ready": None,
+            "warning": None,
+        },
+        {
+            "reservation_id": "G",
+            "door_name": "Lobby",
+            "site_name": "S",
+            "ready": False,
+            "why_not_ready": why,
+            "warning": None,
+        },
+        {
+            "reservation_id": "H",
+            "door_name": "Room 2",
+            "site_name": "S",
+            "ready": True,
+            "why_not_ready": None,
+            "warning": None,
+        },
+        {
+            "reservation_id": "H",
+            "door_name": "Room 2",
+            "site_name": "S",
+            "ready": False,
+            "why_not_ready": why,
+            "warning": None,
+        },
+    ]
+    warn_of_other_doors(rows)
+    assert [row["warning"] for row in rows] == [
+        f"other_door_not_ready: this stay has no ready code on Lobby ({said})",
+        None,
+        None,
+        None,
+    ]
