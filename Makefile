@@ -3,8 +3,9 @@
 # make test: lint, then every test; make test-fast: the tests without the `slow` mark (no
 # subprocesses, no servers on sockets) and with fewer Hypothesis examples, without lint. Both
 # spread the tests over two workers per core (pytest-xdist: many tests wait on a subprocess or a
-# server, so one per core leaves the cores half idle); both first run `make postgres`, which
-# installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
+# server, so one per core leaves the cores half idle), a worker that runs out taking tests from
+# another's queue (worksteal: the long end-to-end tests no longer end the run alone); both
+# first run `make postgres`, which installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
 # throwaway server of their own); it says nothing when the server is already there. make test
 # also runs `make chromium` (the browser the HTML report's tests open, at CHROMIUM), likewise.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -31,10 +32,10 @@ lint: install
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 
 test: postgres chromium lint
-	$(BIN)/pytest --numprocesses=$(TEST_WORKERS)
+	$(BIN)/pytest --numprocesses=$(TEST_WORKERS) --dist=worksteal
 
 test-fast: postgres install
-	$(BIN)/pytest --numprocesses=$(TEST_WORKERS) -m 'not slow' --hypothesis-profile=fast
+	$(BIN)/pytest --numprocesses=$(TEST_WORKERS) --dist=worksteal -m 'not slow' --hypothesis-profile=fast
 
 # The server binaries (initdb, pg_ctl) looked for where tests/postgres.py looks: the Debian
 # package's /usr/lib/postgresql/<major>/bin, pg_config --bindir, PATH. When none is there,
