@@ -5,8 +5,9 @@
 # spread the tests over two workers per core (pytest-xdist: many tests wait on a subprocess or a
 # server, so one per core leaves the cores half idle), a worker that runs out taking tests from
 # another's queue (worksteal: the long end-to-end tests no longer end the run alone); both
-# first run `make postgres`, which installs the PostgreSQL server with apt-get when no initdb is found (the tests start a
-# throwaway server of their own); it says nothing when the server is already there. make test
+# first run `make postgres`, which installs the PostgreSQL server with apt-get when no initdb
+# is found (the tests start a throwaway server of their own); it says nothing when the server
+# is already there. make test
 # also runs `make chromium` (the browser the HTML report's tests open, at CHROMIUM), likewise.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
