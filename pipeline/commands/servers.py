@@ -37,10 +37,10 @@ def serve_sandbox(options: SandboxOptions, *, on_ready: Callable[[int], None]) -
         )
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"sandbox device file {options.devices} can't be used: {exc}") from exc
-    listening = listen(options.host, options.port, server="the Seam sandbox")
-    with listening:
-        on_ready(len(state.slots))
-        serve(app, listening)
+    # The port is tried before the banner says the sandbox serves: one line if it can't be had.
+    listen(options.host, options.port, server="the Seam sandbox").close()
+    on_ready(len(state.slots))
+    serve(app, options.host, options.port)
 
 
 async def serve_webhooks(

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -56,12 +54,9 @@ def _is_not_a_deliberate_drop(record: logging.LogRecord) -> bool:
 logging.getLogger("uvicorn.error").addFilter(_is_not_a_deliberate_drop)
 
 
-def serve(app: Starlette, listening: socket.socket) -> None:
-    """Run on ``listening`` in the foreground until Ctrl-C (uvicorn stops cleanly on SIGINT
-    and SIGTERM)."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn raises Ctrl-C again once stopped
-        uvicorn.Server(config).run(sockets=[listening])
+def serve(app: Starlette, host: str, port: int) -> None:
+    """Run in the foreground until Ctrl-C (uvicorn stops cleanly on SIGINT/SIGTERM)."""
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 @contextmanager
