@@ -176,14 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     nightly.add_argument(
         "--apply-exit",
         type=int,
-        default=0,
+        default=defaults.STEP_EXIT,
         metavar="N",
         help="tonight's apply exit code (default: %(default)s)",
     )
     nightly.add_argument(
         "--status-exit",
         type=int,
-        default=0,
+        default=defaults.STEP_EXIT,
         metavar="N",
         help="tonight's status exit code (default: %(default)s)",
     )

@@ -11,15 +11,15 @@ import anyio.to_thread
 from pipeline.commands.runs import require_ledger
 from pipeline.ledger.location import LedgerLocation
 from pipeline.ledger.store import DEFAULT_LEDGER, Ledger
-from pipeline.report.nightly import NightlySummary, nightly_summary, read_results
+from pipeline.report.nightly import STEP_EXIT, NightlySummary, nightly_summary, read_results
 
 
 async def summarise_night(
     *,
     ledger_path: LedgerLocation = DEFAULT_LEDGER,
     results: Path | None = None,
-    apply_exit: int = 0,
-    status_exit: int = 0,
+    apply_exit: int = STEP_EXIT,
+    status_exit: int = STEP_EXIT,
     now: dt.datetime | None = None,
 ) -> NightlySummary:
     """The nightly job's summary (``report.nightly``): tonight's counts from apply's

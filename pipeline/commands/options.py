@@ -24,6 +24,7 @@ from pipeline.common.rates import SEAM_DOOR_RATE, Rate, rate_text
 from pipeline.common.settings import BudgetConfig, BudgetMode, OnBudgetExceeded
 from pipeline.ledger.location import LEDGER_ENV, LedgerLocation, ledger_from_environment, shown
 from pipeline.ledger.store import DEFAULT_LEDGER
+from pipeline.report import nightly
 from pipeline.report.files import REPORT_FORMATS
 from pipeline.report.pins import PIN_FORMATS
 from pipeline.report.summary import DEFAULT_RUNS
@@ -51,6 +52,7 @@ __all__ = [
     "PIN_FORMATS",
     "REPORT_FORMAT",
     "REPORT_FORMATS",
+    "STEP_EXIT",
     "WAIT_FOR_LOCK",
     "WEBHOOK_HOST",
     "WEBHOOK_PORT",
@@ -76,6 +78,8 @@ ON_BUDGET_EXCEEDED: tuple[str, ...] = get_args(OnBudgetExceeded)
 NIGHTLY = NightlyConfig()
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT = LOG_FORMATS[0]
+# nightly-summary's --apply-exit and --status-exit: the step went well.
+STEP_EXIT = nightly.STEP_EXIT
 # report and doors print a table on the terminal unless a file format is asked for.
 REPORT_FORMAT = "table"
 DOORS_FORMAT = "table"

@@ -42,6 +42,10 @@ KINDS = ("rejected", "failed", "attention", "orphaned", SUPERSEDED, "duplicate")
 NAMED = 5
 
 
+# A step's exit code when the job doesn't give it: the step went well.
+STEP_EXIT = 0
+
+
 @dataclass(frozen=True)
 class NightlySummary:
     """Tonight's counts, what is new among the trouble, and the two commands' exit codes."""
@@ -53,8 +57,8 @@ class NightlySummary:
     rejected: int | None
     failed: int | None
     new: dict[str, list[str]] = field(default_factory=dict)  # kind → keys new tonight
-    apply_exit: int = 0
-    status_exit: int = 0
+    apply_exit: int = STEP_EXIT
+    status_exit: int = STEP_EXIT
     duplicated: int = 0  # tags on more than one code of their door, window open
     # Old codes of stays that changed, still valid: each said every night until its end.
     superseded: list[str] = field(default_factory=list)
@@ -110,8 +114,8 @@ async def nightly_summary(
     results: pl.DataFrame | None,
     *,
     now: dt.datetime,
-    apply_exit: int = 0,
-    status_exit: int = 0,
+    apply_exit: int = STEP_EXIT,
+    status_exit: int = STEP_EXIT,
 ) -> NightlySummary:
     """Count tonight's outcome from apply's ``results`` (None: apply wrote none) and the
     ledger, and record tonight's trouble as known (``known_trouble``), so that the next
