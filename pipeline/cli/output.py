@@ -59,6 +59,9 @@ def print_plan_summary(plan: pl.DataFrame, budgets: BudgetCheck, console: Consol
             on="device_id",
             how="left",
         )
+        # Rows left out (cancelled, [input.skip]) are never matched to a door: a name of theirs
+        # that is no door's would show as a door of its own.
+        .filter(pl.col("device_id").is_not_null() | (pl.col("planned") + pl.col("rejected") > 0))
         .with_columns(pl.col("door_name").fill_null("(unknown door)"))
     )
     print_door_table(per_door, budgets.mode, console)

@@ -260,3 +260,23 @@ def test_plan_checks_its_files_before_it_asks_seam(tmp_path, capsys, made):
     err = capsys.readouterr().err
     assert err.startswith(f"error: reservation file {path} is ")
     assert "API key" not in err
+
+
+def test_a_row_left_out_on_a_name_that_is_no_door_is_no_door_in_the_plan_table(tmp_path, capsys):
+    """A cancelled row ([input.skip]) on a room name no door has: the per-door table lists the
+    real door only, not a door of the cancelled row's own."""
+    config = tmp_path / "pipeline.toml"
+    config.write_text('[input.skip]\nStatus = ["storniert"]\n')
+    source = tmp_path / "tonight.csv"
+    source.write_text(
+        "reservation_id,site_name,door_name,check_in,check_out,Status\n"
+        "R1,Alpenhof,Zimmer 1,2027-03-12,2027-03-16,\n"
+        "R2,Alpenhof,Zimmer Drei,2027-03-12,2027-03-16,storniert\n"
+    )
+    out = tmp_path / "plan.csv"
+    args = ["plan", str(source), "--devices", str(SANDBOX_DEVICES), "--config", str(config)]
+    assert main([*args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    table = printed[printed.index("Plan per door") :]
+    assert "Zimmer 1" in table
+    assert "Zimmer Drei" not in table
